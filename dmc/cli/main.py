@@ -1,0 +1,14 @@
+"""Entry point of the `dmc` console script: registers every command module on the root app."""
+
+from __future__ import annotations
+
+from dmc.cli import doctor  # noqa: F401  (registers `dmc doctor`)
+from dmc.cli.app import app
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""The root command: help, version, and the one-line error policy shared by every command."""
+
+import typer
+from typer.testing import CliRunner
+
+from dmc import __version__
+from dmc.cli.app import command
+from dmc.errors import InvalidInputError
+
+
+def test_help_lists_commands_with_descriptions(cli):
+    result = cli("--help")
+    assert result.exit_code == 0
+    assert "doctor" in result.output
+    assert "Check the installation" in result.output
+
+
+def test_version(cli):
+    result = cli("--version")
+    assert result.exit_code == 0
+    assert result.output.strip() == f"dmc {__version__}"
+
+
+def _app_raising(exc: Exception) -> typer.Typer:
+    app = typer.Typer()
+
+    @command(app)
+    def boom() -> None:
+        raise exc
+
+    @command(app)
+    def other() -> None:  # a second command keeps typer from collapsing the group
+        pass
+
+    return app
+
+
+def test_user_error_is_one_line_with_hint_and_exit_code(monkeypatch):
+    monkeypatch.delenv("DMC_DEBUG", raising=False)
+    app = _app_raising(InvalidInputError("spaces/x.yaml: nodes: must be >= 1", "fix the field"))
+    result = CliRunner().invoke(app, ["boom"])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == "error: spaces/x.yaml: nodes: must be >= 1 (hint: fix the field)"
+    assert "Traceback" not in result.output
+
+
+def test_unexpected_error_is_one_line_and_points_to_debug(monkeypatch):
+    monkeypatch.delenv("DMC_DEBUG", raising=False)
+    result = CliRunner().invoke(_app_raising(ZeroDivisionError("division by zero")), ["boom"])
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "ZeroDivisionError: division by zero" in lines[0] and "DMC_DEBUG=1" in lines[0]
+
+
+def test_debug_mode_lets_the_exception_through(monkeypatch):
+    monkeypatch.setenv("DMC_DEBUG", "1")
+    result = CliRunner().invoke(_app_raising(InvalidInputError("bad")), ["boom"])
+    assert isinstance(result.exception, InvalidInputError)
