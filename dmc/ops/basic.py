@@ -1,0 +1,58 @@
+"""Parameter-free building blocks: identity, zero, noise, and the factorized reduce."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class Identity(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+class Zero(nn.Module):
+    """'none': zeros shaped like the (strided) input, with ``C_out`` channels."""
+
+    def __init__(self, c_out: int, stride: int):
+        super().__init__()
+        self.c_out, self.stride = c_out, stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x[:, :, :: self.stride, :: self.stride]  # (B, C, H/s, W/s)
+        shape = (x.shape[0], self.c_out, x.shape[2], x.shape[3])
+        return x.new_zeros(shape) if x.shape[1] != self.c_out else x.mul(0.0)
+
+
+class Noise(nn.Module):
+    """'noise' (R-DARTS S4): standard normal noise shaped like the (strided) input; ignores its values."""
+
+    def __init__(self, c_out: int, stride: int, mean: float = 0.0, std: float = 1.0):
+        super().__init__()
+        self.c_out, self.stride, self.mean, self.std = c_out, stride, mean, std
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x[:, :, :: self.stride, :: self.stride]
+        shape = (x.shape[0], self.c_out, x.shape[2], x.shape[3])
+        return torch.randn(shape, dtype=x.dtype, device=x.device) * self.std + self.mean
+
+
+class FactorizedReduce(nn.Module):
+    """Halves the resolution with two offset stride-2 1x1 convs whose outputs are concatenated (DARTS).
+
+    Needs an even input height and width: the two branches must produce the same size.
+    """
+
+    def __init__(self, c_in: int, c_out: int, affine: bool = True):
+        super().__init__()
+        if c_out % 2:
+            raise ValueError(f"FactorizedReduce needs an even number of output channels, got {c_out}")
+        self.relu = nn.ReLU(inplace=False)
+        self.conv_1 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, padding=0, bias=False)
+        self.conv_2 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, padding=0, bias=False)
+        self.bn = nn.BatchNorm2d(c_out, affine=affine)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(x)
+        out = torch.cat([self.conv_1(x), self.conv_2(x[:, :, 1:, 1:])], dim=1)  # (B, C_out, H/2, W/2)
+        return self.bn(out)

@@ -1,0 +1,73 @@
+"""Convolutional building blocks with the layer order of the DARTS and NAS-Bench-201 reference code."""
+
+from __future__ import annotations
+
+from torch import nn
+
+
+class ReLUConvBN(nn.Sequential):
+    """ReLU -> Conv -> BN. ``bias`` is on for NAS-Bench-201's convs without affine BN (its reference code)."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int, affine: bool = True,
+                 dilation: int = 1, bias: bool = False):
+        super().__init__(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding, dilation=dilation, bias=bias),
+            nn.BatchNorm2d(c_out, affine=affine),
+        )
+
+
+class DilConv(nn.Sequential):
+    """ReLU -> dilated depthwise conv -> pointwise conv -> BN."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int, dilation: int,
+                 affine: bool = True):
+        super().__init__(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(c_in, c_in, kernel, stride=stride, padding=padding, dilation=dilation, groups=c_in,
+                      bias=False),
+            nn.Conv2d(c_in, c_out, 1, padding=0, bias=False),
+            nn.BatchNorm2d(c_out, affine=affine),
+        )
+
+
+class SepConv(nn.Sequential):
+    """Two stacked (ReLU -> depthwise conv -> pointwise conv -> BN); only the first is strided."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int, affine: bool = True):
+        super().__init__(
+            DilConv(c_in, c_in, kernel, stride, padding, 1, affine),
+            DilConv(c_in, c_out, kernel, 1, padding, 1, affine),
+        )
+
+
+class Conv7x1_1x7(nn.Sequential):
+    """ReLU -> 1x7 conv -> 7x1 conv -> BN (DARTS's 'conv_7x1_1x7')."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int, affine: bool = True):
+        super().__init__(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(c_in, c_out, (1, 7), stride=(1, stride), padding=(0, 3), bias=False),
+            nn.Conv2d(c_out, c_out, (7, 1), stride=(stride, 1), padding=(3, 0), bias=False),
+            nn.BatchNorm2d(c_out, affine=affine),
+        )
+
+
+class ResNetBasicBlock(nn.Module):
+    """NAS-Bench-201's residual block between stages: two ReLUConvBN, avg-pool + 1x1 conv shortcut."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int, affine: bool = True):
+        super().__init__()
+        self.conv_a = ReLUConvBN(c_in, c_out, 3, stride, 1, affine)
+        self.conv_b = ReLUConvBN(c_out, c_out, 3, 1, 1, affine)
+        if stride == 2:
+            self.downsample = nn.Sequential(nn.AvgPool2d(2, stride=2, padding=0),
+                                            nn.Conv2d(c_in, c_out, 1, bias=False))
+        elif c_in != c_out:
+            self.downsample = ReLUConvBN(c_in, c_out, 1, 1, 0, affine)
+        else:
+            self.downsample = None
+
+    def forward(self, x):
+        residual = x if self.downsample is None else self.downsample(x)
+        return residual + self.conv_b(self.conv_a(x))

@@ -1,0 +1,19 @@
+"""Pooling candidates (padding 1, so stride 1 keeps the size and stride 2 halves it)."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from dmc.ops.conv import ReLUConvBN
+
+
+def pool_3x3(kind: str, c_in: int, c_out: int, stride: int, affine: bool) -> nn.Module:
+    """3x3 max or average pooling; averages exclude the padding, as in DARTS and NAS-Bench-201.
+
+    A 1x1 ReLUConvBN adapts the channels first when ``c_in != c_out`` (NAS-Bench-201's rule).
+    """
+    pool = (nn.AvgPool2d(3, stride=stride, padding=1, count_include_pad=False) if kind == "avg"
+            else nn.MaxPool2d(3, stride=stride, padding=1))
+    if c_in == c_out:
+        return pool
+    return nn.Sequential(ReLUConvBN(c_in, c_out, 1, 1, 0, affine), pool)

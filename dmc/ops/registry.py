@@ -1,0 +1,68 @@
+"""The operation registry: one table of named candidate operations for the supernet and the compiler."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from torch import nn
+
+from dmc.errors import InvalidInputError
+
+OpFactory = Callable[[int, int, int, bool], nn.Module]
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    """A candidate operation.
+
+    ``factory(C_in, C_out, stride, affine)`` builds the module; ``affine`` is False in supernets
+    (BatchNorm without learnable scale, as in DARTS) and True in compiled networks.
+    """
+
+    name: str
+    factory: OpFactory
+    description: str
+    parametric: bool = False
+    """Has learnable weights (the '#P' count of the DARTS- paper)."""
+    pool: bool = False
+    """A pooling op: DARTS supernets append BatchNorm(affine=False) to it."""
+    zero: bool = False
+    """Always outputs zeros ('none'): mixed edges skip computing it, derivation ignores it."""
+    deterministic: bool = True
+    """False for ops whose output is random ('noise' of R-DARTS S4)."""
+
+    def build(self, c_in: int, c_out: int, stride: int, affine: bool) -> nn.Module:
+        return self.factory(c_in, c_out, stride, affine)
+
+
+class OpRegistry:
+    """Name -> :class:`OpSpec`; refuses duplicate names."""
+
+    def __init__(self) -> None:
+        self._ops: dict[str, OpSpec] = {}
+
+    def register(self, name: str, description: str, **flags) -> Callable[[OpFactory], OpFactory]:
+        def add(factory: OpFactory) -> OpFactory:
+            if name in self._ops:
+                raise ValueError(f"operation {name!r} is already registered")
+            self._ops[name] = OpSpec(name, factory, description, **flags)
+            return factory
+
+        return add
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._ops
+
+    def __iter__(self) -> Iterator[OpSpec]:
+        return iter(self._ops.values())
+
+    def names(self) -> list[str]:
+        return list(self._ops)
+
+    def __getitem__(self, name: str) -> OpSpec:
+        try:
+            return self._ops[name]
+        except KeyError:
+            raise InvalidInputError(f"unknown operation {name!r}",
+                                    f"known operations: {', '.join(self._ops)}") from None

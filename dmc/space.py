@@ -1,0 +1,340 @@
+"""Declarative search spaces: YAML specs (``spaces/*.yaml``) loaded into a frozen, validated :class:`SearchSpace`.
+
+A spec is complete on its own. Every problem is reported as one line naming the file, the field path
+and the allowed values, e.g. ``spaces/my.yaml: cell.normal.edges[3][1]: unknown op 'sep_conv_9x9' (known: ...)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib.resources
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dmc.errors import InvalidInputError
+from dmc.ops import OPS
+
+SPACE_FORMAT = "dmc.space/1"
+MACRO_KINDS = ("darts", "nb201")
+DERIVE_RULES = ("top_k", "all")
+
+
+class SpecError(InvalidInputError):
+    """A search-space spec is malformed; the message names the file and the field."""
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    """Candidate operations of one cell type, one tuple per edge, edges ordered node by node."""
+
+    edges: tuple[tuple[str, ...], ...]
+
+
+@dataclass(frozen=True)
+class MacroSpec:
+    """The network around the cells.
+
+    ``darts``: 3x3 conv stem with ``stem_multiplier * channels`` channels, ``layers`` cells, reduction
+    cells (channels doubled) at ``reductions`` (default: layers//3 and 2*layers//3), global pool, linear.
+    ``nb201``: 3x3 conv stem with ``channels``, three stages of ``layers`` cells at 1x, 2x, 4x channels
+    joined by stride-2 residual blocks, then BN-ReLU, global pool, linear.
+    """
+
+    kind: str
+    channels: int
+    layers: int
+    stem_multiplier: int = 3
+    reductions: tuple[int, ...] | None = None
+
+    def reduction_positions(self) -> tuple[int, ...]:
+        if self.kind != "darts":
+            return ()
+        if self.reductions is not None:
+            return self.reductions
+        return (self.layers // 3, 2 * self.layers // 3)
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """A validated cell search space. Equal specs compare (and hash) equal; ``source`` is not part of it."""
+
+    name: str
+    inputs: int
+    """Inputs of a cell: 2 (outputs of the two previous cells, DARTS) or 1 (NAS-Bench-201)."""
+    nodes: int
+    """Intermediate nodes of a cell."""
+    node_inputs: tuple[tuple[int, ...], ...]
+    """For each intermediate node, the indices it reads: 0..inputs-1 are the cell inputs, then nodes."""
+    multiplier: int
+    """How many of the last nodes are concatenated into the cell output (1: the last node alone)."""
+    normal: CellSpec
+    reduce: CellSpec | None
+    macro: MacroSpec
+    derive_rule: str = "top_k"
+    derive_k: int = 2
+    aux_conv1x1: bool = False
+    """Auxiliary edge on stride-1 edges: identity (False) or an identity-initialised 1x1 conv (True)."""
+    pool_batchnorm: bool = True
+    """Append BatchNorm(affine=False) to pooling candidates in the supernet (DARTS does)."""
+    description: str = field(default="", compare=False)
+    source: str = field(default="<memory>", compare=False)
+
+    @property
+    def edges(self) -> tuple[tuple[int, int], ...]:
+        """(node, input) for every edge, in the order of the cell specs."""
+        return tuple((node, j) for node, inputs in enumerate(self.node_inputs) for j in inputs)
+
+    @property
+    def cell_types(self) -> tuple[str, ...]:
+        return ("normal", "reduce") if self.reduce is not None else ("normal",)
+
+    def cell(self, cell_type: str) -> CellSpec:
+        return self.normal if cell_type == "normal" else self.reduce
+
+    @property
+    def concat(self) -> tuple[int, ...]:
+        """Indices (in the cell's numbering) of the nodes concatenated into the output."""
+        last = self.inputs + self.nodes
+        return tuple(range(last - self.multiplier, last))
+
+    @property
+    def content_hash(self) -> str:
+        """A short hash of everything that defines the space (not its description or file name)."""
+        blob = json.dumps(self.to_dict(include_description=False), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def with_macro(self, **changes: Any) -> SearchSpace:
+        """The same space with macro fields overridden (e.g. ``channels=8, layers=5``), re-validated."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        if not changes:
+            return self
+        data = self.to_dict()
+        data["macro"].update(changes)
+        return space_from_dict(data, f"{self.source} (with {', '.join(f'{k}={v}' for k, v in changes.items())})")
+
+    def to_dict(self, include_description: bool = True) -> dict:
+        """The spec as plain data (the YAML schema), round-tripping through :func:`space_from_dict`."""
+        def cell(spec: CellSpec) -> dict:
+            if len(set(spec.edges)) == 1:
+                return {"ops": list(spec.edges[0])}
+            return {"edges": [list(ops) for ops in spec.edges]}
+
+        data: dict[str, Any] = {"format": SPACE_FORMAT, "name": self.name, "kind": "cell"}
+        if include_description:
+            data["description"] = self.description
+        data["cell"] = {"inputs": self.inputs, "nodes": self.nodes, "multiplier": self.multiplier,
+                        "node_inputs": [list(i) for i in self.node_inputs], "normal": cell(self.normal)}
+        if self.reduce is not None:
+            data["cell"]["reduce"] = cell(self.reduce)
+        data["derive"] = {"rule": self.derive_rule, "k": self.derive_k}
+        data["auxiliary"] = {"conv1x1": self.aux_conv1x1}
+        data["search"] = {"pool_batchnorm": self.pool_batchnorm}
+        macro = dataclasses.asdict(self.macro)
+        macro["reductions"] = "thirds" if self.macro.reductions is None else list(self.macro.reductions)
+        if self.macro.kind != "darts":
+            del macro["stem_multiplier"], macro["reductions"]
+        data["macro"] = macro
+        return data
+
+
+# ----------------------------------------------------------------------------------------------- loading
+
+
+def bundled_spaces() -> dict[str, Path]:
+    """Name -> path of the specs shipped with dmc (the ``spaces/`` folder)."""
+    folder = importlib.resources.files("dmc.spaces")
+    return {Path(p.name).stem: Path(str(p)) for p in folder.iterdir() if p.name.endswith(".yaml")}
+
+
+def load_space(name_or_path: str | Path) -> SearchSpace:
+    """Loads a spec file, or a bundled space by name (``darts_s0``, ``rdarts_s3``, ``nb201``, ...)."""
+    path = Path(name_or_path)
+    if not path.exists():
+        bundled = bundled_spaces()
+        if str(name_or_path) not in bundled:
+            raise SpecError(f"{name_or_path}: no such spec file or bundled space",
+                            f"bundled spaces: {', '.join(sorted(bundled))}")
+        path = bundled[str(name_or_path)]
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SpecError(f"{path}: {where}YAML syntax error: {problem}", "fix the YAML syntax") from None
+    return space_from_dict(data, str(path))
+
+
+def space_from_dict(data: Any, source: str = "<memory>") -> SearchSpace:
+    """Validates plain data (a parsed spec) into a :class:`SearchSpace`."""
+    return _Validator(source).space(data)
+
+
+class _Validator:
+    def __init__(self, source: str):
+        self.source = source
+
+    def fail(self, path: str, problem: str, hint: str | None = None):
+        raise SpecError(f"{self.source}: {path}: {problem}" if path else f"{self.source}: {problem}", hint)
+
+    def mapping(self, value: Any, path: str, required: set[str], optional: set[str]) -> dict:
+        if not isinstance(value, dict):
+            self.fail(path, f"expected a mapping, got {type(value).__name__}")
+        for key in value:
+            if key not in required | optional:
+                self.fail(f"{path}.{key}" if path else str(key), "unknown field",
+                          f"allowed fields: {', '.join(sorted(required | optional))}")
+        for key in sorted(required - set(value)):
+            self.fail(f"{path}.{key}" if path else key, "missing required field")
+        return value
+
+    def integer(self, value: Any, path: str, low: int, high: int | None = None) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.fail(path, f"expected an integer, got {value!r}")
+        if value < low or (high is not None and value > high):
+            allowed = f"{low}..{high}" if high is not None else f">= {low}"
+            self.fail(path, f"{value} is out of range (allowed: {allowed})")
+        return value
+
+    def boolean(self, value: Any, path: str) -> bool:
+        if not isinstance(value, bool):
+            self.fail(path, f"expected true or false, got {value!r}")
+        return value
+
+    def choice(self, value: Any, path: str, allowed: tuple[str, ...]) -> str:
+        if value not in allowed:
+            self.fail(path, f"{value!r} is not allowed (allowed: {', '.join(allowed)})")
+        return value
+
+    def op_list(self, value: Any, path: str) -> tuple[str, ...]:
+        if not isinstance(value, list) or not value:
+            self.fail(path, "expected a non-empty list of operation names")
+        for i, op in enumerate(value):
+            if op not in OPS:
+                self.fail(f"{path}[{i}]", f"unknown op {op!r} (known: {', '.join(OPS.names())})")
+        if len(set(value)) != len(value):
+            self.fail(path, f"an op is listed twice: {value}")
+        return tuple(value)
+
+    def space(self, data: Any) -> SearchSpace:
+        top = self.mapping(data, "", {"format", "name", "cell", "macro"},
+                           {"kind", "description", "derive", "auxiliary", "search"})
+        if top["format"] != SPACE_FORMAT:
+            self.fail("format", f"{top['format']!r} is not supported (allowed: {SPACE_FORMAT})")
+        name = top["name"]
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+            self.fail("name", f"{name!r} is not a valid name (letters, digits, '_', '-', '.')")
+        self.choice(top.get("kind", "cell"), "kind", ("cell",))
+        description = top.get("description", "")
+        if not isinstance(description, str):
+            self.fail("description", "expected text")
+
+        macro = self.macro(top["macro"])
+        cell = self.mapping(top["cell"], "cell", {"inputs", "nodes", "normal"},
+                            {"multiplier", "node_inputs", "reduce"})
+        inputs = self.integer(cell["inputs"], "cell.inputs", 1, 2)
+        nodes = self.integer(cell["nodes"], "cell.nodes", 1, 16)
+        multiplier = self.integer(cell.get("multiplier", nodes), "cell.multiplier", 1, nodes)
+        node_inputs = self.node_inputs(cell.get("node_inputs"), inputs, nodes)
+        n_edges = sum(len(i) for i in node_inputs)
+        normal = self.cell_ops(cell["normal"], "cell.normal", n_edges)
+        reduce = self.cell_ops(cell["reduce"], "cell.reduce", n_edges) if "reduce" in cell else None
+
+        if macro.kind == "darts":
+            if inputs != 2:
+                self.fail("cell.inputs", f"darts networks feed each cell the two previous outputs: must be 2, "
+                                         f"got {inputs}")
+            if reduce is None and macro.reduction_positions():
+                self.fail("cell.reduce", "missing: a darts network with reduction positions needs a reduction cell")
+        elif reduce is not None:
+            self.fail("cell.reduce", f"{macro.kind} networks have no reduction cells: remove this field")
+        elif inputs != 1:
+            self.fail("cell.inputs", f"{macro.kind} cells have one input: must be 1, got {inputs}")
+
+        derive = self.mapping(top.get("derive", {}), "derive", set(), {"rule", "k"})
+        rule = self.choice(derive.get("rule", "top_k"), "derive.rule", DERIVE_RULES)
+        k = 0
+        if rule == "top_k":
+            fewest = min(len(i) for i in node_inputs)
+            k = self.integer(derive.get("k", 2), "derive.k", 1, fewest)
+            for cell_name, spec in (("normal", normal), ("reduce", reduce)):
+                for e, ops in enumerate(spec.edges if spec else ()):
+                    if all(OPS[op].zero for op in ops):
+                        self.fail(f"cell.{cell_name}.edges[{e}]", "only 'none' is offered: top_k derivation "
+                                                                  "needs another op on every edge")
+        aux = self.mapping(top.get("auxiliary", {}), "auxiliary", set(), {"conv1x1"})
+        search = self.mapping(top.get("search", {}), "search", set(), {"pool_batchnorm"})
+        return SearchSpace(
+            name=name, inputs=inputs, nodes=nodes, node_inputs=node_inputs, multiplier=multiplier,
+            normal=normal, reduce=reduce, macro=macro, derive_rule=rule, derive_k=k,
+            aux_conv1x1=self.boolean(aux.get("conv1x1", False), "auxiliary.conv1x1"),
+            pool_batchnorm=self.boolean(search.get("pool_batchnorm", macro.kind == "darts"),
+                                        "search.pool_batchnorm"),
+            description=description.strip(), source=self.source,
+        )
+
+    def node_inputs(self, value: Any, inputs: int, nodes: int) -> tuple[tuple[int, ...], ...]:
+        if value is None:  # every node reads every earlier node
+            return tuple(tuple(range(inputs + n)) for n in range(nodes))
+        if not isinstance(value, list) or len(value) != nodes:
+            self.fail("cell.node_inputs", f"expected a list with one entry per node ({nodes})")
+        result = []
+        for n, entry in enumerate(value):
+            path = f"cell.node_inputs[{n}]"
+            if not isinstance(entry, list) or not entry:
+                self.fail(path, "expected a non-empty list of input indices")
+            for i, j in enumerate(entry):
+                self.integer(j, f"{path}[{i}]", 0, inputs + n - 1)
+            if len(set(entry)) != len(entry):
+                self.fail(path, f"an input is listed twice: {entry}")
+            result.append(tuple(entry))
+        return tuple(result)
+
+    def cell_ops(self, value: Any, path: str, n_edges: int) -> CellSpec:
+        spec = self.mapping(value, path, set(), {"ops", "edges"})
+        if ("ops" in spec) == ("edges" in spec):
+            self.fail(path, "give either 'ops' (one list for every edge) or 'edges' (one list per edge)")
+        if "ops" in spec:
+            return CellSpec((self.op_list(spec["ops"], f"{path}.ops"),) * n_edges)
+        edges = spec["edges"]
+        if not isinstance(edges, list) or len(edges) != n_edges:
+            got = len(edges) if isinstance(edges, list) else type(edges).__name__
+            self.fail(f"{path}.edges", f"expected {n_edges} edges (one per node input), got {got}")
+        return CellSpec(tuple(self.op_list(ops, f"{path}.edges[{e}]") for e, ops in enumerate(edges)))
+
+    def macro(self, value: Any) -> MacroSpec:
+        macro = self.mapping(value, "macro", {"kind", "channels", "layers"}, {"stem_multiplier", "reductions"})
+        kind = self.choice(macro["kind"], "macro.kind", MACRO_KINDS)
+        channels = self.integer(macro["channels"], "macro.channels", 1)
+        layers = self.integer(macro["layers"], "macro.layers", 1)
+        if kind != "darts":
+            for key in ("stem_multiplier", "reductions"):
+                if key in macro:
+                    self.fail(f"macro.{key}", f"not used by {kind} networks: remove this field")
+            return MacroSpec(kind, channels, layers)
+        stem = self.integer(macro.get("stem_multiplier", 3), "macro.stem_multiplier", 1)
+        reductions = macro.get("reductions", "thirds")
+        if reductions == "thirds":
+            positions = None
+        elif isinstance(reductions, list):
+            for i, r in enumerate(reductions):
+                if isinstance(r, int) and not isinstance(r, bool) and r >= layers:
+                    self.fail(f"macro.reductions[{i}]", f"position {r} is past the last cell (layers: {layers}, "
+                                                        f"allowed: 0..{layers - 1})")
+                self.integer(r, f"macro.reductions[{i}]", 0, layers - 1)
+            if sorted(set(reductions)) != reductions:
+                self.fail("macro.reductions", f"positions must be increasing and distinct, got {reductions}")
+            positions = tuple(reductions)
+        else:
+            self.fail("macro.reductions", f"expected 'thirds' or a list of cell positions, got {reductions!r}")
+        return MacroSpec(kind, channels, layers, stem, positions)
