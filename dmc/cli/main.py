@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dmc.cli import doctor  # noqa: F401  (registers `dmc doctor`)
+from dmc.cli import derive, doctor, search, spaces  # noqa: F401  (each module registers its commands)
 from dmc.cli.app import app
 
 

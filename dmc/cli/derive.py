@@ -1,0 +1,25 @@
+"""`dmc derive`: the genotype of a search run, as a versioned JSON file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from dmc.cli.app import command
+from dmc.search import derive_run
+
+
+@command(name="derive")
+def derive_command(
+    run_dir: Path = typer.Argument(..., help="A run folder written by `dmc search`."),
+    checkpoint: str = typer.Option("best", help="best | last | epoch:N (alphas recorded at epoch N)."),
+    out: Path = typer.Option(None, "--out", "-o", help="Genotype file to write [RUN_DIR/genotype-<checkpoint>.json]."),
+) -> None:
+    """Derive the genotype of a search run (best-validation checkpoint by default)."""
+    genotype = derive_run(run_dir, checkpoint)
+    out = out or run_dir / f"genotype-{checkpoint.replace(':', '')}.json"
+    genotype.save(out)
+    text = genotype.to_nb201_string() if genotype.kind == "nb201" else genotype.to_darts_text()
+    typer.echo(text)
+    typer.echo(f"wrote {out}")

@@ -1,0 +1,91 @@
+"""`dmc search`: a DARTS- (or, with --beta0 0, DARTS) search into a run folder."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from dmc.cli.app import command
+from dmc.cli.progress import epoch_progress
+from dmc.errors import InvalidInputError
+from dmc.search import SCHEDULES, SearchConfig, load_search_config, search_seeds
+from dmc.search import search as run_search
+
+
+def _seeds(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise InvalidInputError(f"--seeds {text!r} is not a comma-separated list of integers",
+                                "e.g. --seeds 0,1,2,3") from None
+
+
+@command(name="search")
+def search_command(
+    space: str = typer.Argument(None, help="Bundled space name (darts_s0, rdarts_s3, nb201, tiny, ...) or spec file."),
+    dataset: str = typer.Option(None, help="digits | cifar10[:PATH] | cifar100[:PATH] | folder:PATH."),
+    data_root: str = typer.Option(None, help="Folder holding the CIFAR data."),
+    out: Path = typer.Option(None, "--out", "-o", help="Run folder (default: runs/search-<space>-<time>)."),
+    resume: Path = typer.Option(None, help="Continue the search in this run folder exactly where it stopped."),
+    config: Path = typer.Option(None, help="YAML file of settings (any SearchConfig field); flags override it."),
+    epochs: int = typer.Option(None, help="Search epochs [50]."),
+    batch_size: int = typer.Option(None, help="Batch size [64]."),
+    channels: int = typer.Option(None, help="Initial channels [the space's, 16]."),
+    layers: int = typer.Option(None, help="Cells (cells per stage for nb201) [the space's, 8]."),
+    lr: float = typer.Option(None, help="Weight learning rate, cosine-annealed [0.025]."),
+    arch_lr: float = typer.Option(None, help="Alpha learning rate (Adam) [3e-4]."),
+    order: int = typer.Option(None, help="1: first-order; 2: second-order (unrolled) DARTS [1]."),
+    beta_schedule: str = typer.Option(None, help=f"Beta decay: {', '.join(SCHEDULES)} [linear]."),
+    beta0: float = typer.Option(None, help="Initial beta [1]; 0 runs plain DARTS."),
+    beta_start: int = typer.Option(None, help="Epoch where beta starts to decay [0]."),
+    beta_stop: int = typer.Option(None, help="Epoch where beta reaches 0 (the drop epoch of 'step') [epochs]."),
+    seed: int = typer.Option(None, help="Random seed [0]."),
+    seeds: str = typer.Option(None, help="Comma-separated seeds: independent searches in OUT/seed-<s>."),
+    device: str = typer.Option(None, help="auto | cpu | cuda [auto]."),
+    deterministic: bool = typer.Option(None, "--deterministic/--nondeterministic",
+                                       help="Deterministic algorithms (bitwise reproducible on CPU)."),
+) -> None:
+    """Search an architecture with DARTS- (auxiliary skip with decaying beta)."""
+    console = Console()
+    if resume is not None:
+        if space is not None or config is not None:
+            raise InvalidInputError("--resume continues with the run folder's own settings",
+                                    "drop the SPACE argument and --config")
+        with epoch_progress(console) as on_event:
+            result = run_search(SearchConfig(), resume, resume=True, on_event=on_event)
+        _report(console, [result])
+        return
+    overrides = dict(space=space, dataset=dataset, data_root=data_root, epochs=epochs, batch_size=batch_size,
+                     channels=channels, layers=layers, lr=lr, arch_lr=arch_lr, order=order,
+                     beta_schedule=beta_schedule, beta0=beta0, beta_start=beta_start, beta_stop=beta_stop,
+                     seed=seed, device=device, deterministic=deterministic)
+    if config is not None:
+        cfg = load_search_config(config, **overrides)
+    else:
+        if space is None:
+            raise InvalidInputError("no search space given", "pass a space, e.g. `dmc search rdarts_s3`, "
+                                                             "or --config FILE")
+        cfg = SearchConfig.from_dict({k: v for k, v in overrides.items() if v is not None}, "command line")
+    out = out or Path("runs") / f"search-{Path(cfg.space).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    seed_list = _seeds(seeds)
+    with epoch_progress(console) as on_event:
+        if seed_list:
+            results = search_seeds(cfg, out, seed_list, on_event=on_event)
+        else:
+            results = [run_search(cfg, out, on_event=on_event)]
+    _report(console, results)
+
+
+def _report(console: Console, results) -> None:
+    for result in results:
+        genotype = result.genotype
+        text = genotype.to_nb201_string() if genotype.kind == "nb201" else genotype.to_darts_text()
+        console.print(f"[bold]{result.run_dir}[/]: best validation accuracy {result.best_val_acc:.4f} "
+                      f"at epoch {result.best_epoch}")
+        console.print(f"  genotype: {text}", soft_wrap=True)
+        console.print(f"  files: {result.run_dir / 'genotype.json'}, history.jsonl, best.pt, last.pt, tb/")

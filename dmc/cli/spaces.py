@@ -1,0 +1,48 @@
+"""`dmc spaces list|show|validate`: the bundled search spaces and user spec files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from dmc.cli.app import command, sub_app
+from dmc.space import bundled_spaces, load_space
+
+spaces_app = sub_app("spaces", "List, show and validate search-space specs.")
+
+
+def _summary(space) -> str:
+    ops = sorted({op for c in space.cell_types for ops in space.cell(c).edges for op in ops})
+    return f"{len(space.edges)} edges/cell, {len(ops)} ops, macro {space.macro.kind}"
+
+
+@command(spaces_app, name="list")
+def list_spaces() -> None:
+    """List the bundled search spaces."""
+    table = Table("name", "edges", "candidate ops", "macro", "hash", box=None, header_style="bold")
+    for name, path in sorted(bundled_spaces().items()):
+        space = load_space(path)
+        ops = sorted({op for c in space.cell_types for ops in space.cell(c).edges for op in ops})
+        table.add_row(name, str(len(space.edges)), ", ".join(ops),
+                      f"{space.macro.kind} C={space.macro.channels} L={space.macro.layers}", space.content_hash)
+    Console().print(table)
+
+
+@command(spaces_app, name="show")
+def show(space: str = typer.Argument(..., help="A bundled space name or a spec file.")) -> None:
+    """Print a space as its validated spec (YAML)."""
+    loaded = load_space(space)
+    typer.echo(f"# {loaded.source} (hash {loaded.content_hash})")
+    typer.echo(yaml.safe_dump(loaded.to_dict(), sort_keys=False, width=120).rstrip())
+
+
+@command(spaces_app, name="validate")
+def validate(files: list[Path] = typer.Argument(..., help="Spec files to check.")) -> None:
+    """Check spec files; prints one line per file, exits 2 on the first invalid one."""
+    for file in files:
+        space = load_space(file)
+        typer.echo(f"ok: {file}: space {space.name!r}, {_summary(space)}, hash {space.content_hash}")

@@ -1,0 +1,39 @@
+"""Datasets: ``digits`` (embedded), ``cifar10`` / ``cifar100`` (python-pickle folders), ``folder:PATH``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dmc.data.bundle import DataBundle
+from dmc.errors import InvalidInputError
+
+DATASETS = ("digits", "cifar10", "cifar100", "folder:PATH")
+
+
+def load_dataset(spec: str, root: str | Path | None = None, augment: bool = False, image_size: int = 32) -> DataBundle:
+    """Loads a dataset by name: ``digits``, ``cifar10[:PATH]``, ``cifar100[:PATH]`` or ``folder:PATH``.
+
+    CIFAR folders can also come from ``root``. ``augment`` turns on training-split augmentation.
+    """
+    name, _, path = spec.partition(":")
+    if name == "digits":
+        from dmc.data.digits import load_digits_bundle
+
+        return load_digits_bundle(image_size, augment)
+    if name in ("cifar10", "cifar100"):
+        from dmc.data.cifar import load_cifar_bundle
+
+        if not (path or root):
+            raise InvalidInputError(f"{name} needs the folder holding it (no downloads)",
+                                    f"pass --dataset {name}:PATH or --data-root PATH")
+        return load_cifar_bundle(name, path or root, augment)
+    if name == "folder":
+        from dmc.data.folder import load_folder_bundle
+
+        if not path:
+            raise InvalidInputError("folder datasets need a path", "pass --dataset folder:PATH")
+        return load_folder_bundle(path, image_size, augment)
+    raise InvalidInputError(f"unknown dataset {spec!r}", f"choose one of: {', '.join(DATASETS)}")
+
+
+__all__ = ["DATASETS", "DataBundle", "load_dataset"]

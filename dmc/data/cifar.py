@@ -1,0 +1,88 @@
+"""CIFAR-10/100 from a folder in the standard python-pickle layout (no downloads).
+
+The batches are pickles; they are read with an unpickler that only admits the plain containers and
+numpy arrays the format uses, so a tampered file cannot run code.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dmc.data.bundle import DataBundle
+from dmc.data.tensors import TensorImageDataset
+from dmc.errors import InvalidInputError
+
+LAYOUTS = {
+    "cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"], b"labels", 10,
+                (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "cifar100": ("cifar-100-python", ["train"], ["test"], b"fine_labels", 100,
+                 (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+}
+
+_ALLOWED_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+}
+
+
+class _DataOnlyUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        if (module, name) in _ALLOWED_GLOBALS:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name}: CIFAR batches hold only arrays and lists")
+
+
+def read_batch(path: Path) -> dict:
+    """One CIFAR batch file as a dict with bytes keys (b'data', b'labels' / b'fine_labels', ...)."""
+    try:
+        return _DataOnlyUnpickler(io.BytesIO(path.read_bytes()), encoding="bytes").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as exc:
+        raise InvalidInputError(f"{path}: not a readable CIFAR batch ({exc})",
+                                "re-extract the python version of the dataset") from None
+
+
+def cifar_root(name: str, root: str | Path) -> Path:
+    """The folder holding the batches; accepts the parent (as torchvision does) or the folder itself."""
+    folder, train_files, test_files, *_ = LAYOUTS[name]
+    root = Path(root)
+    for candidate in (root / folder, root):
+        if all((candidate / f).is_file() for f in train_files + test_files):
+            return candidate
+    raise InvalidInputError(
+        f"{root}: no {name.upper()} data found",
+        f"expected {root}/{folder}/ with {', '.join(train_files + test_files)} "
+        f"(the 'python version' archive, unpacked)")
+
+
+def _load_split(folder: Path, files: list[str], label_key: bytes) -> tuple[torch.Tensor, torch.Tensor]:
+    images, labels = [], []
+    for f in files:
+        batch = read_batch(folder / f)
+        try:
+            data = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+            target = np.asarray(batch[label_key], dtype=np.int64)
+        except (KeyError, ValueError) as exc:
+            raise InvalidInputError(f"{folder / f}: malformed CIFAR batch ({type(exc).__name__}: {exc})",
+                                    "re-extract the python version of the dataset") from None
+        if len(data) != len(target):
+            raise InvalidInputError(f"{folder / f}: {len(data)} images but {len(target)} labels")
+        images.append(torch.from_numpy(data))
+        labels.append(torch.from_numpy(target))
+    return torch.cat(images), torch.cat(labels)
+
+
+def load_cifar_bundle(name: str, root: str | Path, augment: bool = False) -> DataBundle:
+    """CIFAR-10 or CIFAR-100; ``augment`` adds DARTS's padded random crop and horizontal flip to train."""
+    _, train_files, test_files, label_key, classes, mean, std = LAYOUTS[name]
+    folder = cifar_root(name, root)
+    train_x, train_y = _load_split(folder, train_files, label_key)
+    test_x, test_y = _load_split(folder, test_files, label_key)
+    if int(max(train_y.max(), test_y.max())) >= classes:
+        raise InvalidInputError(f"{folder}: labels go up to {int(train_y.max())}, but {name} has {classes} classes")
+    return DataBundle(name, TensorImageDataset(train_x, train_y, mean, std, augment),
+                      TensorImageDataset(test_x, test_y, mean, std), classes, 3, 32, mean, std)

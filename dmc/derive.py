@@ -1,0 +1,57 @@
+"""Derivation: architecture weights -> :class:`Genotype`, by the rule of the search space. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+
+from dmc.errors import InvalidInputError
+from dmc.genotype import CellGenotype, Genotype
+from dmc.ops import OPS
+from dmc.space import SearchSpace
+
+
+def edge_weights(alpha: torch.Tensor, space: SearchSpace, cell_type: str) -> list[torch.Tensor]:
+    """Softmax of each edge's logits over that edge's own candidates (``alpha`` may be padded)."""
+    spec = space.cell(cell_type)
+    if alpha.dim() != 2 or alpha.shape[0] != len(spec.edges) or alpha.shape[1] < max(map(len, spec.edges)):
+        raise InvalidInputError(
+            f"{cell_type} architecture weights have shape {tuple(alpha.shape)}, but space {space.name!r} has "
+            f"{len(spec.edges)} edges with up to {max(map(len, spec.edges))} candidates",
+            "derive with the space the search ran in")
+    return [alpha[e, : len(ops)].float().softmax(-1) for e, ops in enumerate(spec.edges)]
+
+
+def derive(alphas: Mapping[str, torch.Tensor], space: SearchSpace) -> Genotype:
+    """Turns architecture logits (``{"normal": (E, K), "reduce": (E, K)}``) into a genotype.
+
+    ``top_k`` (DARTS): for each node keep the k incoming edges whose strongest non-'none' op weighs most,
+    each with that op. ``all`` (NAS-Bench-201): every edge keeps its strongest op, 'none' included.
+    """
+    cells = {}
+    for cell_type in space.cell_types:
+        if cell_type not in alphas:
+            raise InvalidInputError(f"no architecture weights for the {cell_type} cell")
+        weights = edge_weights(alphas[cell_type].detach().cpu(), space, cell_type)
+        cells[cell_type] = CellGenotype(_derive_nodes(weights, space, cell_type), space.concat)
+    return Genotype(normal=cells["normal"], reduce=cells.get("reduce"), kind=space.macro.kind,
+                    space=space.name, space_hash=space.content_hash)
+
+
+def _derive_nodes(weights: Sequence[torch.Tensor], space: SearchSpace, cell_type: str):
+    ops_per_edge = space.cell(cell_type).edges
+    nodes, e = [], 0
+    for inputs in space.node_inputs:
+        candidates = []  # (strength, input index, op) per incoming edge
+        for j in inputs:
+            w, ops = weights[e], ops_per_edge[e]
+            allowed = [k for k, op in enumerate(ops) if space.derive_rule == "all" or not OPS[op].zero]
+            best = max(allowed, key=lambda k: (w[k].item(), -k))
+            candidates.append((w[best].item(), j, ops[best]))
+            e += 1
+        if space.derive_rule == "top_k":
+            # stable: equal strengths keep the lower input first, as DARTS's sorted() does
+            candidates = sorted(candidates, key=lambda c: -c[0])[: space.derive_k]
+        nodes.append(tuple((op, j) for _, j, op in candidates))
+    return tuple(nodes)

@@ -1,0 +1,237 @@
+"""Genotypes: the discrete architecture a search derives and the compiler builds.
+
+A :class:`Genotype` is frozen and validated on construction. It reads and writes
+
+- dmc's versioned JSON (``{"format": "dmc.genotype", "version": 1, ...}``),
+- the DARTS text of published code, ``Genotype(normal=[('sep_conv_3x3', 0), ...], normal_concat=[2, 3, 4, 5],
+  reduce=[...], reduce_concat=range(2, 6))``, parsed as data (never evaluated),
+- the NAS-Bench-201 string ``|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|...|``.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dmc.errors import InvalidInputError
+from dmc.io import atomic_write_text
+from dmc.ops import OPS
+
+GENOTYPE_FORMAT = "dmc.genotype"
+GENOTYPE_VERSION = 1
+KINDS = ("darts", "nb201")
+
+
+class GenotypeError(InvalidInputError):
+    """A genotype is malformed or inconsistent."""
+
+
+Edge = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class CellGenotype:
+    """One derived cell: for each intermediate node, its (operation, input index) pairs.
+
+    Input indices count the cell inputs first (0, 1 for DARTS; 0 for NAS-Bench-201), then the
+    intermediate nodes in order. ``concat`` lists the node indices joined into the cell output.
+    """
+
+    nodes: tuple[tuple[Edge, ...], ...]
+    concat: tuple[int, ...]
+
+    @property
+    def edges(self) -> tuple[Edge, ...]:
+        return tuple(edge for node in self.nodes for edge in node)
+
+
+@dataclass(frozen=True)
+class Genotype:
+    """A derived architecture: a normal cell, a reduction cell (DARTS family only), and where it came from.
+
+    ``kind`` names the network family the compiler builds around the cells: ``darts`` (two-input cells,
+    reduction cells) or ``nb201`` (one-input cells joined by residual blocks).
+    """
+
+    normal: CellGenotype
+    reduce: CellGenotype | None = None
+    kind: str = "darts"
+    space: str | None = None
+    space_hash: str | None = None
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    @property
+    def inputs(self) -> int:
+        return 2 if self.kind == "darts" else 1
+
+    @property
+    def cells(self) -> dict[str, CellGenotype]:
+        return {"normal": self.normal} | ({"reduce": self.reduce} if self.reduce is not None else {})
+
+    @property
+    def deterministic(self) -> bool:
+        """False when a cell keeps an op with random output ('noise')."""
+        return all(OPS[op].deterministic for cell in self.cells.values() for op, _ in cell.edges)
+
+    # ------------------------------------------------------------------------------------ dmc JSON
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": GENOTYPE_FORMAT,
+            "version": GENOTYPE_VERSION,
+            "kind": self.kind,
+            "space": {"name": self.space, "hash": self.space_hash},
+            "cells": {name: {"nodes": [[[op, j] for op, j in node] for node in cell.nodes],
+                             "concat": list(cell.concat)}
+                      for name, cell in self.cells.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "genotype") -> Genotype:
+        if not isinstance(data, dict) or data.get("format") != GENOTYPE_FORMAT:
+            raise GenotypeError(f"{source}: not a dmc genotype (no \"format\": \"{GENOTYPE_FORMAT}\")",
+                                "write one with `dmc derive`, or import DARTS text with Genotype.from_darts_text")
+        if data.get("version") != GENOTYPE_VERSION:
+            raise GenotypeError(f"{source}: genotype version {data.get('version')!r} is not supported "
+                                f"(this dmc reads version {GENOTYPE_VERSION})", "upgrade dmc")
+        try:
+            cells = {
+                name: CellGenotype(tuple(tuple((str(op), int(j)) for op, j in node) for node in cell["nodes"]),
+                                   tuple(int(i) for i in cell["concat"]))
+                for name, cell in data["cells"].items()
+            }
+            space = data.get("space") or {}
+            return cls(normal=cells.pop("normal"), reduce=cells.pop("reduce", None), kind=data.get("kind", "darts"),
+                       space=space.get("name"), space_hash=space.get("hash"))
+        except GenotypeError as exc:
+            raise GenotypeError(f"{source}: {exc.message}", exc.hint) from None
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise GenotypeError(f"{source}: malformed genotype ({type(exc).__name__}: {exc})",
+                                "cells.normal needs 'nodes' ([[op, input], ...] per node) and 'concat'") from None
+
+    def save(self, path: str | Path) -> Path:
+        """Writes the JSON genotype atomically."""
+        return atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
+
+    # ------------------------------------------------------------------------------------ DARTS text
+    @classmethod
+    def from_darts(cls, normal, normal_concat, reduce, reduce_concat, **meta) -> Genotype:
+        """From the fields of DARTS's ``Genotype`` namedtuple: flat edge lists, two edges per node."""
+        def cell(edges, concat, name) -> CellGenotype:
+            edges = [(str(op), int(j)) for op, j in edges]
+            if len(edges) % 2:
+                raise GenotypeError(f"{name}: DARTS cells have two edges per node, got {len(edges)} edges")
+            return CellGenotype(tuple(tuple(edges[i:i + 2]) for i in range(0, len(edges), 2)),
+                                tuple(int(i) for i in concat))
+
+        return cls(cell(normal, normal_concat, "normal"), cell(reduce, reduce_concat, "reduce"), kind="darts",
+                   **meta)
+
+    @classmethod
+    def from_darts_text(cls, text: str, **meta) -> Genotype:
+        """Parses ``Genotype(normal=[...], normal_concat=..., reduce=[...], reduce_concat=...)`` as data."""
+        try:
+            tree = ast.parse(text.strip(), mode="eval").body
+        except SyntaxError as exc:
+            raise GenotypeError(f"not a DARTS genotype: {exc.msg}", "expected Genotype(normal=[...], ...)") from None
+        if not (isinstance(tree, ast.Call) and isinstance(tree.func, ast.Name) and tree.func.id == "Genotype"
+                and not tree.args):
+            raise GenotypeError("not a DARTS genotype", "expected Genotype(normal=[...], normal_concat=[...], "
+                                                        "reduce=[...], reduce_concat=[...])")
+        fields = {kw.arg: _literal(kw.value) for kw in tree.keywords}
+        required = {"normal", "normal_concat", "reduce", "reduce_concat"}
+        if set(fields) != required:
+            raise GenotypeError(f"DARTS genotype fields {sorted(fields)} should be {sorted(required)}")
+        return cls.from_darts(**fields, **meta)
+
+    def to_darts_text(self) -> str:
+        if self.kind != "darts" or any(len(node) != 2 for c in self.cells.values() for node in c.nodes):
+            raise GenotypeError("only DARTS-family genotypes with two edges per node have a DARTS text form")
+        return (f"Genotype(normal={list(self.normal.edges)}, normal_concat={list(self.normal.concat)}, "
+                f"reduce={list(self.reduce.edges)}, reduce_concat={list(self.reduce.concat)})")
+
+    # ------------------------------------------------------------------------------------ NAS-Bench-201
+    @classmethod
+    def from_nb201_string(cls, text: str, **meta) -> Genotype:
+        """Parses ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|``: node i lists its edges from nodes 0..i-1."""
+        nodes = []
+        for n, part in enumerate(text.strip().split("+")):
+            items = [item for item in part.strip().strip("|").split("|") if item]
+            edges = []
+            for item in items:
+                op, sep, j = item.partition("~")
+                if not sep or not j.isdigit():
+                    raise GenotypeError(f"NAS-Bench-201 string: {item!r} is not 'op~input'")
+                edges.append((op, int(j)))
+            nodes.append(tuple(edges))
+        return cls(CellGenotype(tuple(nodes), (len(nodes),)), kind="nb201", **meta)
+
+    def to_nb201_string(self) -> str:
+        if self.kind != "nb201":
+            raise GenotypeError("only nb201 genotypes have a NAS-Bench-201 string")
+        return "+".join("|" + "|".join(f"{op}~{j}" for op, j in node) + "|" for node in self.normal.nodes)
+
+
+def _literal(node: ast.expr) -> Any:
+    """Lists/tuples of (str, int) pairs, lists of ints, or ``range(a, b)``: nothing else is accepted."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "range" \
+            and all(isinstance(a, ast.Constant) and type(a.value) is int for a in node.args) and not node.keywords:
+        return list(range(*(a.value for a in node.args)))
+    try:
+        return ast.literal_eval(node)
+    except ValueError:
+        raise GenotypeError(f"unsupported expression in DARTS genotype: {ast.unparse(node)}") from None
+
+
+def _validate(genotype: Genotype) -> None:
+    if genotype.kind not in KINDS:
+        raise GenotypeError(f"kind {genotype.kind!r} is not supported (allowed: {', '.join(KINDS)})")
+    if (genotype.reduce is None) != (genotype.kind == "nb201"):
+        raise GenotypeError("darts genotypes need a reduction cell; nb201 genotypes have none")
+    for name, cell in genotype.cells.items():
+        if not cell.nodes:
+            raise GenotypeError(f"cells.{name}: no nodes")
+        n_states = genotype.inputs + len(cell.nodes)
+        for n, node in enumerate(cell.nodes):
+            if not node:
+                raise GenotypeError(f"cells.{name}.nodes[{n}]: a node needs at least one edge")
+            index = genotype.inputs + n
+            for op, j in node:
+                if op not in OPS:
+                    raise GenotypeError(f"cells.{name}.nodes[{n}]: unknown op {op!r}",
+                                        f"known operations: {', '.join(OPS.names())}")
+                if not 0 <= j < index:
+                    raise GenotypeError(f"cells.{name}.nodes[{n}]: input {j} of node {index} points forward or "
+                                        f"out of range (allowed: 0..{index - 1})")
+        for i in cell.concat:
+            if not 0 <= i < n_states:
+                raise GenotypeError(f"cells.{name}.concat: {i} is not a state of the cell (0..{n_states - 1})")
+
+
+def load_genotype(path: str | Path) -> Genotype:
+    """Reads a genotype file: dmc JSON, DARTS ``Genotype(...)`` text, or a NAS-Bench-201 string."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise GenotypeError(f"{path}: cannot read genotype: {exc.strerror}", "check the path") from None
+    stripped = text.strip()
+    if stripped.startswith("{"):
+        try:
+            data = json.loads(stripped)
+        except json.JSONDecodeError as exc:
+            raise GenotypeError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
+        return Genotype.from_dict(data, str(path))
+    try:
+        if stripped.startswith("Genotype("):
+            return Genotype.from_darts_text(stripped)
+        if stripped.startswith("|"):
+            return Genotype.from_nb201_string(stripped)
+    except GenotypeError as exc:
+        raise GenotypeError(f"{path}: {exc.message}", exc.hint) from None
+    raise GenotypeError(f"{path}: not a genotype", "expected dmc JSON, DARTS Genotype(...) text or a "
+                                                   "NAS-Bench-201 |op~0|+|...| string")

@@ -1,0 +1,69 @@
+"""The alpha update of bi-level DARTS: first order, or second order with the unrolled weight step."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from dmc.supernet import Supernet
+
+
+class Architect:
+    """Updates the architecture logits on a validation batch (Algorithm 1, line 4).
+
+    ``order=1`` uses dL_val/dalpha at the current weights. ``order=2`` evaluates it at the weights
+    after one virtual SGD step w' = w - lr * (momentum buffer + dL_train/dw + wd * w), and subtracts
+    lr * (d2 L_train / dalpha dw) . dL_val/dw', approximated by finite differences (DARTS, eq. 7-8).
+    """
+
+    def __init__(self, model: Supernet, optimizer: torch.optim.Optimizer, order: int = 1,
+                 momentum: float = 0.9, weight_decay: float = 3e-4):
+        self.model, self.optimizer, self.order = model, optimizer, order
+        self.momentum, self.weight_decay = momentum, weight_decay
+
+    def _loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(self.model(x), y)
+
+    def step(self, x_train, y_train, x_val, y_val, lr: float, w_optimizer: torch.optim.Optimizer) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        arch = self.model.arch_parameters()
+        if self.order == 1:
+            self._loss(x_val, y_val).backward(inputs=arch)
+        else:
+            grads = self._unrolled_grads(x_train, y_train, x_val, y_val, lr, w_optimizer)
+            for p, g in zip(arch, grads):
+                p.grad = g
+        self.optimizer.step()
+
+    @torch.no_grad()
+    def _shift(self, params, vectors, scale: float) -> None:
+        torch._foreach_add_(params, vectors, alpha=scale)
+
+    def _unrolled_grads(self, x_train, y_train, x_val, y_val, lr, w_optimizer):
+        weights, arch = self.model.weight_parameters(), self.model.arch_parameters()
+        with torch.enable_grad():
+            g_train = torch.autograd.grad(self._loss(x_train, y_train), weights)
+        with torch.no_grad():
+            step = []
+            for w, g in zip(weights, g_train):
+                buf = w_optimizer.state.get(w, {}).get("momentum_buffer")
+                d = g + self.weight_decay * w
+                step.append(d if buf is None else d + self.momentum * buf)
+            original = [w.detach().clone() for w in weights]
+        self._shift(weights, step, -lr)  # w' = w - lr * step
+        with torch.enable_grad():
+            grads = torch.autograd.grad(self._loss(x_val, y_val), arch + weights)
+        d_alpha, d_w = list(grads[: len(arch)]), [g.detach() for g in grads[len(arch):]]
+        with torch.no_grad():
+            torch._foreach_copy_(weights, original)
+        # Hessian-vector product by central differences around w, radius 0.01 / ||dL_val/dw'||
+        r = 1e-2 / torch.cat([g.flatten() for g in d_w]).norm().clamp_min(1e-12).item()
+        self._shift(weights, d_w, r)
+        with torch.enable_grad():
+            g_pos = torch.autograd.grad(self._loss(x_train, y_train), arch)
+        self._shift(weights, d_w, -2 * r)
+        with torch.enable_grad():
+            g_neg = torch.autograd.grad(self._loss(x_train, y_train), arch)
+        with torch.no_grad():
+            torch._foreach_copy_(weights, original)
+        return [da - lr * (gp - gn) / (2 * r) for da, gp, gn in zip(d_alpha, g_pos, g_neg)]

@@ -1,0 +1,112 @@
+"""Search settings: defaults from the paper's search setting, overridable from YAML and the CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dmc.errors import InvalidInputError
+from dmc.search.beta import BetaSchedule
+
+
+@dataclass
+class SearchConfig:
+    """Everything a search run depends on; saved as ``config.json`` in the run folder."""
+
+    space: str = "darts_s0"
+    dataset: str = "digits"
+    data_root: str | None = None
+    epochs: int = 50
+    batch_size: int = 64
+    train_portion: float = 0.5
+    """Fraction of the training split that trains the weights; the rest trains alpha (and validates)."""
+    lr: float = 0.025
+    lr_min: float = 0.001
+    momentum: float = 0.9
+    weight_decay: float = 3e-4
+    grad_clip: float = 5.0
+    arch_lr: float = 3e-4
+    arch_betas: tuple[float, float] = (0.5, 0.999)
+    arch_weight_decay: float = 1e-3
+    order: int = 1
+    """1: first-order DARTS; 2: unrolled step with the finite-difference Hessian-vector product."""
+    channels: int | None = None
+    """Initial channels; None keeps the space's macro setting."""
+    layers: int | None = None
+    """Cells (DARTS family) or cells per stage (NAS-Bench-201); None keeps the space's setting."""
+    beta_schedule: str = "linear"
+    beta0: float = 1.0
+    beta_start: int = 0
+    beta_stop: int | None = None
+    augment: bool = True
+    seed: int = 0
+    device: str = "auto"
+    deterministic: bool = False
+    num_workers: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Free-form notes kept with the run (not used by the search)."""
+
+    @property
+    def beta(self) -> BetaSchedule:
+        return BetaSchedule(self.beta_schedule, self.beta0, self.beta_start, self.beta_stop)
+
+    def validate(self) -> SearchConfig:
+        checks = [
+            (self.epochs >= 1, "epochs must be >= 1"),
+            (self.batch_size >= 1, "batch_size must be >= 1"),
+            (0 < self.train_portion < 1, "train_portion must be between 0 and 1"),
+            (self.order in (1, 2), "order must be 1 or 2"),
+            (self.lr > 0 and self.arch_lr > 0, "learning rates must be > 0"),
+            (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"),
+             "device must be auto, cpu or cuda"),
+            (self.channels is None or self.channels >= 1, "channels must be >= 1"),
+            (self.layers is None or self.layers >= 1, "layers must be >= 1"),
+        ]
+        for ok, problem in checks:
+            if not ok:
+                raise InvalidInputError(f"search config: {problem}")
+        self.beta.validate(self.epochs)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["arch_betas"] = list(self.arch_betas)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "search config") -> SearchConfig:
+        if not isinstance(data, dict):
+            raise InvalidInputError(f"{source}: expected a mapping of settings")
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise InvalidInputError(f"{source}: unknown setting {unknown[0]!r}",
+                                    f"known settings: {', '.join(known)}")
+        values = dict(data)
+        if "arch_betas" in values:
+            values["arch_betas"] = tuple(values["arch_betas"])
+        try:
+            return cls(**values).validate()
+        except TypeError as exc:
+            raise InvalidInputError(f"{source}: {exc}") from None
+
+
+def load_search_config(path: str | Path, **overrides: Any) -> SearchConfig:
+    """Reads a YAML file of settings; ``overrides`` (e.g. from the CLI; None = not given) win."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except OSError as exc:
+        raise InvalidInputError(f"{path}: cannot read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark else ""
+        raise InvalidInputError(f"{path}: {where}YAML syntax error", "fix the YAML syntax") from None
+    if not isinstance(data, dict):
+        raise InvalidInputError(f"{path}: expected a mapping of settings")
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return SearchConfig.from_dict(data, str(path))

@@ -1,0 +1,265 @@
+"""The DARTS- search loop (Algorithm 1): run folders, history, checkpoints and exact resume.
+
+A run folder holds ``config.json``, ``space.yaml`` (the space as searched), ``history.jsonl`` (one
+record per epoch), ``last.pt`` and ``best.pt`` (best validation accuracy), ``genotype.json`` (derived
+from ``best.pt`` at the end) and TensorBoard events in ``tb/``.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import yaml
+from torch.utils.data import DataLoader, Sampler, Subset
+
+from dmc.data import load_dataset
+from dmc.errors import InvalidInputError
+from dmc.genotype import Genotype
+from dmc.io import atomic_write_text
+from dmc.search.architect import Architect
+from dmc.search.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
+from dmc.search.config import SearchConfig
+from dmc.search.derive_run import derive_run
+from dmc.search.folder import history_path, load_run_space, read_history
+from dmc.space import SearchSpace, load_space
+from dmc.supernet import Supernet, build_supernet
+from dmc.version import __version__
+
+EventHandler = Callable[..., None]
+"""Called as ``on_event(kind, **info)`` with kind ``epoch_start`` (epoch, epochs, steps), ``step``
+(epoch, step, steps, loss) or ``epoch_end`` (record)."""
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    run_dir: Path
+    best_epoch: int
+    best_val_acc: float
+    genotype: Genotype
+    """Derived from the best-validation checkpoint (Algorithm 1, line 6)."""
+
+
+class EpochPermutation(Sampler[int]):
+    """A fresh permutation per epoch that depends only on (seed, epoch): resumable data order."""
+
+    def __init__(self, n: int, seed: int):
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return iter(torch.randperm(self.n, generator=generator).tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise InvalidInputError(f"device {name!r} requested but no GPU is visible", "use --device cpu or auto")
+    return torch.device(name)
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(deterministic, warn_only=False)
+    torch.backends.cudnn.benchmark = not deterministic
+
+
+class _Run:
+    """State of one search run; :func:`search` drives it."""
+
+    def __init__(self, config: SearchConfig, run_dir: Path, space: SearchSpace, on_event: EventHandler | None):
+        self.config, self.run_dir, self.space = config, run_dir, space
+        self.on_event = on_event or (lambda kind, **info: None)
+        self.device = resolve_device(config.device)
+        seed_everything(config.seed, config.deterministic)
+
+        data = load_dataset(config.dataset, config.data_root, augment=config.augment)
+        self.data = data
+        order = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(config.seed)).tolist()
+        split = int(len(order) * config.train_portion)
+        if split < 1 or split >= len(order):
+            raise InvalidInputError(f"train_portion {config.train_portion} leaves an empty half of "
+                                    f"{len(order)} training images")
+        self.samplers = [EpochPermutation(split, config.seed), EpochPermutation(len(order) - split, config.seed + 1)]
+        self.loaders = [
+            DataLoader(Subset(data.train, part), batch_size=config.batch_size, sampler=sampler,
+                       num_workers=config.num_workers, pin_memory=self.device.type == "cuda")
+            for part, sampler in zip((order[:split], order[split:]), self.samplers)
+        ]
+        self.model: Supernet = build_supernet(space, data.num_classes, data.in_channels).to(self.device)
+        self.w_opt = torch.optim.SGD(self.model.weight_parameters(), config.lr, momentum=config.momentum,
+                                     weight_decay=config.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.w_opt, config.epochs, eta_min=config.lr_min)
+        self.a_opt = torch.optim.Adam(self.model.arch_parameters(), config.arch_lr, betas=tuple(config.arch_betas),
+                                      weight_decay=config.arch_weight_decay)
+        self.architect = Architect(self.model, self.a_opt, config.order, config.momentum, config.weight_decay)
+        self.epoch, self.best_val_acc, self.best_epoch = 0, -1.0, -1
+
+    # ------------------------------------------------------------------------------- state
+    def state(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "model": self.model.state_dict(), "w_opt": self.w_opt.state_dict(),
+                "a_opt": self.a_opt.state_dict(), "scheduler": self.scheduler.state_dict(), "rng": rng_state(),
+                "best_val_acc": self.best_val_acc, "best_epoch": self.best_epoch,
+                "space_hash": self.space.content_hash, "config": self.config.to_dict(), "dmc_version": __version__}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        if state.get("space_hash") != self.space.content_hash:
+            raise InvalidInputError(f"{self.run_dir}: the checkpoint was searched in another space",
+                                    "resume with the run folder's own space.yaml")
+        try:
+            self.model.load_state_dict(state["model"])
+            self.w_opt.load_state_dict(state["w_opt"])
+            self.a_opt.load_state_dict(state["a_opt"])
+            self.scheduler.load_state_dict(state["scheduler"])
+        except (KeyError, RuntimeError, ValueError) as exc:
+            raise InvalidInputError(f"{self.run_dir}: checkpoint does not fit this supernet "
+                                    f"({type(exc).__name__})", "rerun the search in a new folder") from None
+        restore_rng_state(state["rng"])
+        self.epoch, self.best_val_acc, self.best_epoch = state["epoch"], state["best_val_acc"], state["best_epoch"]
+
+    # ------------------------------------------------------------------------------- epochs
+    def train_epoch(self, lr: float) -> tuple[float, float]:
+        self.model.train()
+        for sampler in self.samplers:
+            sampler.set_epoch(self.epoch)
+        steps = min(len(loader) for loader in self.loaders)
+        self.on_event("epoch_start", epoch=self.epoch, epochs=self.config.epochs, steps=steps)
+        total_loss, correct, seen = 0.0, 0, 0
+        for step, ((x, y), (x_val, y_val)) in enumerate(zip(*self.loaders)):
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            x_val, y_val = x_val.to(self.device, non_blocking=True), y_val.to(self.device, non_blocking=True)
+            self.architect.step(x, y, x_val, y_val, lr, self.w_opt)  # alpha on the validation half
+            self.w_opt.zero_grad(set_to_none=True)
+            logits = self.model(x)  # (B, classes)
+            loss = F.cross_entropy(logits, y)
+            loss.backward(inputs=self.model.weight_parameters())
+            torch.nn.utils.clip_grad_norm_(self.model.weight_parameters(), self.config.grad_clip)
+            self.w_opt.step()
+            total_loss += loss.item() * len(y)
+            correct += (logits.argmax(1) == y).sum().item()
+            seen += len(y)
+            self.on_event("step", epoch=self.epoch, step=step + 1, steps=steps, loss=loss.item())
+        return total_loss / max(seen, 1), correct / max(seen, 1)
+
+    @torch.no_grad()
+    def evaluate(self) -> tuple[float, float]:
+        self.model.eval()
+        total_loss, correct, seen = 0.0, 0, 0
+        for x, y in self.loaders[1]:
+            x, y = x.to(self.device), y.to(self.device)
+            logits = self.model(x)
+            total_loss += F.cross_entropy(logits, y, reduction="sum").item()
+            correct += (logits.argmax(1) == y).sum().item()
+            seen += len(y)
+        return total_loss / max(seen, 1), correct / max(seen, 1)
+
+
+def _start(config: SearchConfig, run_dir: Path, resume: bool) -> tuple[SearchConfig, SearchSpace]:
+    config_path = run_dir / "config.json"
+    if resume:
+        if not config_path.is_file():
+            raise InvalidInputError(f"{run_dir}: nothing to resume (no config.json)", "start a new search there")
+        saved = json.loads(config_path.read_text())
+        return SearchConfig.from_dict(saved["config"], str(config_path)), load_run_space(run_dir)
+    if config_path.exists() or (run_dir / "last.pt").exists():
+        raise InvalidInputError(f"{run_dir} already holds a search",
+                                "pass --resume to continue it, or choose another --out folder")
+    config.validate()
+    space = load_space(config.space).with_macro(channels=config.channels, layers=config.layers)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / "space.yaml", yaml.safe_dump(space.to_dict(), sort_keys=False))
+    return config, space
+
+
+def search(config: SearchConfig, run_dir: str | Path, resume: bool = False,
+           on_event: EventHandler | None = None) -> SearchResult:
+    """Runs (or, with ``resume``, continues) a DARTS- search into ``run_dir``; see the module docstring.
+
+    A resumed run reproduces the uninterrupted one: the checkpoint holds the weights, alphas, both
+    optimisers, the LR scheduler and every RNG, and the data order depends only on (seed, epoch).
+    """
+    from torch.utils.tensorboard import SummaryWriter
+
+    run_dir = Path(run_dir)
+    config, space = _start(config, run_dir, resume)
+    run = _Run(config, run_dir, space, on_event)
+    history = read_history(run_dir)
+    if resume and (run_dir / "last.pt").is_file():
+        run.load_state(load_checkpoint(run_dir / "last.pt"))
+    history = history[: run.epoch]  # drop records of an epoch that was not checkpointed
+    atomic_write_text(history_path(run_dir), "".join(json.dumps(r) + "\n" for r in history))
+    atomic_write_text(run_dir / "config.json", json.dumps(
+        {"config": config.to_dict(), "space": space.name, "space_hash": space.content_hash,
+         "dataset": run.data.describe(), "device": str(run.device), "dmc_version": __version__}, indent=2) + "\n")
+
+    writer = SummaryWriter(str(run_dir / "tb"), purge_step=run.epoch)
+    try:
+        while run.epoch < config.epochs:
+            epoch, started = run.epoch, time.perf_counter()
+            beta = config.beta(epoch, config.epochs)
+            run.model.set_beta(beta)
+            lr = run.scheduler.get_last_lr()[0]
+            train_loss, train_acc = run.train_epoch(lr)
+            val_loss, val_acc = run.evaluate()
+            record = {
+                "epoch": epoch, "beta": beta, "lr": lr, "train_loss": train_loss, "train_acc": train_acc,
+                "val_loss": val_loss, "val_acc": val_acc,
+                "alphas": {c: [w.tolist() for w in ws] for c, ws in run.model.edge_weights().items()},
+                "genotype": run.model.genotype().to_dict(), "seconds": time.perf_counter() - started,
+            }
+            run.scheduler.step()
+            run.epoch = epoch + 1
+            improved = val_acc > run.best_val_acc
+            if improved:
+                run.best_val_acc, run.best_epoch = val_acc, epoch
+            with history_path(run_dir).open("a") as f:
+                f.write(json.dumps(record) + "\n")
+            state = run.state()
+            save_checkpoint(run_dir / "last.pt", state)
+            if improved:
+                save_checkpoint(run_dir / "best.pt", state)
+            _log_tensorboard(writer, record)
+            run.on_event("epoch_end", record=record)
+    finally:
+        writer.close()
+
+    genotype = derive_run(run_dir, "best")
+    genotype.save(run_dir / "genotype.json")
+    return SearchResult(run_dir, run.best_epoch, run.best_val_acc, genotype)
+
+
+def _log_tensorboard(writer, record: dict[str, Any]) -> None:
+    epoch = record["epoch"]
+    for key in ("beta", "lr", "train_loss", "train_acc", "val_loss", "val_acc"):
+        writer.add_scalar(key, record[key], epoch)
+    for cell, edges in record["alphas"].items():
+        for e, weights in enumerate(edges):
+            writer.add_scalars(f"alpha_{cell}/edge_{e:02d}", {str(k): w for k, w in enumerate(weights)}, epoch)
+    writer.flush()
+
+
+def search_seeds(config: SearchConfig, run_dir: str | Path, seeds: list[int], resume: bool = False,
+                 on_event: EventHandler | None = None) -> list[SearchResult]:
+    """Independent searches, one per seed, in ``run_dir/seed-<s>``."""
+    results = []
+    for seed in seeds:
+        seeded = SearchConfig.from_dict({**config.to_dict(), "seed": seed})
+        results.append(search(seeded, Path(run_dir) / f"seed-{seed}", resume, on_event))
+    return results

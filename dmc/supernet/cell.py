@@ -1,0 +1,57 @@
+"""Search cells: intermediate nodes that sum mixed edges from the cell inputs and earlier nodes."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from dmc.ops.basic import FactorizedReduce
+from dmc.ops.conv import ReLUConvBN
+from dmc.space import SearchSpace
+from dmc.supernet.mixed_edge import MixedEdge
+
+
+class SearchCell(nn.Module):
+    """One cell of a supernet, normal or reduction, following the space's node wiring.
+
+    DARTS-family cells first map both inputs to ``channels`` (a factorized reduce for an input from
+    before a reduction); edges from the cell inputs of a reduction cell have stride 2.
+    """
+
+    def __init__(self, space: SearchSpace, cell_type: str, channels: int, in_channels: tuple[int, ...],
+                 reduction_prev: bool = False):
+        super().__init__()
+        self.reduction = cell_type == "reduce"
+        self.node_inputs = space.node_inputs
+        self.multiplier = space.multiplier
+        if space.inputs == 2:
+            c_pp, c_p = in_channels
+            self.preprocess = nn.ModuleList([
+                FactorizedReduce(c_pp, channels, affine=False) if reduction_prev
+                else ReLUConvBN(c_pp, channels, 1, 1, 0, affine=False),
+                ReLUConvBN(c_p, channels, 1, 1, 0, affine=False),
+            ])
+        else:
+            if in_channels[0] != channels:
+                raise ValueError(f"one-input cells keep their width: got {in_channels[0]} -> {channels}")
+            self.preprocess = nn.ModuleList([nn.Identity()])
+        self.edges = nn.ModuleList(
+            MixedEdge(ops, channels, 2 if self.reduction and j < space.inputs else 1, space.pool_batchnorm,
+                      space.aux_conv1x1)
+            for ops, (_, j) in zip(space.cell(cell_type).edges, space.edges)
+        )
+
+    def forward(self, inputs: list[torch.Tensor], weights: list[torch.Tensor],
+                beta: torch.Tensor | None) -> torch.Tensor:
+        states = [pre(x) for pre, x in zip(self.preprocess, inputs)]
+        e = 0
+        for node_inputs in self.node_inputs:
+            total = None
+            for j in node_inputs:
+                out = self.edges[e](states[j], weights[e], beta)
+                total = out if total is None else total + out
+                e += 1
+            states.append(total)
+        if self.multiplier == 1:
+            return states[-1]
+        return torch.cat(states[-self.multiplier:], dim=1)  # (B, multiplier * C, H, W)
