@@ -235,3 +235,11 @@ def load_genotype(path: str | Path) -> Genotype:
         raise GenotypeError(f"{path}: {exc.message}", exc.hint) from None
     raise GenotypeError(f"{path}: not a genotype", "expected dmc JSON, DARTS Genotype(...) text or a "
                                                    "NAS-Bench-201 |op~0|+|...| string")
+
+
+def published_genotypes() -> dict[str, Genotype]:
+    """The published cells bundled with dmc: DARTS_V2 and the DARTS- cells (``cifar10_s3_0``, ...)."""
+    import importlib.resources
+
+    data = json.loads(importlib.resources.files("dmc.reference").joinpath("published_genotypes.json").read_text())
+    return {name: Genotype.from_darts(**fields, space=None) for name, fields in data["genotypes"].items()}

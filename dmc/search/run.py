@@ -195,10 +195,19 @@ def search(config: SearchConfig, run_dir: str | Path, resume: bool = False,
     A resumed run reproduces the uninterrupted one: the checkpoint holds the weights, alphas, both
     optimisers, the LR scheduler and every RNG, and the data order depends only on (seed, epoch).
     """
-    from torch.utils.tensorboard import SummaryWriter
-
     run_dir = Path(run_dir)
     config, space = _start(config, run_dir, resume)
+    deterministic_before = torch.are_deterministic_algorithms_enabled()
+    try:
+        return _search(config, run_dir, space, resume, on_event)
+    finally:
+        torch.use_deterministic_algorithms(deterministic_before)
+
+
+def _search(config: SearchConfig, run_dir: Path, space: SearchSpace, resume: bool,
+            on_event: EventHandler | None) -> SearchResult:
+    from torch.utils.tensorboard import SummaryWriter
+
     run = _Run(config, run_dir, space, on_event)
     history = read_history(run_dir)
     if resume and (run_dir / "last.pt").is_file():

@@ -1,0 +1,85 @@
+"""Dataset loaders on the embedded digits and on data written here in the standard on-disk formats."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from dmc.data import load_dataset
+from dmc.errors import InvalidInputError
+
+
+def test_digits_is_a_fixed_cifar_like_split():
+    a, b = load_dataset("digits"), load_dataset("digits")
+    assert (len(a.train), len(a.test), a.num_classes, a.in_channels, a.image_size) == (1437, 360, 10, 3, 32)
+    x, y = a.test[0]
+    assert x.shape == (3, 32, 32) and 0 <= int(y) < 10
+    assert torch.equal(a.test.labels, b.test.labels) and torch.equal(a.test.images, b.test.images)
+    assert torch.bincount(a.test.labels).min() >= 35  # stratified
+    images = torch.stack([a.train[i][0] for i in range(len(a.train))])
+    assert abs(images.mean().item()) < 0.05 and abs(images.std().item() - 1) < 0.05
+
+
+def _write_cifar10(root, n_train=20, n_test=10, labels_key=b"labels"):
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name, n in [(f"data_batch_{i}", n_train) for i in range(1, 6)] + [("test_batch", n_test)]:
+        batch = {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), labels_key: list(rng.integers(0, 10, n)),
+                 b"batch_label": name.encode()}
+        with open(folder / name, "wb") as f:
+            pickle.dump({k: (v if k != labels_key else [int(i) for i in v]) for k, v in batch.items()}, f)
+    return folder
+
+
+def test_cifar10_in_the_standard_layout(tmp_path):
+    _write_cifar10(tmp_path)
+    for spec, root in (("cifar10", tmp_path), (f"cifar10:{tmp_path}", None),
+                       (f"cifar10:{tmp_path / 'cifar-10-batches-py'}", None)):
+        bundle = load_dataset(spec, root, augment=True)
+        assert (len(bundle.train), len(bundle.test), bundle.num_classes) == (100, 10, 10)
+        x, y = bundle.train[3]
+        assert x.shape == (3, 32, 32) and x.dtype == torch.float32
+
+
+def test_missing_cifar_folder_says_what_layout_is_expected(tmp_path):
+    with pytest.raises(InvalidInputError, match="no CIFAR10 data found") as info:
+        load_dataset("cifar10", tmp_path)
+    assert "cifar-10-batches-py" in info.value.hint and "data_batch_1" in info.value.hint
+
+
+def test_cifar_batches_are_read_as_data_never_code(tmp_path):
+    folder = _write_cifar10(tmp_path)
+
+    class Exploit:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    with open(folder / "test_batch", "wb") as f:
+        pickle.dump({b"data": Exploit(), b"labels": []}, f)
+    with pytest.raises(InvalidInputError, match="refusing to load builtins.print"):
+        load_dataset("cifar10", tmp_path)
+
+
+def test_image_folder_dataset(tmp_path):
+    for split in ("train", "val"):
+        for c, color in enumerate(["red", "blue"]):
+            (tmp_path / split / f"class{c}").mkdir(parents=True)
+            for i in range(3):
+                Image.new("RGB", (20, 24), color).save(tmp_path / split / f"class{c}" / f"{i}.png")
+    bundle = load_dataset(f"folder:{tmp_path}")
+    assert (len(bundle.train), len(bundle.test), bundle.num_classes) == (6, 6, 2)
+    assert bundle.train[0][0].shape == (3, 32, 32)
+
+
+def test_bad_folder_layouts(tmp_path):
+    with pytest.raises(InvalidInputError, match="no such folder"):
+        load_dataset(f"folder:{tmp_path / 'missing'}")
+    (tmp_path / "train").mkdir()
+    with pytest.raises(InvalidInputError, match="not an image-folder dataset") as info:
+        load_dataset(f"folder:{tmp_path}")
+    assert "PATH/train/<class>" in info.value.hint
+    with pytest.raises(InvalidInputError, match="unknown dataset 'mnist'"):
+        load_dataset("mnist")

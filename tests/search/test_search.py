@@ -1,0 +1,123 @@
+"""The DARTS- search end to end on the embedded digits data, with the tiny space."""
+
+import json
+
+import pytest
+import torch
+
+from dmc.errors import InvalidInputError
+from dmc.genotype import load_genotype
+from dmc.search import SearchConfig, derive_run, read_history, search
+from dmc.search.checkpoint import load_checkpoint
+
+TINY = dict(space="tiny", dataset="digits", batch_size=128, channels=4, layers=3, deterministic=True)
+
+
+def test_search_writes_a_complete_run_folder(tmp_path):
+    result = search(SearchConfig(epochs=2, **TINY), tmp_path / "run")
+    run = tmp_path / "run"
+    for name in ("config.json", "space.yaml", "history.jsonl", "last.pt", "best.pt", "genotype.json"):
+        assert (run / name).is_file(), name
+    assert any((run / "tb").iterdir())
+    history = read_history(run)
+    assert [r["epoch"] for r in history] == [0, 1]
+    assert [r["beta"] for r in history] == [1.0, 0.5]  # linear: beta0 * (E - e) / E
+    assert history[0]["lr"] == pytest.approx(0.025)
+    first = history[0]
+    assert len(first["alphas"]["normal"]) == 5 and sum(first["alphas"]["normal"][0]) == pytest.approx(1.0)
+    assert 0 <= first["val_acc"] <= 1 and first["train_loss"] > 0
+    assert load_genotype(run / "genotype.json") == result.genotype == derive_run(run, "best")
+    assert result.best_val_acc == max(r["val_acc"] for r in history)
+    assert result.genotype.space == "tiny"
+    # the history's genotype of the best epoch is the one derived from best.pt
+    assert history[result.best_epoch]["genotype"] == result.genotype.to_dict()
+    assert derive_run(run, f"epoch:{result.best_epoch}") == result.genotype
+    assert json.loads((run / "config.json").read_text())["dataset"]["name"] == "digits"
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_an_interrupted_and_resumed_search_equals_an_uninterrupted_one(tmp_path):
+    config = dict(epochs=3, seed=3, **TINY)
+    search(SearchConfig(**config), tmp_path / "straight")
+
+    def kill_mid_epoch(kind, **info):
+        if kind == "step" and info["epoch"] == 1 and info["step"] == 3:
+            raise _Killed
+
+    with pytest.raises(_Killed):
+        search(SearchConfig(**config), tmp_path / "resumed", on_event=kill_mid_epoch)
+    assert len(read_history(tmp_path / "resumed")) == 1
+    search(SearchConfig(), tmp_path / "resumed", resume=True)
+
+    straight, resumed = (load_checkpoint(tmp_path / name / "last.pt") for name in ("straight", "resumed"))
+    assert resumed["epoch"] == 3
+    for key in ("alpha_normal", "alpha_reduce"):
+        assert torch.equal(straight["model"][key], resumed["model"][key]), key
+    for key, value in straight["model"].items():
+        torch.testing.assert_close(value, resumed["model"][key], rtol=0, atol=0)
+    a, b = read_history(tmp_path / "straight"), read_history(tmp_path / "resumed")
+    assert [r["val_acc"] for r in a] == [r["val_acc"] for r in b]
+    assert [r["alphas"] for r in a] == [r["alphas"] for r in b]
+
+
+def test_beta0_zero_is_plain_darts_and_differs_from_darts_minus(tmp_path):
+    darts = search(SearchConfig(epochs=1, beta0=0.0, **TINY), tmp_path / "darts")
+    minus = search(SearchConfig(epochs=1, **TINY), tmp_path / "minus")
+    assert read_history(darts.run_dir)[0]["beta"] == 0.0
+    a = load_checkpoint(darts.run_dir / "last.pt")["model"]["alpha_normal"]
+    b = load_checkpoint(minus.run_dir / "last.pt")["model"]["alpha_normal"]
+    assert not torch.equal(a, b)
+
+
+def test_second_order_search_differs_from_first_order(tmp_path):
+    first = search(SearchConfig(epochs=1, **TINY), tmp_path / "first")
+    second = search(SearchConfig(epochs=1, order=2, **TINY), tmp_path / "second")
+    a = load_checkpoint(first.run_dir / "last.pt")["model"]["alpha_normal"]
+    b = load_checkpoint(second.run_dir / "last.pt")["model"]["alpha_normal"]
+    assert torch.isfinite(b).all() and not torch.equal(a, b)
+
+
+def test_existing_run_folder_is_never_overwritten(tmp_path):
+    search(SearchConfig(epochs=1, **TINY), tmp_path / "run")
+    before = (tmp_path / "run" / "last.pt").read_bytes()
+    with pytest.raises(InvalidInputError, match="already holds a search"):
+        search(SearchConfig(epochs=1, **TINY), tmp_path / "run")
+    assert (tmp_path / "run" / "last.pt").read_bytes() == before
+
+
+def test_corrupt_checkpoint_gets_a_clear_error(tmp_path, cli):
+    search(SearchConfig(epochs=1, **TINY), tmp_path / "run")
+    (tmp_path / "run" / "best.pt").write_bytes(b"garbage")
+    with pytest.raises(InvalidInputError, match="corrupt or unreadable checkpoint"):
+        derive_run(tmp_path / "run", "best")
+    result = cli("derive", str(tmp_path / "run"))
+    assert result.exit_code == 2 and "corrupt or unreadable checkpoint" in result.stderr
+    assert "Traceback" not in result.output
+    ok = cli("derive", str(tmp_path / "run"), "--checkpoint", "last", "-o", str(tmp_path / "g.json"))
+    assert ok.exit_code == 0 and load_genotype(tmp_path / "g.json").space == "tiny"
+
+
+def test_cli_search_and_derive(cli, tmp_path):
+    run = tmp_path / "cli-run"
+    result = cli("search", "tiny", "--dataset", "digits", "--epochs", "2", "--batch-size", "128",
+                 "--beta-schedule", "cosine", "--out", str(run), "--deterministic")
+    assert result.exit_code == 0, result.output
+    assert "best validation accuracy" in result.stdout and "Genotype(normal=" in result.stdout
+    assert [r["beta"] for r in read_history(run)] == [1.0, 0.5]
+    derived = cli("derive", str(run), "--checkpoint", "epoch:0", "-o", str(tmp_path / "g.json"))
+    assert derived.exit_code == 0 and (tmp_path / "g.json").is_file()
+    bad = cli("derive", str(run), "--checkpoint", "epoch:9")
+    assert bad.exit_code == 2 and "no record of epoch 9" in bad.stderr
+
+
+def test_cli_rejects_bad_settings(cli, tmp_path):
+    assert cli("search", "tiny", "--beta-schedule", "exp", "--out", str(tmp_path / "a")).exit_code == 2
+    result = cli("search", "tiny", "--dataset", "cifar10", "--out", str(tmp_path / "b"))
+    assert result.exit_code == 2 and "--data-root" in result.stderr
+    result = cli("search", "tiny", "--dataset", "folder:/no/such/place", "--out", str(tmp_path / "c"))
+    assert result.exit_code == 2 and "no such folder" in result.stderr
+    result = cli("search", "--resume", str(tmp_path / "nothing"))
+    assert result.exit_code == 2 and "nothing to resume" in result.stderr
