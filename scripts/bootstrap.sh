@@ -20,17 +20,24 @@ MMCV_VERSION="2.1.0"
 LOCK="$DMC_ROOT/requirements/stack.lock"
 
 log() { printf '[dmc setup] %s\n' "$*" >&2; }
+# pip warns once per package about local index folders of this machine's pip config that lack it
+quiet_pip() { grep -v -e 'is ignored: it is neither a file nor a directory' || true; }
 
 py_tag="$("$PYTHON" -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')"
 lock_hash="$(cat "$LOCK" "$DMC_ROOT/scripts/build_mmcv.sh" | sha256sum | cut -c1-12)"
 STACK="$DMC_CACHE/stack-$py_tag-$lock_hash"
 mkdir -p "$DMC_CACHE"
 
+pip_install() {
+    local python="$1"; shift
+    "$python" -m pip install --quiet --disable-pip-version-check "$@" 2> >(quiet_pip >&2)
+}
+
 build_stack() {
     log "building the stack in $STACK (first time only)"
     rm -rf "$STACK"
     "$PYTHON" -m venv "$STACK"
-    local pip=("$STACK/bin/python" -m pip install --quiet --disable-pip-version-check)
+    local pip=(pip_install "$STACK/bin/python")
     "${pip[@]}" --upgrade 'pip>=24'
     log "installing torch and the stack from requirements/stack.lock (a few minutes: torch is a CUDA build)"
     "${pip[@]}" --no-deps -r "$LOCK"
@@ -67,8 +74,9 @@ if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.dmc-stack" 2>/dev/null)" != "
 fi
 if [ ! -x "$VENV/bin/dmc" ] || [ "$DMC_ROOT/pyproject.toml" -nt "$VENV/bin/dmc" ]; then
     log "installing dmc from $DMC_ROOT (editable)"
-    "$STACK/bin/python" -m pip install --quiet --disable-pip-version-check --python "$VENV/bin/python" \
-        --no-deps --no-build-isolation -e "$DMC_ROOT"
+    "$STACK/bin/python" -m pip --python "$VENV/bin/python" install --quiet --disable-pip-version-check \
+        --no-deps --no-build-isolation -e "$DMC_ROOT" > "$VENV/install.log" 2>&1 \
+        || { cat "$VENV/install.log" >&2; log "installing dmc failed: see the errors above"; exit 1; }
     touch "$VENV/bin/dmc"
 fi
 export PATH="$VENV/bin:$PATH"

@@ -34,5 +34,6 @@ def test_wheel_installs_only_the_dmc_namespace(wheel):
     tops = {name.split("/")[0] for name in wheel.namelist()}
     assert {t for t in tops if not t.endswith(".dist-info")} == {"dmc"}
     names = set(wheel.namelist())
-    assert {"dmc/exporters/__init__.py", "dmc/detection/__init__.py", "dmc/cli/main.py"} <= names
+    assert {"dmc/exporters/__init__.py", "dmc/detection/__init__.py", "dmc/cli/main.py",
+            "dmc/spaces/darts_s0.yaml", "dmc/spaces/nb201.yaml", "dmc/reference/published_genotypes.json"} <= names
     assert "dmc = dmc.cli.main:main" in wheel.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()

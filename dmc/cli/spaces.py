@@ -15,9 +15,8 @@ from dmc.space import bundled_spaces, load_space
 spaces_app = sub_app("spaces", "List, show and validate search-space specs.")
 
 
-def _summary(space) -> str:
-    ops = sorted({op for c in space.cell_types for ops in space.cell(c).edges for op in ops})
-    return f"{len(space.edges)} edges/cell, {len(ops)} ops, macro {space.macro.kind}"
+def _ops(space) -> list[str]:
+    return sorted({op for c in space.cell_types for ops in space.cell(c).edges for op in ops})
 
 
 @command(spaces_app, name="list")
@@ -26,8 +25,7 @@ def list_spaces() -> None:
     table = Table("name", "edges", "candidate ops", "macro", "hash", box=None, header_style="bold")
     for name, path in sorted(bundled_spaces().items()):
         space = load_space(path)
-        ops = sorted({op for c in space.cell_types for ops in space.cell(c).edges for op in ops})
-        table.add_row(name, str(len(space.edges)), ", ".join(ops),
+        table.add_row(name, str(len(space.edges)), ", ".join(_ops(space)),
                       f"{space.macro.kind} C={space.macro.channels} L={space.macro.layers}", space.content_hash)
     Console().print(table)
 
@@ -45,4 +43,5 @@ def validate(files: list[Path] = typer.Argument(..., help="Spec files to check."
     """Check spec files; prints one line per file, exits 2 on the first invalid one."""
     for file in files:
         space = load_space(file)
-        typer.echo(f"ok: {file}: space {space.name!r}, {_summary(space)}, hash {space.content_hash}")
+        typer.echo(f"ok: {file}: space {space.name!r}, {len(space.edges)} edges/cell, {len(_ops(space))} ops, "
+                   f"macro {space.macro.kind}, hash {space.content_hash}")
