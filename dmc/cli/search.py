@@ -86,6 +86,6 @@ def _report(console: Console, results) -> None:
         genotype = result.genotype
         text = genotype.to_nb201_string() if genotype.kind == "nb201" else genotype.to_darts_text()
         console.print(f"[bold]{result.run_dir}[/]: best validation accuracy {result.best_val_acc:.4f} "
-                      f"at epoch {result.best_epoch}")
+                      f"at epoch {result.best_epoch}", soft_wrap=True)
         console.print(f"  genotype: {text}", soft_wrap=True)
-        console.print(f"  files: {result.run_dir / 'genotype.json'}, history.jsonl, best.pt, last.pt, tb/")
+        console.print(f"  files: {result.run_dir / 'genotype.json'}, history.jsonl, best.pt, last.pt, tb/", soft_wrap=True)

@@ -17,9 +17,11 @@ class Architect:
     """
 
     def __init__(self, model: Supernet, optimizer: torch.optim.Optimizer, order: int = 1,
-                 momentum: float = 0.9, weight_decay: float = 3e-4):
+                 momentum: float = 0.9, weight_decay: float = 3e-4, fd_radius: float = 1e-2):
         self.model, self.optimizer, self.order = model, optimizer, order
         self.momentum, self.weight_decay = momentum, weight_decay
+        self.fd_radius = fd_radius
+        """Finite-difference step, relative to ||dL_val/dw'|| (DARTS uses 0.01)."""
 
     def _loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(self.model(x), y)
@@ -56,8 +58,8 @@ class Architect:
         d_alpha, d_w = list(grads[: len(arch)]), [g.detach() for g in grads[len(arch):]]
         with torch.no_grad():
             torch._foreach_copy_(weights, original)
-        # Hessian-vector product by central differences around w, radius 0.01 / ||dL_val/dw'||
-        r = 1e-2 / torch.cat([g.flatten() for g in d_w]).norm().clamp_min(1e-12).item()
+        # Hessian-vector product by central differences around w, radius fd_radius / ||dL_val/dw'||
+        r = self.fd_radius / torch.cat([g.flatten() for g in d_w]).norm().clamp_min(1e-12).item()
         self._shift(weights, d_w, r)
         with torch.enable_grad():
             g_pos = torch.autograd.grad(self._loss(x_train, y_train), arch)

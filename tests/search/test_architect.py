@@ -13,7 +13,7 @@ def test_finite_difference_unrolled_gradient_matches_exact_second_order():
     torch.manual_seed(0)
     torch.use_deterministic_algorithms(True)
     try:
-        net = build_supernet(load_space("tiny").with_macro(channels=4, layers=1), 3).double().eval()
+        net = build_supernet(load_space("tiny").with_macro(channels=4, layers=3), 3).double().eval()
         xt, yt = torch.randn(4, 3, 8, 8, dtype=torch.double), torch.tensor([0, 1, 2, 0])
         xv, yv = torch.randn(4, 3, 8, 8, dtype=torch.double), torch.tensor([2, 1, 0, 1])
         lr = 0.05
@@ -29,11 +29,13 @@ def test_finite_difference_unrolled_gradient_matches_exact_second_order():
         exact = torch.autograd.grad(loss_v, arch)
 
         w_opt = torch.optim.SGD(weights, lr=lr)  # no momentum buffer yet
-        architect = Architect(net, torch.optim.SGD(arch, lr=1.0), order=2, momentum=0.0, weight_decay=0.0)
+        # a small finite-difference radius: DARTS's 0.01 is ~3% off across ReLU kinks; the formula is exact in the limit
+        architect = Architect(net, torch.optim.SGD(arch, lr=1.0), order=2, momentum=0.0, weight_decay=0.0,
+                              fd_radius=1e-6)
         before = [w.detach().clone() for w in weights]
         approx = architect._unrolled_grads(xt, yt, xv, yv, lr, w_opt)
         for a, e in zip(approx, exact):
-            torch.testing.assert_close(a, e, rtol=1e-3, atol=1e-6)
+            torch.testing.assert_close(a, e, rtol=1e-4, atol=1e-7)
         for w, b in zip(weights, before):  # the weights are restored exactly
             assert torch.equal(w, b)
     finally:

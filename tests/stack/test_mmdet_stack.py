@@ -4,6 +4,7 @@ import torch
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from mmdet.utils import register_all_modules
+from mmengine.config import ConfigDict
 from mmengine.structures import InstanceData
 
 TINY_RETINANET = dict(
@@ -38,7 +39,8 @@ def _sample(size: int) -> DetDataSample:
 def test_tiny_retinanet_trains_and_predicts_with_nms_on_cpu():
     register_all_modules()
     torch.manual_seed(0)
-    model = MODELS.build(TINY_RETINANET)
+    model = MODELS.build(ConfigDict(TINY_RETINANET))
+    model.init_weights()  # RetinaNet's head init (focal-loss prior), no pretrained download
     images = torch.rand(2, 3, 128, 128)
     samples = [_sample(128), _sample(128)]
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
