@@ -2,7 +2,7 @@
 .PHONY: demo test
 
 demo:
-	bash scripts/bootstrap.sh dmc doctor
+	bash scripts/bootstrap.sh bash scripts/demo.sh
 
 test:
 	bash scripts/bootstrap.sh python -m pytest $(PYTEST_ARGS)

@@ -121,3 +121,29 @@ def test_cli_rejects_bad_settings(cli, tmp_path):
     assert result.exit_code == 2 and "no such folder" in result.stderr
     result = cli("search", "--resume", str(tmp_path / "nothing"))
     assert result.exit_code == 2 and "nothing to resume" in result.stderr
+
+
+def test_cli_seeds_and_yaml_config(cli, tmp_path):
+    config = tmp_path / "search.yaml"
+    config.write_text("space: tiny\ndataset: digits\nepochs: 1\nbatch_size: 256\nbeta_schedule: constant\n"
+                      "beta0: 0.7\n")
+    out = tmp_path / "multi"
+    result = cli("search", "--config", str(config), "--seeds", "0,1", "--out", str(out), "--deterministic")
+    assert result.exit_code == 0, result.output
+    runs = [out / "seed-0", out / "seed-1"]
+    assert all((run / "genotype.json").is_file() for run in runs)
+    histories = [read_history(run) for run in runs]
+    assert [h[0]["beta"] for h in histories] == [0.7, 0.7]
+    assert histories[0][0]["alphas"] != histories[1][0]["alphas"]  # independent searches
+    assert json.loads((runs[1] / "config.json").read_text())["config"]["seed"] == 1
+
+
+def test_yaml_config_errors(tmp_path):
+    from dmc.search import load_search_config
+
+    path = tmp_path / "c.yaml"
+    path.write_text("space: tiny\nepochz: 3\n")
+    with pytest.raises(InvalidInputError, match="unknown setting 'epochz'"):
+        load_search_config(path)
+    path.write_text("space: tiny\nepochs: 3\n")
+    assert load_search_config(path, epochs=5, lr=None).epochs == 5
