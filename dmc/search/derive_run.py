@@ -9,7 +9,7 @@ import torch
 from dmc.derive import derive
 from dmc.errors import InvalidInputError
 from dmc.genotype import Genotype
-from dmc.search.checkpoint import load_checkpoint
+from dmc.search.checkpoint import load_search_checkpoint
 from dmc.search.folder import load_run_space, read_history
 
 
@@ -18,7 +18,7 @@ def derive_run(run_dir: str | Path, checkpoint: str = "best") -> Genotype:
     run_dir = Path(run_dir)
     space = load_run_space(run_dir)
     if checkpoint in ("best", "last"):
-        state = load_checkpoint(run_dir / f"{checkpoint}.pt")
+        state = load_search_checkpoint(run_dir / f"{checkpoint}.pt")
         if state.get("space_hash") != space.content_hash:
             raise InvalidInputError(f"{run_dir}/{checkpoint}.pt was searched in another space than space.yaml")
         try:

@@ -8,25 +8,24 @@ from ``best.pt`` at the end) and TensorBoard events in ``tb/``.
 from __future__ import annotations
 
 import json
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 import yaml
-from torch.utils.data import DataLoader, Sampler, Subset
+from torch.utils.data import DataLoader, Subset
 
 from dmc.data import load_dataset
 from dmc.errors import InvalidInputError
 from dmc.genotype import Genotype
 from dmc.io import atomic_write_text
+from dmc.runtime import EpochPermutation, resolve_device, restore_rng_state, rng_state, seed_everything
 from dmc.search.architect import Architect
-from dmc.search.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
+from dmc.search.checkpoint import load_search_checkpoint, save_search_checkpoint
 from dmc.search.config import SearchConfig
 from dmc.search.derive_run import derive_run
 from dmc.search.folder import history_path, load_run_space, read_history
@@ -46,39 +45,6 @@ class SearchResult:
     best_val_acc: float
     genotype: Genotype
     """Derived from the best-validation checkpoint (Algorithm 1, line 6)."""
-
-
-class EpochPermutation(Sampler[int]):
-    """A fresh permutation per epoch that depends only on (seed, epoch): resumable data order."""
-
-    def __init__(self, n: int, seed: int):
-        self.n, self.seed, self.epoch = n, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __iter__(self):
-        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        return iter(torch.randperm(self.n, generator=generator).tolist())
-
-    def __len__(self) -> int:
-        return self.n
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise InvalidInputError(f"device {name!r} requested but no GPU is visible", "use --device cpu or auto")
-    return torch.device(name)
-
-
-def seed_everything(seed: int, deterministic: bool) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(deterministic, warn_only=False)
-    torch.backends.cudnn.benchmark = not deterministic
 
 
 class _Run:
@@ -211,7 +177,7 @@ def _search(config: SearchConfig, run_dir: Path, space: SearchSpace, resume: boo
     run = _Run(config, run_dir, space, on_event)
     history = read_history(run_dir)
     if resume and (run_dir / "last.pt").is_file():
-        run.load_state(load_checkpoint(run_dir / "last.pt"))
+        run.load_state(load_search_checkpoint(run_dir / "last.pt"))
     history = history[: run.epoch]  # drop records of an epoch that was not checkpointed
     atomic_write_text(history_path(run_dir), "".join(json.dumps(r) + "\n" for r in history))
     atomic_write_text(run_dir / "config.json", json.dumps(
@@ -241,9 +207,9 @@ def _search(config: SearchConfig, run_dir: Path, space: SearchSpace, resume: boo
             with history_path(run_dir).open("a") as f:
                 f.write(json.dumps(record) + "\n")
             state = run.state()
-            save_checkpoint(run_dir / "last.pt", state)
+            save_search_checkpoint(run_dir / "last.pt", state)
             if improved:
-                save_checkpoint(run_dir / "best.pt", state)
+                save_search_checkpoint(run_dir / "best.pt", state)
             _log_tensorboard(writer, record)
             run.on_event("epoch_end", record=record)
     finally:

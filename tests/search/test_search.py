@@ -8,7 +8,7 @@ import torch
 from dmc.errors import InvalidInputError
 from dmc.genotype import load_genotype
 from dmc.search import SearchConfig, derive_run, read_history, search
-from dmc.search.checkpoint import load_checkpoint
+from dmc.search.checkpoint import load_search_checkpoint
 
 TINY = dict(space="tiny", dataset="digits", batch_size=128, channels=4, layers=3, deterministic=True)
 
@@ -52,7 +52,7 @@ def test_an_interrupted_and_resumed_search_equals_an_uninterrupted_one(tmp_path)
     assert len(read_history(tmp_path / "resumed")) == 1
     search(SearchConfig(), tmp_path / "resumed", resume=True)
 
-    straight, resumed = (load_checkpoint(tmp_path / name / "last.pt") for name in ("straight", "resumed"))
+    straight, resumed = (load_search_checkpoint(tmp_path / name / "last.pt") for name in ("straight", "resumed"))
     assert resumed["epoch"] == 3
     for key in ("alpha_normal", "alpha_reduce"):
         assert torch.equal(straight["model"][key], resumed["model"][key]), key
@@ -67,16 +67,16 @@ def test_beta0_zero_is_plain_darts_and_differs_from_darts_minus(tmp_path):
     darts = search(SearchConfig(epochs=1, beta0=0.0, **TINY), tmp_path / "darts")
     minus = search(SearchConfig(epochs=1, **TINY), tmp_path / "minus")
     assert read_history(darts.run_dir)[0]["beta"] == 0.0
-    a = load_checkpoint(darts.run_dir / "last.pt")["model"]["alpha_normal"]
-    b = load_checkpoint(minus.run_dir / "last.pt")["model"]["alpha_normal"]
+    a = load_search_checkpoint(darts.run_dir / "last.pt")["model"]["alpha_normal"]
+    b = load_search_checkpoint(minus.run_dir / "last.pt")["model"]["alpha_normal"]
     assert not torch.equal(a, b)
 
 
 def test_second_order_search_differs_from_first_order(tmp_path):
     first = search(SearchConfig(epochs=1, **TINY), tmp_path / "first")
     second = search(SearchConfig(epochs=1, order=2, **TINY), tmp_path / "second")
-    a = load_checkpoint(first.run_dir / "last.pt")["model"]["alpha_normal"]
-    b = load_checkpoint(second.run_dir / "last.pt")["model"]["alpha_normal"]
+    a = load_search_checkpoint(first.run_dir / "last.pt")["model"]["alpha_normal"]
+    b = load_search_checkpoint(second.run_dir / "last.pt")["model"]["alpha_normal"]
     assert torch.isfinite(b).all() and not torch.equal(a, b)
 
 
@@ -91,10 +91,10 @@ def test_existing_run_folder_is_never_overwritten(tmp_path):
 def test_corrupt_checkpoint_gets_a_clear_error(tmp_path, cli):
     search(SearchConfig(epochs=1, **TINY), tmp_path / "run")
     (tmp_path / "run" / "best.pt").write_bytes(b"garbage")
-    with pytest.raises(InvalidInputError, match="corrupt or unreadable checkpoint"):
+    with pytest.raises(InvalidInputError, match="corrupt or unreadable dmc search checkpoint"):
         derive_run(tmp_path / "run", "best")
     result = cli("derive", str(tmp_path / "run"))
-    assert result.exit_code == 2 and "corrupt or unreadable checkpoint" in result.stderr
+    assert result.exit_code == 2 and "corrupt or unreadable dmc search checkpoint" in result.stderr
     assert "Traceback" not in result.output
     ok = cli("derive", str(tmp_path / "run"), "--checkpoint", "last", "-o", str(tmp_path / "g.json"))
     assert ok.exit_code == 0 and load_genotype(tmp_path / "g.json").space == "tiny"
