@@ -28,7 +28,7 @@ def epoch_progress(console: Console | None = None, label: str = "search"):
             progress.update(tasks["steps"], completed=info["step"], info=f"loss {info['loss']:.3f}")
         elif kind == "epoch_end":
             r = info["record"]
-            summary = " ".join(f"{k} {r[k]:.3f}" for k in ("beta", "train_acc", "val_acc") if k in r)
+            summary = " ".join(f"{k} {r[k]:.3f}" for k in ("beta", "train_acc", "val_acc", "test_acc") if k in r)
             progress.update(tasks["epochs"], advance=1, info=summary)
             progress.console.print(f"epoch {r['epoch']}: {summary}")
 

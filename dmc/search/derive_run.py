@@ -10,7 +10,8 @@ from dmc.derive import derive
 from dmc.errors import InvalidInputError
 from dmc.genotype import Genotype
 from dmc.search.checkpoint import load_search_checkpoint
-from dmc.search.folder import load_run_space, read_history
+from dmc.runfolder import read_history
+from dmc.search.folder import load_run_space
 
 
 def derive_run(run_dir: str | Path, checkpoint: str = "best") -> Genotype:

@@ -1,27 +1,13 @@
-"""Reading a search run folder: its space and its per-epoch history."""
+"""Reading a search run folder: the space it searched."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from dmc.errors import InvalidInputError
 from dmc.space import SearchSpace, space_from_dict
-
-
-def history_path(run_dir: Path) -> Path:
-    return run_dir / "history.jsonl"
-
-
-def read_history(run_dir: str | Path) -> list[dict[str, Any]]:
-    """The per-epoch records of a run folder."""
-    path = history_path(Path(run_dir))
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def load_run_space(run_dir: str | Path) -> SearchSpace:

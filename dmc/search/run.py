@@ -28,7 +28,8 @@ from dmc.search.architect import Architect
 from dmc.search.checkpoint import load_search_checkpoint, save_search_checkpoint
 from dmc.search.config import SearchConfig
 from dmc.search.derive_run import derive_run
-from dmc.search.folder import history_path, load_run_space, read_history
+from dmc.runfolder import append_history, claim_new_run_dir, keep_history
+from dmc.search.folder import load_run_space
 from dmc.space import SearchSpace, load_space
 from dmc.supernet import Supernet, build_supernet
 from dmc.version import __version__
@@ -144,12 +145,9 @@ def _start(config: SearchConfig, run_dir: Path, resume: bool) -> tuple[SearchCon
             raise InvalidInputError(f"{run_dir}: nothing to resume (no config.json)", "start a new search there")
         saved = json.loads(config_path.read_text())
         return SearchConfig.from_dict(saved["config"], str(config_path)), load_run_space(run_dir)
-    if config_path.exists() or (run_dir / "last.pt").exists():
-        raise InvalidInputError(f"{run_dir} already holds a search",
-                                "pass --resume to continue it, or choose another --out folder")
     config.validate()
     space = load_space(config.space).with_macro(channels=config.channels, layers=config.layers)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    claim_new_run_dir(run_dir, "config.json", "search")
     atomic_write_text(run_dir / "space.yaml", yaml.safe_dump(space.to_dict(), sort_keys=False))
     return config, space
 
@@ -175,11 +173,9 @@ def _search(config: SearchConfig, run_dir: Path, space: SearchSpace, resume: boo
     from torch.utils.tensorboard import SummaryWriter
 
     run = _Run(config, run_dir, space, on_event)
-    history = read_history(run_dir)
     if resume and (run_dir / "last.pt").is_file():
         run.load_state(load_search_checkpoint(run_dir / "last.pt"))
-    history = history[: run.epoch]  # drop records of an epoch that was not checkpointed
-    atomic_write_text(history_path(run_dir), "".join(json.dumps(r) + "\n" for r in history))
+    keep_history(run_dir, run.epoch)
     atomic_write_text(run_dir / "config.json", json.dumps(
         {"config": config.to_dict(), "space": space.name, "space_hash": space.content_hash,
          "dataset": run.data.describe(), "device": str(run.device), "dmc_version": __version__}, indent=2) + "\n")
@@ -204,8 +200,7 @@ def _search(config: SearchConfig, run_dir: Path, space: SearchSpace, resume: boo
             improved = val_acc > run.best_val_acc
             if improved:
                 run.best_val_acc, run.best_epoch = val_acc, epoch
-            with history_path(run_dir).open("a") as f:
-                f.write(json.dumps(record) + "\n")
+            append_history(run_dir, record)
             state = run.state()
             save_search_checkpoint(run_dir / "last.pt", state)
             if improved:

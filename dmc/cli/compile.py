@@ -1,0 +1,44 @@
+"""`dmc compile`: a genotype -> a standalone network file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from dmc.cli.app import command
+from dmc.cli.build_options import Auxiliary, Channels, Classes, Layers, Style, build_overrides
+from dmc.compiler import save_network
+from dmc.compiler.checks import check_genotype_in_space
+from dmc.compiler.source import resolve_genotype
+from dmc.compiler import BuildArgs, compile as compile_genotype
+from dmc.profile import count_macs
+from dmc.space import load_space
+
+
+@command(name="compile")
+def compile_command(
+    genotype: str = typer.Argument(..., help="Genotype file (JSON, DARTS text, NB201 string) or published name "
+                                             "(DARTS_V2, cifar10_s3_0, ...)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Network file to write (.pt)."),
+    style: str = Style, channels: int = Channels, layers: int = Layers, classes: int = Classes,
+    auxiliary: bool = Auxiliary,
+    space: str = typer.Option(None, help="Check that the genotype belongs to this space first."),
+    input_size: int = typer.Option(None, help="Input size for the MAC count and size check [32; imagenet 224]."),
+) -> None:
+    """Compile a genotype into a standalone PyTorch network (randomly initialised weights)."""
+    g = resolve_genotype(genotype)
+    if space is not None:
+        check_genotype_in_space(g, load_space(space))
+    overrides = build_overrides(style, channels, layers, classes, auxiliary)
+    chosen = overrides.pop("style") or ("nb201" if g.kind == "nb201" else "cifar")
+    network = compile_genotype(g, BuildArgs.defaults_for(chosen), **overrides)
+    size = input_size or (224 if chosen == "imagenet" else 32)
+    network.check_input_size(size, size)
+    save_network(network, out)
+    if not network.deterministic:
+        typer.echo("warning: the genotype keeps 'noise' ops: the network's outputs are random", err=True)
+    args = network.build_args
+    typer.echo(f"{args.style} network: {args.channels} channels, {args.layers} cells, {args.num_classes} classes; "
+               f"{network.num_parameters():,} parameters, {count_macs(network, size):,} MACs at {size}x{size}")
+    typer.echo(f"wrote {out}")

@@ -1,0 +1,37 @@
+"""`dmc profile`: parameters, MACs and latency of a network."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from dmc.cli.app import command
+from dmc.cli.build_options import Channels, Classes, Layers, Style, build_overrides
+from dmc.compiler.source import network_from_source
+from dmc.profile import profile
+
+
+@command(name="profile")
+def profile_command(
+    source: str = typer.Argument(..., help="Genotype (file or published name), or a `dmc compile`/`dmc train` file."),
+    style: str = Style, channels: int = Channels, layers: int = Layers, classes: int = Classes,
+    input_size: int = typer.Option(None, help="Input size [the training data's; 32; imagenet 224]."),
+    repeats: int = typer.Option(10, help="Timed runs per batch size (median reported)."),
+) -> None:
+    """Parameters, MACs (PyTorch's flop counter) and CPU latency at batch 1 and 32."""
+    loaded = network_from_source(source, **build_overrides(style, channels, layers, classes))
+    network = loaded.network
+    size = input_size or (loaded.data or {}).get("image_size") or (224 if network.build_args.style == "imagenet"
+                                                                     else 32)
+    with Console().status("timing..."):
+        result = profile(network, size, repeats=repeats)
+    table = Table(box=None, show_header=False)
+    args = network.build_args
+    table.add_row("network", f"{args.style}, {args.channels} channels, {args.layers} cells, {args.num_classes} "
+                             f"classes{' (trained weights)' if loaded.data else ''}")
+    table.add_row("parameters", f"{result.parameters:,} ({result.parameters_with_auxiliary:,} with auxiliary head)")
+    table.add_row("MACs", f"{result.macs:,} at {size}x{size}")
+    for batch, ms in result.latency_ms.items():
+        table.add_row(f"latency, batch {batch}", f"{ms:.1f} ms ({result.device}, {result.threads} threads)")
+    Console().print(table)

@@ -1,0 +1,53 @@
+"""What commands accept as a network source: a genotype (file or published name) or a network file."""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dmc.compiler.build_args import BuildArgs
+from dmc.compiler.networks import CompiledNetwork
+from dmc.compiler.saved import load_network, read_network_file
+from dmc.errors import InvalidInputError
+from dmc.genotype import Genotype, load_genotype, published_genotypes
+
+
+def resolve_genotype(source: str | Path) -> Genotype:
+    """A genotype file (dmc JSON, DARTS text, NAS-Bench-201 string) or a published name such as DARTS_V2."""
+    path = Path(source)
+    if path.exists():
+        return load_genotype(path)
+    published = published_genotypes()
+    if str(source) in published:
+        return published[str(source)]
+    raise InvalidInputError(f"{source}: no such genotype file or published genotype",
+                            f"published: {', '.join(sorted(published)[:6])}, ... (see `dmc compile --help`)")
+
+
+@dataclass
+class NetworkSource:
+    network: CompiledNetwork
+    weights: bool
+    """True when the weights were loaded from a file (compiled or trained), False for a fresh init."""
+    data: dict[str, Any] | None
+    """The training data's description (image size, mean, std) when the source is a training checkpoint."""
+
+
+def network_from_source(source: str | Path, **build_overrides) -> NetworkSource:
+    """Loads a `dmc compile` / `dmc train` file (weights included; build overrides are refused), or compiles
+    a genotype with freshly initialised weights and ``build_overrides`` (None = default)."""
+    from dmc.compiler import compile
+
+    path = Path(source)
+    overrides = {k: v for k, v in build_overrides.items() if v is not None}
+    if path.is_file() and zipfile.is_zipfile(path):
+        if overrides:
+            raise InvalidInputError(f"{path} already fixes the network's build arguments",
+                                    f"drop {', '.join('--' + k.replace('_', '-') for k in overrides)}")
+        state = read_network_file(path)
+        return NetworkSource(load_network(path), True, state.get("data"))
+    genotype = resolve_genotype(source)
+    style = overrides.pop("style", None) or ("nb201" if genotype.kind == "nb201" else "cifar")
+    return NetworkSource(compile(genotype, BuildArgs.defaults_for(style), **overrides), False, None)
