@@ -1,0 +1,78 @@
+"""`dmc compile` and `dmc profile` through the CLI, with the bad-genotype corpus."""
+
+import json
+
+import pytest
+
+from dmc.compiler import load_network
+from dmc.genotype import published_genotypes
+
+
+def test_compile_and_profile_a_published_genotype(cli, tmp_path):
+    out = tmp_path / "dv2.pt"
+    result = cli("compile", "DARTS_V2", "--channels", "8", "--layers", "5", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert "parameters" in result.stdout and "MACs at 32x32" in result.stdout
+    assert load_network(out).build_args.channels == 8
+    profiled = cli("profile", str(out), "--repeats", "1")
+    assert profiled.exit_code == 0, profiled.output
+    assert "latency, batch 32" in profiled.stdout and "MACs" in profiled.stdout
+    by_genotype = cli("profile", "DARTS_V2", "--channels", "8", "--layers", "5", "--repeats", "1")
+    assert by_genotype.exit_code == 0
+
+
+def test_noise_genotypes_compile_with_a_warning(cli, tmp_path):
+    result = cli("compile", "cifar10_s4_0", "--channels", "8", "--layers", "5", "-o", str(tmp_path / "n.pt"))
+    assert result.exit_code == 0 and "'noise' ops" in result.stderr
+
+
+def _write(tmp_path, data):
+    path = tmp_path / "g.json"
+    path.write_text(json.dumps(data) if isinstance(data, dict) else data)
+    return path
+
+
+def _darts_v2():
+    return published_genotypes()["DARTS_V2"].to_dict()
+
+
+def _edit(path, value):
+    data = _darts_v2()
+    node = data
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    return data
+
+
+BAD = {
+    "unknown op": (_edit(["cells", "normal", "nodes", 0, 0, 0], "sep_conv_9x9"), "unknown op 'sep_conv_9x9'"),
+    "forward input": (_edit(["cells", "normal", "nodes", 0, 0, 1], 4), "input 4 of node 2 points forward"),
+    "no reduce": ({k: v for k, v in _edit(["cells", "reduce"], None).items()}, "malformed genotype"),
+    "bad version": (_edit(["version"], 2), "genotype version 2 is not supported"),
+    "not json": ("{oops", "invalid JSON"),
+    "not a genotype": ("hello", "not a genotype"),
+    "darts text code": ("Genotype(normal=exec('1'), normal_concat=[2], reduce=[], reduce_concat=[2])",
+                        "unsupported expression"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_genotypes_get_one_line_and_exit_2(cli, tmp_path, case):
+    data, message = BAD[case]
+    result = cli("compile", str(_write(tmp_path, data)), "-o", str(tmp_path / "out.pt"))
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and result.stderr.count("\n") == 1
+    assert not (tmp_path / "out.pt").exists()
+
+
+def test_wrong_space_and_bad_sizes(cli, tmp_path):
+    result = cli("compile", "cifar10_s3_0", "--space", "rdarts_s4", "-o", str(tmp_path / "x.pt"))
+    assert result.exit_code == 2 and "not a candidate of space 'rdarts_s4'" in result.stderr
+    result = cli("compile", "DARTS_V2", "--input-size", "30", "--channels", "8", "--layers", "5",
+                 "-o", str(tmp_path / "y.pt"))
+    assert result.exit_code == 2 and "input size 30x30" in result.stderr
+    result = cli("compile", "NOT_A_GENOTYPE", "-o", str(tmp_path / "z.pt"))
+    assert result.exit_code == 2 and "no such genotype file or published genotype" in result.stderr
+    result = cli("profile", str(tmp_path / "missing.pt"))
+    assert result.exit_code == 2

@@ -1,0 +1,119 @@
+"""The genotype compiler: every published genotype, the reference parameter count, feature_info, checks."""
+
+import pytest
+import torch
+
+from dmc.compiler import BuildArgs, compile, load_network, save_network
+from dmc.compiler.checks import check_genotype_in_space
+from dmc.errors import InvalidInputError
+from dmc.genotype import Genotype, published_genotypes
+from dmc.profile import count_macs
+from dmc.space import load_space
+
+PUBLISHED = published_genotypes()
+NB201_BEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+
+
+def _check_features(network, size):
+    network.eval()
+    x = torch.randn(2, network.build_args.in_channels, size, size)
+    with torch.no_grad():
+        features = network.forward_features(x)
+    assert len(features) == len(network.feature_info)
+    for feature, info in zip(features, network.feature_info):
+        assert feature.shape[1] == info["num_chs"]
+        assert feature.shape[-1] * info["reduction"] == size
+        assert network.get_submodule(info["module"]) is not None
+    picked = network.forward_features(x, out_indices=[1, len(features) - 1])
+    assert [f.shape for f in picked] == [features[1].shape, features[-1].shape]
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+def test_every_published_genotype_compiles_runs_and_reports(name):
+    network = compile(PUBLISHED[name], channels=8, layers=5, auxiliary=True)
+    network.eval()
+    assert network(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    assert 0 < network.num_parameters() < network.num_parameters(include_auxiliary=True)
+    assert count_macs(network, 32) > 0
+    _check_features(network, 32)
+    assert network.deterministic == ("_s4_" not in name)
+
+
+def test_darts_v2_has_exactly_the_published_parameter_count():
+    network = compile(PUBLISHED["DARTS_V2"], channels=36, layers=20, num_classes=10, auxiliary=True)
+    assert network.num_parameters() == 3_349_342  # auxiliary head excluded, as DARTS counts
+    assert count_macs(network, 32) == 528_359_040
+
+
+def test_imagenet_style_has_two_stems_and_stride_8_before_the_cells():
+    full = compile(PUBLISHED["DARTS_V2"], BuildArgs.defaults_for("imagenet"))
+    assert full.num_parameters() == 4_718_752  # DARTS reports 4.7M
+    small = compile(PUBLISHED["DARTS_V2"], BuildArgs("imagenet", 10, 8, 5, auxiliary=True))
+    assert [i["reduction"] for i in small.feature_info] == [8, 8, 16, 32]
+    small.train()
+    logits, aux = small(torch.randn(2, 3, 224, 224))  # the auxiliary head expects 7x7 maps, as in DARTS
+    assert logits.shape == aux.shape == (2, 10)
+    _check_features(small, 64)
+
+
+def test_nb201_network():
+    g = Genotype.from_nb201_string(NB201_BEST)
+    network = compile(g)
+    assert network.build_args.style == "nb201" and (network.build_args.channels, network.build_args.layers) == (16, 5)
+    kinds = [type(b).__name__ for b in network.blocks]
+    assert kinds.count("DerivedCell") == 15 and kinds.count("ResNetBasicBlock") == 2
+    assert [i["num_chs"] for i in network.feature_info] == [16, 16, 32, 64]
+    assert network(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    _check_features(network.eval(), 32)
+    with pytest.raises(InvalidInputError, match="cannot build a cifar network"):
+        compile(g, style="cifar")
+
+
+def test_drop_path_only_in_training():
+    network = compile(PUBLISHED["DARTS_V2"], channels=8, layers=5)
+    network.drop_path_prob = 0.5
+    x = torch.randn(4, 3, 32, 32)
+    network.eval()
+    with torch.no_grad():
+        assert torch.equal(network(x), network(x))
+    network.train()
+    torch.manual_seed(0)
+    a = network(x)
+    b = network(x)
+    assert not torch.allclose(a, b)
+
+
+def test_input_sizes_a_factorized_reduce_cannot_halve_are_refused():
+    network = compile(PUBLISHED["DARTS_V2"], channels=8, layers=5)
+    network.check_input_size(32, 32)
+    with pytest.raises(InvalidInputError, match=r"input size 30x30: reduction cell 3 gets 15x15 feature maps") as info:
+        network.check_input_size(30, 30)
+    assert "divisible by 4" in info.value.hint
+    with pytest.raises(InvalidInputError, match="input size 30x30"):
+        network(torch.randn(1, 3, 30, 30))
+
+
+def test_genotype_must_belong_to_the_named_space():
+    s3 = load_space("rdarts_s3")
+    cell = PUBLISHED["cifar10_s3_0"]
+    check_genotype_in_space(cell, s3)
+    with pytest.raises(InvalidInputError, match=r"op 'skip_connect' on input 1 is not a candidate of space 'rdarts_s4' \(allowed: noise, sep_conv_3x3\)"):
+        check_genotype_in_space(cell, load_space("rdarts_s4"))
+    derived = Genotype.from_dict({**cell.to_dict(), "space": {"name": "rdarts_s3", "hash": "0" * 16}})
+    with pytest.raises(InvalidInputError, match="the spec changed since the search"):
+        check_genotype_in_space(derived, s3)
+    with pytest.raises(InvalidInputError, match="comes from space 'rdarts_s3', not 'darts_s0'"):
+        compile(derived, space=load_space("darts_s0"))
+
+
+def test_network_files_round_trip(tmp_path):
+    network = compile(PUBLISHED["DARTS_V2"], channels=8, layers=5).eval()
+    path = save_network(network, tmp_path / "net.pt")
+    again = load_network(path).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(network(x), again(x))
+    assert again.genotype == network.genotype and again.build_args == network.build_args
+    (tmp_path / "bad.pt").write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(InvalidInputError, match="corrupt or unreadable"):
+        load_network(tmp_path / "bad.pt")
