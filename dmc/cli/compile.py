@@ -8,10 +8,9 @@ import typer
 
 from dmc.cli.app import command
 from dmc.cli.build_options import Auxiliary, Channels, Classes, Layers, Style, build_overrides
+from dmc.compiler import compile as compile_genotype
 from dmc.compiler import save_network
-from dmc.compiler.checks import check_genotype_in_space
 from dmc.compiler.source import resolve_genotype
-from dmc.compiler import BuildArgs, compile as compile_genotype
 from dmc.profile import count_macs
 from dmc.space import load_space
 
@@ -27,13 +26,9 @@ def compile_command(
     input_size: int = typer.Option(None, help="Input size for the MAC count and size check [32; imagenet 224]."),
 ) -> None:
     """Compile a genotype into a standalone PyTorch network (randomly initialised weights)."""
-    g = resolve_genotype(genotype)
-    if space is not None:
-        check_genotype_in_space(g, load_space(space))
-    overrides = build_overrides(style, channels, layers, classes, auxiliary)
-    chosen = overrides.pop("style") or ("nb201" if g.kind == "nb201" else "cifar")
-    network = compile_genotype(g, BuildArgs.defaults_for(chosen), **overrides)
-    size = input_size or (224 if chosen == "imagenet" else 32)
+    network = compile_genotype(resolve_genotype(genotype), space=load_space(space) if space else None,
+                               **build_overrides(style, channels, layers, classes, auxiliary))
+    size = input_size or (224 if network.build_args.style == "imagenet" else 32)
     network.check_input_size(size, size)
     save_network(network, out)
     if not network.deterministic:

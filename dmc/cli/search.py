@@ -10,6 +10,7 @@ from rich.console import Console
 
 from dmc.cli.app import command
 from dmc.cli.progress import epoch_progress
+from dmc.cli.run_options import BatchSize, DataRoot, Dataset, Deterministic, Device, Seed
 from dmc.errors import InvalidInputError
 from dmc.search import SCHEDULES, SearchConfig, load_search_config, search_seeds
 from dmc.search import search as run_search
@@ -28,13 +29,13 @@ def _seeds(text: str | None) -> list[int] | None:
 @command(name="search")
 def search_command(
     space: str = typer.Argument(None, help="Bundled space name (darts_s0, rdarts_s3, nb201, tiny, ...) or spec file."),
-    dataset: str = typer.Option(None, help="digits | cifar10[:PATH] | cifar100[:PATH] | folder:PATH."),
-    data_root: str = typer.Option(None, help="Folder holding the CIFAR data."),
+    dataset: str = Dataset,
+    data_root: str = DataRoot,
     out: Path = typer.Option(None, "--out", "-o", help="Run folder (default: runs/search-<space>-<time>)."),
     resume: Path = typer.Option(None, help="Continue the search in this run folder exactly where it stopped."),
     config: Path = typer.Option(None, help="YAML file of settings (any SearchConfig field); flags override it."),
     epochs: int = typer.Option(None, help="Search epochs [50]."),
-    batch_size: int = typer.Option(None, help="Batch size [64]."),
+    batch_size: int = BatchSize,
     channels: int = typer.Option(None, help="Initial channels [the space's, 16]."),
     layers: int = typer.Option(None, help="Cells (cells per stage for nb201) [the space's, 8]."),
     lr: float = typer.Option(None, help="Weight learning rate, cosine-annealed [0.025]."),
@@ -44,11 +45,10 @@ def search_command(
     beta0: float = typer.Option(None, help="Initial beta [1]; 0 runs plain DARTS."),
     beta_start: int = typer.Option(None, help="Epoch where beta starts to decay [0]."),
     beta_stop: int = typer.Option(None, help="Epoch where beta reaches 0 (the drop epoch of 'step') [epochs]."),
-    seed: int = typer.Option(None, help="Random seed [0]."),
+    seed: int = Seed,
     seeds: str = typer.Option(None, help="Comma-separated seeds: independent searches in OUT/seed-<s>."),
-    device: str = typer.Option(None, help="auto | cpu | cuda [auto]."),
-    deterministic: bool = typer.Option(None, "--deterministic/--nondeterministic",
-                                       help="Deterministic algorithms (bitwise reproducible on CPU)."),
+    device: str = Device,
+    deterministic: bool = Deterministic,
 ) -> None:
     """Search an architecture with DARTS- (auxiliary skip with decaying beta)."""
     console = Console()

@@ -10,6 +10,7 @@ from rich.console import Console
 
 from dmc.cli.app import command
 from dmc.cli.progress import epoch_progress
+from dmc.cli.run_options import BatchSize, DataRoot, Dataset, Deterministic, Device, Seed
 from dmc.compiler.source import resolve_genotype
 from dmc.errors import InvalidInputError
 from dmc.train import TrainConfig, train
@@ -18,23 +19,22 @@ from dmc.train import TrainConfig, train
 @command(name="train")
 def train_command(
     genotype: str = typer.Argument(None, help="Genotype file or published name (DARTS_V2, cifar10_s3_0, ...)."),
-    dataset: str = typer.Option("digits", help="digits | cifar10[:PATH] | cifar100[:PATH] | folder:PATH."),
-    data_root: str = typer.Option(None, help="Folder holding the CIFAR data."),
+    dataset: str = Dataset,
+    data_root: str = DataRoot,
     out: Path = typer.Option(None, "--out", "-o", help="Run folder (default: runs/train-<genotype>-<time>)."),
     resume: Path = typer.Option(None, help="Continue the training in this run folder exactly where it stopped."),
     style: str = typer.Option(None, help="cifar | imagenet | nb201 [cifar; nb201 for NB201 genotypes]."),
     epochs: int = typer.Option(None, help="Epochs [600; digits 30]."),
-    batch_size: int = typer.Option(None, help="Batch size [96]."),
+    batch_size: int = BatchSize,
     channels: int = typer.Option(None, help="Initial channels [36; digits 16]."),
     layers: int = typer.Option(None, help="Cells [20; digits 8]."),
     lr: float = typer.Option(None, help="Learning rate, cosine-annealed to 0 [0.025]."),
     auxiliary: bool = typer.Option(None, "--auxiliary/--no-auxiliary", help="Auxiliary head, weight 0.4 [on]."),
     drop_path: float = typer.Option(None, help="Final drop-path probability, ramped up linearly [0.2]."),
     cutout: int = typer.Option(None, help="Cutout length, 0 for none [16; digits 8]."),
-    seed: int = typer.Option(None, help="Random seed [0]."),
-    device: str = typer.Option(None, help="auto | cpu | cuda [auto]."),
-    deterministic: bool = typer.Option(None, "--deterministic/--nondeterministic",
-                                       help="Deterministic algorithms (bitwise reproducible on CPU)."),
+    seed: int = Seed,
+    device: str = Device,
+    deterministic: bool = Deterministic,
 ) -> None:
     """Train a genotype's network from scratch and report its top-1 test accuracy."""
     console = Console()
@@ -48,8 +48,8 @@ def train_command(
             raise InvalidInputError("no genotype given", "pass a genotype file or a published name, e.g. DARTS_V2")
         g = resolve_genotype(genotype)
         config = TrainConfig.for_dataset(
-            dataset, data_root=data_root, style=style or ("nb201" if g.kind == "nb201" else None), epochs=epochs,
-            batch_size=batch_size, channels=channels, layers=layers, lr=lr, auxiliary=auxiliary,
+            dataset or "digits", data_root=data_root, style=style or ("nb201" if g.kind == "nb201" else None),
+            epochs=epochs, batch_size=batch_size, channels=channels, layers=layers, lr=lr, auxiliary=auxiliary,
             drop_path=drop_path, cutout=cutout, seed=seed, device=device, deterministic=deterministic)
         run_dir = out or Path("runs") / f"train-{Path(genotype).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     with epoch_progress(console, label="train") as on_event:

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dmc.compiler.build_args import BuildArgs
 from dmc.compiler.networks import CompiledNetwork
 from dmc.compiler.saved import load_network, read_network_file
 from dmc.errors import InvalidInputError
@@ -48,6 +47,4 @@ def network_from_source(source: str | Path, **build_overrides) -> NetworkSource:
                                     f"drop {', '.join('--' + k.replace('_', '-') for k in overrides)}")
         state = read_network_file(path)
         return NetworkSource(load_network(path), True, state.get("data"))
-    genotype = resolve_genotype(source)
-    style = overrides.pop("style", None) or ("nb201" if genotype.kind == "nb201" else "cifar")
-    return NetworkSource(compile(genotype, BuildArgs.defaults_for(style), **overrides), False, None)
+    return NetworkSource(compile(resolve_genotype(source), **overrides), False, None)
