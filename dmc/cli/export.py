@@ -1,0 +1,62 @@
+"""`dmc export --onnx`: a network file, training checkpoint or genotype -> a checked ONNX model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from dmc.cli.app import command
+from dmc.cli.build_options import Channels, Classes, Layers, Style, build_overrides
+from dmc.compiler.source import network_from_source
+from dmc.errors import InvalidInputError
+
+
+def _indices(text: str | None, stages: int) -> list[int] | None:
+    if text is None:
+        return None
+    if text == "all":
+        return list(range(stages))
+    try:
+        return [int(i) for i in text.split(",")]
+    except ValueError:
+        raise InvalidInputError(f"--features {text!r} is not 'all' or a comma-separated list of stage indices",
+                                "e.g. --features 1,2,3") from None
+
+
+@command(name="export")
+def export_command(
+    source: str = typer.Argument(..., help="A `dmc train` checkpoint or `dmc compile` file (weights included), "
+                                           "or a genotype (random weights; build options apply)."),
+    onnx: Path = typer.Option(..., "--onnx", help="ONNX model to write; its parity report goes to OUT.json."),
+    input_size: int = typer.Option(None, help="Input height and width [the training data's; 32; imagenet 224]."),
+    dynamic_batch: bool = typer.Option(True, "--dynamic-batch/--static-batch", help="Batch dimension dynamic."),
+    opset: int = typer.Option(None, help="ONNX opset [the exporter's default]."),
+    features: str = typer.Option(None, help="Export these stage outputs ('all' or e.g. 1,2,3) instead of logits."),
+    allow_random: bool = typer.Option(False, help="Export networks with 'noise' ops (no parity check)."),
+    check: bool = typer.Option(True, "--check/--no-check", help="Check the model and compare with onnxruntime."),
+    runs: int = typer.Option(3, help="Random inputs per batch size in the parity check."),
+    style: str = Style, channels: int = Channels, layers: int = Layers, classes: int = Classes,
+) -> None:
+    """Export to ONNX and prove onnxruntime computes what PyTorch computes."""
+    from dmc.exporters.onnx import TOLERANCE, export_onnx
+
+    loaded = network_from_source(source, **build_overrides(style, channels, layers, classes))
+    data = loaded.data or {}
+    report = export_onnx(
+        loaded.network, onnx, input_size=input_size or data.get("image_size"), dynamic_batch=dynamic_batch,
+        opset=opset, features=_indices(features, len(loaded.network.feature_info)),
+        mean=data.get("mean", (0.0,) * 3), std=data.get("std", (1.0,) * 3), allow_random=allow_random,
+        check=check, runs=runs)
+    typer.echo(f"wrote {onnx} (opset {report['opset']}, outputs: {', '.join(report['outputs'])})")
+    parity = report["parity"]
+    if parity:
+        typer.echo(f"onnx.checker: {report['onnx_checker']}; onnxruntime vs PyTorch over batches "
+                   f"{parity['batches']} x {parity['runs_per_batch']} inputs: max abs error "
+                   f"{parity['max_abs_error']:.2e}, max rel error {parity['max_rel_error']:.2e} "
+                   f"(tolerance {TOLERANCE:.0e}): ok")
+    elif not check:
+        typer.echo("not checked (--no-check)")
+    else:
+        typer.echo("onnx.checker passed; parity not checked: the outputs are random ('noise' ops)")
+    typer.echo(f"report: {onnx.with_name(onnx.name + '.json')}")

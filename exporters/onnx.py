@@ -1,0 +1,145 @@
+"""ONNX export that proves itself: export with the dynamo exporter, check the model, compare with onnxruntime.
+
+    report = export_onnx(network, "model.onnx", input_size=32)
+    report["parity"]["max_abs_error"]   # over random inputs, batch sizes 1 and 7 included
+
+The report is also written beside the model (``model.onnx.json``). The model's metadata carries the
+genotype, dmc's version, the input size and the normalisation, so a deployment needs nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from torch import nn
+
+from dmc.compiler.networks import CompiledNetwork
+from dmc.errors import DmcError, InvalidInputError
+from dmc.io import atomic_write, atomic_write_text
+from dmc.version import __version__
+
+TOLERANCE = 1e-4
+"""Largest absolute difference between onnxruntime and PyTorch accepted for fp32 models."""
+
+
+class ParityError(DmcError):
+    """onnxruntime's outputs differ from PyTorch's by more than the tolerance."""
+
+
+class _Features(nn.Module):
+    """Wraps a network so that it returns its stage feature maps instead of logits."""
+
+    def __init__(self, network: CompiledNetwork, out_indices: list[int]):
+        super().__init__()
+        self.network, self.out_indices = network, out_indices
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(self.network.forward_features(x, self.out_indices))
+
+
+def _output_names(network: CompiledNetwork, features: list[int] | None) -> list[str]:
+    if features is None:
+        return ["logits"]
+    return [f"features_{i}_stride{network.feature_info[i]['reduction']}" for i in features]
+
+
+def _metadata(network: CompiledNetwork, input_size: int, mean, std, outputs: list[str]) -> dict[str, str]:
+    return {
+        "dmc.version": __version__,
+        "dmc.genotype": json.dumps(network.genotype.to_dict()),
+        "dmc.build_args": json.dumps(network.build_args.to_dict()),
+        "dmc.input_size": str(input_size),
+        "dmc.normalization": json.dumps({"mean": list(mean), "std": list(std)}),
+        "dmc.outputs": json.dumps(outputs),
+    }
+
+
+def _compare(session: ort.InferenceSession, module: nn.Module, shape: tuple[int, ...], runs: int,
+             batches: list[int], seed: int) -> dict[str, Any]:
+    generator = torch.Generator().manual_seed(seed)
+    input_name = session.get_inputs()[0].name
+    max_abs, max_rel, cases = 0.0, 0.0, []
+    for batch in batches:
+        for _ in range(runs):
+            x = torch.randn((batch, *shape[1:]), generator=generator)
+            with torch.no_grad():
+                expected = module(x)
+            expected = [expected] if isinstance(expected, torch.Tensor) else list(expected)
+            got = session.run(None, {input_name: x.numpy()})
+            for e, g in zip(expected, got):
+                e = e.numpy()
+                diff = np.abs(e - g)
+                max_abs = max(max_abs, float(diff.max()))
+                max_rel = max(max_rel, float((diff / (np.abs(e) + 1e-6)).max()))
+        cases.append(batch)
+    return {"runs_per_batch": runs, "batches": cases, "max_abs_error": max_abs, "max_rel_error": max_rel}
+
+
+def export_onnx(network: CompiledNetwork, path: str | Path, *, input_size: int | None = None,
+                dynamic_batch: bool = True, opset: int | None = None, features: list[int] | None = None,
+                mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), allow_random: bool = False, check: bool = True,
+                runs: int = 3, seed: int = 0, tolerance: float = TOLERANCE) -> dict[str, Any]:
+    """Exports ``network`` (eval mode) to ONNX at ``path`` and, unless ``check`` is off, proves it.
+
+    ``features``: export these stage outputs (see ``network.feature_info``) as named outputs instead
+    of logits. Raises :class:`ParityError` (after writing the model and its report) when onnxruntime
+    differs from PyTorch by more than ``tolerance``; refuses networks with random ops unless
+    ``allow_random``.
+    """
+    path = Path(path)
+    if not network.deterministic and not allow_random:
+        raise InvalidInputError("the genotype keeps 'noise' ops, so the exported model's outputs would be random",
+                                "pass --allow-random to export it anyway (the parity check is skipped)")
+    size = input_size or (224 if network.build_args.style == "imagenet" else 32)
+    network.check_input_size(size, size)
+    if features is not None:
+        bad = [i for i in features if not 0 <= i < len(network.feature_info)]
+        if bad or not features:
+            raise InvalidInputError(f"feature indices {features} are out of range",
+                                    f"the network has {len(network.feature_info)} stages: 0..{len(network.feature_info) - 1}")
+    network = network.eval()
+    module: nn.Module = (_Features(network, features) if features is not None else network).eval()
+    outputs = _output_names(network, features)
+    shape = (2, network.build_args.in_channels, size, size)
+    example = torch.randn(shape)
+    dynamic_shapes = {"x": {0: torch.export.Dim("batch", min=1, max=4096)}} if dynamic_batch else None
+
+    def write(tmp: Path) -> None:
+        with tempfile.TemporaryDirectory() as work:
+            raw = Path(work) / "model.onnx"
+            torch.onnx.export(module, (example,), str(raw), dynamo=True, input_names=["input"],
+                              output_names=outputs, dynamic_shapes=dynamic_shapes, opset_version=opset,
+                              verbose=False)
+            model = onnx.load(str(raw))
+        for key, value in _metadata(network, size, mean, std, outputs).items():
+            model.metadata_props.append(onnx.StringStringEntryProto(key=key, value=value))
+        onnx.save(model, str(tmp))
+
+    atomic_write(path, write)
+    model = onnx.load(str(path))
+    report: dict[str, Any] = {
+        "model": str(path), "dmc_version": __version__, "opset": model.opset_import[0].version,
+        "input": {"name": "input", "shape": ["batch" if dynamic_batch else shape[0], *shape[1:]]},
+        "outputs": outputs, "parity": None, "tolerance": tolerance, "passed": None,
+    }
+    if check:
+        onnx.checker.check_model(model, full_check=True)
+        report["onnx_checker"] = "passed (full check)"
+        if network.deterministic:
+            session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            batches = [shape[0], 1, 7] if dynamic_batch else [shape[0]]
+            report["parity"] = _compare(session, module, shape, runs, batches, seed)
+            report["passed"] = report["parity"]["max_abs_error"] <= tolerance
+    atomic_write_text(path.with_name(path.name + ".json"), json.dumps(report, indent=2) + "\n")
+    if report["passed"] is False:
+        raise ParityError(f"onnxruntime differs from PyTorch by up to {report['parity']['max_abs_error']:.2e} "
+                          f"(tolerance {tolerance:.0e}); the model and its report are in {path.parent}",
+                          "report it with the .json report attached")
+    return report
