@@ -39,6 +39,8 @@ class DetectionConfig:
     """Per GPU; the paper's 16 is 8 GPUs x 2."""
     lr: float = 0.01
     warmup_iters: int = 500
+    flip: bool = True
+    """Random horizontal flips in training (off for data where mirroring changes the class, like digits)."""
     neck_channels: int = 256
     head_convs: int = 4
     num_workers: int = 2
@@ -82,8 +84,8 @@ def retinanet_config(source: str | Path, cfg: DetectionConfig) -> dict[str, Any]
     data_root = str(Path(cfg.data_root).resolve())
     train_pipeline = [
         dict(type="LoadImageFromFile"), dict(type="LoadAnnotations", with_bbox=True),
-        dict(type="Resize", scale=tuple(cfg.image_scale), keep_ratio=True), dict(type="RandomFlip", prob=0.5),
-        dict(type="PackDetInputs"),
+        dict(type="Resize", scale=tuple(cfg.image_scale), keep_ratio=True),
+        dict(type="RandomFlip", prob=0.5 if cfg.flip else 0.0), dict(type="PackDetInputs"),
     ]
     test_pipeline = [
         dict(type="LoadImageFromFile"), dict(type="Resize", scale=tuple(cfg.image_scale), keep_ratio=True),

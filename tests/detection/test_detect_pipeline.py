@@ -79,9 +79,12 @@ def test_cli_config_train_and_errors(cli, demo, tmp_path):
                  "--train-ann", "annotations/instances_train.json", "--val-ann", "annotations/instances_val.json",
                  "--train-img", "train/", "--val-img", "val/", "--channels", "4", "--layers", "3",
                  "--image-scale", "64,64", "--epochs", "1", "--batch-size", "4", "--warmup-iters", "2",
-                 "--neck-channels", "16", "--head-convs", "1", "--num-workers", "0",
+                 "--neck-channels", "16", "--head-convs", "1", "--num-workers", "0", "--no-flip",
                  "--work-dir", str(tmp_path / "w"))
     assert result.exit_code == 0, result.output
+    flips = [step for step in Config.fromfile(str(out)).train_dataloader.dataset.pipeline
+             if step["type"] == "RandomFlip"]
+    assert flips[0]["prob"] == 0.0
     trained = cli("detect", "train", str(out))
     assert trained.exit_code == 0, trained.output
     assert (tmp_path / "w" / "epoch_1.pth").is_file()
