@@ -38,6 +38,7 @@ def config(
     batch_size: int = typer.Option(2, help="Images per GPU (the paper: 16 = 8 GPUs x 2)."),
     lr: float = typer.Option(0.01, help="Learning rate for the total batch of 16."),
     warmup_iters: int = typer.Option(500, help="Linear warm-up iterations."),
+    grad_clip: float = typer.Option(35.0, help="Gradient-norm clipping; 0 turns it off."),
     flip: bool = typer.Option(True, "--flip/--no-flip", help="Random horizontal flips (off for digits, text, ...)."),
     neck_channels: int = typer.Option(256, help="FPN and head channels."),
     head_convs: int = typer.Option(4, help="Stacked convs in the RetinaNet head."),
@@ -52,7 +53,7 @@ def config(
     cfg = DetectionConfig(data_root=data_root, train_ann=train_ann, val_ann=val_ann, train_img=train_img,
                           val_img=val_img, channels=channels, layers=layers, image_scale=_pair(image_scale),
                           epochs=epochs, milestones=stones, batch_size=batch_size, lr=lr, warmup_iters=warmup_iters,
-                          flip=flip, neck_channels=neck_channels, head_convs=head_convs, num_workers=num_workers,
+                          grad_clip=grad_clip or None, flip=flip, neck_channels=neck_channels, head_convs=head_convs, num_workers=num_workers,
                           work_dir=work_dir)
     path = write_retinanet_config(source, out, cfg)
     typer.echo(f"wrote {path}; train it with: dmc detect train {path}")

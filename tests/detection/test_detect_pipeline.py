@@ -54,6 +54,8 @@ def test_config_is_flat_and_derived_from_feature_info(demo, tmp_path):
     assert config.model.bbox_head.anchor_generator.strides == [8, 16, 32, 64, 128]
     assert config.model.bbox_head.num_classes == 10
     assert config.custom_imports.imports == ["dmc.detection.backbone"]
+    assert config.optim_wrapper.clip_grad.max_norm == 35.0
+    assert config.param_scheduler[1].milestones == [1]
 
 
 def test_two_iterations_validation_and_resume(demo, tmp_path):

@@ -96,3 +96,14 @@ def test_cli_export_errors(cli, tmp_path):
     result = cli("export", "cifar10_s4_0", "--channels", "4", "--layers", "3", "--onnx", str(tmp_path / "x.onnx"))
     assert result.exit_code == 2 and "--allow-random" in result.stderr
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_a_parity_failure_exits_non_zero_and_keeps_the_report(tmp_path):
+    from dmc.exporters.onnx import ParityError
+
+    network = compile(PUBLISHED["DARTS_V2"], channels=4, layers=3)
+    with pytest.raises(ParityError, match="onnxruntime differs from PyTorch") as info:
+        export_onnx(network, tmp_path / "p.onnx", runs=1, tolerance=-1.0)  # nothing can pass
+    assert info.value.exit_code == 1
+    report = json.loads((tmp_path / "p.onnx.json").read_text())
+    assert report["passed"] is False and report["parity"]["max_abs_error"] >= 0
