@@ -48,7 +48,7 @@ def test_plugins_use_the_dmc_namespace():
 
 
 def test_importing_the_core_and_cli_loads_no_heavy_stack():
-    code = ("import sys, dmc, dmc.doctor, dmc.cli.main; "
+    code = ("import sys, dmc, dmc.api, dmc.doctor, dmc.cli.main; "
             f"print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="/")
     assert out.stdout.strip() == "[]"
