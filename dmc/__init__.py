@@ -4,7 +4,7 @@ The core (this package) depends on torch only; ``dmc.exporters`` (ONNX) and ``dm
 (MMDetection) build on it and are imported only where they are used.
 """
 
-from dmc.errors import DmcError, InvalidInputError, MissingDependencyError
+from dmc.errors import DmcError, InvalidInputError
 from dmc.version import __version__
 
-__all__ = ["DmcError", "InvalidInputError", "MissingDependencyError", "__version__"]
+__all__ = ["DmcError", "InvalidInputError", "__version__"]

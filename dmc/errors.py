@@ -27,5 +27,8 @@ class InvalidInputError(DmcError):
     exit_code = 2
 
 
-class MissingDependencyError(DmcError):
-    """A package or tool dmc needs for this command is not installed or does not work."""
+def check_known_settings(data: dict, known, source: str) -> None:
+    """Refuses keys of ``data`` that are not in ``known`` (a config's field names)."""
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise InvalidInputError(f"{source}: unknown setting {unknown[0]!r}", f"known settings: {', '.join(known)}")

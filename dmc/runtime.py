@@ -1,4 +1,5 @@
-"""Run-time plumbing shared by search and training: devices, seeding, RNG snapshots, resumable data order."""
+"""Run-time plumbing shared by search and training: devices, seeding, RNG snapshots, resumable data order,
+evaluation."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import Sampler
 
 from dmc.errors import InvalidInputError
@@ -68,3 +70,17 @@ def restore_rng_state(state: dict[str, Any]) -> None:
 
 def _tuples(value):
     return tuple(_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, loader, device: torch.device) -> tuple[float, float]:
+    """Mean cross-entropy and top-1 accuracy of ``model`` (in eval mode) over ``loader``."""
+    model.eval()
+    total_loss, correct, seen = 0.0, 0, 0
+    for x, y in loader:
+        x, y = x.to(device), y.to(device)
+        logits = model(x)
+        total_loss += F.cross_entropy(logits, y, reduction="sum").item()
+        correct += (logits.argmax(1) == y).sum().item()
+        seen += len(y)
+    return total_loss / max(seen, 1), correct / max(seen, 1)

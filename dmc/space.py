@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from dmc.errors import InvalidInputError
+from dmc.io import read_yaml
 from dmc.ops import OPS
 
 SPACE_FORMAT = "dmc.space/1"
@@ -161,18 +160,7 @@ def load_space(name_or_path: str | Path) -> SearchSpace:
             raise SpecError(f"{name_or_path}: no such spec file or bundled space",
                             f"bundled spaces: {', '.join(sorted(bundled))}")
         path = bundled[str(name_or_path)]
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise SpecError(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SpecError(f"{path}: {where}YAML syntax error: {problem}", "fix the YAML syntax") from None
-    return space_from_dict(data, str(path))
+    return space_from_dict(read_yaml(path, SpecError), str(path))
 
 
 def space_from_dict(data: Any, source: str = "<memory>") -> SearchSpace:

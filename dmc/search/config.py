@@ -7,9 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from dmc.errors import InvalidInputError
+from dmc.errors import InvalidInputError, check_known_settings
+from dmc.io import read_yaml
 from dmc.search.beta import BetaSchedule
 
 
@@ -81,11 +80,7 @@ class SearchConfig:
     def from_dict(cls, data: dict[str, Any], source: str = "search config") -> SearchConfig:
         if not isinstance(data, dict):
             raise InvalidInputError(f"{source}: expected a mapping of settings")
-        known = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - set(known))
-        if unknown:
-            raise InvalidInputError(f"{source}: unknown setting {unknown[0]!r}",
-                                    f"known settings: {', '.join(known)}")
+        check_known_settings(data, [f.name for f in dataclasses.fields(cls)], source)
         values = dict(data)
         if "arch_betas" in values:
             values["arch_betas"] = tuple(values["arch_betas"])
@@ -97,15 +92,7 @@ class SearchConfig:
 
 def load_search_config(path: str | Path, **overrides: Any) -> SearchConfig:
     """Reads a YAML file of settings; ``overrides`` (e.g. from the CLI; None = not given) win."""
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except OSError as exc:
-        raise InvalidInputError(f"{path}: cannot read: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark else ""
-        raise InvalidInputError(f"{path}: {where}YAML syntax error", "fix the YAML syntax") from None
+    data = read_yaml(path) or {}
     if not isinstance(data, dict):
         raise InvalidInputError(f"{path}: expected a mapping of settings")
     data.update({k: v for k, v in overrides.items() if v is not None})

@@ -23,7 +23,8 @@ from dmc.data import load_dataset
 from dmc.errors import InvalidInputError
 from dmc.genotype import Genotype
 from dmc.io import atomic_write_text
-from dmc.runtime import EpochPermutation, resolve_device, restore_rng_state, rng_state, seed_everything
+from dmc.runtime import (EpochPermutation, evaluate, resolve_device, restore_rng_state, rng_state,
+                         seed_everything)
 from dmc.search.architect import Architect
 from dmc.search.checkpoint import load_search_checkpoint, save_search_checkpoint
 from dmc.search.config import SearchConfig
@@ -125,17 +126,9 @@ class _Run:
             self.on_event("step", epoch=self.epoch, step=step + 1, steps=steps, loss=loss.item())
         return total_loss / max(seen, 1), correct / max(seen, 1)
 
-    @torch.no_grad()
     def evaluate(self) -> tuple[float, float]:
-        self.model.eval()
-        total_loss, correct, seen = 0.0, 0, 0
-        for x, y in self.loaders[1]:
-            x, y = x.to(self.device), y.to(self.device)
-            logits = self.model(x)
-            total_loss += F.cross_entropy(logits, y, reduction="sum").item()
-            correct += (logits.argmax(1) == y).sum().item()
-            seen += len(y)
-        return total_loss / max(seen, 1), correct / max(seen, 1)
+        """Loss and accuracy on the architecture (validation) half."""
+        return evaluate(self.model, self.loaders[1], self.device)
 
 
 def _start(config: SearchConfig, run_dir: Path, resume: bool) -> tuple[SearchConfig, SearchSpace]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dmc.compiler.build_args import STYLES
-from dmc.errors import InvalidInputError
+from dmc.errors import InvalidInputError, check_known_settings
 
 
 @dataclass
@@ -66,8 +66,5 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise InvalidInputError(f"train config: unknown setting {unknown[0]!r}", f"known: {', '.join(known)}")
+        check_known_settings(data, [f.name for f in dataclasses.fields(cls)], "train config")
         return cls(**data).validate()

@@ -27,7 +27,8 @@ from dmc.errors import InvalidInputError
 from dmc.genotype import Genotype
 from dmc.io import atomic_write_text
 from dmc.runfolder import append_history, claim_new_run_dir, keep_history
-from dmc.runtime import EpochPermutation, resolve_device, restore_rng_state, rng_state, seed_everything
+from dmc.runtime import (EpochPermutation, evaluate, resolve_device, restore_rng_state, rng_state,
+                         seed_everything)
 from dmc.train.config import TrainConfig
 from dmc.version import __version__
 
@@ -46,19 +47,6 @@ class TrainResult:
 def load_train_checkpoint(path: str | Path) -> dict[str, Any]:
     return load_checkpoint(path, (TRAIN_CHECKPOINT_FORMAT,), "dmc training checkpoint",
                            "use best.pt or last.pt of a `dmc train` run folder")
-
-
-def _evaluate(model, loader, device) -> tuple[float, float]:
-    model.eval()
-    total, correct, seen = 0.0, 0, 0
-    with torch.no_grad():
-        for x, y in loader:
-            x, y = x.to(device), y.to(device)
-            logits = model(x)
-            total += F.cross_entropy(logits, y, reduction="sum").item()
-            correct += (logits.argmax(1) == y).sum().item()
-            seen += len(y)
-    return total / max(seen, 1), correct / max(seen, 1)
 
 
 def train(genotype: Genotype | None, config: TrainConfig, run_dir: str | Path, resume: bool = False,
@@ -145,7 +133,7 @@ def _train(genotype: Genotype, config: TrainConfig, run_dir: Path, state, on_eve
                 correct += (logits.argmax(1) == y).sum().item()
                 seen += len(y)
                 on_event("step", epoch=epoch, step=step + 1, steps=len(train_loader), loss=loss.item())
-            test_loss, test_acc = _evaluate(model, test_loader, device)
+            test_loss, test_acc = evaluate(model, test_loader, device)
             record = {"epoch": epoch, "lr": lr, "drop_path": model.drop_path_prob, "train_loss": total / seen,
                       "train_acc": correct / seen, "test_loss": test_loss, "test_acc": test_acc,
                       "seconds": time.perf_counter() - started}
