@@ -1,0 +1,134 @@
+"""Builds and loads the fused kernels of ``dmc::mixed_sum`` at first use.
+
+The C++ (and, on CUDA machines, CUDA) sources in ``csrc/`` are compiled with
+``torch.utils.cpp_extension`` into a cache folder (``$DMC_KERNEL_CACHE``, else
+``~/.cache/dmc/kernels``), one subfolder per source hash, torch version and Python, so a build happens
+once per machine. Loading a library registers its kernels for ``dmc::mixed_sum`` on its device type,
+overriding the plain-PyTorch implementation there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from dmc.errors import DmcError
+
+CSRC = Path(__file__).parent / "csrc"
+SOURCES = {"cpu": ["mixed_sum_cpu.cpp"], "cuda": ["mixed_sum_cuda.cu"]}
+_loaded: set[str] = set()
+_lock = threading.Lock()
+
+
+class KernelBuildError(DmcError):
+    """The fused kernels could not be compiled or loaded on this machine."""
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("DMC_KERNEL_CACHE")
+    if root:
+        return Path(root)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "dmc" / "kernels"
+
+
+def build_name(device_type: str) -> str:
+    """The library's name: device, a hash of its sources, torch version and Python."""
+    digest = hashlib.sha256()
+    for name in [*SOURCES[device_type], "common.h"]:
+        digest.update((CSRC / name).read_bytes())
+    digest.update(torch.__version__.encode())
+    digest.update(sys.version.split()[0].encode())
+    return f"dmc_mixed_sum_{device_type}_{digest.hexdigest()[:12]}"
+
+
+def is_loaded(device_type: str) -> bool:
+    return device_type in _loaded
+
+
+def load(device_type: str, on_build: Callable[[str], None] | None = None) -> None:
+    """Makes the fused kernels of ``device_type`` ('cpu' or 'cuda') active, compiling them if needed.
+
+    Raises :class:`KernelBuildError` (one line naming the compiler problem) when they cannot be built.
+    """
+    if device_type not in SOURCES:
+        raise KernelBuildError(f"no fused mixed-sum kernels for device type {device_type!r}",
+                               "use --kernels reference on this device")
+    with _lock:
+        if device_type in _loaded:
+            return
+        name = build_name(device_type)
+        folder = cache_dir() / name
+        if on_build is not None and not (folder / f"{name}.so").is_file():
+            on_build(f"compiling the fused {device_type} kernels into {folder} (first use only, about a minute)")
+        _build(device_type, name, folder)
+        _loaded.add(device_type)
+
+
+def _build(device_type: str, name: str, folder: Path) -> None:
+    logger = logging.getLogger("torch.utils.cpp_extension")
+    level = logger.level
+    logger.setLevel(logging.ERROR)  # its import warns "No CUDA runtime is found" on every CPU machine
+    try:
+        from torch.utils import cpp_extension
+    finally:
+        logger.setLevel(level)
+
+    folder.mkdir(parents=True, exist_ok=True)
+    cuda = device_type == "cuda"
+    if cuda:
+        cpp_extension.CUDA_HOME = _cuda_home(cpp_extension.CUDA_HOME)
+    if cuda and cpp_extension.CUDA_HOME is None:
+        raise KernelBuildError("cannot build the fused CUDA kernels: no CUDA toolkit (nvcc) found",
+                               "install the CUDA toolkit, set CUDA_HOME, or use --kernels reference")
+    if cuda and not os.environ.get("TORCH_CUDA_ARCH_LIST") and not torch.cuda.is_available():
+        # nothing to detect the architecture from (a build-only machine): Ampere and Hopper, plus PTX
+        os.environ["TORCH_CUDA_ARCH_LIST"] = "8.0;9.0+PTX"
+    try:
+        cpp_extension.load(
+            name=name, sources=[str(CSRC / s) for s in SOURCES[device_type]],
+            extra_include_paths=[str(CSRC), *(_pip_cuda_includes() if cuda else [])],
+            extra_cflags=["-O3", "-fopenmp"], extra_ldflags=["-fopenmp"],
+            extra_cuda_cflags=["-O3", "--use_fast_math"] if cuda else None,
+            build_directory=str(folder), is_python_module=False, verbose=False)
+    except (RuntimeError, OSError, ImportError) as exc:
+        detail = _first_error_line(str(exc))
+        raise KernelBuildError(f"cannot build the fused {device_type} kernels in {folder}: {detail}",
+                               "install a C++20 compiler (g++ 10 or newer)"
+                               + (" and CUDA 12+" if cuda else "") + ", or use --kernels reference") from None
+
+
+def _cuda_home(detected: str | None) -> str | None:
+    """torch takes CUDA_HOME from ``which nvcc``; when that is a wrapper script outside the toolkit
+    (``/usr/local/bin/nvcc``) it finds no ``libcudart`` there, so fall back to ``/usr/local/cuda``."""
+    if os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH") or detected is None:
+        return detected
+    if any(Path(detected, lib, "libcudart.so").exists() for lib in ("lib64", "lib")):
+        return detected
+    fallback = Path("/usr/local/cuda")
+    return str(fallback) if (fallback / "bin" / "nvcc").exists() else detected
+
+
+def _pip_cuda_includes() -> list[str]:
+    """Header folders of the ``nvidia-*`` wheels torch depends on (cuSPARSE, cuBLAS, ...), which a
+    minimal CUDA toolkit may lack."""
+    spec = importlib.util.find_spec("nvidia")
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    return sorted(str(p) for root in spec.submodule_search_locations for p in Path(root).glob("*/include"))
+
+
+def _first_error_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for marker in ("error:", "error"):
+        for line in lines:
+            if marker in line.lower():
+                return line[:300]
+    return (lines[-1] if lines else "unknown error")[:300]
