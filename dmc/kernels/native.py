@@ -84,7 +84,7 @@ def _build(device_type: str, name: str, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     cuda = device_type == "cuda"
     if cuda:
-        cpp_extension.CUDA_HOME = _cuda_home(cpp_extension.CUDA_HOME)
+        cpp_extension.CUDA_HOME = cuda_toolkit()
     if cuda and cpp_extension.CUDA_HOME is None:
         raise KernelBuildError("cannot build the fused CUDA kernels: no CUDA toolkit (nvcc) found",
                                "install the CUDA toolkit, set CUDA_HOME, or use --kernels reference")
@@ -105,9 +105,15 @@ def _build(device_type: str, name: str, folder: Path) -> None:
                                + (" and CUDA 12+" if cuda else "") + ", or use --kernels reference") from None
 
 
-def _cuda_home(detected: str | None) -> str | None:
-    """torch takes CUDA_HOME from ``which nvcc``; when that is a wrapper script outside the toolkit
-    (``/usr/local/bin/nvcc``) it finds no ``libcudart`` there, so fall back to ``/usr/local/cuda``."""
+def cuda_toolkit() -> str | None:
+    """The CUDA toolkit folder the CUDA kernels build with, or None.
+
+    torch takes CUDA_HOME from ``which nvcc``; when that is a wrapper script outside the toolkit
+    (``/usr/local/bin/nvcc``) it finds no ``libcudart`` there, so this falls back to ``/usr/local/cuda``.
+    """
+    from torch.utils import cpp_extension
+
+    detected = cpp_extension.CUDA_HOME
     if os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH") or detected is None:
         return detected
     if any(Path(detected, lib, "libcudart.so").exists() for lib in ("lib64", "lib")):
