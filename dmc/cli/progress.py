@@ -26,6 +26,8 @@ def epoch_progress(console: Console | None = None, label: str = "search"):
                 tasks["steps"] = progress.add_task(f"epoch {info['epoch']}", total=info["steps"], info="")
         elif kind == "step":
             progress.update(tasks["steps"], completed=info["step"], info=f"loss {info['loss']:.3f}")
+        elif kind == "status":
+            progress.console.print(info["message"], soft_wrap=True)
         elif kind == "epoch_end":
             r = info["record"]
             summary = " ".join(f"{k} {r[k]:.3f}" for k in ("beta", "train_acc", "val_acc", "test_acc") if k in r)

@@ -49,6 +49,14 @@ def search_command(
     seeds: str = typer.Option(None, help="Comma-separated seeds: independent searches in OUT/seed-<s>."),
     device: str = Device,
     deterministic: bool = Deterministic,
+    kernels: str = typer.Option(None, help="Mixed-sum implementation: auto | fused | reference [auto = fused "
+                                           "where its kernels build]."),
+    channels_last: bool = typer.Option(None, "--channels-last/--no-channels-last",
+                                       help="Channels-last activations [on]."),
+    recompute_edges: bool = typer.Option(None, "--recompute-edges/--no-recompute-edges",
+                                         help="Recompute mixed edges in backward: far less memory, some more time."),
+    compile: bool = typer.Option(None, "--compile/--no-compile",
+                                 help="torch.compile each mixed edge (first steps compile, later ones are faster)."),
 ) -> None:
     """Search an architecture with DARTS- (auxiliary skip with decaying beta)."""
     console = Console()
@@ -63,7 +71,8 @@ def search_command(
     overrides = dict(space=space, dataset=dataset, data_root=data_root, epochs=epochs, batch_size=batch_size,
                      channels=channels, layers=layers, lr=lr, arch_lr=arch_lr, order=order,
                      beta_schedule=beta_schedule, beta0=beta0, beta_start=beta_start, beta_stop=beta_stop,
-                     seed=seed, device=device, deterministic=deterministic)
+                     seed=seed, device=device, deterministic=deterministic, kernels=kernels,
+                     channels_last=channels_last, recompute_edges=recompute_edges, compile=compile)
     if config is not None:
         cfg = load_search_config(config, **overrides)
     else:

@@ -9,6 +9,7 @@ from typing import Any
 
 from dmc.errors import InvalidInputError, check_known_settings
 from dmc.io import read_yaml
+from dmc.kernels import KERNEL_CHOICES
 from dmc.search.beta import BetaSchedule
 
 
@@ -46,6 +47,15 @@ class SearchConfig:
     device: str = "auto"
     deterministic: bool = False
     num_workers: int = 0
+    kernels: str = "auto"
+    """Mixed-sum implementation: fused (compiled CPU/CUDA kernels), reference (eager PyTorch), or auto
+    (fused where it builds)."""
+    channels_last: bool = True
+    """Activations in channels-last memory format (faster convolutions on CPU)."""
+    recompute_edges: bool = False
+    """Mixed edges keep only their input and recompute the candidates in backward: less memory."""
+    compile: bool = False
+    """torch.compile each mixed edge (inductor; aot_eager on CUDA without Triton)."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Free-form notes kept with the run (not used by the search)."""
 
@@ -64,6 +74,7 @@ class SearchConfig:
              "device must be auto, cpu or cuda"),
             (self.channels is None or self.channels >= 1, "channels must be >= 1"),
             (self.layers is None or self.layers >= 1, "layers must be >= 1"),
+            (self.kernels in KERNEL_CHOICES, f"kernels must be one of {', '.join(KERNEL_CHOICES)}"),
         ]
         for ok, problem in checks:
             if not ok:

@@ -23,6 +23,7 @@ from dmc.data import load_dataset
 from dmc.errors import InvalidInputError
 from dmc.genotype import Genotype
 from dmc.io import atomic_write_text
+from dmc.kernels import select_mixed_sum
 from dmc.runtime import (EpochPermutation, evaluate, resolve_device, restore_rng_state, rng_state,
                          seed_everything)
 from dmc.search.architect import Architect
@@ -32,12 +33,12 @@ from dmc.search.derive_run import derive_run
 from dmc.runfolder import append_history, claim_new_run_dir, keep_history
 from dmc.search.folder import load_run_space
 from dmc.space import SearchSpace, load_space
-from dmc.supernet import Supernet, build_supernet
+from dmc.supernet import Supernet, build_supernet, compile_backend, compile_edges
 from dmc.version import __version__
 
 EventHandler = Callable[..., None]
 """Called as ``on_event(kind, **info)`` with kind ``epoch_start`` (epoch, epochs, steps), ``step``
-(epoch, step, steps, loss) or ``epoch_end`` (record)."""
+(epoch, step, steps, loss), ``epoch_end`` (record) or ``status`` (message)."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ class _Run:
             for part, sampler in zip((order[:split], order[split:]), self.samplers)
         ]
         self.model: Supernet = build_supernet(space, data.num_classes, data.in_channels).to(self.device)
+        self._configure_execution()
         self.w_opt = torch.optim.SGD(self.model.weight_parameters(), config.lr, momentum=config.momentum,
                                      weight_decay=config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.w_opt, config.epochs, eta_min=config.lr_min)
@@ -79,6 +81,19 @@ class _Run:
                                       weight_decay=config.arch_weight_decay)
         self.architect = Architect(self.model, self.a_opt, config.order, config.momentum, config.weight_decay)
         self.epoch, self.best_val_acc, self.best_epoch = 0, -1.0, -1
+
+    def _configure_execution(self) -> None:
+        """Kernels, memory format, recomputation and compilation: how the supernet runs, not what it computes."""
+        config = self.config
+        status = lambda message: self.on_event("status", message=message)  # noqa: E731
+        self.kernels, mixed_sum = select_mixed_sum(config.kernels, self.device, status)
+        self.model.set_kernels(mixed_sum)
+        self.model.set_channels_last(config.channels_last)
+        self.model.set_recompute_edges(config.recompute_edges)
+        self.compile_backend = compile_backend(self.device) if config.compile else None
+        if self.compile_backend is not None:
+            status(f"compiling mixed edges with torch.compile ({self.compile_backend}) during the first steps")
+            compile_edges(self.model, self.compile_backend)
 
     # ------------------------------------------------------------------------------- state
     def state(self) -> dict[str, Any]:
@@ -171,7 +186,8 @@ def _search(config: SearchConfig, run_dir: Path, space: SearchSpace, resume: boo
     keep_history(run_dir, run.epoch)
     atomic_write_text(run_dir / "config.json", json.dumps(
         {"config": config.to_dict(), "space": space.name, "space_hash": space.content_hash,
-         "dataset": run.data.describe(), "device": str(run.device), "dmc_version": __version__}, indent=2) + "\n")
+         "dataset": run.data.describe(), "device": str(run.device), "kernels": run.kernels,
+         "compile_backend": run.compile_backend, "dmc_version": __version__}, indent=2) + "\n")
 
     writer = SummaryWriter(str(run_dir / "tb"), purge_step=run.epoch)
     try:

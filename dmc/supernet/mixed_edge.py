@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from dmc.kernels import mixed_sum
+from dmc.kernels import MixedSum, mixed_sum
 from dmc.ops import OPS
 from dmc.ops.basic import FactorizedReduce, Identity, Zero
 
@@ -29,7 +29,8 @@ class MixedEdge(nn.Module):
     """All candidate ops of one edge plus the auxiliary edge; weights and beta come from the supernet.
 
     'none' candidates are not computed: their output is zero, so they only take part through the
-    softmax that normalises the other weights.
+    softmax that normalises the other weights. ``mixed_sum`` is the weighted sum's implementation
+    (:func:`dmc.kernels.select_mixed_sum`); the supernet sets it on every edge.
     """
 
     def __init__(self, op_names: Sequence[str], channels: int, stride: int, pool_batchnorm: bool = True,
@@ -48,6 +49,7 @@ class MixedEdge(nn.Module):
         self.zero = Zero(channels, stride) if not ops else None  # an edge whose only candidate is 'none'
         self.aux = auxiliary_edge(channels, stride, aux_conv1x1)
         self.register_buffer("computed_index", torch.tensor(self.computed, dtype=torch.long), persistent=False)
+        self.mixed_sum: MixedSum = mixed_sum
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor, beta: torch.Tensor | None) -> torch.Tensor:
         """x: (B, C, H, W); weights: (K,) over all candidates; beta: scalar tensor, or None to skip aux."""
@@ -56,4 +58,4 @@ class MixedEdge(nn.Module):
             return out if beta is None else out + beta * self.aux(x)
         outputs = [op(x) for op in self.ops]
         w = weights.index_select(0, self.computed_index)
-        return mixed_sum(outputs, w, None if beta is None else self.aux(x), beta)
+        return self.mixed_sum(outputs, w, None if beta is None else self.aux(x), beta)

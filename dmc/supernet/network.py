@@ -9,7 +9,9 @@ from dmc.derive import derive, edge_weights
 from dmc.genotype import Genotype
 from dmc.ops.conv import ResNetBasicBlock
 from dmc.space import SearchSpace
+from dmc.kernels import MixedSum
 from dmc.supernet.cell import SearchCell
+from dmc.supernet.mixed_edge import MixedEdge
 
 
 class Supernet(nn.Module):
@@ -18,6 +20,10 @@ class Supernet(nn.Module):
     ``alpha_<cell>`` are the architecture logits, one row per edge, padded to the longest candidate
     list (padding is masked out of the softmax). ``beta`` scales the auxiliary skip on every mixed edge;
     :meth:`set_beta` sets it once per epoch, and beta = 0 skips the auxiliary edges (plain DARTS).
+
+    Execution settings, none of which changes the result beyond float rounding: :meth:`set_kernels`
+    (the mixed sum's implementation), :meth:`set_recompute_edges` (activation memory for compute),
+    ``channels_last`` (memory format of the activations), :func:`dmc.supernet.compile_edges`.
     """
 
     def __init__(self, space: SearchSpace, num_classes: int, in_channels: int = 3, alpha_init_std: float = 1e-3):
@@ -42,6 +48,7 @@ class Supernet(nn.Module):
             self.register_buffer(f"mask_{cell_type}", mask, persistent=False)
         self.register_buffer("beta", torch.tensor(1.0), persistent=False)
         self._beta_value = 1.0
+        self.channels_last = False
 
     # --------------------------------------------------------------------------------- architecture
     def arch_parameters(self) -> list[nn.Parameter]:
@@ -65,12 +72,31 @@ class Supernet(nn.Module):
         self._beta_value = float(beta)
         self.beta.fill_(self._beta_value)
 
+    # --------------------------------------------------------------------------------- execution
+    def mixed_edges(self) -> list[MixedEdge]:
+        return [m for m in self.modules() if isinstance(m, MixedEdge)]
+
+    def set_kernels(self, mixed_sum: MixedSum) -> None:
+        for edge in self.mixed_edges():
+            edge.mixed_sum = mixed_sum
+
+    def set_recompute_edges(self, enabled: bool) -> None:
+        for cell in self.cells:
+            if isinstance(cell, SearchCell):
+                cell.recompute_edges = enabled
+
+    def set_channels_last(self, enabled: bool) -> None:
+        self.channels_last = enabled
+        self.to(memory_format=torch.channels_last if enabled else torch.contiguous_format)
+
     # --------------------------------------------------------------------------------- forward
     def _weights(self, cell_type: str) -> torch.Tensor:
         alpha = getattr(self, f"alpha_{cell_type}")
         return alpha.masked_fill(~getattr(self, f"mask_{cell_type}"), float("-inf")).softmax(dim=-1)  # (E, K)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         weights = {c: self._weights(c) for c in self.space.cell_types}
         beta = self.beta if self._beta_value != 0 else None
         if self.space.macro.kind == "darts":
