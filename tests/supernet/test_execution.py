@@ -1,0 +1,126 @@
+"""How the supernet runs (kernels, memory format, recomputation, torch.compile) never changes what it computes."""
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from dmc.kernels import fused_mixed_sum, mixed_sum
+from dmc.space import load_space
+from dmc.supernet import build_supernet, compile_backend, compile_edges
+from dmc.supernet.mixed_edge import MixedEdge
+
+
+def tiny_supernet(seed=0):
+    torch.manual_seed(seed)
+    return build_supernet(load_space("tiny").with_macro(channels=4, layers=3), 10, 3)
+
+
+def step_grads(model, x, y):
+    """Loss, gradients of every parameter (alphas included) and the buffers after one training step."""
+    model.train()
+    model.zero_grad(set_to_none=True)
+    loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    return loss.detach(), grads, {n: b.clone() for n, b in model.named_buffers()}
+
+
+def assert_same_step(a, b, tol=1e-5):
+    torch.testing.assert_close(a[0], b[0], rtol=tol, atol=tol)
+    assert a[1].keys() == b[1].keys()
+    for name in a[1]:
+        torch.testing.assert_close(a[1][name], b[1][name], rtol=tol, atol=tol, msg=name)
+    for name in a[2]:
+        torch.testing.assert_close(a[2][name], b[2][name], rtol=tol, atol=tol, msg=name)
+
+
+@pytest.fixture
+def batch():
+    gen = torch.Generator().manual_seed(1)
+    return torch.randn(5, 3, 16, 16, generator=gen), torch.randint(0, 10, (5,), generator=gen)
+
+
+@pytest.mark.parametrize("setting", ["fused", "channels_last", "recompute", "all"])
+def test_execution_settings_give_the_reference_step(setting, batch):
+    reference = tiny_supernet()
+    model = copy.deepcopy(reference)
+    if setting in ("fused", "all"):
+        model.set_kernels(fused_mixed_sum)
+    if setting in ("channels_last", "all"):
+        model.set_channels_last(True)
+    if setting in ("recompute", "all"):
+        model.set_recompute_edges(True)
+    assert_same_step(step_grads(model, *batch), step_grads(reference, *batch))
+
+
+def test_recompute_keeps_only_edge_inputs(batch):
+    """Saved activations shrink: the candidates' intermediates are not kept for backward."""
+    def saved_bytes(model):
+        total = []
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: total.append(t.nbytes) or t, lambda t: t):
+            model(batch[0]).sum()
+        return sum(total)
+
+    model = tiny_supernet()
+    plain = saved_bytes(model)
+    model.set_recompute_edges(True)
+    assert saved_bytes(model) < 0.5 * plain
+
+
+def test_beta_zero_and_eval_mode_with_every_setting(batch):
+    model = tiny_supernet()
+    model.set_kernels(fused_mixed_sum)
+    model.set_recompute_edges(True)
+    model.set_beta(0.0)
+    reference = tiny_supernet()
+    reference.set_beta(0.0)
+    assert_same_step(step_grads(model, *batch), step_grads(reference, *batch))
+    model.eval(), reference.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(batch[0]), reference(batch[0]), rtol=1e-5, atol=1e-5)
+
+
+def test_compiled_edges_have_no_graph_breaks_and_match_eager(batch):
+    """fullgraph=True: dmc::mixed_sum is one opaque node; aot_eager traces forward and backward."""
+    reference = tiny_supernet()
+    model = copy.deepcopy(reference)
+    model.set_kernels(fused_mixed_sum)
+    model.set_channels_last(True)
+    compile_edges(model, "aot_eager")
+    assert_same_step(step_grads(model, *batch), step_grads(reference, *batch))
+    torch._dynamo.reset()
+
+
+def test_inductor_compiles_a_mixed_edge_with_the_fused_op():
+    """The path `--compile` takes on CPU, on one edge: inductor's C++ backend around the opaque op."""
+    torch.manual_seed(0)
+    edge = MixedEdge(["skip_connect", "avg_pool_3x3", "sep_conv_3x3"], channels=4, stride=1)
+    edge.mixed_sum = fused_mixed_sum
+    compiled = copy.deepcopy(edge)
+    compiled.compile(backend="inductor", dynamic=False, fullgraph=True)
+    x = torch.randn(2, 4, 8, 8, requires_grad=True)
+    w = torch.rand(3, requires_grad=True)
+    beta = torch.tensor(0.5)
+    out, expected = compiled(x, w, beta), edge(x, w, beta)
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+    grads = torch.autograd.grad(out.square().sum(), (x, w))
+    expected_grads = torch.autograd.grad(expected.square().sum(), (x, w))
+    for g, e in zip(grads, expected_grads):
+        torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-4)
+    torch._dynamo.reset()
+
+
+def test_compile_backend_is_triton_free_without_triton(monkeypatch):
+    import torch.utils._triton as triton_utils
+
+    assert compile_backend("cpu") == "inductor"
+    monkeypatch.setattr(triton_utils, "has_triton", lambda: False)
+    assert compile_backend("cuda") == "aot_eager"
+    monkeypatch.setattr(triton_utils, "has_triton", lambda: True)
+    assert compile_backend("cuda") == "inductor"
+
+
+def test_reference_kernels_are_the_default_of_a_bare_supernet():
+    assert all(edge.mixed_sum is mixed_sum for edge in tiny_supernet().mixed_edges())
