@@ -132,14 +132,39 @@ def _nvcc_check(cuda_available: bool) -> Check:
     return Check("nvcc", True, f"{version} (C++20)", required=required)
 
 
+def _kernels_check(device_type: str) -> Check:
+    """Builds (first time) and runs the fused mixed-sum kernels against the reference; optional,
+    since searches fall back to the reference implementation."""
+    import torch
+
+    from dmc.kernels import native
+    from dmc.kernels.reference import weighted_sum
+
+    name = f"fused kernels ({device_type})"
+    try:
+        native.load(device_type)
+        ys = [torch.randn(2, 3, 4, 5, device=device_type) for _ in range(3)]
+        w = torch.rand(3, device=device_type)
+        error = (torch.ops.dmc.mixed_sum(ys, w) - weighted_sum(ys, w)).abs().max().item()
+    except Exception as exc:  # noqa: BLE001 - doctor reports, never raises
+        return Check(name, False, str(exc).splitlines()[0][:300], required=False,
+                     fix="searches use --kernels reference meanwhile; see the c++ compiler/nvcc checks")
+    if error > 1e-5:
+        return Check(name, False, f"wrong results (max error {error:.1e})", required=False,
+                     fix="rebuild: delete " + str(native.cache_dir()))
+    return Check(name, True, f"built in {native.cache_dir()}, parity {error:.0e}", required=False)
+
+
 def core_checks() -> list[Check]:
-    """Python, torch, torchvision, CUDA, and the C++/CUDA compilers for dmc's own kernels."""
+    """Python, torch, torchvision, CUDA, the C++/CUDA compilers and dmc's own fused kernels."""
     checks = [_python_check(), package_check("torch"), package_check("torchvision")]
     if not checks[1].ok:
         return checks
     import torch
 
-    checks += [_cuda_check(), _cxx_check(), _nvcc_check(torch.cuda.is_available())]
+    checks += [_cuda_check(), _cxx_check(), _nvcc_check(torch.cuda.is_available()), _kernels_check("cpu")]
+    if torch.cuda.is_available():
+        checks.append(_kernels_check("cuda"))
     return checks
 
 

@@ -101,8 +101,9 @@ def _build(device_type: str, name: str, folder: Path) -> None:
     except (RuntimeError, OSError, ImportError) as exc:
         detail = _first_error_line(str(exc))
         raise KernelBuildError(f"cannot build the fused {device_type} kernels in {folder}: {detail}",
-                               "install a C++20 compiler (g++ 10 or newer)"
-                               + (" and CUDA 12+" if cuda else "") + ", or use --kernels reference") from None
+                               "install a C++20 compiler (g++ 10 or newer)" + (" and CUDA 12+" if cuda else "")
+                               + f" (or delete {folder} if a build was interrupted), or use --kernels reference"
+                               ) from None
 
 
 def cuda_toolkit() -> str | None:

@@ -1,0 +1,80 @@
+"""A derived cell as a picture: inputs, intermediate nodes and the output, edges labelled with their op."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dmc.genotype import CellGenotype, Genotype
+
+SKIP_COLOR, OP_COLOR = "#c0392b", "#34495e"
+
+
+def _figure():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    matplotlib.rcParams["svg.fonttype"] = "none"  # SVG text stays text: searchable, and testable
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def node_names(cell: CellGenotype, inputs: int) -> list[str]:
+    """Cell inputs (c_{k-2}, c_{k-1} for DARTS; 'input' for one-input cells), then nodes 0..n-1."""
+    names = ["c_{k-2}", "c_{k-1}"] if inputs == 2 else ["input"]
+    return names + [str(i) for i in range(len(cell.nodes))]
+
+
+def draw_cell(cell: CellGenotype, inputs: int, title: str, stem: str | Path) -> list[Path]:
+    """Writes ``stem.png`` and ``stem.svg``; returns their paths. Skip connections are drawn in red."""
+    plt = _figure()
+    from matplotlib.patches import FancyArrowPatch
+
+    names = node_names(cell, inputs)
+    n = len(cell.nodes)
+    pos = {i: (0.0, (inputs - 1) / 2 - i) for i in range(inputs)}
+    for i in range(n):
+        pos[inputs + i] = (1.0 + i, 0.9 * (-1) ** i)
+    out = inputs + n
+    pos[out] = (n + 1.2, 0.0)
+    fig, ax = plt.subplots(figsize=(2.2 * (n + 2), 4.2))
+    for dst, node in enumerate(cell.nodes, start=inputs):
+        for k, (op, src) in enumerate(node):
+            (x0, y0), (x1, y1) = pos[src], pos[dst]
+            rad = 0.25 if (dst - src) > 1 else 0.0
+            color = SKIP_COLOR if op == "skip_connect" else OP_COLOR
+            ax.add_patch(FancyArrowPatch((x0, y0), (x1, y1), connectionstyle=f"arc3,rad={rad}", arrowstyle="-|>",
+                                         mutation_scale=14, color=color, lw=1.6, shrinkA=18, shrinkB=18))
+            mx, my = (x0 + x1) / 2 - rad * (y1 - y0) / 2, (y0 + y1) / 2 + rad * (x1 - x0) / 2
+            ax.text(mx, my, op, ha="center", va="center", fontsize=8, color=color,
+                    bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="none", alpha=0.9))
+    for src in cell.concat:
+        ax.add_patch(FancyArrowPatch(pos[src], pos[out], arrowstyle="-|>", mutation_scale=12, color="#7f8c8d",
+                                     lw=1.0, ls="--", shrinkA=18, shrinkB=18))
+    labels = {**dict(enumerate(names)), out: "c_{k}" if inputs == 2 else "output"}
+    for i, (x, y) in pos.items():
+        fill = "#d5e8d4" if i < inputs else "#fff2cc" if i < out else "#dae8fc"
+        ax.text(x, y, f"${labels[i]}$" if "_" in labels[i] else labels[i], ha="center", va="center", fontsize=11,
+                bbox=dict(boxstyle="round,pad=0.45", fc=fill, ec="#555555"))
+    ax.set_xlim(-0.6, n + 1.8)
+    ax.set_ylim(-1.7, 1.7)
+    ax.axis("off")
+    ax.set_title(title)
+    paths = []
+    for suffix in (".png", ".svg"):
+        path = Path(f"{stem}{suffix}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=120, bbox_inches="tight")
+        paths.append(path)
+    plt.close(fig)
+    return paths
+
+
+def draw_genotype(genotype: Genotype, out_dir: str | Path, name: str = "genotype") -> list[Path]:
+    """One picture per cell type: ``<name>_normal.{png,svg}`` (and ``_reduce``)."""
+    paths = []
+    for cell_type, cell in genotype.cells.items():
+        skips = sum(op == "skip_connect" for op, _ in cell.edges)
+        title = f"{name}: {cell_type} cell ({skips} skip connection{'s' if skips != 1 else ''})"
+        paths += draw_cell(cell, genotype.inputs, title, Path(out_dir) / f"{name}_{cell_type}")
+    return paths

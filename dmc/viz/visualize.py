@@ -1,0 +1,47 @@
+"""`dmc viz`: every picture of a search run folder, or the cell pictures of one genotype."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dmc.compiler.source import resolve_genotype
+from dmc.errors import InvalidInputError
+from dmc.runfolder import read_history
+from dmc.search.derive_run import derive_run
+from dmc.search.folder import load_run_space
+from dmc.viz.cell import draw_genotype
+from dmc.viz.history import plot_alphas, plot_beta
+
+
+def visualize(source: str | Path, out_dir: str | Path) -> list[Path]:
+    """Draws ``source`` into ``out_dir`` and returns the files written.
+
+    A search run folder gives its derived cells (``genotype_<cell>.png/.svg``, from ``genotype.json`` or,
+    while the run is unfinished, its best checkpoint), ``alphas_<cell>.png`` and ``beta.png``. A genotype
+    (file or published name) gives its cells only.
+    """
+    source, out_dir = Path(source), Path(out_dir)
+    if not source.is_dir():
+        return draw_genotype(resolve_genotype(source), out_dir, _name(source))
+    if not (source / "history.jsonl").is_file():
+        raise InvalidInputError(f"{source}: not a search run folder (no history.jsonl)",
+                                "pass a folder written by `dmc search`, or a genotype file")
+    history = read_history(source)
+    if not history:
+        raise InvalidInputError(f"{source}: the search has no finished epoch yet", "draw it after its first epoch")
+    space = load_run_space(source)
+    genotype = resolve_genotype(source / "genotype.json") if (source / "genotype.json").is_file() \
+        else derive_run(source, "best")
+    paths = draw_genotype(genotype, out_dir, "genotype")
+    paths += [plot_alphas(history, space, cell_type, out_dir / f"alphas_{cell_type}.png")
+              for cell_type in space.cell_types]
+    paths.append(plot_beta(history, out_dir / "beta.png"))
+    return paths
+
+
+def _name(source: Path) -> str:
+    name = source.name
+    for suffix in (".genotype.json", ".json", ".txt"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name

@@ -1,0 +1,70 @@
+"""dmc viz: the pictures exist, are valid images, and show the genotype they were drawn from."""
+
+import re
+import xml.etree.ElementTree as ET
+
+import pytest
+from PIL import Image
+
+from dmc.genotype import published_genotypes
+from dmc.search import SearchConfig, search
+from dmc.viz import draw_genotype, visualize
+
+
+def svg_labels(path):
+    root = ET.parse(path).getroot()
+    return [t.text.strip() for t in root.iter() if t.tag.endswith("text") and t.text and t.text.strip()]
+
+
+def assert_png(path):
+    with Image.open(path) as image:
+        image.verify()
+    with Image.open(path) as image:
+        assert image.format == "PNG" and image.width > 200 and image.height > 100
+
+
+@pytest.mark.parametrize("name", ["DARTS_V2", "PDARTS"])
+def test_cells_show_every_edge_with_its_op(tmp_path, name):
+    genotype = published_genotypes()[name]
+    paths = draw_genotype(genotype, tmp_path, name)
+    assert sorted(p.name for p in paths) == sorted(f"{name}_{c}.{s}" for c in ("normal", "reduce") for s in ("png", "svg"))
+    for cell_type, cell in genotype.cells.items():
+        assert_png(tmp_path / f"{name}_{cell_type}.png")
+        labels = svg_labels(tmp_path / f"{name}_{cell_type}.svg")
+        ops = sorted(op for op, _ in cell.edges)
+        assert sorted(label for label in labels if label in {op for op, _ in cell.edges}) == ops
+        skips = sum(op == "skip_connect" for op in ops)
+        assert any(re.search(rf"{cell_type} cell \({skips} skip connection", label) for label in labels)
+
+
+def test_nb201_genotype(tmp_path):
+    genotype = published_genotypes()["NB201_BEST_CIFAR10"] if "NB201_BEST_CIFAR10" in published_genotypes() else \
+        next(g for g in published_genotypes().values() if g.kind == "nb201")
+    paths = draw_genotype(genotype, tmp_path, "nb201")
+    assert [p.name for p in paths] == ["nb201_normal.png", "nb201_normal.svg"]
+    labels = svg_labels(tmp_path / "nb201_normal.svg")
+    assert "input" in labels and "output" in labels
+    assert sum(label in {op for op, _ in genotype.normal.edges} for label in labels) == len(genotype.normal.edges)
+
+
+def test_run_folder_gives_cells_alphas_and_beta(tmp_path):
+    run = search(SearchConfig(space="tiny", dataset="digits", epochs=2, batch_size=256, channels=4, layers=3),
+                 tmp_path / "run").run_dir
+    paths = visualize(run, tmp_path / "viz")
+    names = sorted(p.name for p in paths)
+    assert names == sorted(["genotype_normal.png", "genotype_normal.svg", "genotype_reduce.png",
+                            "genotype_reduce.svg", "alphas_normal.png", "alphas_reduce.png", "beta.png"])
+    for path in paths:
+        if path.suffix == ".png":
+            assert_png(path)
+
+
+def test_cli_viz(cli, tmp_path):
+    result = cli("viz", "DARTS_V2", "--out", str(tmp_path / "v"))
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "v" / "DARTS_V2_normal.svg").is_file()
+    result = cli("viz", "NO_SUCH_GENOTYPE")
+    assert result.exit_code == 2 and "no such genotype file or published genotype" in result.output
+    (tmp_path / "empty").mkdir()
+    result = cli("viz", str(tmp_path / "empty"))
+    assert result.exit_code == 2 and "not a search run folder" in result.output
