@@ -10,7 +10,9 @@ genotype, dmc's version, the input size and the normalisation, so a deployment n
 from __future__ import annotations
 
 import json
+import statistics
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +84,24 @@ def _compare(session: ort.InferenceSession, module: nn.Module, shape: tuple[int,
     return {"runs_per_batch": runs, "batches": cases, "max_abs_error": max_abs, "max_rel_error": max_rel}
 
 
+def _latency(session, module: nn.Module, shape: tuple[int, ...], repeats: int = 10) -> dict[str, float]:
+    """Median latency of onnxruntime and of PyTorch eager on one input, same process and threads."""
+    x = torch.randn(shape)
+    feeds = {"input": x.numpy()}
+
+    def median_ms(fn) -> float:
+        fn()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - start) * 1000)
+        return statistics.median(times)
+
+    with torch.no_grad():
+        return {"onnxruntime": median_ms(lambda: session.run(None, feeds)), "pytorch": median_ms(lambda: module(x))}
+
+
 def export_onnx(network: CompiledNetwork, path: str | Path, *, input_size: int | None = None,
                 dynamic_batch: bool = True, opset: int | None = None, features: list[int] | None = None,
                 mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), allow_random: bool = False, check: bool = True,
@@ -137,6 +157,8 @@ def export_onnx(network: CompiledNetwork, path: str | Path, *, input_size: int |
             batches = [shape[0], 1, 7] if dynamic_batch else [shape[0]]
             report["parity"] = _compare(session, module, shape, runs, batches, seed)
             report["passed"] = report["parity"]["max_abs_error"] <= tolerance
+            if dynamic_batch:
+                report["latency_ms_batch1"] = _latency(session, module, (1, *shape[1:]))
     atomic_write_text(path.with_name(path.name + ".json"), json.dumps(report, indent=2) + "\n")
     if report["passed"] is False:
         raise ParityError(f"onnxruntime differs from PyTorch by up to {report['parity']['max_abs_error']:.2e} "

@@ -2,7 +2,8 @@
 # The main job on the embedded defaults, run by `make demo`: check the stack; search R-DARTS space S3 on
 # scikit-learn's digits with DARTS- and with plain DARTS (beta0 = 0); derive both genotypes; train the
 # DARTS- network briefly; export it to ONNX with its parity check; then train a RetinaNet with that
-# network as backbone on the embedded COCO-format detection set and report its mAP.
+# network as backbone on the embedded COCO-format detection set and report its mAP; finally write
+# report.md with every stage's numbers and pictures (dmc report).
 set -euo pipefail
 out="${DMC_DEMO_DIR:-runs/demo-$(date +%Y%m%d-%H%M%S)}"
 small=(--dataset digits --epochs 3 --channels 8 --layers 5 --batch-size 64 --seed 0)
@@ -27,4 +28,6 @@ dmc detect config "$out/train/best.pt" -o "$out/retinanet_dmc.py" --data-root "$
     --train-img train/ --val-img val/ --image-scale 128,128 --batch-size 8 --neck-channels 64 --head-convs 2 \
     --warmup-iters 30 --num-workers 0 --no-flip --epochs 20 --work-dir "$out/detect"
 dmc detect train "$out/retinanet_dmc.py" 2>&1 | grep -E "Epoch\(val\).*bbox_mAP:|done:" || true
-echo "demo finished: everything is in $out"
+echo "== 7. report: every stage's numbers and pictures =="
+dmc report "$out"
+echo "demo finished: everything is in $out; open $out/report.md"

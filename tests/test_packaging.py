@@ -35,5 +35,7 @@ def test_wheel_installs_only_the_dmc_namespace(wheel):
     assert {t for t in tops if not t.endswith(".dist-info")} == {"dmc"}
     names = set(wheel.namelist())
     assert {"dmc/exporters/__init__.py", "dmc/detection/__init__.py", "dmc/cli/main.py",
-            "dmc/spaces/darts_s0.yaml", "dmc/spaces/nb201.yaml", "dmc/reference/published_genotypes.json"} <= names
+            "dmc/spaces/darts_s0.yaml", "dmc/spaces/nb201.yaml", "dmc/reference/published_genotypes.json",
+            "dmc/kernels/csrc/mixed_sum_cpu.cpp", "dmc/kernels/csrc/mixed_sum_cuda.cu", "dmc/kernels/csrc/common.h",
+            "dmc/viz/cell.py"} <= names
     assert "dmc = dmc.cli.main:main" in wheel.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()

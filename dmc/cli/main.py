@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dmc.cli import compile, data, derive, detect, doctor, export, profile, search, spaces, train, viz  # noqa: F401  (each module registers its commands)
+from dmc.cli import compile, data, derive, detect, doctor, export, profile, report, search, spaces, train, viz  # noqa: F401  (each module registers its commands)
 from dmc.cli.app import app
 
 

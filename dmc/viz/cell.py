@@ -9,7 +9,8 @@ from dmc.genotype import CellGenotype, Genotype
 SKIP_COLOR, OP_COLOR = "#c0392b", "#34495e"
 
 
-def _figure():
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (files only, no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -27,7 +28,7 @@ def node_names(cell: CellGenotype, inputs: int) -> list[str]:
 
 def draw_cell(cell: CellGenotype, inputs: int, title: str, stem: str | Path) -> list[Path]:
     """Writes ``stem.png`` and ``stem.svg``; returns their paths. Skip connections are drawn in red."""
-    plt = _figure()
+    plt = pyplot()
     from matplotlib.patches import FancyArrowPatch
 
     names = node_names(cell, inputs)
@@ -38,6 +39,9 @@ def draw_cell(cell: CellGenotype, inputs: int, title: str, stem: str | Path) -> 
     out = inputs + n
     pos[out] = (n + 1.2, 0.0)
     fig, ax = plt.subplots(figsize=(2.2 * (n + 2), 4.2))
+    ax.set_xlim(-0.6, n + 1.8)
+    ax.set_ylim(-1.7, 1.7)
+    to_display, to_data = ax.transData.transform, ax.transData.inverted().transform
     for dst, node in enumerate(cell.nodes, start=inputs):
         for k, (op, src) in enumerate(node):
             (x0, y0), (x1, y1) = pos[src], pos[dst]
@@ -45,7 +49,9 @@ def draw_cell(cell: CellGenotype, inputs: int, title: str, stem: str | Path) -> 
             color = SKIP_COLOR if op == "skip_connect" else OP_COLOR
             ax.add_patch(FancyArrowPatch((x0, y0), (x1, y1), connectionstyle=f"arc3,rad={rad}", arrowstyle="-|>",
                                          mutation_scale=14, color=color, lw=1.6, shrinkA=18, shrinkB=18))
-            mx, my = (x0 + x1) / 2 - rad * (y1 - y0) / 2, (y0 + y1) / 2 + rad * (x1 - x0) / 2
+            # the label sits on the curve: the quadratic Bezier's midpoint, computed where arc3 bends (display space)
+            (a0, b0), (a1, b1) = to_display((x0, y0)), to_display((x1, y1))
+            mx, my = to_data(((a0 + a1) / 2 + rad * (b1 - b0) / 2, (b0 + b1) / 2 - rad * (a1 - a0) / 2))
             ax.text(mx, my, op, ha="center", va="center", fontsize=8, color=color,
                     bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="none", alpha=0.9))
     for src in cell.concat:
@@ -56,8 +62,6 @@ def draw_cell(cell: CellGenotype, inputs: int, title: str, stem: str | Path) -> 
         fill = "#d5e8d4" if i < inputs else "#fff2cc" if i < out else "#dae8fc"
         ax.text(x, y, f"${labels[i]}$" if "_" in labels[i] else labels[i], ha="center", va="center", fontsize=11,
                 bbox=dict(boxstyle="round,pad=0.45", fc=fill, ec="#555555"))
-    ax.set_xlim(-0.6, n + 1.8)
-    ax.set_ylim(-1.7, 1.7)
     ax.axis("off")
     ax.set_title(title)
     paths = []

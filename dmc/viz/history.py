@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from dmc.space import SearchSpace
-from dmc.viz.cell import _figure
+from dmc.viz.cell import pyplot
 
 
 def plot_alphas(history: list[dict[str, Any]], space: SearchSpace, cell_type: str, path: str | Path) -> Path:
     """One panel per edge, one line per candidate op (its softmax weight per epoch); writes a PNG."""
-    plt = _figure()
+    plt = pyplot()
     edges = space.cell(cell_type).edges
     epochs = [r["epoch"] for r in history]
     cols = min(4, len(edges))
@@ -44,7 +44,7 @@ def plot_alphas(history: list[dict[str, Any]], space: SearchSpace, cell_type: st
 
 def plot_beta(history: list[dict[str, Any]], path: str | Path) -> Path:
     """Beta (the auxiliary skip's scale) per epoch, with the train and validation accuracies; a PNG."""
-    plt = _figure()
+    plt = pyplot()
     epochs = [r["epoch"] for r in history]
     fig, ax = plt.subplots(figsize=(6, 3.4))
     ax.plot(epochs, [r["beta"] for r in history], "o-", color="#8e44ad", label="beta")
