@@ -4,8 +4,9 @@
 // pointer is aligned, and a grid-stride loop covers the tensor. Inputs go in groups of up to kMaxGroup
 // pointers per launch (kernel arguments), so any K works; the forward accumulates into the output
 // after the first group. The backward writes grad_y_k = w_k g and reduces <g, y_k> per block
-// (warp shuffles, then shared memory) into a (blocks, K) buffer summed afterwards: deterministic, one
-// read of g per group. Kernels run on the current stream of the inputs' device.
+// (warp shuffles, then shared memory) in the accumulation type (float; double for double) into a
+// (blocks, K) buffer summed afterwards: deterministic, one read of g per group. Weights are read in the
+// accumulation type too. Kernels run on the current stream of the inputs' device.
 
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
@@ -37,10 +38,9 @@ struct alignas(sizeof(scalar_t) * Vec) Pack {
   scalar_t v[Vec];
 };
 
-template <typename scalar_t, int Vec>
-__global__ void forward_kernel(Group<scalar_t> group, const float* __restrict__ w, scalar_t* __restrict__ out,
+template <typename scalar_t, int Vec, typename acc_t = at::opmath_type<scalar_t>>
+__global__ void forward_kernel(Group<scalar_t> group, const acc_t* __restrict__ w, scalar_t* __restrict__ out,
                                int64_t n_vec, bool accumulate) {
-  using acc_t = at::opmath_type<scalar_t>;
   using P = Pack<scalar_t, Vec>;
   const int64_t stride = static_cast<int64_t>(blockDim.x) * gridDim.x;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n_vec; i += stride) {
@@ -56,7 +56,7 @@ __global__ void forward_kernel(Group<scalar_t> group, const float* __restrict__ 
 #pragma unroll
     for (int j = 0; j < kMaxGroup; ++j) {
       if (j < group.n) {
-        const acc_t wj = static_cast<acc_t>(w[group.first + j]);
+        const acc_t wj = w[group.first + j];
         const P y = reinterpret_cast<const P*>(group.y[j])[i];
 #pragma unroll
         for (int v = 0; v < Vec; ++v) acc[v] += wj * static_cast<acc_t>(y.v[v]);
@@ -69,10 +69,9 @@ __global__ void forward_kernel(Group<scalar_t> group, const float* __restrict__ 
   }
 }
 
-template <typename scalar_t, int Vec>
-__global__ void backward_kernel(Group<scalar_t> group, const float* __restrict__ w, const scalar_t* __restrict__ g,
-                                int64_t n_vec, float* __restrict__ partial, int K) {
-  using acc_t = at::opmath_type<scalar_t>;
+template <typename scalar_t, int Vec, typename acc_t = at::opmath_type<scalar_t>>
+__global__ void backward_kernel(Group<scalar_t> group, const acc_t* __restrict__ w, const scalar_t* __restrict__ g,
+                                int64_t n_vec, acc_t* __restrict__ partial, int K) {
   using P = Pack<scalar_t, Vec>;
   acc_t dot[kMaxGroup];
 #pragma unroll
@@ -83,7 +82,7 @@ __global__ void backward_kernel(Group<scalar_t> group, const float* __restrict__
 #pragma unroll
     for (int j = 0; j < kMaxGroup; ++j) {
       if (j < group.n) {
-        const acc_t wj = static_cast<acc_t>(w[group.first + j]);
+        const acc_t wj = w[group.first + j];
         const P y = reinterpret_cast<const P*>(group.y[j])[i];
         P gy;
 #pragma unroll
@@ -96,17 +95,17 @@ __global__ void backward_kernel(Group<scalar_t> group, const float* __restrict__
       }
     }
   }
-  __shared__ float warp_sums[kThreads / 32][kMaxGroup];
+  __shared__ acc_t warp_sums[kThreads / 32][kMaxGroup];
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
 #pragma unroll
   for (int j = 0; j < kMaxGroup; ++j) {
-    float s = static_cast<float>(dot[j]);
+    acc_t s = dot[j];
     for (int offset = 16; offset > 0; offset /= 2) s += __shfl_down_sync(0xffffffff, s, offset);
     if (lane == 0) warp_sums[warp][j] = s;
   }
   __syncthreads();
   if (threadIdx.x < group.n) {
-    float s = 0;
+    acc_t s = 0;
     for (int wi = 0; wi < kThreads / 32; ++wi) s += warp_sums[wi][threadIdx.x];
     partial[static_cast<int64_t>(blockIdx.x) * K + group.first + threadIdx.x] = s;
   }
@@ -133,11 +132,12 @@ at::Tensor mixed_sum_cuda(at::TensorList ys_in, const at::Tensor& w) {
   const c10::cuda::CUDAGuard guard(ys_in[0].device());
   auto out = at::empty_like(ys_in[0]);
   const auto ys = with_layout_of(ys_in, out);
-  const auto wf = w.detach().to(out.device(), at::kFloat).contiguous();
   const int64_t K = static_cast<int64_t>(ys.size()), n = out.numel();
   if (n == 0) return out;
   auto stream = at::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, out.scalar_type(), "dmc_mixed_sum_cuda", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const auto wa = w.detach().to(out.device(), c10::CppTypeToScalarType<acc_t>::value).contiguous();
     std::vector<const void*> pointers{out.data_ptr()};
     for (const auto& y : ys) pointers.push_back(y.data_ptr());
     const int vec = vector_width<scalar_t>(pointers, n);
@@ -150,10 +150,10 @@ at::Tensor mixed_sum_cuda(at::TensorList ys_in, const at::Tensor& w) {
       constexpr int kV = 16 / sizeof(scalar_t);
       if (vec == kV)
         forward_kernel<scalar_t, kV><<<grid_for(n_vec), kThreads, 0, stream>>>(
-            group, wf.const_data_ptr<float>(), out.mutable_data_ptr<scalar_t>(), n_vec, first > 0);
+            group, wa.const_data_ptr<acc_t>(), out.mutable_data_ptr<scalar_t>(), n_vec, first > 0);
       else
         forward_kernel<scalar_t, 1><<<grid_for(n_vec), kThreads, 0, stream>>>(
-            group, wf.const_data_ptr<float>(), out.mutable_data_ptr<scalar_t>(), n_vec, first > 0);
+            group, wa.const_data_ptr<acc_t>(), out.mutable_data_ptr<scalar_t>(), n_vec, first > 0);
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     }
   });
@@ -169,7 +169,6 @@ std::tuple<std::vector<at::Tensor>, at::Tensor> mixed_sum_backward_cuda(const at
   const auto like = at::empty_like(ys_in[0]);
   const auto grad = with_layout_of(grad_in, like);
   const auto ys = with_layout_of(ys_in, like);
-  const auto wf = w.detach().to(like.device(), at::kFloat).contiguous();
   const int64_t K = static_cast<int64_t>(ys.size()), n = like.numel();
   std::vector<at::Tensor> grad_ys;
   for (int64_t k = 0; k < K; ++k) grad_ys.push_back(at::empty_like(like));
@@ -177,6 +176,9 @@ std::tuple<std::vector<at::Tensor>, at::Tensor> mixed_sum_backward_cuda(const at
   auto stream = at::cuda::getCurrentCUDAStream();
   at::Tensor partial;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, like.scalar_type(), "dmc_mixed_sum_backward_cuda", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const auto acc_type = c10::CppTypeToScalarType<acc_t>::value;
+    const auto wa = w.detach().to(like.device(), acc_type).contiguous();
     std::vector<const void*> pointers{grad.data_ptr()};
     for (int64_t k = 0; k < K; ++k) {
       pointers.push_back(ys[k].data_ptr());
@@ -186,7 +188,7 @@ std::tuple<std::vector<at::Tensor>, at::Tensor> mixed_sum_backward_cuda(const at
     const int vec = vector_width<scalar_t>(pointers, n);
     const int64_t n_vec = n / vec;
     const int grid = grid_for(n_vec);
-    partial = at::zeros({grid, K}, like.options().dtype(at::kFloat));
+    partial = at::zeros({grid, K}, like.options().dtype(acc_type));
     for (int64_t first = 0; first < K; first += kMaxGroup) {
       Group<scalar_t> group{};
       group.n = static_cast<int>(std::min<int64_t>(kMaxGroup, K - first));
@@ -197,12 +199,12 @@ std::tuple<std::vector<at::Tensor>, at::Tensor> mixed_sum_backward_cuda(const at
       }
       if (vec == kV)
         backward_kernel<scalar_t, kV><<<grid, kThreads, 0, stream>>>(
-            group, wf.const_data_ptr<float>(), grad.const_data_ptr<scalar_t>(), n_vec,
-            partial.mutable_data_ptr<float>(), static_cast<int>(K));
+            group, wa.const_data_ptr<acc_t>(), grad.const_data_ptr<scalar_t>(), n_vec,
+            partial.mutable_data_ptr<acc_t>(), static_cast<int>(K));
       else
         backward_kernel<scalar_t, 1><<<grid, kThreads, 0, stream>>>(
-            group, wf.const_data_ptr<float>(), grad.const_data_ptr<scalar_t>(), n_vec,
-            partial.mutable_data_ptr<float>(), static_cast<int>(K));
+            group, wa.const_data_ptr<acc_t>(), grad.const_data_ptr<scalar_t>(), n_vec,
+            partial.mutable_data_ptr<acc_t>(), static_cast<int>(K));
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     }
   });
