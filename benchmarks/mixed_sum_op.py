@@ -14,25 +14,13 @@ Targets: fused at least 2x faster than eager, and within 1.5x of the floor.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 
 from dmc.kernels import fused_mixed_sum, mixed_sum, native
+from dmc.profile import median_ms
 
 SHAPES = [(32, 16, 32, 32), (32, 32, 16, 16), (32, 64, 8, 8)]
-
-
-def median_ms(fn, repeats: int, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
 
 
 def step(impl, ys, w, a, beta, grad):
@@ -55,12 +43,12 @@ def main() -> None:
         a = torch.randn(shape, generator=gen).requires_grad_()
         w = torch.randn(args.k - 1, generator=gen).softmax(0).requires_grad_()
         beta, grad = torch.tensor(0.7), torch.randn(shape, generator=gen)
-        eager = median_ms(lambda: step(mixed_sum, ys, w, a, beta, grad), args.repeats)
-        fused = median_ms(lambda: step(fused_mixed_sum, ys, w, a, beta, grad), args.repeats)
+        eager = median_ms(lambda: step(mixed_sum, ys, w, a, beta, grad), args.repeats, warmup=3)
+        fused = median_ms(lambda: step(fused_mixed_sum, ys, w, a, beta, grad), args.repeats, warmup=3)
         k = args.k
         moved = ((k + 1) + (2 * k + 1)) * grad.nbytes  # forward + backward bytes
         source = torch.randn(moved // 8)  # a copy reads and writes half the working set each
-        copy_ms = median_ms(lambda: torch.empty_like(source).copy_(source), args.repeats)
+        copy_ms = median_ms(lambda: torch.empty_like(source).copy_(source), args.repeats, warmup=3)
         floor = moved * copy_ms / (2 * source.nbytes)
         print(f"{str(shape):>18} {eager:9.2f} {fused:9.2f} {floor:9.2f} {eager / fused:11.2f}x {fused / floor:11.2f}x")
 

@@ -9,9 +9,7 @@ what counts (target: <= 0.7 at batch 1), since absolute times depend on the mach
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,17 +19,7 @@ import torch
 from dmc.compiler import compile
 from dmc.exporters.onnx import export_onnx
 from dmc.genotype import published_genotypes
-
-
-def median_ms(fn, repeats: int, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+from dmc.profile import median_ms
 
 
 def main() -> None:
@@ -55,9 +43,9 @@ def main() -> None:
         for batch in (int(b) for b in args.batches.split(",")):
             x = torch.randn(batch, 3, 32, 32)
             with torch.no_grad():
-                pt = median_ms(lambda: network(x), args.repeats)
+                pt = median_ms(lambda: network(x), args.repeats, warmup=3)
             feed = {"input": x.numpy().astype(np.float32)}
-            onnx_ms = median_ms(lambda: session.run(None, feed), args.repeats)
+            onnx_ms = median_ms(lambda: session.run(None, feed), args.repeats, warmup=3)
             print(f"{batch:>5} {pt:>11.1f} {onnx_ms:>15.1f} {onnx_ms / pt:>13.2f}")
 
 

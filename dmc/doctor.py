@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
-import logging
 import os
 import platform
 import shutil
@@ -112,9 +111,9 @@ def _cxx_check() -> Check:
 
 
 def _nvcc_check(cuda_available: bool) -> Check:
-    # cpp_extension warns at import when no CUDA runtime is found; doctor reports that itself.
-    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
-    from torch.utils.cpp_extension import CUDA_HOME
+    from dmc.kernels.native import quiet_cpp_extension
+
+    CUDA_HOME = quiet_cpp_extension().CUDA_HOME  # noqa: N806 - torch's name
 
     candidates = [Path(CUDA_HOME) / "bin" / "nvcc"] if CUDA_HOME else []
     candidates += [Path(p) for p in [shutil.which("nvcc")] if p]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -36,23 +37,31 @@ def count_macs(network: CompiledNetwork, input_size: int) -> int:
     return counter.get_total_flops() // 2
 
 
+def median_ms(fn: Callable[[], object], repeats: int = 10, warmup: int = 2,
+              synchronize: Callable[[], None] | None = None) -> float:
+    """Median wall time of ``fn()`` in milliseconds over ``repeats`` runs after ``warmup`` untimed ones;
+    ``synchronize`` (e.g. ``torch.cuda.synchronize``) runs before and after each timed call."""
+    sync = synchronize or (lambda: None)
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        sync()
+        start = time.perf_counter()
+        fn()
+        sync()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
 def measure_latency(network: CompiledNetwork, batch: int, input_size: int, repeats: int = 10, warmup: int = 2) -> float:
     """Median wall time of one eval forward pass, in milliseconds."""
     network = network.eval()
     device = next(network.parameters()).device
     x = torch.randn(batch, network.build_args.in_channels, input_size, input_size, device=device)
-    times = []
     with torch.no_grad():
-        for i in range(warmup + repeats):
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            network(x)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            if i >= warmup:
-                times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+        return median_ms(lambda: network(x), repeats, warmup,
+                         torch.cuda.synchronize if device.type == "cuda" else None)
 
 
 def profile(network: CompiledNetwork, input_size: int, batches: tuple[int, ...] = (1, 32), repeats: int = 10) -> Profile:

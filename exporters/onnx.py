@@ -10,9 +10,7 @@ genotype, dmc's version, the input size and the normalisation, so a deployment n
 from __future__ import annotations
 
 import json
-import statistics
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +23,7 @@ from torch import nn
 from dmc.compiler.networks import CompiledNetwork
 from dmc.errors import DmcError, InvalidInputError
 from dmc.io import atomic_write, atomic_write_text
+from dmc.profile import median_ms
 from dmc.version import __version__
 
 TOLERANCE = 1e-4
@@ -89,17 +88,9 @@ def _latency(session, module: nn.Module, shape: tuple[int, ...], repeats: int = 
     x = torch.randn(shape)
     feeds = {"input": x.numpy()}
 
-    def median_ms(fn) -> float:
-        fn()
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            fn()
-            times.append((time.perf_counter() - start) * 1000)
-        return statistics.median(times)
-
     with torch.no_grad():
-        return {"onnxruntime": median_ms(lambda: session.run(None, feeds)), "pytorch": median_ms(lambda: module(x))}
+        return {"onnxruntime": median_ms(lambda: session.run(None, feeds), repeats, warmup=1),
+                "pytorch": median_ms(lambda: module(x), repeats, warmup=1)}
 
 
 def export_onnx(network: CompiledNetwork, path: str | Path, *, input_size: int | None = None,

@@ -72,27 +72,33 @@ def load(device_type: str, on_build: Callable[[str], None] | None = None) -> Non
         _loaded.add(device_type)
 
 
-def _build(device_type: str, name: str, folder: Path) -> None:
+def quiet_cpp_extension():
+    """``torch.utils.cpp_extension``, imported without its "No CUDA runtime is found" warning, which it
+    logs on every CPU-only machine."""
     logger = logging.getLogger("torch.utils.cpp_extension")
     level = logger.level
-    logger.setLevel(logging.ERROR)  # its import warns "No CUDA runtime is found" on every CPU machine
+    logger.setLevel(logging.ERROR)
     try:
-        from torch.utils import cpp_extension
+        from torch.utils import cpp_extension as module
     finally:
         logger.setLevel(level)
+    return module
 
+
+def _build(device_type: str, name: str, folder: Path) -> None:
+    extension = quiet_cpp_extension()
     folder.mkdir(parents=True, exist_ok=True)
     cuda = device_type == "cuda"
     if cuda:
-        cpp_extension.CUDA_HOME = cuda_toolkit()
-    if cuda and cpp_extension.CUDA_HOME is None:
+        extension.CUDA_HOME = cuda_toolkit()
+    if cuda and extension.CUDA_HOME is None:
         raise KernelBuildError("cannot build the fused CUDA kernels: no CUDA toolkit (nvcc) found",
                                "install the CUDA toolkit, set CUDA_HOME, or use --kernels reference")
     if cuda and not os.environ.get("TORCH_CUDA_ARCH_LIST") and not torch.cuda.is_available():
         # nothing to detect the architecture from (a build-only machine): Ampere and Hopper, plus PTX
         os.environ["TORCH_CUDA_ARCH_LIST"] = "8.0;9.0+PTX"
     try:
-        cpp_extension.load(
+        extension.load(
             name=name, sources=[str(CSRC / s) for s in SOURCES[device_type]],
             extra_include_paths=[str(CSRC), *(_pip_cuda_includes() if cuda else [])],
             extra_cflags=["-O3", "-fopenmp"], extra_ldflags=["-fopenmp"],
@@ -112,9 +118,7 @@ def cuda_toolkit() -> str | None:
     torch takes CUDA_HOME from ``which nvcc``; when that is a wrapper script outside the toolkit
     (``/usr/local/bin/nvcc``) it finds no ``libcudart`` there, so this falls back to ``/usr/local/cuda``.
     """
-    from torch.utils import cpp_extension
-
-    detected = cpp_extension.CUDA_HOME
+    detected = quiet_cpp_extension().CUDA_HOME
     if os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH") or detected is None:
         return detected
     if any(Path(detected, lib, "libcudart.so").exists() for lib in ("lib64", "lib")):
