@@ -20,6 +20,13 @@ inline void check_inputs(at::TensorList ys, const at::Tensor& w, const char* op)
   }
 }
 
+// The backward's inputs, and a gradient shaped and typed like them.
+inline void check_backward_inputs(const at::Tensor& grad, at::TensorList ys, const at::Tensor& w) {
+  check_inputs(ys, w, "dmc::mixed_sum_backward");
+  TORCH_CHECK(grad.sizes() == ys[0].sizes() && grad.scalar_type() == ys[0].scalar_type(),
+              "dmc::mixed_sum_backward: the gradient must match the inputs' shape and dtype");
+}
+
 // The kernels walk every tensor as one flat array, so all of them must share `like`'s dense strides.
 // Inputs that already do (the usual case: same memory format) are used as they are, others are copied.
 inline at::Tensor with_layout_of(const at::Tensor& t, const at::Tensor& like) {

@@ -162,9 +162,7 @@ at::Tensor mixed_sum_cuda(at::TensorList ys_in, const at::Tensor& w) {
 
 std::tuple<std::vector<at::Tensor>, at::Tensor> mixed_sum_backward_cuda(const at::Tensor& grad_in,
                                                                        at::TensorList ys_in, const at::Tensor& w) {
-  check_inputs(ys_in, w, "dmc::mixed_sum_backward");
-  TORCH_CHECK(grad_in.sizes() == ys_in[0].sizes() && grad_in.scalar_type() == ys_in[0].scalar_type(),
-              "dmc::mixed_sum_backward: the gradient must match the inputs' shape and dtype");
+  check_backward_inputs(grad_in, ys_in, w);
   const c10::cuda::CUDAGuard guard(ys_in[0].device());
   const auto like = at::empty_like(ys_in[0]);
   const auto grad = with_layout_of(grad_in, like);
