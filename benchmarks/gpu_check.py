@@ -27,7 +27,7 @@ from dmc.kernels import fused_mixed_sum, mixed_sum, native  # noqa: E402
 from dmc.search.architect import Architect  # noqa: E402
 from dmc.space import load_space  # noqa: E402
 from dmc.supernet import build_supernet, compile_backend, compile_edges  # noqa: E402
-from dmc.supernet.cell import SearchCell  # noqa: E402
+from dmc.network import Cell  # noqa: E402
 
 
 def cuda_ms(fn, repeats=20, warmup=3):
@@ -88,8 +88,8 @@ def search_step(batch: int, steps: int) -> None:
         torch.manual_seed(0)
         model = build_supernet(load_space("darts_s0"), 10, 3).cuda()
         if name == "paper":
-            for cell in model.cells:
-                if isinstance(cell, SearchCell):
+            for cell in model.blocks:
+                if isinstance(cell, Cell):
                     cell.edges = torch.nn.ModuleList(PaperMixedEdge(e) for e in cell.edges)
         else:
             model.set_kernels(fused_mixed_sum)

@@ -16,7 +16,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from dmc.compiler import compile
+from dmc.compiler import build_network
 from dmc.exporters.onnx import export_onnx
 from dmc.genotype import published_genotypes
 from dmc.profile import median_ms
@@ -29,7 +29,7 @@ def main() -> None:
     parser.add_argument("--batches", default="1,32")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    network = compile(published_genotypes()["DARTS_V2"], channels=36, layers=20).eval()
+    network = build_network(published_genotypes()["DARTS_V2"], channels=36, layers=20).eval()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "darts_v2.onnx"
         report = export_onnx(network, path, runs=1)

@@ -80,18 +80,18 @@ class PaperArchitect:
 def build(name: str, args):
     """The model and its step function for configuration ``name``."""
     from dmc.kernels import select_mixed_sum
+    from dmc.network import Cell
     from dmc.search.architect import Architect
     from dmc.space import load_space
     from dmc.supernet import build_supernet, compile_edges
-    from dmc.supernet.cell import SearchCell
 
     settings = CONFIGS[name]
     torch.manual_seed(0)
     space = load_space("darts_s0").with_macro(channels=args.channels, layers=args.layers)
     model = build_supernet(space, 10, 3)
     if settings.get("paper"):
-        for cell in model.cells:
-            if isinstance(cell, SearchCell):
+        for cell in model.blocks:
+            if isinstance(cell, Cell):
                 cell.edges = nn.ModuleList(PaperMixedEdge(e) for e in cell.edges)
     else:
         model.set_kernels(select_mixed_sum(settings["kernels"], "cpu")[1])

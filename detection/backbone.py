@@ -17,7 +17,7 @@ from mmdet.registry import MODELS
 from mmengine.model import BaseModule
 from torch import nn
 
-from dmc.compiler import BuildArgs, CompiledNetwork, compile
+from dmc.compiler import BuildArgs, CompiledNetwork, build_network
 from dmc.compiler.saved import read_network_file
 from dmc.compiler.source import resolve_genotype
 from dmc.errors import InvalidInputError
@@ -53,7 +53,7 @@ def build_backbone_network(genotype=None, checkpoint: str | Path | None = None, 
     args = BuildArgs.defaults_for("imagenet").replace(
         channels=channels or (saved_args.channels if saved_args else 16),
         layers=layers or (saved_args.layers if saved_args else 8))
-    network = compile(chosen, args)
+    network = build_network(chosen, args)
     if state is None:
         return network, "randomly initialised"
     own = network.state_dict()
@@ -123,7 +123,7 @@ class DmcBackbone(BaseModule):
             super().init_weights()
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return tuple(self.network.forward_features(x, self.out_indices))
+        return tuple(self.network.forward_intermediates(x, self.out_indices, intermediates_only=True))
 
     def train(self, mode: bool = True):
         super().train(mode)

@@ -6,15 +6,18 @@ schedule defaults to the paper's 1x (12 epochs, batch 16 over 8 GPUs, lr 0.01, x
 
 from __future__ import annotations
 
+import math
 import pprint
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dmc.compiler.saved import looks_like_network_file
 from dmc.detection.backbone import backbone_channels, build_backbone_network
+from dmc.detection.coco import category_names
 from dmc.errors import InvalidInputError
 from dmc.io import atomic_write_text
+from dmc.outputs import refuse_overwriting_inputs
 from dmc.version import __version__
 
 
@@ -50,22 +53,49 @@ class DetectionConfig:
     work_dir: str = "work_dirs/retinanet_dmc"
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def validate(self) -> DetectionConfig:
+        """Refuses counts and sizes that cannot train (non-positive epochs, batch, channels, ...)."""
+        at_least = {"epochs": 1, "batch_size": 1, "neck_channels": 1, "channels": 1, "layers": 1,
+                    "warmup_iters": 0, "head_convs": 0, "num_workers": 0}
+        for name, low in at_least.items():
+            value = getattr(self, name)
+            if not (value is None and name in ("channels", "layers")) and not (_is_int(value) and value >= low):
+                raise InvalidInputError(f"detection config: {name} {value!r} must be an integer >= {low}")
+        if len(self.image_scale) != 2 or not all(_is_int(v) and v >= 1 for v in self.image_scale):
+            raise InvalidInputError(f"detection config: image_scale {tuple(self.image_scale)} must be two integers "
+                                    ">= 1 (W, H)")
+        if not all(_is_int(m) and 1 <= m <= self.epochs for m in self.milestones):
+            raise InvalidInputError(f"detection config: milestones {tuple(self.milestones)} must be epochs from 1 "
+                                    f"to {self.epochs}")
+        for name in ("lr", "grad_clip"):
+            value = getattr(self, name)
+            if not (value is None and name == "grad_clip") and not (_is_number(value) and value > 0):
+                raise InvalidInputError(f"detection config: {name} {value!r} must be a number > 0")
+        return self
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
 
 def _classes(cfg: DetectionConfig) -> list[str] | None:
     if cfg.classes is not None:
         return list(cfg.classes)
     ann = Path(cfg.data_root) / cfg.train_ann
     if ann.is_file():
-        import json
-
-        return [c["name"] for c in sorted(json.loads(ann.read_text())["categories"], key=lambda c: c["id"])]
+        return category_names(ann)
     return None  # mmdet's CocoDataset knows COCO's 80 classes
 
 
 def retinanet_config(source: str | Path, cfg: DetectionConfig) -> dict[str, Any]:
     """The config as a dict: ``source`` is a genotype (file or published name) or a `dmc train` checkpoint."""
+    cfg.validate()
     path = Path(source)
-    is_checkpoint = path.is_file() and zipfile.is_zipfile(path)
+    is_checkpoint = path.is_file() and looks_like_network_file(path)
     backbone_args: dict[str, Any] = {"type": "DmcBackbone"}
     if is_checkpoint:
         backbone_args["checkpoint"] = str(path.resolve())
@@ -179,7 +209,10 @@ _COMMENTS = {
 
 
 def write_retinanet_config(source: str | Path, out: str | Path, cfg: DetectionConfig = DetectionConfig()) -> Path:
-    """Writes the config of :func:`retinanet_config` as a flat Python file (no ``_base_``)."""
+    """Writes the config of :func:`retinanet_config` as a flat Python file (no ``_base_``); refuses to write
+    over the source or the annotation files."""
+    refuse_overwriting_inputs([out], [source if Path(source).exists() else None,
+                                      Path(cfg.data_root) / cfg.train_ann, Path(cfg.data_root) / cfg.val_ann])
     config = retinanet_config(source, cfg)
     lines = [f"# RetinaNet with a dmc backbone, written by dmc {__version__} (`dmc detect config {source}`).",
              "# Flat on purpose: every setting is here; train with `dmc detect train THIS_FILE`.", ""]

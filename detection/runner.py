@@ -1,36 +1,45 @@
-"""Training and testing entry points on mmengine's Runner, usable from Python and from `dmc detect`."""
+"""Training and testing entry points on mmengine's Runner, usable from Python and from `dmc detect`.
+
+Configs are read by :func:`dmc.detection.config_files.load_config` (Python configs are code, YAML/JSON
+configs data); the COCO annotation files and images a run uses, and any checkpoint it is given, are
+checked before the Runner starts, so a bad file is one error line instead of a failure mid-run.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from mmengine.config import Config
+from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
-from dmc.detection.checkpoints import allow_mmengine_checkpoints
+from dmc.detection.detector_checkpoints import allow_mmengine_checkpoints, check_checkpoint_fits, read_detector_checkpoint
+from dmc.detection.coco import check_config_datasets
+from dmc.detection.config_files import load_config
 from dmc.errors import InvalidInputError
+from dmc.outputs import same_file
+
+__all__ = ["build_runner", "evaluate", "load_config", "train"]
+
+TRAIN_LOADERS = ("train_dataloader", "val_dataloader")
 
 
-def load_config(config: str | Path | dict | Config) -> Config:
-    """Reads an mmengine config from a file (or takes a dict / Config as is)."""
-    if isinstance(config, Config):
-        return config
-    if isinstance(config, dict):
-        return Config(config)
-    path = Path(config)
-    if not path.is_file():
-        raise InvalidInputError(f"config file {path} does not exist",
-                                "write one with `dmc detect config` or pass the path of an mmdet config")
-    return Config.fromfile(str(path))
+def _refuse_overwriting_the_config(cfg: Config) -> None:
+    # mmengine's Runner writes its copy of the config to work_dir/<the config's file name>
+    if cfg.filename and same_file(Path(cfg.work_dir) / Path(cfg.filename).name, cfg.filename):
+        raise InvalidInputError(f"{cfg.filename} lies in its own work_dir {cfg.work_dir}, where the run writes its "
+                                "copy of the config over it", "move the config out of the work_dir, or pass --work-dir")
 
 
 def build_runner(config: str | Path | dict | Config, work_dir: str | Path | None = None,
-                 resume: bool | str | Path = False, launcher: str = "none") -> Runner:
+                 resume: bool | str | Path = False, launcher: str = "none",
+                 datasets: tuple[str, ...] = TRAIN_LOADERS) -> Runner:
     """Builds mmengine's Runner from ``config``.
 
     ``resume``: False starts afresh; True continues from the latest checkpoint in ``work_dir``;
     a path continues from that checkpoint. Checkpoints are read with ``weights_only=True``.
-    ``launcher`` (none, pytorch, slurm, mpi) is mmengine's, for multi-GPU runs.
+    ``launcher`` (none, pytorch, slurm, mpi) is mmengine's, for multi-GPU runs. The COCO datasets of
+    the ``datasets`` dataloaders are checked first (:func:`dmc.detection.coco.check_config_datasets`).
     """
     cfg = load_config(config)
     cfg.launcher = launcher
@@ -38,14 +47,23 @@ def build_runner(config: str | Path | dict | Config, work_dir: str | Path | None
         cfg.work_dir = str(work_dir)
     if not cfg.get("work_dir"):
         raise InvalidInputError("the config sets no work_dir", "pass a work directory")
+    _refuse_overwriting_the_config(cfg)
+    check_config_datasets(cfg, datasets)
+    weights = None
     if isinstance(resume, (str, Path)) and not isinstance(resume, bool):
-        if not Path(resume).is_file():
-            raise InvalidInputError(f"checkpoint {resume} does not exist", "pass a .pth file from a work_dir")
+        weights = read_detector_checkpoint(resume, resume=True)
         cfg.resume, cfg.load_from = True, str(resume)
     elif resume:
         cfg.resume = True
     allow_mmengine_checkpoints()
-    return Runner.from_cfg(cfg)
+    runner = Runner.from_cfg(cfg)
+    if weights is not None:
+        check_checkpoint_fits(_unwrapped(runner), weights, resume)
+    return runner
+
+
+def _unwrapped(runner: Runner):
+    return runner.model.module if is_model_wrapper(runner.model) else runner.model
 
 
 def train(config: str | Path | dict | Config, work_dir: str | Path | None = None,
@@ -56,11 +74,15 @@ def train(config: str | Path | dict | Config, work_dir: str | Path | None = None
 
 def evaluate(config: str | Path | dict | Config, checkpoint: str | Path, work_dir: str | Path | None = None,
              launcher: str = "none") -> dict:
-    """Runs the test loop of ``config`` on ``checkpoint``; returns the metrics (COCO bbox mAP, ...)."""
-    if not Path(checkpoint).is_file():
-        raise InvalidInputError(f"checkpoint {checkpoint} does not exist", "pass a .pth file from the work dir")
+    """Runs the test loop of ``config`` on ``checkpoint``; returns the metrics (COCO bbox mAP, ...).
+
+    Refuses a checkpoint that does not hold every weight of the config's model (e.g. a `dmc search`
+    checkpoint), which would otherwise be evaluated as a randomly initialised detector.
+    """
+    weights = read_detector_checkpoint(checkpoint)
     cfg = load_config(config)
     cfg.load_from = str(checkpoint)
     cfg.resume = False
-    runner = build_runner(cfg, work_dir, False, launcher)
+    runner = build_runner(cfg, work_dir, False, launcher, datasets=("test_dataloader",))
+    check_checkpoint_fits(_unwrapped(runner), weights, checkpoint)
     return runner.test()

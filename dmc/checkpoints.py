@@ -3,6 +3,7 @@ read as data (``weights_only=True``) with one-line errors."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +12,26 @@ import torch
 from dmc.errors import InvalidInputError
 from dmc.io import atomic_write
 
+SEARCH_CHECKPOINT = "dmc.search-checkpoint"
+"""``last.pt`` / ``best.pt`` of a search run: supernet, alphas, optimisers, RNGs."""
+TRAIN_CHECKPOINT = "dmc.train-checkpoint"
+"""``last.pt`` / ``best.pt`` of a training run: a network file plus optimiser, scheduler and RNGs."""
+NETWORK = "dmc.network"
+"""A network file of `dmc compile`: genotype, build arguments, weights."""
+
 
 def save_checkpoint(path: str | Path, kind: str, state: dict[str, Any], version: int = 1) -> Path:
     """Writes ``state`` tagged with its ``kind`` (e.g. ``dmc.search-checkpoint``) atomically."""
     state = {"format": kind, "version": version, **state}
-    return atomic_write(path, lambda tmp: torch.save(state, tmp))
+    return atomic_write(path, lambda tmp: _save(state, tmp))
+
+
+def _save(state: dict[str, Any], tmp: Path) -> None:
+    # serialised in memory, written by Python: a full disk is then an OSError that atomic_write names (torch's own
+    # file writer turns it into a bare RuntimeError, "unexpected pos ...")
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    tmp.write_bytes(buffer.getbuffer())
 
 
 def load_checkpoint(path: str | Path, kinds: tuple[str, ...], what: str, hint: str,

@@ -36,7 +36,7 @@ def derive(alphas: Mapping[str, torch.Tensor], space: SearchSpace) -> Genotype:
         weights = edge_weights(alphas[cell_type].detach().cpu(), space, cell_type)
         cells[cell_type] = CellGenotype(_derive_nodes(weights, space, cell_type), space.concat)
     return Genotype(normal=cells["normal"], reduce=cells.get("reduce"), kind=space.macro.kind,
-                    space=space.name, space_hash=space.content_hash)
+                    space=space.name, space_hash=space.content_hash, macro=space.macro)
 
 
 def _derive_nodes(weights: Sequence[torch.Tensor], space: SearchSpace, cell_type: str):

@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from dmc.errors import InvalidInputError
-from dmc.io import atomic_write_text
+from dmc.io import atomic_write_text, parse_json, read_text
+from dmc.limits import MAX_CELL_NODES, MAX_CELL_STATES
+from dmc.network.macro import Macro
 from dmc.ops import OPS
 
 GENOTYPE_FORMAT = "dmc.genotype"
@@ -61,6 +63,9 @@ class Genotype:
     kind: str = "darts"
     space: str | None = None
     space_hash: str | None = None
+    macro: Macro | None = None
+    """The macro network the cells were searched in (stem, reduction positions, width, depth); the compiler
+    builds the same wiring. None for published cells: DARTS's own macro network."""
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -85,6 +90,7 @@ class Genotype:
             "version": GENOTYPE_VERSION,
             "kind": self.kind,
             "space": {"name": self.space, "hash": self.space_hash},
+            **({"macro": self.macro.to_dict()} if self.macro is not None else {}),
             "cells": {name: {"nodes": [[[op, j] for op, j in node] for node in cell.nodes],
                              "concat": list(cell.concat)}
                       for name, cell in self.cells.items()},
@@ -100,13 +106,15 @@ class Genotype:
                                 f"(this dmc reads version {GENOTYPE_VERSION})", "upgrade dmc")
         try:
             cells = {
-                name: CellGenotype(tuple(tuple((str(op), int(j)) for op, j in node) for node in cell["nodes"]),
-                                   tuple(int(i) for i in cell["concat"]))
+                name: CellGenotype(tuple(tuple((str(op), _index(j, f"cells.{name}.nodes[{n}]")) for op, j in node)
+                                         for n, node in enumerate(cell["nodes"])),
+                                   tuple(_index(i, f"cells.{name}.concat") for i in cell["concat"]))
                 for name, cell in data["cells"].items()
             }
             space = data.get("space") or {}
+            macro = Macro.from_dict(data["macro"], f"{source}: macro") if data.get("macro") is not None else None
             return cls(normal=cells.pop("normal"), reduce=cells.pop("reduce", None), kind=data.get("kind", "darts"),
-                       space=space.get("name"), space_hash=space.get("hash"))
+                       space=space.get("name"), space_hash=space.get("hash"), macro=macro)
         except GenotypeError as exc:
             raise GenotypeError(f"{source}: {exc.message}", exc.hint) from None
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -122,11 +130,15 @@ class Genotype:
     def from_darts(cls, normal, normal_concat, reduce, reduce_concat, **meta) -> Genotype:
         """From the fields of DARTS's ``Genotype`` namedtuple: flat edge lists, two edges per node."""
         def cell(edges, concat, name) -> CellGenotype:
-            edges = [(str(op), int(j)) for op, j in edges]
+            try:
+                edges = [(str(op), _index(j, name)) for op, j in edges]
+                concat = tuple(_index(i, f"{name}_concat") for i in concat)
+            except (TypeError, ValueError):
+                raise GenotypeError(f"{name}: expected a list of (op, input) pairs and a list of node indices") \
+                    from None
             if len(edges) % 2:
                 raise GenotypeError(f"{name}: DARTS cells have two edges per node, got {len(edges)} edges")
-            return CellGenotype(tuple(tuple(edges[i:i + 2]) for i in range(0, len(edges), 2)),
-                                tuple(int(i) for i in concat))
+            return CellGenotype(tuple(tuple(edges[i:i + 2]) for i in range(0, len(edges), 2)), concat)
 
         return cls(cell(normal, normal_concat, "normal"), cell(reduce, reduce_concat, "reduce"), kind="darts",
                    **meta)
@@ -138,6 +150,9 @@ class Genotype:
             tree = ast.parse(text.strip(), mode="eval").body
         except SyntaxError as exc:
             raise GenotypeError(f"not a DARTS genotype: {exc.msg}", "expected Genotype(normal=[...], ...)") from None
+        except (RecursionError, MemoryError):
+            raise GenotypeError("not a DARTS genotype: nested too deeply", "expected Genotype(normal=[...], ...)") \
+                from None
         if not (isinstance(tree, ast.Call) and isinstance(tree.func, ast.Name) and tree.func.id == "Genotype"
                 and not tree.args):
             raise GenotypeError("not a DARTS genotype", "expected Genotype(normal=[...], normal_concat=[...], "
@@ -164,7 +179,7 @@ class Genotype:
             edges = []
             for item in items:
                 op, sep, j = item.partition("~")
-                if not sep or not j.isdigit():
+                if not sep or not (j.isascii() and j.isdigit()):
                     raise GenotypeError(f"NAS-Bench-201 string: {item!r} is not 'op~input'")
                 edges.append((op, int(j)))
             nodes.append(tuple(edges))
@@ -180,11 +195,25 @@ def _literal(node: ast.expr) -> Any:
     """Lists/tuples of (str, int) pairs, lists of ints, or ``range(a, b)``: nothing else is accepted."""
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "range" \
             and all(isinstance(a, ast.Constant) and type(a.value) is int for a in node.args) and not node.keywords:
-        return list(range(*(a.value for a in node.args)))
+        try:
+            indices = range(*(a.value for a in node.args))
+        except (TypeError, ValueError) as exc:
+            raise GenotypeError(f"{ast.unparse(node)}: {exc}") from None
+        if len(indices) > MAX_CELL_STATES:  # checked before it is materialised: range(0, 3000000000) is 3e9 ints
+            raise GenotypeError(f"{ast.unparse(node)}: {len(indices)} indices, more than a cell has states "
+                                f"(at most {MAX_CELL_STATES})")
+        return list(indices)
     try:
         return ast.literal_eval(node)
-    except ValueError:
-        raise GenotypeError(f"unsupported expression in DARTS genotype: {ast.unparse(node)}") from None
+    except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
+        raise GenotypeError(f"unsupported expression in DARTS genotype: {ast.unparse(node)[:200]}") from None
+
+
+def _index(value: Any, where: str) -> int:
+    """A node or input index as written: an integer (1.9 or "1" is refused, not truncated or converted)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise GenotypeError(f"{where}: index {value!r} is not an integer")
+    return value
 
 
 def _validate(genotype: Genotype) -> None:
@@ -192,9 +221,14 @@ def _validate(genotype: Genotype) -> None:
         raise GenotypeError(f"kind {genotype.kind!r} is not supported (allowed: {', '.join(KINDS)})")
     if (genotype.reduce is None) != (genotype.kind == "nb201"):
         raise GenotypeError("darts genotypes need a reduction cell; nb201 genotypes have none")
+    if genotype.macro is not None and genotype.macro.kind != genotype.kind:
+        raise GenotypeError(f"macro: a {genotype.kind} genotype cannot have a {genotype.macro.kind} macro network")
     for name, cell in genotype.cells.items():
         if not cell.nodes:
             raise GenotypeError(f"cells.{name}: no nodes")
+        if len(cell.nodes) > MAX_CELL_NODES:
+            raise GenotypeError(f"cells.{name}: {len(cell.nodes)} nodes, more than dmc builds (at most "
+                                f"{MAX_CELL_NODES})")
         n_states = genotype.inputs + len(cell.nodes)
         for n, node in enumerate(cell.nodes):
             if not node:
@@ -207,25 +241,21 @@ def _validate(genotype: Genotype) -> None:
                 if not 0 <= j < index:
                     raise GenotypeError(f"cells.{name}.nodes[{n}]: input {j} of node {index} points forward or "
                                         f"out of range (allowed: 0..{index - 1})")
+        if not cell.concat:
+            raise GenotypeError(f"cells.{name}.concat: empty: the cell would have no output")
         for i in cell.concat:
             if not 0 <= i < n_states:
                 raise GenotypeError(f"cells.{name}.concat: {i} is not a state of the cell (0..{n_states - 1})")
+        if len(set(cell.concat)) != len(cell.concat):
+            raise GenotypeError(f"cells.{name}.concat: a state is listed twice: {list(cell.concat)}")
 
 
 def load_genotype(path: str | Path) -> Genotype:
     """Reads a genotype file: dmc JSON, DARTS ``Genotype(...)`` text, or a NAS-Bench-201 string."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise GenotypeError(f"{path}: cannot read genotype: {exc.strerror}", "check the path") from None
-    stripped = text.strip()
+    stripped = read_text(path, "genotype file", GenotypeError).strip()
     if stripped.startswith("{"):
-        try:
-            data = json.loads(stripped)
-        except json.JSONDecodeError as exc:
-            raise GenotypeError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
-        return Genotype.from_dict(data, str(path))
+        return Genotype.from_dict(parse_json(stripped, str(path), GenotypeError), str(path))
     try:
         if stripped.startswith("Genotype("):
             return Genotype.from_darts_text(stripped)

@@ -9,12 +9,11 @@ missing, never invented.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from dmc.genotype import Genotype
-from dmc.io import atomic_write_text
+from dmc.io import atomic_write_text, parse_json, read_json
 from dmc.runfolder import read_history
 
 SEARCHES = {"darts-minus": "DARTS- (auxiliary skip, beta 1 -> 0)", "darts": "DARTS (beta0 = 0)"}
@@ -65,7 +64,7 @@ def _train_section(demo: Path, lines: list[str]) -> None:
     if not result_file.is_file():
         lines += ["Training run missing.", ""]
         return
-    result = json.loads(result_file.read_text())
+    result = read_json(result_file, "training result")
     source = network_from_source(demo / "train" / "best.pt")
     size = (source.data or {}).get("image_size", 32)
     prof = profile(source.network, size, batches=(1, 32), repeats=5)
@@ -81,7 +80,7 @@ def _export_section(demo: Path, lines: list[str]) -> None:
     if not reports:
         lines += ["ONNX export missing.", ""]
         return
-    report = json.loads(reports[0].read_text())
+    report = read_json(reports[0], "ONNX export report")
     parity = report.get("parity") or {}
     lines += [f"- `{Path(report['model']).name}` (opset {report['opset']}), onnx.checker: {report.get('onnx_checker')}",
               f"- onnxruntime vs PyTorch on batches {parity.get('batches')}: max abs error "
@@ -100,7 +99,7 @@ def _detection_section(demo: Path, lines: list[str]) -> None:
     evaluations: list[dict[str, Any]] = []
     for log in logs:
         for line in log.read_text().splitlines():
-            record = json.loads(line) if line.strip() else {}
+            record = parse_json(line, str(log)) if line.strip() else {}
             if "coco/bbox_mAP_50" in record:
                 evaluations.append(record)
     if not evaluations:

@@ -1,9 +1,11 @@
 """Run-time plumbing shared by search and training: devices, seeding, RNG snapshots, resumable data order,
-evaluation."""
+evaluation, divergence."""
 
 from __future__ import annotations
 
+import math
 import random
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Sampler
 
-from dmc.errors import InvalidInputError
+from dmc.errors import DmcError, InvalidInputError
 
 
 def resolve_device(name: str) -> torch.device:
@@ -84,3 +86,16 @@ def evaluate(model: torch.nn.Module, loader, device: torch.device) -> tuple[floa
         correct += (logits.argmax(1) == y).sum().item()
         seen += len(y)
     return total_loss / max(seen, 1), correct / max(seen, 1)
+
+
+def check_finite(value: float, what: str, epoch: int, step: int | None, run_dir: Path) -> float:
+    """Returns ``value``; a NaN or infinite one stops the run with one line naming the epoch and step.
+
+    Nothing of the diverged epoch has been written then: ``last.pt`` keeps the last good epoch.
+    """
+    if math.isfinite(value):
+        return value
+    where = f"epoch {epoch}, step {step}" if step is not None else f"epoch {epoch} (evaluation)"
+    kept = f"{run_dir}/last.pt keeps epoch {epoch - 1}" if epoch > 0 else "no epoch had finished"
+    raise DmcError(f"{what} became {value} at {where}: the run diverged and stopped ({kept})",
+                   "lower the learning rate (--lr) and start a new run")

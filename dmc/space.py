@@ -6,7 +6,6 @@ and the allowed values, e.g. ``spaces/my.yaml: cell.normal.edges[3][1]: unknown 
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import importlib.resources
 import json
@@ -17,10 +16,11 @@ from typing import Any
 
 from dmc.errors import InvalidInputError
 from dmc.io import read_yaml
+from dmc.limits import MAX_CELL_NODES, MAX_CHANNELS, MAX_LAYERS, MAX_STEM_MULTIPLIER
+from dmc.network.macro import MACRO_KINDS, STEMS, Macro
 from dmc.ops import OPS
 
 SPACE_FORMAT = "dmc.space/1"
-MACRO_KINDS = ("darts", "nb201")
 DERIVE_RULES = ("top_k", "all")
 
 
@@ -33,30 +33,6 @@ class CellSpec:
     """Candidate operations of one cell type, one tuple per edge, edges ordered node by node."""
 
     edges: tuple[tuple[str, ...], ...]
-
-
-@dataclass(frozen=True)
-class MacroSpec:
-    """The network around the cells.
-
-    ``darts``: 3x3 conv stem with ``stem_multiplier * channels`` channels, ``layers`` cells, reduction
-    cells (channels doubled) at ``reductions`` (default: layers//3 and 2*layers//3), global pool, linear.
-    ``nb201``: 3x3 conv stem with ``channels``, three stages of ``layers`` cells at 1x, 2x, 4x channels
-    joined by stride-2 residual blocks, then BN-ReLU, global pool, linear.
-    """
-
-    kind: str
-    channels: int
-    layers: int
-    stem_multiplier: int = 3
-    reductions: tuple[int, ...] | None = None
-
-    def reduction_positions(self) -> tuple[int, ...]:
-        if self.kind != "darts":
-            return ()
-        if self.reductions is not None:
-            return self.reductions
-        return (self.layers // 3, 2 * self.layers // 3)
 
 
 @dataclass(frozen=True)
@@ -74,7 +50,8 @@ class SearchSpace:
     """How many of the last nodes are concatenated into the cell output (1: the last node alone)."""
     normal: CellSpec
     reduce: CellSpec | None
-    macro: MacroSpec
+    macro: Macro
+    """The network around the cells (the same description compiled networks are built from)."""
     derive_rule: str = "top_k"
     derive_k: int = 2
     aux_conv1x1: bool = False
@@ -134,8 +111,10 @@ class SearchSpace:
         data["derive"] = {"rule": self.derive_rule, "k": self.derive_k}
         data["auxiliary"] = {"conv1x1": self.aux_conv1x1}
         data["search"] = {"pool_batchnorm": self.pool_batchnorm}
-        macro = dataclasses.asdict(self.macro)
-        macro["reductions"] = "thirds" if self.macro.reductions is None else list(self.macro.reductions)
+        macro = self.macro.to_dict()
+        macro["reductions"] = "thirds" if self.macro.reductions is None else macro["reductions"]
+        if self.macro.stem == "cifar":  # the default stays out, so that spaces keep their content hash
+            del macro["stem"]
         if self.macro.kind != "darts":
             del macro["stem_multiplier"], macro["reductions"]
         data["macro"] = macro
@@ -152,13 +131,16 @@ def bundled_spaces() -> dict[str, Path]:
 
 
 def load_space(name_or_path: str | Path) -> SearchSpace:
-    """Loads a spec file, or a bundled space by name (``darts_s0``, ``rdarts_s3``, ``nb201``, ...)."""
+    """Loads a spec file, or a bundled space by name (``darts_s0``, ``rdarts_s3``, ``nb201``, ...).
+
+    An existing file is read as a spec; any other name (even that of a folder) is looked up among the bundled
+    spaces."""
     path = Path(name_or_path)
-    if not path.exists():
+    if not path.is_file():
         bundled = bundled_spaces()
         if str(name_or_path) not in bundled:
-            raise SpecError(f"{name_or_path}: no such spec file or bundled space",
-                            f"bundled spaces: {', '.join(sorted(bundled))}")
+            problem = "is a folder, not a spec file" if path.is_dir() else "no such spec file or bundled space"
+            raise SpecError(f"{name_or_path}: {problem}", f"bundled spaces: {', '.join(sorted(bundled))}")
         path = bundled[str(name_or_path)]
     return space_from_dict(read_yaml(path, SpecError), str(path))
 
@@ -231,7 +213,7 @@ class _Validator:
         cell = self.mapping(top["cell"], "cell", {"inputs", "nodes", "normal"},
                             {"multiplier", "node_inputs", "reduce"})
         inputs = self.integer(cell["inputs"], "cell.inputs", 1, 2)
-        nodes = self.integer(cell["nodes"], "cell.nodes", 1, 16)
+        nodes = self.integer(cell["nodes"], "cell.nodes", 1, MAX_CELL_NODES)
         multiplier = self.integer(cell.get("multiplier", nodes), "cell.multiplier", 1, nodes)
         node_inputs = self.node_inputs(cell.get("node_inputs"), inputs, nodes)
         n_edges = sum(len(i) for i in node_inputs)
@@ -300,17 +282,18 @@ class _Validator:
             self.fail(f"{path}.edges", f"expected {n_edges} edges (one per node input), got {got}")
         return CellSpec(tuple(self.op_list(ops, f"{path}.edges[{e}]") for e, ops in enumerate(edges)))
 
-    def macro(self, value: Any) -> MacroSpec:
-        macro = self.mapping(value, "macro", {"kind", "channels", "layers"}, {"stem_multiplier", "reductions"})
+    def macro(self, value: Any) -> Macro:
+        macro = self.mapping(value, "macro", {"kind", "channels", "layers"}, {"stem", "stem_multiplier", "reductions"})
         kind = self.choice(macro["kind"], "macro.kind", MACRO_KINDS)
-        channels = self.integer(macro["channels"], "macro.channels", 1)
-        layers = self.integer(macro["layers"], "macro.layers", 1)
+        channels = self.integer(macro["channels"], "macro.channels", 1, MAX_CHANNELS)
+        layers = self.integer(macro["layers"], "macro.layers", 1, MAX_LAYERS)
         if kind != "darts":
             for key in ("stem_multiplier", "reductions"):
                 if key in macro:
                     self.fail(f"macro.{key}", f"not used by {kind} networks: remove this field")
-            return MacroSpec(kind, channels, layers)
-        stem = self.integer(macro.get("stem_multiplier", 3), "macro.stem_multiplier", 1)
+            self.choice(macro.get("stem", "cifar"), "macro.stem", STEMS[kind])
+            return Macro(kind, channels, layers)
+        stem = self.integer(macro.get("stem_multiplier", 3), "macro.stem_multiplier", 1, MAX_STEM_MULTIPLIER)
         reductions = macro.get("reductions", "thirds")
         if reductions == "thirds":
             positions = None
@@ -325,4 +308,8 @@ class _Validator:
             positions = tuple(reductions)
         else:
             self.fail("macro.reductions", f"expected 'thirds' or a list of cell positions, got {reductions!r}")
-        return MacroSpec(kind, channels, layers, stem, positions)
+        stem_kind = self.choice(macro.get("stem", "cifar"), "macro.stem", STEMS[kind])
+        try:
+            return Macro(kind, channels, layers, stem_kind, stem, positions)
+        except InvalidInputError as exc:
+            self.fail("macro", exc.message, exc.hint)

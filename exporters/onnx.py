@@ -30,6 +30,18 @@ TOLERANCE = 1e-4
 """Largest absolute difference between onnxruntime and PyTorch accepted for fp32 models."""
 
 
+def supported_opsets() -> range:
+    """The opsets the dynamo exporter writes: from torchlib's own opset (lower ones are converted, which can
+    fail and silently keep the higher one) up to the newest the exporter declares."""
+    try:
+        from torch.onnx import _constants
+        from torch.onnx._internal.exporter._constants import TORCHLIB_OPSET
+
+        return range(TORCHLIB_OPSET, _constants.ONNX_MAX_OPSET + 1)
+    except (ImportError, AttributeError):  # private names moved: the floor and ceiling of this torch
+        return range(18, 24)
+
+
 class ParityError(DmcError):
     """onnxruntime's outputs differ from PyTorch's by more than the tolerance."""
 
@@ -42,13 +54,33 @@ class _Features(nn.Module):
         self.network, self.out_indices = network, out_indices
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return tuple(self.network.forward_features(x, self.out_indices))
+        return tuple(self.network.forward_intermediates(x, self.out_indices, intermediates_only=True))
 
 
 def _output_names(network: CompiledNetwork, features: list[int] | None) -> list[str]:
     if features is None:
         return ["logits"]
     return [f"features_{i}_stride{network.feature_info[i]['reduction']}" for i in features]
+
+
+def report_path(path: str | Path) -> Path:
+    """Where the parity report of the model at ``path`` is written: ``model.onnx`` -> ``model.onnx.json``."""
+    path = Path(path)
+    return path.with_name(path.name + ".json")
+
+
+def _default_opset(model: onnx.ModelProto) -> int:
+    return next(i.version for i in model.opset_import if i.domain in ("", "ai.onnx"))
+
+
+def _check_arguments(opset: int | None, runs: int) -> None:
+    opsets = supported_opsets()
+    if opset is not None and opset not in opsets:
+        raise InvalidInputError(f"opset {opset} is not supported by the exporter",
+                                f"choose an opset from {opsets.start} to {opsets.stop - 1}, or leave it at the default")
+    if runs < 1:
+        raise InvalidInputError(f"runs={runs}: the parity check needs at least 1 random input per batch size",
+                                "pass --runs 1 or more, or --no-check to skip the check")
 
 
 def _metadata(network: CompiledNetwork, input_size: int, mean, std, outputs: list[str]) -> dict[str, str]:
@@ -102,9 +134,11 @@ def export_onnx(network: CompiledNetwork, path: str | Path, *, input_size: int |
     ``features``: export these stage outputs (see ``network.feature_info``) as named outputs instead
     of logits. Raises :class:`ParityError` (after writing the model and its report) when onnxruntime
     differs from PyTorch by more than ``tolerance``; refuses networks with random ops unless
-    ``allow_random``.
+    ``allow_random``. ``opset`` must be one of :func:`supported_opsets`, and the model is written only
+    when the exporter honoured it.
     """
     path = Path(path)
+    _check_arguments(opset, runs)
     if not network.deterministic and not allow_random:
         raise InvalidInputError("the genotype keeps 'noise' ops, so the exported model's outputs would be random",
                                 "pass --allow-random to export it anyway (the parity check is skipped)")
@@ -129,6 +163,9 @@ def export_onnx(network: CompiledNetwork, path: str | Path, *, input_size: int |
                               output_names=outputs, dynamic_shapes=dynamic_shapes, opset_version=opset,
                               verbose=False)
             model = onnx.load(str(raw))
+        if opset is not None and _default_opset(model) != opset:
+            raise DmcError(f"the exporter wrote opset {_default_opset(model)} instead of the requested {opset}",
+                           "leave --opset at the default, or choose another opset")
         for key, value in _metadata(network, size, mean, std, outputs).items():
             model.metadata_props.append(onnx.StringStringEntryProto(key=key, value=value))
         onnx.save(model, str(tmp))
@@ -136,7 +173,7 @@ def export_onnx(network: CompiledNetwork, path: str | Path, *, input_size: int |
     atomic_write(path, write)
     model = onnx.load(str(path))
     report: dict[str, Any] = {
-        "model": str(path), "dmc_version": __version__, "opset": model.opset_import[0].version,
+        "model": str(path), "dmc_version": __version__, "opset": _default_opset(model),
         "input": {"name": "input", "shape": ["batch" if dynamic_batch else shape[0], *shape[1:]]},
         "outputs": outputs, "parity": None, "tolerance": tolerance, "passed": None,
     }
@@ -150,7 +187,7 @@ def export_onnx(network: CompiledNetwork, path: str | Path, *, input_size: int |
             report["passed"] = report["parity"]["max_abs_error"] <= tolerance
             if dynamic_batch:
                 report["latency_ms_batch1"] = _latency(session, module, (1, *shape[1:]))
-    atomic_write_text(path.with_name(path.name + ".json"), json.dumps(report, indent=2) + "\n")
+    atomic_write_text(report_path(path), json.dumps(report, indent=2) + "\n")
     if report["passed"] is False:
         raise ParityError(f"onnxruntime differs from PyTorch by up to {report['parity']['max_abs_error']:.2e} "
                           f"(tolerance {tolerance:.0e}); the model and its report are in {path.parent}",

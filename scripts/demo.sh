@@ -6,6 +6,29 @@
 # report.md with every stage's numbers and pictures (dmc report).
 set -euo pipefail
 out="${DMC_DEMO_DIR:-runs/demo-$(date +%Y%m%d-%H%M%S)}"
+
+# filtered LOG PATTERN COMMAND...: runs COMMAND with all its output in LOG, showing only the lines that match
+# PATTERN as they come. A failing COMMAND fails the demo with its error (the end of LOG), and so does a log
+# without a single matching line: a filter must never hide a failed stage.
+filtered() {
+    local log=$1 pattern=$2
+    shift 2
+    mkdir -p "$(dirname "$log")"
+    set +e
+    "$@" 2>&1 | tee "$log" | grep --line-buffered -E "$pattern"
+    local status=("${PIPESTATUS[@]}")
+    set -e
+    if [ "${status[0]}" -ne 0 ]; then
+        grep -E "^error:" "$log" >&2 || tail -n 20 "$log" >&2
+        echo "demo failed: \`$*\` exited with status ${status[0]} (full output: $log)" >&2
+        exit "${status[0]}"
+    fi
+    if [ "${status[2]}" -ne 0 ]; then
+        echo "demo failed: \`$*\` printed no line matching '$pattern' (full output: $log)" >&2
+        exit 1
+    fi
+}
+
 small=(--dataset digits --epochs 3 --channels 8 --layers 5 --batch-size 64 --seed 0)
 
 dmc doctor
@@ -29,7 +52,7 @@ dmc detect config "$out/train/best.pt" -o "$out/retinanet_dmc.py" --data-root "$
     --train-ann annotations/instances_train.json --val-ann annotations/instances_val.json \
     --train-img train/ --val-img val/ --image-scale 128,128 --batch-size 8 --neck-channels 64 --head-convs 2 \
     --warmup-iters 30 --num-workers 0 --no-flip --epochs 20 --work-dir "$out/detect"
-dmc detect train "$out/retinanet_dmc.py" 2>&1 | grep -E "Epoch\(val\).*bbox_mAP:|done:" || true
+filtered "$out/detect-train.log" "Epoch\(val\).*bbox_mAP:|done:" dmc detect train "$out/retinanet_dmc.py"
 echo "== 7. report: every stage's numbers and pictures =="
 dmc report "$out"
 echo "demo finished: everything is in $out; open $out/report.md"

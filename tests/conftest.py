@@ -1,5 +1,25 @@
+from pathlib import Path
+
+import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
+
+ONE_THREAD = {"search", "train", "runfolder"}
+"""Test folders of tiny search and training runs."""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread(request):
+    """One intra-op thread for the tiny runs of ``ONE_THREAD``: on a busy machine OpenMP's spinning threads make
+    them up to 10x slower (results compared within a test are computed alike either way)."""
+    if ONE_THREAD.isdisjoint(Path(str(request.node.path)).parts):
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture
@@ -13,3 +33,21 @@ def cli():
         return runner.invoke(app, list(args), **kwargs)
 
     return invoke
+
+
+@pytest.fixture(scope="session")
+def toy_data(tmp_path_factory):
+    """``folder:PATH`` with two classes (dark and bright noise), 16 training and 8 test images each: a search or
+    training run on it takes about a second."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("toy-data")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 16), ("test", 8)):
+        for c, level in enumerate((60, 190)):
+            folder = root / split / f"class{c}"
+            folder.mkdir(parents=True)
+            for i in range(n):
+                pixels = np.clip(rng.normal(level, 50, (16, 16, 3)), 0, 255).astype(np.uint8)
+                Image.fromarray(pixels).save(folder / f"{i}.png")
+    return f"folder:{root}"

@@ -1,6 +1,7 @@
 """Genotypes: validation, dmc JSON, DARTS text (parsed as data, never evaluated), NAS-Bench-201 strings."""
 
 import json
+import re
 
 import pytest
 
@@ -77,3 +78,65 @@ def test_malformed_files_give_clear_errors(tmp_path):
         load_genotype(tmp_path / "c.json")
     with pytest.raises(GenotypeError, match="cannot read"):
         load_genotype(tmp_path / "missing.json")
+
+
+def _darts_v2_dict():
+    return published_genotypes()["DARTS_V2"].to_dict()
+
+
+@pytest.mark.parametrize("index,shown", [(1.9, "1.9"), (1.0, "1.0"), ("1", "'1'"), (True, "True")])
+def test_indices_must_be_integers_not_truncated(index, shown):
+    data = _darts_v2_dict()
+    data["cells"]["normal"]["nodes"][1][0][1] = index
+    with pytest.raises(GenotypeError, match=rf"cells.normal.nodes\[1\]: index {re.escape(shown)} is not an integer"):
+        Genotype.from_dict(data)
+    data = _darts_v2_dict()
+    data["cells"]["reduce"]["concat"] = [2, 3, 4, index + 4 if isinstance(index, float) else index]
+    with pytest.raises(GenotypeError, match="cells.reduce.concat: index"):
+        Genotype.from_dict(data)
+    text = published_genotypes()["DARTS_V2"].to_darts_text().replace("0)", f"{index!r})", 1)
+    with pytest.raises(GenotypeError, match="index .* is not an integer"):
+        Genotype.from_darts_text(text)
+
+
+def test_concat_must_list_each_state_once():
+    data = _darts_v2_dict()
+    data["cells"]["normal"]["concat"] = [2, 3, 3, 5]
+    with pytest.raises(GenotypeError, match=r"cells.normal.concat: a state is listed twice: \[2, 3, 3, 5\]"):
+        Genotype.from_dict(data)
+    data["cells"]["normal"]["concat"] = []
+    with pytest.raises(GenotypeError, match="cells.normal.concat: empty"):
+        Genotype.from_dict(data)
+
+
+@pytest.mark.parametrize("concat,message", [
+    ("range(0, 3000000000)", "3000000000 indices, more than a cell has states"),
+    ("range(10**9)", "unsupported expression"),
+    ("range(2, 6, 0)", "arg 3 must not be zero"),
+    ("range(2, 6, 1, 1)", "range expected at most 3 arguments"),
+])
+def test_darts_text_ranges_are_bounded_before_they_are_built(concat, message):
+    text = ("Genotype(normal=[('sep_conv_3x3', 0), ('skip_connect', 1)], normal_concat=" + concat
+            + ", reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1)], reduce_concat=[2])")
+    with pytest.raises(GenotypeError, match=re.escape(message)):
+        Genotype.from_darts_text(text)
+
+
+def test_cells_have_at_most_16_nodes():
+    data = _darts_v2_dict()
+    data["cells"]["normal"]["nodes"] = [[["skip_connect", 0]]] * 17
+    data["cells"]["normal"]["concat"] = [2]
+    with pytest.raises(GenotypeError, match="cells.normal: 17 nodes, more than dmc builds"):
+        Genotype.from_dict(data)
+
+
+def test_binary_and_deeply_nested_genotype_files(tmp_path):
+    (tmp_path / "g.json").write_bytes(b"\x80\x81\x82")
+    with pytest.raises(GenotypeError, match=r"g.json: not a text file \(invalid UTF-8 at byte 0\)"):
+        load_genotype(tmp_path / "g.json")
+    (tmp_path / "d.json").write_text('{"cells": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(GenotypeError, match="d.json: nested too deeply"):
+        load_genotype(tmp_path / "d.json")
+    (tmp_path / "d.txt").write_text("Genotype(normal=" + "[" * 1000 + "]" * 1000 + ")")
+    with pytest.raises(GenotypeError, match="d.txt: not a DARTS genotype"):
+        load_genotype(tmp_path / "d.txt")

@@ -91,6 +91,12 @@ BAD_SPECS = {
     "only none": (_mutate(["cell", "reduce", "ops"], ["none"]), "cell.reduce.edges[0]: only 'none' is offered"),
     "nb201 with reduce": (_mutate(["macro"], {"kind": "nb201", "channels": 16, "layers": 5}),
                           "cell.reduce: nb201 networks have no reduction cells: remove this field"),
+    "channels 1e12": (_mutate(["macro", "channels"], 10**12),
+                      "macro.channels: 1000000000000 is out of range (allowed: 1..1024)"),
+    "layers 1e6": (_mutate(["macro", "layers"], 10**6), "macro.layers: 1000000 is out of range (allowed: 1..256)"),
+    "stem multiplier 1e6": (_mutate(["macro", "stem_multiplier"], 10**6),
+                            "macro.stem_multiplier: 1000000 is out of range (allowed: 1..16)"),
+    "nodes 17": (_mutate(["cell", "nodes"], 17), "cell.nodes: 17 is out of range (allowed: 1..16)"),
 }
 
 
@@ -111,6 +117,29 @@ def test_yaml_syntax_errors_give_the_line(tmp_path):
     path.write_text("format: dmc.space/1\nname: x\ncell: [unclosed\nmacro: {}\n")
     with pytest.raises(SpecError, match=r"broken.yaml: line 4, column \d+: YAML syntax error"):
         load_space(path)
+
+
+def test_duplicate_keys_and_non_utf8_specs_are_refused(tmp_path):
+    path = tmp_path / "dup.yaml"
+    path.write_text(bundled_spaces()["tiny"].read_text().replace("  nodes: 2\n", "  nodes: 2\n  nodes: 3\n"))
+    with pytest.raises(SpecError, match=r"dup.yaml: line \d+, column 3: duplicate key 'nodes'"):
+        load_space(path)
+    path.write_bytes(bundled_spaces()["tiny"].read_bytes().replace(b"tiny", b"t\xefny"))
+    with pytest.raises(SpecError, match="dup.yaml: not a text file"):
+        load_space(path)
+
+
+def test_a_folder_does_not_hide_a_bundled_name(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tiny").mkdir()
+    assert load_space("tiny") == load_space(bundled_spaces()["tiny"])
+    shown = cli("spaces", "show", "tiny")
+    assert shown.exit_code == 0 and "name: tiny" in shown.stdout
+    (tmp_path / "myspace").mkdir()
+    with pytest.raises(SpecError, match="myspace: is a folder, not a spec file"):
+        load_space("myspace")
+    (tmp_path / "tiny.yaml").write_text(bundled_spaces()["tiny"].read_text().replace("name: tiny", "name: mine"))
+    assert load_space("tiny.yaml").name == "mine"  # an existing file is still read as a path
 
 
 def test_unknown_space_name_lists_the_bundled_ones():

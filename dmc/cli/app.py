@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 import typer
+from typer import _click  # typer vendors click: its usage errors are click's exceptions
+from typer.core import TyperGroup
 
 from dmc.errors import DmcError
 from dmc.version import __version__
@@ -44,6 +47,16 @@ def one_line_errors(func: F) -> F:
             raise _fail(str(exc), exc.exit_code) from None
         except KeyboardInterrupt:
             raise _fail("interrupted", 130) from None
+        except MemoryError:
+            if debug_enabled():
+                raise
+            raise _fail("out of memory (hint: use a smaller network, batch or input size)", 1) from None
+        except OSError as exc:  # the file system's problem, not a bug: say which file and why
+            if debug_enabled():
+                raise
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise _fail(f"{where}{exc.strerror or exc} (hint: check the path, its permissions and free space)",
+                        1) from None
         except Exception as exc:
             if debug_enabled():
                 raise
@@ -52,6 +65,32 @@ def one_line_errors(func: F) -> F:
                         "(hint: rerun with DMC_DEBUG=1 for the traceback and report it)", 1) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def _usage_errors_in_one_line() -> Iterator[None]:
+    try:
+        yield
+    except _click.exceptions.NoArgsIsHelpError:
+        raise  # `dmc` or `dmc spaces` alone: the help is the answer
+    except _click.exceptions.ClickException as exc:
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (hint: see '{ctx.command_path} --help')" if ctx is not None else ""
+        raise _fail(" ".join(exc.format_message().split()) + hint, exc.exit_code) from None
+
+
+class OneLineUsageErrors(TyperGroup):
+    """The root group: usage errors (unknown command or option, missing argument, a value of the wrong
+    type), its own and its commands', are one `error:` line with exit 2 like every other invalid input,
+    not click's usage box."""
+
+    def make_context(self, *args, **kwargs):
+        with _usage_errors_in_one_line():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx):
+        with _usage_errors_in_one_line():
+            return super().invoke(ctx)
 
 
 def _print_version(value: bool) -> None:
@@ -65,7 +104,8 @@ def _typer(**kwargs) -> typer.Typer:
                        context_settings={"help_option_names": ["-h", "--help"]}, **kwargs)
 
 
-app = _typer(name="dmc", help="dmc: search (DARTS-), derive, compile, export and deploy neural architectures.")
+app = _typer(name="dmc", cls=OneLineUsageErrors,
+             help="dmc: search (DARTS-), derive, compile, export and deploy neural architectures.")
 
 
 @app.callback()

@@ -7,10 +7,11 @@ from pathlib import Path
 import typer
 
 from dmc.cli.app import command
-from dmc.cli.build_options import Auxiliary, Channels, Classes, Layers, Style, build_overrides
-from dmc.compiler import compile as compile_genotype
+from dmc.cli.build_options import Auxiliary, Channels, Classes, Layers, Reductions, Style, build_overrides
+from dmc.compiler import build_network
 from dmc.compiler import save_network
 from dmc.compiler.source import resolve_genotype
+from dmc.limits import MAX_INPUT_SIZE
 from dmc.profile import count_macs
 from dmc.space import load_space
 
@@ -21,13 +22,14 @@ def compile_command(
                                              "(DARTS_V2, cifar10_s3_0, ...)."),
     out: Path = typer.Option(..., "--out", "-o", help="Network file to write (.pt)."),
     style: str = Style, channels: int = Channels, layers: int = Layers, classes: int = Classes,
-    auxiliary: bool = Auxiliary,
+    auxiliary: bool = Auxiliary, reductions: str = Reductions,
     space: str = typer.Option(None, help="Check that the genotype belongs to this space first."),
-    input_size: int = typer.Option(None, help="Input size for the MAC count and size check [32; imagenet 224]."),
+    input_size: int = typer.Option(None, min=1, max=MAX_INPUT_SIZE,
+                                   help="Input size for the MAC count and size check [32; imagenet 224]."),
 ) -> None:
     """Compile a genotype into a standalone PyTorch network (randomly initialised weights)."""
-    network = compile_genotype(resolve_genotype(genotype), space=load_space(space) if space else None,
-                               **build_overrides(style, channels, layers, classes, auxiliary))
+    network = build_network(resolve_genotype(genotype), space=load_space(space) if space else None,
+                               **build_overrides(style, channels, layers, classes, auxiliary, reductions))
     size = input_size or (224 if network.build_args.style == "imagenet" else 32)
     network.check_input_size(size, size)
     save_network(network, out)

@@ -13,10 +13,10 @@ data_app = sub_app("data", "Write the embedded datasets in their standard on-dis
 
 @command(data_app, name="detection-demo")
 def detection_demo(
-    out: Path = typer.Argument(..., help="Folder to create (train/, val/, annotations/)."),
-    train_images: int = typer.Option(240, help="Training images."),
-    val_images: int = typer.Option(60, help="Validation images."),
-    size: int = typer.Option(128, help="Canvas size in pixels."),
+    out: Path = typer.Argument(..., help="Folder to create, or an empty one (train/, val/, annotations/)."),
+    train_images: int = typer.Option(240, help="Training images (1 to 100000)."),
+    val_images: int = typer.Option(60, help="Validation images (1 to 100000)."),
+    size: int = typer.Option(128, help="Canvas size in pixels (53 to 4096)."),
     seed: int = typer.Option(0, help="Random seed."),
 ) -> None:
     """Digits on cluttered canvases, several per image, as a COCO-format detection set."""

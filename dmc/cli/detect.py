@@ -7,18 +7,29 @@ from pathlib import Path
 import typer
 
 from dmc.cli.app import command, sub_app
+from dmc.errors import InvalidInputError
 
-detect_app = sub_app("detect", "RetinaNet detectors with a dmc backbone (MMDetection).")
+detect_app = sub_app("detect", "RetinaNet detectors with a dmc backbone (MMDetection). Python configs (.py) are "
+                                "code, run as mmengine runs them: use only configs you trust; YAML and JSON configs "
+                                "are read as data.")
 
 
 def _pair(text: str) -> tuple[int, int]:
-    from dmc.errors import InvalidInputError
-
     try:
         a, _, b = text.partition(",")
         return int(a), int(b or a)
     except ValueError:
         raise InvalidInputError(f"--image-scale {text!r} is not W,H", "e.g. --image-scale 1333,800") from None
+
+
+def _milestones(text: str | None, epochs: int) -> tuple[int, ...]:
+    if not text:
+        return (8, 11) if epochs == 12 else (max(1, epochs * 2 // 3), max(1, epochs * 11 // 12))
+    try:
+        return tuple(int(m) for m in text.split(","))
+    except ValueError:
+        raise InvalidInputError(f"--milestones {text!r} is not a comma-separated list of epochs",
+                                "e.g. --milestones 8,11") from None
 
 
 @command(detect_app, name="config")
@@ -48,12 +59,11 @@ def config(
     """Write a flat RetinaNet + FPN config for a dmc backbone (channels from feature_info)."""
     from dmc.detection.config import DetectionConfig, write_retinanet_config
 
-    stones = tuple(int(m) for m in milestones.split(",")) if milestones else \
-        ((8, 11) if epochs == 12 else (max(1, epochs * 2 // 3), max(1, epochs * 11 // 12)))
     cfg = DetectionConfig(data_root=data_root, train_ann=train_ann, val_ann=val_ann, train_img=train_img,
                           val_img=val_img, channels=channels, layers=layers, image_scale=_pair(image_scale),
-                          epochs=epochs, milestones=stones, batch_size=batch_size, lr=lr, warmup_iters=warmup_iters,
-                          grad_clip=grad_clip or None, flip=flip, neck_channels=neck_channels, head_convs=head_convs, num_workers=num_workers,
+                          epochs=epochs, milestones=_milestones(milestones, epochs), batch_size=batch_size, lr=lr,
+                          warmup_iters=warmup_iters, grad_clip=grad_clip or None, flip=flip,
+                          neck_channels=neck_channels, head_convs=head_convs, num_workers=num_workers,
                           work_dir=work_dir)
     path = write_retinanet_config(source, out, cfg)
     typer.echo(f"wrote {path}; train it with: dmc detect train {path}")
@@ -61,13 +71,17 @@ def config(
 
 @command(detect_app, name="train")
 def train(
-    config: Path = typer.Argument(..., help="An mmdet config (e.g. from `dmc detect config`)."),
+    config: Path = typer.Argument(..., help="An mmdet config (e.g. from `dmc detect config`): a .py config is code "
+                                            "(use only configs you trust); a .yaml/.json config is data."),
     work_dir: Path = typer.Option(None, help="Override the config's work_dir."),
     resume: bool = typer.Option(False, help="Continue from the latest checkpoint in the work dir."),
     resume_from: Path = typer.Option(None, help="Continue from this checkpoint."),
     launcher: str = typer.Option("none", help="none | pytorch | slurm | mpi (multi-GPU via torchrun etc.)."),
 ) -> None:
-    """Train a detector on mmengine's Runner (COCO bbox mAP on the val set every epoch)."""
+    """Train a detector on mmengine's Runner (COCO bbox mAP on the val set every epoch).
+
+    The config's annotation files and images are checked before training starts.
+    """
     from dmc.detection.runner import build_runner
 
     runner = build_runner(config, work_dir, resume_from or resume, launcher=launcher)
@@ -82,7 +96,7 @@ def test(
     work_dir: Path = typer.Option(None, help="Override the config's work_dir."),
     launcher: str = typer.Option("none", help="none | pytorch | slurm | mpi."),
 ) -> None:
-    """Evaluate a detector checkpoint (COCO bbox mAP)."""
+    """Evaluate a detector checkpoint (COCO bbox mAP); only checkpoints of this config's detector are accepted."""
     from dmc.detection.runner import evaluate
 
     metrics = evaluate(config, checkpoint, work_dir, launcher=launcher)

@@ -10,6 +10,7 @@ from dmc.cli.app import command
 from dmc.cli.build_options import Channels, Classes, Layers, Style, build_overrides
 from dmc.compiler.source import network_from_source
 from dmc.errors import InvalidInputError
+from dmc.outputs import refuse_overwriting_inputs
 
 
 def _indices(text: str | None, stages: int) -> list[int] | None:
@@ -31,16 +32,17 @@ def export_command(
     onnx: Path = typer.Option(..., "--onnx", help="ONNX model to write; its parity report goes to OUT.json."),
     input_size: int = typer.Option(None, help="Input height and width [the training data's; 32; imagenet 224]."),
     dynamic_batch: bool = typer.Option(True, "--dynamic-batch/--static-batch", help="Batch dimension dynamic."),
-    opset: int = typer.Option(None, help="ONNX opset [the exporter's default]."),
+    opset: int = typer.Option(None, help="ONNX opset, 18 to 23 [the exporter's default]."),
     features: str = typer.Option(None, help="Export these stage outputs ('all' or e.g. 1,2,3) instead of logits."),
     allow_random: bool = typer.Option(False, help="Export networks with 'noise' ops (no parity check)."),
     check: bool = typer.Option(True, "--check/--no-check", help="Check the model and compare with onnxruntime."),
-    runs: int = typer.Option(3, help="Random inputs per batch size in the parity check."),
+    runs: int = typer.Option(3, help="Random inputs per batch size in the parity check (at least 1)."),
     style: str = Style, channels: int = Channels, layers: int = Layers, classes: int = Classes,
 ) -> None:
     """Export to ONNX and prove onnxruntime computes what PyTorch computes."""
-    from dmc.exporters.onnx import TOLERANCE, export_onnx
+    from dmc.exporters.onnx import TOLERANCE, export_onnx, report_path
 
+    refuse_overwriting_inputs([onnx, report_path(onnx)], [source if Path(source).exists() else None])
     loaded = network_from_source(source, **build_overrides(style, channels, layers, classes))
     data = loaded.data or {}
     report = export_onnx(
@@ -59,4 +61,4 @@ def export_command(
         typer.echo("not checked (--no-check)")
     else:
         typer.echo("onnx.checker passed; parity not checked: the outputs are random ('noise' ops)")
-    typer.echo(f"report: {onnx.with_name(onnx.name + '.json')}")
+    typer.echo(f"report: {report_path(onnx)}")

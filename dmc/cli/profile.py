@@ -9,6 +9,7 @@ from rich.table import Table
 from dmc.cli.app import command
 from dmc.cli.build_options import Channels, Classes, Layers, Style, build_overrides
 from dmc.compiler.source import network_from_source
+from dmc.limits import MAX_INPUT_SIZE
 from dmc.profile import profile
 
 
@@ -16,8 +17,9 @@ from dmc.profile import profile
 def profile_command(
     source: str = typer.Argument(..., help="Genotype (file or published name), or a `dmc compile`/`dmc train` file."),
     style: str = Style, channels: int = Channels, layers: int = Layers, classes: int = Classes,
-    input_size: int = typer.Option(None, help="Input size [the training data's; 32; imagenet 224]."),
-    repeats: int = typer.Option(10, help="Timed runs per batch size (median reported)."),
+    input_size: int = typer.Option(None, min=1, max=MAX_INPUT_SIZE,
+                                   help="Input size [the training data's; 32; imagenet 224]."),
+    repeats: int = typer.Option(10, min=1, max=10_000, help="Timed runs per batch size (median reported)."),
 ) -> None:
     """Parameters, MACs (PyTorch's flop counter) and CPU latency at batch 1 and 32."""
     loaded = network_from_source(source, **build_overrides(style, channels, layers, classes))

@@ -13,6 +13,7 @@ from dmc.cli.progress import epoch_progress
 from dmc.cli.run_options import BatchSize, DataRoot, Dataset, Deterministic, Device, Seed
 from dmc.errors import InvalidInputError
 from dmc.search import SCHEDULES, SearchConfig, load_search_config, search_seeds
+from dmc.search.beta import CONVENTIONS
 from dmc.search import search as run_search
 
 
@@ -44,7 +45,11 @@ def search_command(
     beta_schedule: str = typer.Option(None, help=f"Beta decay: {', '.join(SCHEDULES)} [linear]."),
     beta0: float = typer.Option(None, help="Initial beta [1]; 0 runs plain DARTS."),
     beta_start: int = typer.Option(None, help="Epoch where beta starts to decay [0]."),
-    beta_stop: int = typer.Option(None, help="Epoch where beta reaches 0 (the drop epoch of 'step') [epochs]."),
+    beta_stop: int = typer.Option(None, help="Epoch where beta reaches 0 (the drop epoch of 'step') [epochs]; "
+                                             "official convention: epoch after which beta stays frozen [50]."),
+    beta_convention: str = typer.Option(None, help=f"Beta formulas: {' | '.join(CONVENTIONS)} (the official "
+                                                   "DARTS- code's, normalised by --beta-max-epoch) [dmc]."),
+    beta_max_epoch: int = typer.Option(None, help="Official convention only: its decay_max_epoch [50]."),
     seed: int = Seed,
     seeds: str = typer.Option(None, help="Comma-separated seeds: independent searches in OUT/seed-<s>."),
     device: str = Device,
@@ -71,8 +76,9 @@ def search_command(
     overrides = dict(space=space, dataset=dataset, data_root=data_root, epochs=epochs, batch_size=batch_size,
                      channels=channels, layers=layers, lr=lr, arch_lr=arch_lr, order=order,
                      beta_schedule=beta_schedule, beta0=beta0, beta_start=beta_start, beta_stop=beta_stop,
-                     seed=seed, device=device, deterministic=deterministic, kernels=kernels,
-                     channels_last=channels_last, recompute_edges=recompute_edges, compile=compile)
+                     beta_convention=beta_convention, beta_max_epoch=beta_max_epoch, seed=seed, device=device,
+                     deterministic=deterministic, kernels=kernels, channels_last=channels_last,
+                     recompute_edges=recompute_edges, compile=compile)
     if config is not None:
         cfg = load_search_config(config, **overrides)
     else:

@@ -23,7 +23,8 @@ def train_command(
     data_root: str = DataRoot,
     out: Path = typer.Option(None, "--out", "-o", help="Run folder (default: runs/train-<genotype>-<time>)."),
     resume: Path = typer.Option(None, help="Continue the training in this run folder exactly where it stopped."),
-    style: str = typer.Option(None, help="cifar | imagenet | nb201 [cifar; nb201 for NB201 genotypes]."),
+    style: str = typer.Option(None, help="cifar | imagenet | nb201 [as searched: the genotype's own stem; cifar "
+                                         "for published DARTS cells, nb201 for NB201 genotypes]."),
     epochs: int = typer.Option(None, help="Epochs [600; digits 30]."),
     batch_size: int = BatchSize,
     channels: int = typer.Option(None, help="Initial channels [36; digits 16]."),
@@ -32,6 +33,8 @@ def train_command(
     auxiliary: bool = typer.Option(None, "--auxiliary/--no-auxiliary", help="Auxiliary head, weight 0.4 [on]."),
     drop_path: float = typer.Option(None, help="Final drop-path probability, ramped up linearly [0.2]."),
     cutout: int = typer.Option(None, help="Cutout length, 0 for none [16; digits 8]."),
+    val_portion: float = typer.Option(None, help="Fraction of the training split held out to select best.pt; "
+                                                 "0 trains on all of it (best.pt = last epoch) [0.1]."),
     seed: int = Seed,
     device: str = Device,
     deterministic: bool = Deterministic,
@@ -48,13 +51,16 @@ def train_command(
             raise InvalidInputError("no genotype given", "pass a genotype file or a published name, e.g. DARTS_V2")
         g = resolve_genotype(genotype)
         config = TrainConfig.for_dataset(
-            dataset or "digits", data_root=data_root, style=style or ("nb201" if g.kind == "nb201" else None),
+            dataset or "digits", data_root=data_root, style=style,
             epochs=epochs, batch_size=batch_size, channels=channels, layers=layers, lr=lr, auxiliary=auxiliary,
-            drop_path=drop_path, cutout=cutout, seed=seed, device=device, deterministic=deterministic)
+            drop_path=drop_path, cutout=cutout, val_portion=val_portion, seed=seed, device=device,
+            deterministic=deterministic)
         run_dir = out or Path("runs") / f"train-{Path(genotype).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     with epoch_progress(console, label="train") as on_event:
         result = train(g, config, run_dir, resume=resume is not None, on_event=on_event)
-    console.print(f"[bold]top-1 test accuracy {result.test_acc:.4f}[/] after the last epoch "
-                  f"(best {result.best_test_acc:.4f} at epoch {result.best_epoch}); "
+    selected = ("the last epoch" if result.best_val_acc is None else
+                f"best validation accuracy {result.best_val_acc:.4f}")
+    console.print(f"[bold]top-1 test accuracy {result.test_acc:.4f}[/] after the last epoch; best.pt (epoch "
+                  f"{result.best_epoch}, {selected}): {result.best_test_acc:.4f}; "
                   f"{result.parameters:,} parameters", soft_wrap=True)
     console.print(f"files: {result.run_dir}/last.pt, best.pt, history.jsonl, result.json, tb/", soft_wrap=True)

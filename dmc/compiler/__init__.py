@@ -4,30 +4,52 @@ from __future__ import annotations
 
 from dmc.compiler.build_args import STYLES, BuildArgs
 from dmc.compiler.checks import check_genotype_in_space
-from dmc.compiler.networks import CompiledNetwork, DartsNetwork, NB201Network
+from dmc.compiler.networks import CompiledNetwork
 from dmc.compiler.saved import load_network, save_network
+from dmc.errors import InvalidInputError
 from dmc.genotype import Genotype
 from dmc.space import SearchSpace
 
 
-def compile(genotype: Genotype, build_args: BuildArgs | None = None, *, space: SearchSpace | None = None,
+def build_network(genotype: Genotype, build_args: BuildArgs | None = None, *, space: SearchSpace | None = None,
             **overrides) -> CompiledNetwork:
     """Builds the network of ``genotype``.
 
-    ``build_args`` defaults to the reference setting of the network family (``style`` override, else the
-    genotype's: DARTS CIFAR 36 channels and 20 cells, ImageNet 48 and 14, NAS-Bench-201 16 channels and 5
-    cells per stage); keyword ``overrides`` (None = keep) change single fields
-    (``compile(g, channels=16, layers=8, auxiliary=True)``). With ``space``, the genotype must come from it.
+    ``build_args`` defaults to :func:`build_args_for` (the wiring the genotype was searched with, at its
+    family's evaluation width and depth); keyword ``overrides`` (None = keep) change single fields
+    (``build_network(g, channels=16, layers=8, auxiliary=True)``). With ``space``, the genotype must come from it.
     """
-    if build_args is None:  # the reference setting of the chosen (or the genotype's) network family
-        style = overrides.pop("style", None) or ("nb201" if genotype.kind == "nb201" else "cifar")
-        build_args = BuildArgs.defaults_for(style)
+    if build_args is None:
+        build_args = build_args_for(genotype, **overrides)
     build_args = build_args.replace(**overrides)
     if space is not None:
         check_genotype_in_space(genotype, space)
-    network_class = NB201Network if build_args.style == "nb201" else DartsNetwork
-    return network_class(genotype, build_args)
+    return CompiledNetwork(genotype, build_args)
 
 
-__all__ = ["STYLES", "BuildArgs", "CompiledNetwork", "DartsNetwork", "NB201Network", "compile", "load_network",
-           "save_network"]
+def build_args_for(genotype: Genotype, style: str | None = None, **overrides) -> BuildArgs:
+    """The build arguments of ``genotype`` as searched: its macro network's stem, stem multiplier and
+    reduction positions, with width and depth at the family's evaluation setting (DARTS CIFAR 36 channels
+    and 20 cells, ImageNet 48 and 14, NAS-Bench-201 16 channels and 5 cells per stage) unless overridden.
+
+    Reduction positions given in the search space (not the default thirds) fit only the depth they were
+    searched at: another depth needs its own ``reductions``.
+    """
+    macro = genotype.macro
+    searched_style = "nb201" if genotype.kind == "nb201" else (macro.stem if macro is not None else "cifar")
+    args = BuildArgs.defaults_for(style or searched_style)
+    if macro is None or args.macro().kind != macro.kind:
+        return args.replace(**overrides)
+    args = args.replace(stem_multiplier=macro.stem_multiplier)
+    if macro.reductions is not None and overrides.get("reductions") is None:
+        layers = overrides.get("layers") or args.layers
+        if layers != macro.layers:
+            raise InvalidInputError(
+                f"the genotype was searched with reduction cells at {list(macro.reductions)} of {macro.layers} cells; "
+                f"{layers} cells need their own reduction positions",
+                f"compile with --layers {macro.layers}, or give --reductions for {layers} cells")
+        args = args.replace(layers=layers, reductions=macro.reductions)
+    return args.replace(**overrides)
+
+
+__all__ = ["STYLES", "BuildArgs", "CompiledNetwork", "build_args_for", "build_network", "load_network", "save_network"]

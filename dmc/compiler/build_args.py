@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dmc.errors import InvalidInputError
+from dmc.network.macro import Macro
 
 STYLES = ("cifar", "imagenet", "nb201")
 
@@ -27,6 +28,8 @@ class BuildArgs:
     auxiliary: bool = False
     in_channels: int = 3
     stem_multiplier: int = 3
+    reductions: tuple[int, ...] | None = None
+    """Indices of the reduction cells (DARTS family); None: layers//3 and 2*layers//3."""
 
     def __post_init__(self) -> None:
         if self.style not in STYLES:
@@ -35,11 +38,16 @@ class BuildArgs:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise InvalidInputError(f"build argument {name} must be a positive integer, got {value!r}")
-        if self.style != "nb201" and self.layers < 3:
-            raise InvalidInputError(f"a {self.style} network needs at least 3 cells (reductions at L/3 and 2L/3), "
-                                    f"got {self.layers}")
+        if self.reductions is not None:
+            object.__setattr__(self, "reductions", tuple(self.reductions))
         if self.auxiliary and self.style == "nb201":
             raise InvalidInputError("nb201 networks have no auxiliary head")
+        self.macro()  # validates channels, layers and reduction positions together
+
+    def macro(self) -> Macro:
+        """The macro network these arguments describe (``style`` names its kind and stem)."""
+        kind, stem = ("nb201", "cifar") if self.style == "nb201" else ("darts", self.style)
+        return Macro(kind, self.channels, self.layers, stem, self.stem_multiplier, self.reductions)
 
     @classmethod
     def defaults_for(cls, style: str) -> BuildArgs:
@@ -51,7 +59,9 @@ class BuildArgs:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        data["reductions"] = None if self.reductions is None else list(self.reductions)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BuildArgs:

@@ -2,27 +2,40 @@
 
 from __future__ import annotations
 
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dmc.compiler.networks import CompiledNetwork
-from dmc.compiler.saved import load_network, read_network_file
+from dmc.compiler.saved import load_network, looks_like_network_file, read_network_file
 from dmc.errors import InvalidInputError
 from dmc.genotype import Genotype, load_genotype, published_genotypes
 
 
 def resolve_genotype(source: str | Path) -> Genotype:
-    """A genotype file (dmc JSON, DARTS text, NAS-Bench-201 string) or a published name such as DARTS_V2."""
+    """A genotype file (dmc JSON, DARTS text, NAS-Bench-201 string) or a published name such as DARTS_V2.
+
+    An existing file is read as a genotype; any other name (even that of a folder) is looked up among the
+    published genotypes."""
     path = Path(source)
-    if path.exists():
+    if path.is_file():
+        _refuse_models(path, "a genotype", "pass the genotype file it was built from (`dmc derive` writes one)")
+        if looks_like_network_file(path):
+            raise InvalidInputError(f"{path}: a network file, not a genotype",
+                                    "pass the genotype it was compiled from (`dmc derive` writes one), or give "
+                                    "the network file to `dmc profile` / `dmc export`")
         return load_genotype(path)
     published = published_genotypes()
     if str(source) in published:
         return published[str(source)]
-    raise InvalidInputError(f"{source}: no such genotype file or published genotype",
+    problem = "is a folder, not a genotype file" if path.is_dir() else "no such genotype file or published genotype"
+    raise InvalidInputError(f"{source}: {problem}",
                             f"published: {', '.join(sorted(published)[:6])}, ... (see `dmc compile --help`)")
+
+
+def _refuse_models(path: Path, expected: str, hint: str) -> None:
+    if path.suffix.lower() == ".onnx":
+        raise InvalidInputError(f"{path}: an ONNX model, not {expected}", hint)
 
 
 @dataclass
@@ -37,14 +50,16 @@ class NetworkSource:
 def network_from_source(source: str | Path, **build_overrides) -> NetworkSource:
     """Loads a `dmc compile` / `dmc train` file (weights included; build overrides are refused), or compiles
     a genotype with freshly initialised weights and ``build_overrides`` (None = default)."""
-    from dmc.compiler import compile
+    from dmc.compiler import build_network
 
     path = Path(source)
     overrides = {k: v for k, v in build_overrides.items() if v is not None}
-    if path.is_file() and zipfile.is_zipfile(path):
-        if overrides:
-            raise InvalidInputError(f"{path} already fixes the network's build arguments",
-                                    f"drop {', '.join('--' + k.replace('_', '-') for k in overrides)}")
-        state = read_network_file(path)
-        return NetworkSource(load_network(path), True, state.get("data"))
-    return NetworkSource(compile(resolve_genotype(source), **overrides), False, None)
+    if path.is_file():
+        _refuse_models(path, "a dmc network file", "pass the `dmc compile` / `dmc train` file it was exported from")
+        if looks_like_network_file(path):
+            if overrides:
+                raise InvalidInputError(f"{path} already fixes the network's build arguments",
+                                        f"drop {', '.join('--' + k.replace('_', '-') for k in overrides)}")
+            state = read_network_file(path)
+            return NetworkSource(load_network(path), True, state.get("data"))
+    return NetworkSource(build_network(resolve_genotype(source), **overrides), False, None)

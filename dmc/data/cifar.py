@@ -59,18 +59,24 @@ def cifar_root(name: str, root: str | Path) -> Path:
         f"(the 'python version' archive, unpacked)")
 
 
-def _load_split(folder: Path, files: list[str], label_key: bytes) -> tuple[torch.Tensor, torch.Tensor]:
+def _load_split(folder: Path, files: list[str], label_key: bytes, classes: int) -> tuple[torch.Tensor, torch.Tensor]:
     images, labels = [], []
     for f in files:
         batch = read_batch(folder / f)
         try:
             data = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
             target = np.asarray(batch[label_key], dtype=np.int64)
-        except (KeyError, ValueError) as exc:
+        except (KeyError, IndexError, TypeError, ValueError, OverflowError) as exc:
             raise InvalidInputError(f"{folder / f}: malformed CIFAR batch ({type(exc).__name__}: {exc})",
                                     "re-extract the python version of the dataset") from None
-        if len(data) != len(target):
-            raise InvalidInputError(f"{folder / f}: {len(data)} images but {len(target)} labels")
+        if target.ndim != 1 or len(data) != len(target):
+            raise InvalidInputError(f"{folder / f}: {len(data)} images but labels of shape {target.shape}",
+                                    "re-extract the python version of the dataset")
+        outside = (target < 0) | (target >= classes)
+        if outside.any():
+            raise InvalidInputError(f"{folder / f}: label {int(target[outside][0])} is out of range "
+                                    f"(this dataset has {classes} classes: 0..{classes - 1})",
+                                    "re-extract the python version of the dataset")
         images.append(torch.from_numpy(data))
         labels.append(torch.from_numpy(target))
     return torch.cat(images), torch.cat(labels)
@@ -80,9 +86,7 @@ def load_cifar_bundle(name: str, root: str | Path, augment: bool = False) -> Dat
     """CIFAR-10 or CIFAR-100; ``augment`` adds DARTS's padded random crop and horizontal flip to train."""
     _, train_files, test_files, label_key, classes, mean, std = LAYOUTS[name]
     folder = cifar_root(name, root)
-    train_x, train_y = _load_split(folder, train_files, label_key)
-    test_x, test_y = _load_split(folder, test_files, label_key)
-    if int(max(train_y.max(), test_y.max())) >= classes:
-        raise InvalidInputError(f"{folder}: labels go up to {int(train_y.max())}, but {name} has {classes} classes")
+    train_x, train_y = _load_split(folder, train_files, label_key, classes)
+    test_x, test_y = _load_split(folder, test_files, label_key, classes)
     return DataBundle(name, TensorImageDataset(train_x, train_y, mean, std, augment),
                       TensorImageDataset(test_x, test_y, mean, std), classes, 3, 32, mean, std)

@@ -10,6 +10,9 @@ data works the same way: point the generated mmdet config at it.
 from __future__ import annotations
 
 import json
+import os
+import secrets
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,8 +20,12 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from dmc.errors import InvalidInputError
-from dmc.io import atomic_write_text
+from dmc.io import WriteError, atomic_write_text
 
+MAX_IMAGES = 100_000
+"""Images per split: more is no longer a demo (each image is written to disk)."""
+MAX_SIZE = 4096
+"""Canvas side in pixels."""
 CATEGORIES = [{"id": i + 1, "name": str(i), "supercategory": "digit"} for i in range(10)]
 
 
@@ -31,6 +38,18 @@ class DemoSpec:
     digit_size: tuple[int, int] = (24, 52)
     clutter_strokes: int = 6
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        low, high = self.digit_size
+        for name, value, lo, hi in (("train_images", self.train_images, 1, MAX_IMAGES),
+                                    ("val_images", self.val_images, 1, MAX_IMAGES),
+                                    ("size", self.size, high + 1, MAX_SIZE)):
+            if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+                raise InvalidInputError(f"detection demo: {name} {value!r} must be an integer from {lo} to {hi}")
+        if not (1 <= low <= high and 0 <= self.digits_per_image[0] <= self.digits_per_image[1]
+                and self.clutter_strokes >= 0):
+            raise InvalidInputError("detection demo: digit_size, digits_per_image and clutter_strokes must be "
+                                    "ordered non-negative ranges")
 
 
 def _place(rng: np.random.Generator, boxes: list, side: int, size: int) -> tuple[int, int] | None:
@@ -74,13 +93,35 @@ def _render(rng: np.random.Generator, digits: np.ndarray, labels: np.ndarray, sp
 def write_detection_demo(out: str | Path, spec: DemoSpec = DemoSpec()) -> dict[str, Path]:
     """Writes the demo set under ``out``; returns the paths of the train and val annotation files.
 
-    Refuses a folder that already holds annotations (nothing is overwritten). Deterministic in ``spec``.
+    Refuses a folder that exists and is not empty (nothing is overwritten); the set is written beside it
+    and moved into place when complete. Deterministic in ``spec``.
     """
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        what = ("already holds a dataset (annotations/)" if (out / "annotations").exists()
+                else "exists and is not an empty folder")
+        raise InvalidInputError(f"{out} {what}", "choose a new folder")
+    partial = out.parent / f".{out.name}.{secrets.token_hex(4)}.partial"
+    try:
+        partial.mkdir(parents=True)
+    except OSError as exc:
+        raise WriteError(f"cannot create {out}: {exc.strerror or exc}",
+                         "check that its folder is writable, or write elsewhere") from None
+    try:
+        paths = _write(partial, spec)
+        os.replace(partial, out)  # the whole set appears at once: a crash leaves no half-written folder
+    except BaseException as exc:
+        shutil.rmtree(partial, ignore_errors=True)
+        if isinstance(exc, OSError):  # disk full, folder removed under us, ...
+            raise WriteError(f"cannot write {out}: {exc.strerror or exc}",
+                             "check that its folder is writable and has free space, or write elsewhere") from None
+        raise
+    return {name: out / path.relative_to(partial) for name, path in paths.items()}
+
+
+def _write(out: Path, spec: DemoSpec) -> dict[str, Path]:
     from sklearn.datasets import load_digits
 
-    out = Path(out)
-    if (out / "annotations").exists():
-        raise InvalidInputError(f"{out} already holds a dataset (annotations/)", "choose another folder")
     digits = load_digits()
     rng = np.random.default_rng(spec.seed)
     # train and val paste different digit images: the val split is not a copy of train glyphs

@@ -4,7 +4,7 @@ Two implementations with one signature: ``reference`` (the eager PyTorch express
 (the ``dmc::mixed_sum`` operator with compiled CPU/CUDA kernels); :func:`select_mixed_sum` picks one.
 """
 
-from dmc.kernels.ops import fused_mixed_sum
+from dmc.kernels.operator import fused_mixed_sum
 from dmc.kernels.reference import mixed_sum
 from dmc.kernels.select import KERNEL_CHOICES, MixedSum, select_mixed_sum
 

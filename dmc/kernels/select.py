@@ -9,7 +9,7 @@ import torch
 
 from dmc.kernels import native
 from dmc.kernels.native import KernelBuildError
-from dmc.kernels.ops import fused_mixed_sum
+from dmc.kernels.operator import fused_mixed_sum
 from dmc.kernels.reference import mixed_sum
 
 KERNEL_CHOICES = ("auto", "fused", "reference")

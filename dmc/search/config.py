@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dmc.errors import InvalidInputError, check_known_settings
+from dmc.errors import InvalidInputError
 from dmc.io import read_yaml
 from dmc.kernels import KERNEL_CHOICES
 from dmc.search.beta import BetaSchedule
+from dmc.settings import check_settings, settings_from_dict
 
 
 @dataclass
@@ -42,6 +44,11 @@ class SearchConfig:
     beta0: float = 1.0
     beta_start: int = 0
     beta_stop: int | None = None
+    beta_convention: str = "dmc"
+    """dmc: the schedule spans this run's epochs; official: the official DARTS- code's formulas
+    (see :class:`BetaSchedule`)."""
+    beta_max_epoch: int | None = None
+    """The official convention's decay_max_epoch (None: 50)."""
     augment: bool = True
     seed: int = 0
     device: str = "auto"
@@ -61,24 +68,31 @@ class SearchConfig:
 
     @property
     def beta(self) -> BetaSchedule:
-        return BetaSchedule(self.beta_schedule, self.beta0, self.beta_start, self.beta_stop)
+        return BetaSchedule(self.beta_schedule, self.beta0, self.beta_start, self.beta_stop, self.beta_convention,
+                            self.beta_max_epoch)
 
-    def validate(self) -> SearchConfig:
+    def validate(self, source: str = "search config") -> SearchConfig:
+        check_settings(self, source)
         checks = [
             (self.epochs >= 1, "epochs must be >= 1"),
             (self.batch_size >= 1, "batch_size must be >= 1"),
             (0 < self.train_portion < 1, "train_portion must be between 0 and 1"),
             (self.order in (1, 2), "order must be 1 or 2"),
             (self.lr > 0 and self.arch_lr > 0, "learning rates must be > 0"),
-            (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"),
-             "device must be auto, cpu or cuda"),
+            (self.lr_min >= 0, "lr_min must be >= 0"),
+            (self.momentum >= 0 and self.weight_decay >= 0 and self.arch_weight_decay >= 0,
+             "momentum and weight decays must be >= 0"),
+            (self.grad_clip > 0, "grad_clip must be > 0"),
+            (all(0 <= b < 1 for b in self.arch_betas), "arch_betas must be in [0, 1)"),
+            (self.num_workers >= 0, "num_workers must be >= 0"),
+            (re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device) is not None, "device must be auto, cpu or cuda[:N]"),
             (self.channels is None or self.channels >= 1, "channels must be >= 1"),
             (self.layers is None or self.layers >= 1, "layers must be >= 1"),
             (self.kernels in KERNEL_CHOICES, f"kernels must be one of {', '.join(KERNEL_CHOICES)}"),
         ]
         for ok, problem in checks:
             if not ok:
-                raise InvalidInputError(f"search config: {problem}")
+                raise InvalidInputError(f"{source}: {problem}")
         self.beta.validate(self.epochs)
         return self
 
@@ -89,22 +103,14 @@ class SearchConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "search config") -> SearchConfig:
-        if not isinstance(data, dict):
-            raise InvalidInputError(f"{source}: expected a mapping of settings")
-        check_known_settings(data, [f.name for f in dataclasses.fields(cls)], source)
-        values = dict(data)
-        if "arch_betas" in values:
-            values["arch_betas"] = tuple(values["arch_betas"])
-        try:
-            return cls(**values).validate()
-        except TypeError as exc:
-            raise InvalidInputError(f"{source}: {exc}") from None
+        """Settings from a mapping (a YAML file, config.json, the command line); ``source`` names it in errors."""
+        return settings_from_dict(cls, data, source).validate(source)
 
 
 def load_search_config(path: str | Path, **overrides: Any) -> SearchConfig:
     """Reads a YAML file of settings; ``overrides`` (e.g. from the CLI; None = not given) win."""
-    data = read_yaml(path) or {}
-    if not isinstance(data, dict):
-        raise InvalidInputError(f"{path}: expected a mapping of settings")
-    data.update({k: v for k, v in overrides.items() if v is not None})
+    data = read_yaml(path)
+    data = {} if data is None else data
+    if isinstance(data, dict):  # anything else is refused by from_dict, naming the file
+        data = {**data, **{k: v for k, v in overrides.items() if v is not None}}
     return SearchConfig.from_dict(data, str(path))

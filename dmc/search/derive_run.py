@@ -4,41 +4,40 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from dmc.derive import derive
 from dmc.errors import InvalidInputError
 from dmc.genotype import Genotype
-from dmc.search.checkpoint import load_search_checkpoint
-from dmc.runfolder import read_history
-from dmc.search.folder import load_run_space
+from dmc.runfolder import SEARCH_RUN, DamagedRunFile, RunFolder, history_path
 
 
 def derive_run(run_dir: str | Path, checkpoint: str = "best") -> Genotype:
-    """Derives from ``best`` or ``last`` (checkpoint alphas) or ``epoch:N`` (alphas recorded in the history)."""
-    run_dir = Path(run_dir)
-    space = load_run_space(run_dir)
+    """Derives from ``best`` or ``last`` (the checkpoint's alphas), or returns the genotype the history
+    recorded at the end of epoch N (``epoch:N``)."""
+    folder = RunFolder(run_dir, SEARCH_RUN)
+    space = folder.read_space()
     if checkpoint in ("best", "last"):
-        state = load_search_checkpoint(run_dir / f"{checkpoint}.pt")
+        state = folder.load(checkpoint)
+        path = folder.path / f"{checkpoint}.pt"
         if state.get("space_hash") != space.content_hash:
-            raise InvalidInputError(f"{run_dir}/{checkpoint}.pt was searched in another space than space.yaml")
+            raise InvalidInputError(f"{path} was searched in another space than space.yaml")
         try:
             alphas = {c: state["model"][f"alpha_{c}"] for c in space.cell_types}
-        except KeyError as exc:
-            raise InvalidInputError(f"{run_dir}/{checkpoint}.pt has no architecture weights ({exc})") from None
+        except (KeyError, TypeError) as exc:
+            raise DamagedRunFile(f"{path}: damaged (no architecture weights {exc})") from None
         return derive(alphas, space)
     kind, _, value = checkpoint.partition(":")
-    if kind != "epoch" or not value.isdigit():
+    if kind != "epoch" or not (value.isascii() and value.isdigit()):
         raise InvalidInputError(f"checkpoint {checkpoint!r} is not understood", "use best, last or epoch:N")
     epoch = int(value)
-    history = read_history(run_dir)
-    record = next((r for r in history if r["epoch"] == epoch), None)
-    if record is None:
-        raise InvalidInputError(f"{run_dir}: no record of epoch {epoch}",
+    history = folder.history()
+    if epoch >= len(history):
+        raise InvalidInputError(f"{folder.path}: no record of epoch {epoch}",
                                 f"recorded epochs: 0..{len(history) - 1}" if history else "the run has no epochs yet")
-    # softmax weights -> log weights: the same softmax, hence the same derivation
-    alphas = {}
-    for cell, edges in record["alphas"].items():
-        width = max(map(len, edges))
-        alphas[cell] = torch.tensor([w + [0.0] * (width - len(w)) for w in edges]).clamp_min(1e-30).log()
-    return derive(alphas, space)
+    try:
+        genotype = Genotype.from_dict(history[epoch]["genotype"], f"{history_path(folder.path)}: epoch {epoch}")
+    except (KeyError, TypeError, InvalidInputError):
+        raise DamagedRunFile(f"{history_path(folder.path)}: the record of epoch {epoch} is damaged "
+                             "(no genotype)") from None
+    if genotype.space_hash != space.content_hash:
+        raise DamagedRunFile(f"{history_path(folder.path)}: the genotype of epoch {epoch} is not from space.yaml")
+    return genotype

@@ -1,13 +1,12 @@
 """The DARTS- search loop (Algorithm 1): run folders, history, checkpoints and exact resume.
 
-A run folder holds ``config.json``, ``space.yaml`` (the space as searched), ``history.jsonl`` (one
-record per epoch), ``last.pt`` and ``best.pt`` (best validation accuracy), ``genotype.json`` (derived
-from ``best.pt`` at the end) and TensorBoard events in ``tb/``.
+The run folder (:mod:`dmc.runfolder`) holds ``best.pt`` by validation accuracy on the architecture half and
+``genotype.json`` derived from it at the end. Writes are crash-consistent: a run killed at any instant
+resumes to the uninterrupted result.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,22 +15,18 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-import yaml
 from torch.utils.data import DataLoader, Subset
 
 from dmc.data import load_dataset
 from dmc.errors import InvalidInputError
 from dmc.genotype import Genotype
-from dmc.io import atomic_write_text
 from dmc.kernels import select_mixed_sum
-from dmc.runtime import (EpochPermutation, evaluate, resolve_device, restore_rng_state, rng_state,
+from dmc.runfolder import SEARCH_RUN, RunFolder, restoring
+from dmc.runtime import (EpochPermutation, check_finite, evaluate, resolve_device, restore_rng_state, rng_state,
                          seed_everything)
 from dmc.search.architect import Architect
-from dmc.search.checkpoint import load_search_checkpoint, save_search_checkpoint
 from dmc.search.config import SearchConfig
 from dmc.search.derive_run import derive_run
-from dmc.runfolder import append_history, claim_new_run_dir, keep_history
-from dmc.search.folder import load_run_space
 from dmc.space import SearchSpace, load_space
 from dmc.supernet import Supernet, build_supernet, compile_backend, compile_edges
 from dmc.version import __version__
@@ -106,16 +101,14 @@ class _Run:
         if state.get("space_hash") != self.space.content_hash:
             raise InvalidInputError(f"{self.run_dir}: the checkpoint was searched in another space",
                                     "resume with the run folder's own space.yaml")
-        try:
+        with restoring(self.run_dir, "this supernet"):
             self.model.load_state_dict(state["model"])
             self.w_opt.load_state_dict(state["w_opt"])
             self.a_opt.load_state_dict(state["a_opt"])
             self.scheduler.load_state_dict(state["scheduler"])
-        except (KeyError, RuntimeError, ValueError) as exc:
-            raise InvalidInputError(f"{self.run_dir}: checkpoint does not fit this supernet "
-                                    f"({type(exc).__name__})", "rerun the search in a new folder") from None
-        restore_rng_state(state["rng"])
-        self.epoch, self.best_val_acc, self.best_epoch = state["epoch"], state["best_val_acc"], state["best_epoch"]
+            restore_rng_state(state["rng"])
+            self.best_val_acc = float(state["best_val_acc"])
+        self.epoch, self.best_epoch = state["epoch"], state["best_epoch"]
 
     # ------------------------------------------------------------------------------- epochs
     def train_epoch(self, lr: float) -> tuple[float, float]:
@@ -134,11 +127,12 @@ class _Run:
             loss = F.cross_entropy(logits, y)
             loss.backward(inputs=self.model.weight_parameters())
             torch.nn.utils.clip_grad_norm_(self.model.weight_parameters(), self.config.grad_clip)
+            value = check_finite(loss.item(), "the training loss", self.epoch, step + 1, self.run_dir)
             self.w_opt.step()
-            total_loss += loss.item() * len(y)
+            total_loss += value * len(y)
             correct += (logits.argmax(1) == y).sum().item()
             seen += len(y)
-            self.on_event("step", epoch=self.epoch, step=step + 1, steps=steps, loss=loss.item())
+            self.on_event("step", epoch=self.epoch, step=step + 1, steps=steps, loss=value)
         return total_loss / max(seen, 1), correct / max(seen, 1)
 
     def evaluate(self) -> tuple[float, float]:
@@ -146,17 +140,14 @@ class _Run:
         return evaluate(self.model, self.loaders[1], self.device)
 
 
-def _start(config: SearchConfig, run_dir: Path, resume: bool) -> tuple[SearchConfig, SearchSpace]:
-    config_path = run_dir / "config.json"
+def _start(config: SearchConfig, folder: RunFolder, resume: bool) -> tuple[SearchConfig, SearchSpace]:
     if resume:
-        if not config_path.is_file():
-            raise InvalidInputError(f"{run_dir}: nothing to resume (no config.json)", "start a new search there")
-        saved = json.loads(config_path.read_text())
-        return SearchConfig.from_dict(saved["config"], str(config_path)), load_run_space(run_dir)
+        saved = folder.read_config()
+        return SearchConfig.from_dict(saved["config"], str(folder.config_path)), folder.read_space()
     config.validate()
     space = load_space(config.space).with_macro(channels=config.channels, layers=config.layers)
-    claim_new_run_dir(run_dir, "config.json", "search")
-    atomic_write_text(run_dir / "space.yaml", yaml.safe_dump(space.to_dict(), sort_keys=False))
+    folder.claim()
+    folder.write_space(space)
     return config, space
 
 
@@ -167,27 +158,28 @@ def search(config: SearchConfig, run_dir: str | Path, resume: bool = False,
     A resumed run reproduces the uninterrupted one: the checkpoint holds the weights, alphas, both
     optimisers, the LR scheduler and every RNG, and the data order depends only on (seed, epoch).
     """
-    run_dir = Path(run_dir)
-    config, space = _start(config, run_dir, resume)
+    folder = RunFolder(run_dir, SEARCH_RUN)
+    config, space = _start(config, folder, resume)
     deterministic_before = torch.are_deterministic_algorithms_enabled()
     try:
-        return _search(config, run_dir, space, resume, on_event)
+        return _search(config, folder, space, resume, on_event)
     finally:
         torch.use_deterministic_algorithms(deterministic_before)
 
 
-def _search(config: SearchConfig, run_dir: Path, space: SearchSpace, resume: bool,
+def _search(config: SearchConfig, folder: RunFolder, space: SearchSpace, resume: bool,
             on_event: EventHandler | None) -> SearchResult:
     from torch.utils.tensorboard import SummaryWriter
 
+    run_dir = folder.path
     run = _Run(config, run_dir, space, on_event)
-    if resume and (run_dir / "last.pt").is_file():
-        run.load_state(load_search_checkpoint(run_dir / "last.pt"))
-    keep_history(run_dir, run.epoch)
-    atomic_write_text(run_dir / "config.json", json.dumps(
-        {"config": config.to_dict(), "space": space.name, "space_hash": space.content_hash,
-         "dataset": run.data.describe(), "device": str(run.device), "kernels": run.kernels,
-         "compile_backend": run.compile_backend, "dmc_version": __version__}, indent=2) + "\n")
+    state = folder.resume_state() if resume else None
+    if state is not None:
+        run.load_state(state)
+    folder.keep_history(run.epoch)
+    folder.write_config({"config": config.to_dict(), "space": space.name, "space_hash": space.content_hash,
+                         "dataset": run.data.describe(), "device": str(run.device), "kernels": run.kernels,
+                         "compile_backend": run.compile_backend, "dmc_version": __version__})
 
     writer = SummaryWriter(str(run_dir / "tb"), purge_step=run.epoch)
     try:
@@ -198,6 +190,7 @@ def _search(config: SearchConfig, run_dir: Path, space: SearchSpace, resume: boo
             lr = run.scheduler.get_last_lr()[0]
             train_loss, train_acc = run.train_epoch(lr)
             val_loss, val_acc = run.evaluate()
+            check_finite(val_loss, "the validation loss", epoch, None, run_dir)
             record = {
                 "epoch": epoch, "beta": beta, "lr": lr, "train_loss": train_loss, "train_acc": train_acc,
                 "val_loss": val_loss, "val_acc": val_acc,
@@ -209,18 +202,14 @@ def _search(config: SearchConfig, run_dir: Path, space: SearchSpace, resume: boo
             improved = val_acc > run.best_val_acc
             if improved:
                 run.best_val_acc, run.best_epoch = val_acc, epoch
-            append_history(run_dir, record)
-            state = run.state()
-            save_search_checkpoint(run_dir / "last.pt", state)
-            if improved:
-                save_search_checkpoint(run_dir / "best.pt", state)
+            folder.end_epoch(epoch, record, run.state(), improved)
             _log_tensorboard(writer, record)
             run.on_event("epoch_end", record=record)
     finally:
         writer.close()
 
     genotype = derive_run(run_dir, "best")
-    genotype.save(run_dir / "genotype.json")
+    folder.write_result("genotype.json", genotype.save)
     return SearchResult(run_dir, run.best_epoch, run.best_val_acc, genotype)
 
 

@@ -7,15 +7,16 @@ from torch import nn
 
 from dmc.derive import derive, edge_weights
 from dmc.genotype import Genotype
-from dmc.ops.conv import ResNetBasicBlock
-from dmc.space import SearchSpace
 from dmc.kernels import MixedSum
-from dmc.supernet.cell import SearchCell
+from dmc.network import Cell, CellNetwork, CellSlot
+from dmc.space import SearchSpace
 from dmc.supernet.mixed_edge import MixedEdge
+from dmc.supernet.recompute import recomputed
 
 
-class Supernet(nn.Module):
-    """A weight-sharing network over every architecture of ``space``.
+class Supernet(CellNetwork):
+    """A weight-sharing network over every architecture of ``space``, laid out by the space's macro exactly
+    as a compiled network of the same macro (:class:`dmc.network.CellNetwork`).
 
     ``alpha_<cell>`` are the architecture logits, one row per edge, padded to the longest candidate
     list (padding is masked out of the softmax). ``beta`` scales the auxiliary skip on every mixed edge;
@@ -30,15 +31,7 @@ class Supernet(nn.Module):
         super().__init__()
         self.space = space
         self.num_classes = num_classes
-        macro = space.macro
-        if macro.kind == "darts":
-            self.stem, self.cells, c_out = _darts_body(space, in_channels)
-            self.head_act = nn.Identity()
-        else:
-            self.stem, self.cells, c_out = _nb201_body(space, in_channels)
-            self.head_act = nn.Sequential(nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(c_out, num_classes)
+        self.build_body(space.macro, in_channels, num_classes, self._search_cell)
 
         for cell_type in space.cell_types:
             ops = space.cell(cell_type).edges
@@ -49,6 +42,15 @@ class Supernet(nn.Module):
         self.register_buffer("beta", torch.tensor(1.0), persistent=False)
         self._beta_value = 1.0
         self.channels_last = False
+        self.recompute_edges = False
+
+    def _search_cell(self, slot: CellSlot) -> Cell:
+        space = self.space
+        candidates = space.cell(slot.cell_type).edges
+        return Cell(space.node_inputs, space.concat, space.inputs, slot.channels, slot.in_channels,
+                    lambda e, stride: MixedEdge(candidates[e], slot.channels, stride, space.pool_batchnorm,
+                                                space.aux_conv1x1),
+                    slot.reduction, slot.reduction_prev, affine=False)
 
     # --------------------------------------------------------------------------------- architecture
     def arch_parameters(self) -> list[nn.Parameter]:
@@ -81,9 +83,7 @@ class Supernet(nn.Module):
             edge.mixed_sum = mixed_sum
 
     def set_recompute_edges(self, enabled: bool) -> None:
-        for cell in self.cells:
-            if isinstance(cell, SearchCell):
-                cell.recompute_edges = enabled
+        self.recompute_edges = enabled
 
     def set_channels_last(self, enabled: bool) -> None:
         self.channels_last = enabled
@@ -99,47 +99,18 @@ class Supernet(nn.Module):
             x = x.contiguous(memory_format=torch.channels_last)
         weights = {c: self._weights(c) for c in self.space.cell_types}
         beta = self.beta if self._beta_value != 0 else None
-        if self.space.macro.kind == "darts":
-            s0 = s1 = self.stem(x)
-            for cell in self.cells:
-                s0, s1 = s1, cell([s0, s1], weights["reduce" if cell.reduction else "normal"], beta)
-            out = s1
-        else:
-            out = self.stem(x)
-            for cell in self.cells:
-                out = cell([out], weights["normal"], beta) if isinstance(cell, SearchCell) else cell(out)
-        out = self.pool(self.head_act(out)).flatten(1)  # (B, C)
-        return self.classifier(out)
+        recompute = self.recompute_edges and torch.is_grad_enabled()
 
+        def run_cell(cell: Cell, inputs: list[torch.Tensor]) -> torch.Tensor:
+            w = weights["reduce" if cell.reduction else "normal"]  # (E, K)
+            if recompute:
+                return cell(inputs, lambda e, edge, h: recomputed(edge, h, w[e], beta))
+            return cell(inputs, lambda e, edge, h: edge(h, w[e], beta))
 
-def _darts_body(space: SearchSpace, in_channels: int):
-    macro = space.macro
-    c = macro.channels
-    c_stem = macro.stem_multiplier * c
-    stem = nn.Sequential(nn.Conv2d(in_channels, c_stem, 3, padding=1, bias=False), nn.BatchNorm2d(c_stem))
-    c_pp, c_p, c_cur = c_stem, c_stem, c
-    reductions = set(macro.reduction_positions())
-    cells, reduction_prev = nn.ModuleList(), False
-    for i in range(macro.layers):
-        reduction = i in reductions
-        if reduction:
-            c_cur *= 2
-        cells.append(SearchCell(space, "reduce" if reduction else "normal", c_cur, (c_pp, c_p), reduction_prev))
-        reduction_prev = reduction
-        c_pp, c_p = c_p, space.multiplier * c_cur
-    return stem, cells, c_p
-
-
-def _nb201_body(space: SearchSpace, in_channels: int):
-    c, n = space.macro.channels, space.macro.layers
-    stem = nn.Sequential(nn.Conv2d(in_channels, c, 3, padding=1, bias=False), nn.BatchNorm2d(c))
-    cells, c_prev = nn.ModuleList(), c
-    for stage, width in enumerate((c, 2 * c, 4 * c)):
-        if stage:
-            cells.append(ResNetBasicBlock(c_prev, width, 2))
-        cells.extend(SearchCell(space, "normal", width, (width,)) for _ in range(n))
-        c_prev = width
-    return stem, cells, c_prev
+        states = self.stem_states(x)
+        for i in range(len(self.blocks)):
+            states = self.run_block(i, states, run_cell)
+        return self.logits(states[-1])
 
 
 def build_supernet(space: SearchSpace, num_classes: int, in_channels: int = 3) -> Supernet:

@@ -1,9 +1,13 @@
 """Training a compiled network from scratch (the paper's evaluation protocol), with exact resume.
 
-A run folder holds ``config.json``, ``history.jsonl`` (per epoch: lr, drop-path, train and test loss and
-accuracy, wall time), ``last.pt`` and ``best.pt`` (training checkpoints that also carry the genotype and
+The run folder (:mod:`dmc.runfolder`) records per epoch lr, drop-path, train, validation and test loss and
+accuracy and wall time; ``last.pt`` and ``best.pt`` are training checkpoints that also carry the genotype and
 build arguments, so `dmc export`, `dmc profile` and the detection backbone rebuild the network from them
-alone), ``result.json`` with the final top-1 test accuracy, and TensorBoard events in ``tb/``.
+alone; ``result.json`` holds the accuracies.
+
+``best.pt`` is the epoch with the best accuracy on a held-out validation split of the training data
+(``val_portion``); the test split is only ever reported: the final epoch's test accuracy (the paper's
+protocol) and that of ``best.pt``. Writes are crash-consistent (:mod:`dmc.runfolder`).
 """
 
 from __future__ import annotations
@@ -16,18 +20,17 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset, Subset
 
-from dmc.checkpoints import load_checkpoint, save_checkpoint
-from dmc.compiler import BuildArgs, compile
-from dmc.compiler.saved import TRAIN_CHECKPOINT_FORMAT, network_record
-from dmc.data import load_dataset
+from dmc.compiler import build_args_for, build_network
+from dmc.compiler.saved import network_record
+from dmc.data import DataBundle, load_dataset
 from dmc.data.cutout import CutoutDataset
 from dmc.errors import InvalidInputError
 from dmc.genotype import Genotype
 from dmc.io import atomic_write_text
-from dmc.runfolder import append_history, claim_new_run_dir, keep_history
-from dmc.runtime import (EpochPermutation, evaluate, resolve_device, restore_rng_state, rng_state,
+from dmc.runfolder import TRAIN_RUN, DamagedRunFile, RunFolder, restoring
+from dmc.runtime import (EpochPermutation, check_finite, evaluate, resolve_device, restore_rng_state, rng_state,
                          seed_everything)
 from dmc.train.config import TrainConfig
 from dmc.version import __version__
@@ -39,74 +42,106 @@ class TrainResult:
     test_acc: float
     """Top-1 test accuracy after the last epoch (the paper's protocol)."""
     best_test_acc: float
+    """Top-1 test accuracy of ``best.pt``."""
     best_epoch: int
+    """The epoch of ``best.pt``: best validation accuracy (the last epoch when ``val_portion`` is 0)."""
     parameters: int
     """Parameters without the auxiliary head, as DARTS counts them."""
+    best_val_acc: float | None = None
+    """Validation accuracy of ``best.pt``; None without a validation split."""
 
 
 def load_train_checkpoint(path: str | Path) -> dict[str, Any]:
-    return load_checkpoint(path, (TRAIN_CHECKPOINT_FORMAT,), "dmc training checkpoint",
-                           "use best.pt or last.pt of a `dmc train` run folder")
+    return TRAIN_RUN.load(path)
 
 
 def train(genotype: Genotype | None, config: TrainConfig, run_dir: str | Path, resume: bool = False,
           on_event=None) -> TrainResult:
     """Trains ``genotype``'s network with ``config`` into ``run_dir``, or continues it with ``resume``
     (then ``genotype`` and ``config`` come from the run folder). ``on_event`` is called as in search."""
-    run_dir = Path(run_dir)
+    folder = RunFolder(run_dir, TRAIN_RUN)
     on_event = on_event or (lambda kind, **info: None)
     if resume:
-        state = load_train_checkpoint(run_dir / "last.pt")
-        config = TrainConfig.from_dict(state["config"])
-        genotype = Genotype.from_dict(state["genotype"], f"{run_dir}/last.pt: genotype")
+        genotype, config, state = _resume(folder)
     else:
         config.validate()
-        claim_new_run_dir(run_dir, "config.json", "training run")
+        folder.claim()
         state = None
     deterministic_before = torch.are_deterministic_algorithms_enabled()
     try:
-        return _train(genotype, config, run_dir, state, on_event)
+        return _train(genotype, config, folder, state, on_event)
     finally:
         torch.use_deterministic_algorithms(deterministic_before)
 
 
-def _train(genotype: Genotype, config: TrainConfig, run_dir: Path, state, on_event) -> TrainResult:
+def _resume(folder: RunFolder) -> tuple[Genotype, TrainConfig, dict[str, Any] | None]:
+    """Genotype, settings and checkpoint state of an interrupted run: from its newest checkpoint, or from
+    ``config.json`` alone when it was stopped before its first epoch ended (it then starts over)."""
+    state = folder.resume_state()
+    if state is not None:
+        saved, source = state, str(folder.last)
+    else:
+        saved, source = folder.read_config(), str(folder.config_path)
+    config = TrainConfig.from_dict(saved.get("config"), source)
+    if not isinstance(saved.get("genotype"), dict):
+        raise DamagedRunFile(f"{source}: damaged (no genotype)")
+    return Genotype.from_dict(saved["genotype"], f"{source}: genotype"), config, state
+
+
+def _splits(config: TrainConfig, data: DataBundle) -> tuple[Dataset, Dataset | None]:
+    """The training images and the held-out validation images (unaugmented; None when ``val_portion`` is 0),
+    a fixed split of the training split that depends only on the seed."""
+    if config.val_portion == 0:
+        return data.train, None
+    n = len(data.train)
+    held_out = int(n * config.val_portion)
+    if not 1 <= held_out < n:
+        raise InvalidInputError(f"val_portion {config.val_portion} of {n} training images leaves an empty split",
+                                "choose a val_portion that holds out at least one image, or 0")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(config.seed)).tolist()
+    plain = load_dataset(config.dataset, config.data_root).train if config.augment else data.train
+    return Subset(data.train, order[held_out:]), Subset(plain, order[:held_out])
+
+
+def _train(genotype: Genotype, config: TrainConfig, folder: RunFolder, state, on_event) -> TrainResult:
     from torch.utils.tensorboard import SummaryWriter
 
+    run_dir = folder.path
     device = resolve_device(config.device)
     seed_everything(config.seed, config.deterministic)
     data = load_dataset(config.dataset, config.data_root, augment=config.augment)
-    train_set = CutoutDataset(data.train, config.cutout) if config.cutout > 0 else data.train
+    train_images, val_images = _splits(config, data)
+    train_set = CutoutDataset(train_images, config.cutout) if config.cutout > 0 else train_images
     sampler = EpochPermutation(len(train_set), config.seed)
     train_loader = DataLoader(train_set, config.batch_size, sampler=sampler, num_workers=config.num_workers,
                               pin_memory=device.type == "cuda")
     test_loader = DataLoader(data.test, config.batch_size * 2, num_workers=config.num_workers)
+    val_loader = None if val_images is None else DataLoader(val_images, config.batch_size * 2,
+                                                            num_workers=config.num_workers)
 
-    args = BuildArgs(style=config.style, num_classes=data.num_classes, channels=config.channels,
-                     layers=config.layers, auxiliary=config.auxiliary and config.style != "nb201",
-                     in_channels=data.in_channels)
-    model = compile(genotype, args).to(device)
+    args = build_args_for(genotype, style=config.style, num_classes=data.num_classes, channels=config.channels,
+                          layers=config.layers, auxiliary=config.auxiliary and genotype.kind != "nb201",
+                          in_channels=data.in_channels)
+    model = build_network(genotype, args).to(device)
     model.check_input_size(data.image_size, data.image_size)
     optimizer = torch.optim.SGD(model.parameters(), config.lr, momentum=config.momentum,
                                 weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.epochs, eta_min=config.lr_min)
-    epoch, best_acc, best_epoch, test_acc = 0, -1.0, -1, -1.0
+    epoch, test_acc = 0, -1.0
+    best = {"best_epoch": -1, "best_val_acc": -1.0, "best_test_acc": -1.0}
     if state is not None:
-        try:
+        with restoring(run_dir, "its own network"):
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
-        except (KeyError, RuntimeError, ValueError) as exc:
-            raise InvalidInputError(f"{run_dir}/last.pt does not fit its own network ({type(exc).__name__})",
-                                    "rerun the training in a new folder") from None
-        restore_rng_state(state["rng"])
-        epoch, best_acc, best_epoch = state["epoch"], state["best_test_acc"], state["best_epoch"]
-        test_acc = state["test_acc"]
-    keep_history(run_dir, epoch)
-    data_info = data.describe()
-    atomic_write_text(run_dir / "config.json", json.dumps(
-        {"config": config.to_dict(), "genotype": genotype.to_dict(), "build_args": args.to_dict(),
-         "dataset": data_info, "device": str(device), "dmc_version": __version__}, indent=2) + "\n")
+            restore_rng_state(state["rng"])
+            best = {key: state[key] for key in best}
+            test_acc = float(state["test_acc"])
+        epoch = state["epoch"]
+    folder.keep_history(epoch)
+    data_info = {**data.describe(), "validation": 0 if val_images is None else len(val_images)}
+    folder.write_config({"config": config.to_dict(), "genotype": genotype.to_dict(), "build_args": args.to_dict(),
+                         "dataset": data_info, "device": str(device), "dmc_version": __version__})
 
     writer = SummaryWriter(str(run_dir / "tb"), purge_step=epoch)
     try:
@@ -126,39 +161,46 @@ def _train(genotype: Genotype, config: TrainConfig, run_dir: Path, state, on_eve
                 loss = F.cross_entropy(logits, y)
                 if aux_logits is not None:
                     loss = loss + config.auxiliary_weight * F.cross_entropy(aux_logits, y)
+                value = check_finite(loss.item(), "the training loss", epoch, step + 1, run_dir)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
                 optimizer.step()
-                total += loss.item() * len(y)
+                total += value * len(y)
                 correct += (logits.argmax(1) == y).sum().item()
                 seen += len(y)
-                on_event("step", epoch=epoch, step=step + 1, steps=len(train_loader), loss=loss.item())
-            test_loss, test_acc = evaluate(model, test_loader, device)
+                on_event("step", epoch=epoch, step=step + 1, steps=len(train_loader), loss=value)
             record = {"epoch": epoch, "lr": lr, "drop_path": model.drop_path_prob, "train_loss": total / seen,
-                      "train_acc": correct / seen, "test_loss": test_loss, "test_acc": test_acc,
-                      "seconds": time.perf_counter() - started}
+                      "train_acc": correct / seen}
+            if val_loader is not None:
+                record["val_loss"], record["val_acc"] = evaluate(model, val_loader, device)
+                check_finite(record["val_loss"], "the validation loss", epoch, None, run_dir)
+            record["test_loss"], record["test_acc"] = evaluate(model, test_loader, device)
+            check_finite(record["test_loss"], "the test loss", epoch, None, run_dir)
+            record["seconds"] = time.perf_counter() - started
+            test_acc = record["test_acc"]
             scheduler.step()
             epoch += 1
-            improved = test_acc > best_acc
+            improved = val_loader is None or record["val_acc"] > best["best_val_acc"]
             if improved:
-                best_acc, best_epoch = test_acc, epoch - 1
-            append_history(run_dir, record)
+                best = {"best_epoch": epoch - 1, "best_val_acc": record.get("val_acc", -1.0),
+                        "best_test_acc": test_acc}
             checkpoint = {**network_record(model), "optimizer": optimizer.state_dict(),
                           "scheduler": scheduler.state_dict(), "rng": rng_state(), "epoch": epoch,
-                          "test_acc": test_acc, "best_test_acc": best_acc, "best_epoch": best_epoch,
-                          "config": config.to_dict(),
-                          "data": data_info}
-            save_checkpoint(run_dir / "last.pt", TRAIN_CHECKPOINT_FORMAT, checkpoint)
-            if improved:
-                save_checkpoint(run_dir / "best.pt", TRAIN_CHECKPOINT_FORMAT, checkpoint)
-            for key in ("lr", "drop_path", "train_loss", "train_acc", "test_loss", "test_acc"):
-                writer.add_scalar(key, record[key], record["epoch"])
+                          "test_acc": test_acc, **best, "config": config.to_dict(), "data": data_info}
+            folder.end_epoch(epoch - 1, record, checkpoint, improved)
+            for key in ("lr", "drop_path", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc"):
+                if key in record:
+                    writer.add_scalar(key, record[key], record["epoch"])
             writer.flush()
             on_event("epoch_end", record=record)
     finally:
         writer.close()
-    result = TrainResult(run_dir, test_acc, best_acc, best_epoch, model.num_parameters())
-    atomic_write_text(run_dir / "result.json", json.dumps(
-        {"test_acc": result.test_acc, "best_test_acc": best_acc, "best_epoch": best_epoch,
-         "parameters": result.parameters, "epochs": config.epochs}, indent=2) + "\n")
+    best_val_acc = best["best_val_acc"] if val_loader is not None else None
+    result = TrainResult(run_dir, test_acc, best["best_test_acc"], best["best_epoch"], model.num_parameters(),
+                         best_val_acc)
+    summary = {"test_acc": result.test_acc, "best_epoch": result.best_epoch, "best_val_acc": best_val_acc,
+               "best_test_acc": result.best_test_acc, "val_portion": config.val_portion,
+               "parameters": result.parameters, "epochs": config.epochs}
+    folder.write_result("result.json", lambda path: atomic_write_text(
+        path, json.dumps(summary, indent=2, allow_nan=False) + "\n"))
     return result

@@ -6,8 +6,23 @@ import math
 from pathlib import Path
 from typing import Any
 
+from dmc.runfolder import DamagedRunFile
 from dmc.space import SearchSpace
 from dmc.viz.cell import pyplot
+
+
+def _series(history: list[dict[str, Any]], what: str, get) -> list[float]:
+    """``get(record)`` of every record; a record without that number is named as damaged."""
+    values = []
+    for record in history:
+        try:
+            value = get(record)
+        except (KeyError, IndexError, TypeError):
+            value = None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise DamagedRunFile(f"history.jsonl: the record of epoch {record.get('epoch')} is damaged (no {what})")
+        values.append(value)
+    return values
 
 
 def plot_alphas(history: list[dict[str, Any]], space: SearchSpace, cell_type: str, path: str | Path) -> Path:
@@ -22,7 +37,8 @@ def plot_alphas(history: list[dict[str, Any]], space: SearchSpace, cell_type: st
         ax = axes[e // cols][e % cols]
         src, dst = space.edges[e]
         for k, op in enumerate(ops):
-            ax.plot(epochs, [r["alphas"][cell_type][e][k] for r in history], label=op,
+            weights = _series(history, f"{cell_type} alpha {e},{k}", lambda r: r["alphas"][cell_type][e][k])
+            ax.plot(epochs, weights, label=op,
                     lw=2.2 if op == "skip_connect" else 1.2, color="#c0392b" if op == "skip_connect" else None)
         ax.set_title(f"edge {e}: {src} -> node {dst}", fontsize=9)
         ax.tick_params(labelsize=7)
@@ -47,13 +63,16 @@ def plot_beta(history: list[dict[str, Any]], path: str | Path) -> Path:
     plt = pyplot()
     epochs = [r["epoch"] for r in history]
     fig, ax = plt.subplots(figsize=(6, 3.4))
-    ax.plot(epochs, [r["beta"] for r in history], "o-", color="#8e44ad", label="beta")
+    betas = _series(history, "beta", lambda r: r["beta"])
+    train_acc = _series(history, "train_acc", lambda r: r["train_acc"])
+    val_acc = _series(history, "val_acc", lambda r: r["val_acc"])
+    ax.plot(epochs, betas, "o-", color="#8e44ad", label="beta")
     ax.set_xlabel("epoch")
     ax.set_ylabel("beta")
-    ax.set_ylim(-0.05, max(1.0, *(r["beta"] for r in history)) + 0.05)
+    ax.set_ylim(-0.05, max(1.0, *betas) + 0.05)
     acc = ax.twinx()
-    acc.plot(epochs, [r["train_acc"] for r in history], "--", color="#27ae60", label="train acc")
-    acc.plot(epochs, [r["val_acc"] for r in history], ":", color="#2980b9", label="val acc")
+    acc.plot(epochs, train_acc, "--", color="#27ae60", label="train acc")
+    acc.plot(epochs, val_acc, ":", color="#2980b9", label="val acc")
     acc.set_ylabel("accuracy")
     acc.set_ylim(0, 1)
     lines = ax.get_legend_handles_labels()[0] + acc.get_legend_handles_labels()[0]

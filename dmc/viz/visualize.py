@@ -6,9 +6,8 @@ from pathlib import Path
 
 from dmc.compiler.source import resolve_genotype
 from dmc.errors import InvalidInputError
-from dmc.runfolder import read_history
+from dmc.runfolder import SEARCH_RUN, RunFolder, read_history
 from dmc.search.derive_run import derive_run
-from dmc.search.folder import load_run_space
 from dmc.viz.cell import draw_genotype
 from dmc.viz.history import plot_alphas, plot_beta
 
@@ -29,7 +28,7 @@ def visualize(source: str | Path, out_dir: str | Path) -> list[Path]:
     history = read_history(source)
     if not history:
         raise InvalidInputError(f"{source}: the search has no finished epoch yet", "draw it after its first epoch")
-    space = load_run_space(source)
+    space = RunFolder(source, SEARCH_RUN).read_space()
     genotype = resolve_genotype(source / "genotype.json") if (source / "genotype.json").is_file() \
         else derive_run(source, "best")
     paths = draw_genotype(genotype, out_dir, "genotype")

@@ -1,5 +1,6 @@
 """The root command: help, version, and the one-line error policy shared by every command."""
 
+import pytest
 import typer
 from typer.testing import CliRunner
 
@@ -57,3 +58,36 @@ def test_debug_mode_lets_the_exception_through(monkeypatch):
     monkeypatch.setenv("DMC_DEBUG", "1")
     result = CliRunner().invoke(_app_raising(InvalidInputError("bad")), ["boom"])
     assert isinstance(result.exception, InvalidInputError)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["spaces", "show"], "error: Missing argument 'space'. (hint: see 'dmc spaces show --help')"),
+    (["spaces", "show", "tiny", "--bogus"], "error: No such option: --bogus (hint: see 'dmc spaces show --help')"),
+    (["nosuch"], "error: No such command 'nosuch'. (hint: see 'dmc --help')"),
+    (["--bogus"], "error: No such option: --bogus (hint: see 'dmc --help')"),
+    (["search", "tiny", "--epochs", "abc"], "error: Invalid value for '--epochs'"),
+])
+def test_usage_errors_are_one_line_with_exit_2(cli, args, message):
+    result = cli(*args)
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [result.stderr.strip()] and result.stderr.startswith(message)
+    assert result.stdout == ""
+
+
+def test_help_is_untouched(cli):
+    for args in (["spaces", "show", "--help"], ["compile", "-h"]):
+        result = cli(*args)
+        assert result.exit_code == 0 and "Usage:" in result.stdout and "--help" in result.stdout
+    alone = cli("spaces")  # a group alone shows its help
+    assert "validate" in alone.output and "error:" not in alone.output
+
+
+@pytest.mark.parametrize("exc,message", [
+    (PermissionError(13, "Permission denied", "/data/x.yaml"),
+     "error: /data/x.yaml: Permission denied (hint: check the path, its permissions and free space)"),
+    (MemoryError(), "error: out of memory (hint: use a smaller network, batch or input size)"),
+])
+def test_environment_errors_are_one_line_with_exit_1(monkeypatch, exc, message):
+    monkeypatch.delenv("DMC_DEBUG", raising=False)
+    result = CliRunner().invoke(_app_raising(exc), ["boom"])
+    assert result.exit_code == 1 and result.stderr == message + "\n"

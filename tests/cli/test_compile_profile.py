@@ -1,6 +1,8 @@
 """`dmc compile` and `dmc profile` through the CLI, with the bad-genotype corpus."""
 
 import json
+import os
+import stat
 
 import pytest
 
@@ -76,3 +78,16 @@ def test_wrong_space_and_bad_sizes(cli, tmp_path):
     assert result.exit_code == 2 and "no such genotype file or published genotype" in result.stderr
     result = cli("profile", str(tmp_path / "missing.pt"))
     assert result.exit_code == 2
+
+
+def test_a_folder_does_not_hide_a_published_genotype_and_outputs_follow_the_umask(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "DARTS_V2").mkdir()
+    old = os.umask(0o022)
+    try:
+        result = cli("compile", "DARTS_V2", "--channels", "2", "--layers", "3", "-o", "n.pt")
+    finally:
+        os.umask(old)
+    assert result.exit_code == 0, result.output
+    assert load_network(tmp_path / "n.pt").genotype == published_genotypes()["DARTS_V2"]
+    assert stat.S_IMODE((tmp_path / "n.pt").stat().st_mode) == 0o644

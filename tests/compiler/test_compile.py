@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from dmc.compiler import BuildArgs, compile, load_network, save_network
+from dmc.compiler import BuildArgs, build_network, load_network, save_network
 from dmc.compiler.checks import check_genotype_in_space
 from dmc.errors import InvalidInputError
 from dmc.genotype import Genotype, published_genotypes
@@ -18,19 +18,28 @@ def _check_features(network, size):
     network.eval()
     x = torch.randn(2, network.build_args.in_channels, size, size)
     with torch.no_grad():
-        features = network.forward_features(x)
+        torch.manual_seed(0)  # 'noise' ops draw random outputs
+        last, features = network.forward_intermediates(x)
+        torch.manual_seed(0)
+        assert torch.equal(network.forward_features(x), last) and torch.equal(features[-1], last)
+        torch.manual_seed(0)
+        torch.testing.assert_close(network.forward_head(last), network(x))
     assert len(features) == len(network.feature_info)
     for feature, info in zip(features, network.feature_info):
         assert feature.shape[1] == info["num_chs"]
         assert feature.shape[-1] * info["reduction"] == size
         assert network.get_submodule(info["module"]) is not None
-    picked = network.forward_features(x, out_indices=[1, len(features) - 1])
+    picked = network.forward_intermediates(x, [1, -1], intermediates_only=True)
     assert [f.shape for f in picked] == [features[1].shape, features[-1].shape]
+    assert [f.shape for f in network.forward_intermediates(x, 2, intermediates_only=True)] == \
+        [f.shape for f in features[-2:]]
+    with pytest.raises(InvalidInputError, match="out of range"):
+        network.forward_intermediates(x, [len(features)])
 
 
 @pytest.mark.parametrize("name", sorted(PUBLISHED))
 def test_every_published_genotype_compiles_runs_and_reports(name):
-    network = compile(PUBLISHED[name], channels=8, layers=5, auxiliary=True)
+    network = build_network(PUBLISHED[name], channels=8, layers=5, auxiliary=True)
     network.eval()
     assert network(torch.randn(2, 3, 32, 32)).shape == (2, 10)
     assert 0 < network.num_parameters() < network.num_parameters(include_auxiliary=True)
@@ -40,15 +49,15 @@ def test_every_published_genotype_compiles_runs_and_reports(name):
 
 
 def test_darts_v2_has_exactly_the_published_parameter_count():
-    network = compile(PUBLISHED["DARTS_V2"], channels=36, layers=20, num_classes=10, auxiliary=True)
+    network = build_network(PUBLISHED["DARTS_V2"], channels=36, layers=20, num_classes=10, auxiliary=True)
     assert network.num_parameters() == 3_349_342  # auxiliary head excluded, as DARTS counts
     assert count_macs(network, 32) == 528_359_040
 
 
 def test_imagenet_style_has_two_stems_and_stride_8_before_the_cells():
-    full = compile(PUBLISHED["DARTS_V2"], BuildArgs.defaults_for("imagenet"))
+    full = build_network(PUBLISHED["DARTS_V2"], BuildArgs.defaults_for("imagenet"))
     assert full.num_parameters() == 4_718_752  # DARTS reports 4.7M
-    small = compile(PUBLISHED["DARTS_V2"], BuildArgs("imagenet", 10, 8, 5, auxiliary=True))
+    small = build_network(PUBLISHED["DARTS_V2"], BuildArgs("imagenet", 10, 8, 5, auxiliary=True))
     assert [i["reduction"] for i in small.feature_info] == [8, 8, 16, 32]
     small.train()
     logits, aux = small(torch.randn(2, 3, 224, 224))  # the auxiliary head expects 7x7 maps, as in DARTS
@@ -58,19 +67,19 @@ def test_imagenet_style_has_two_stems_and_stride_8_before_the_cells():
 
 def test_nb201_network():
     g = Genotype.from_nb201_string(NB201_BEST)
-    network = compile(g)
+    network = build_network(g)
     assert network.build_args.style == "nb201" and (network.build_args.channels, network.build_args.layers) == (16, 5)
     kinds = [type(b).__name__ for b in network.blocks]
-    assert kinds.count("DerivedCell") == 15 and kinds.count("ResNetBasicBlock") == 2
+    assert kinds.count("Cell") == 15 and kinds.count("ResNetBasicBlock") == 2
     assert [i["num_chs"] for i in network.feature_info] == [16, 16, 32, 64]
     assert network(torch.randn(2, 3, 32, 32)).shape == (2, 10)
     _check_features(network.eval(), 32)
     with pytest.raises(InvalidInputError, match="cannot build a cifar network"):
-        compile(g, style="cifar")
+        build_network(g, style="cifar")
 
 
 def test_drop_path_only_in_training():
-    network = compile(PUBLISHED["DARTS_V2"], channels=8, layers=5)
+    network = build_network(PUBLISHED["DARTS_V2"], channels=8, layers=5)
     network.drop_path_prob = 0.5
     x = torch.randn(4, 3, 32, 32)
     network.eval()
@@ -84,7 +93,7 @@ def test_drop_path_only_in_training():
 
 
 def test_input_sizes_a_factorized_reduce_cannot_halve_are_refused():
-    network = compile(PUBLISHED["DARTS_V2"], channels=8, layers=5)
+    network = build_network(PUBLISHED["DARTS_V2"], channels=8, layers=5)
     network.check_input_size(32, 32)
     with pytest.raises(InvalidInputError, match=r"input size 30x30: reduction cell 3 gets 15x15 feature maps") as info:
         network.check_input_size(30, 30)
@@ -103,11 +112,11 @@ def test_genotype_must_belong_to_the_named_space():
     with pytest.raises(InvalidInputError, match="the spec changed since the search"):
         check_genotype_in_space(derived, s3)
     with pytest.raises(InvalidInputError, match="comes from space 'rdarts_s3', not 'darts_s0'"):
-        compile(derived, space=load_space("darts_s0"))
+        build_network(derived, space=load_space("darts_s0"))
 
 
 def test_network_files_round_trip(tmp_path):
-    network = compile(PUBLISHED["DARTS_V2"], channels=8, layers=5).eval()
+    network = build_network(PUBLISHED["DARTS_V2"], channels=8, layers=5).eval()
     path = save_network(network, tmp_path / "net.pt")
     again = load_network(path).eval()
     x = torch.randn(2, 3, 32, 32)

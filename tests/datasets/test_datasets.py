@@ -83,3 +83,38 @@ def test_bad_folder_layouts(tmp_path):
     assert "PATH/train/<class>" in info.value.hint
     with pytest.raises(InvalidInputError, match="unknown dataset 'mnist'"):
         load_dataset("mnist")
+
+
+@pytest.mark.parametrize("batch,label", [("data_batch_3", 10), ("test_batch", -1)])
+def test_cifar_labels_out_of_range_name_the_batch(tmp_path, batch, label):
+    folder = _write_cifar10(tmp_path)
+    data = pickle.loads((folder / batch).read_bytes())
+    data[b"labels"][4] = label
+    (folder / batch).write_bytes(pickle.dumps(data))
+    with pytest.raises(InvalidInputError, match=f"{batch}: label {label} is out of range "
+                                                r"\(this dataset has 10 classes: 0..9\)"):
+        load_dataset("cifar10", tmp_path)
+
+
+def test_cifar_batches_of_the_wrong_shape(tmp_path):
+    folder = _write_cifar10(tmp_path)
+    (folder / "test_batch").write_bytes(pickle.dumps([1, 2, 3]))
+    with pytest.raises(InvalidInputError, match="test_batch: malformed CIFAR batch"):
+        load_dataset("cifar10", tmp_path)
+    (folder / "test_batch").write_bytes(pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), b"labels": [[1, 2]] * 2}))
+    with pytest.raises(InvalidInputError, match=r"test_batch: 2 images but labels of shape \(2, 2\)"):
+        load_dataset("cifar10", tmp_path)
+
+
+@pytest.mark.parametrize("content", [b"not an image", b"\x89PNG\r\n\x1a\n" + b"\x00" * 30])
+def test_a_corrupt_image_in_a_folder_dataset_names_the_file(tmp_path, content):
+    for split in ("train", "test"):
+        (tmp_path / split / "a").mkdir(parents=True)
+        Image.new("RGB", (8, 8), "red").save(tmp_path / split / "a" / "ok.png")
+    (tmp_path / "train" / "a" / "bad.png").write_bytes(content)
+    bundle = load_dataset(f"folder:{tmp_path}")
+    index = [p for p, _ in bundle.train.samples].index(str(tmp_path / "train" / "a" / "bad.png"))
+    with pytest.raises(InvalidInputError, match=r"bad.png: not a readable image") as info:
+        bundle.train[index]
+    assert "\n" not in str(info.value)
+    assert bundle.test[0][0].shape == (3, 32, 32)

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from dmc.compiler import compile, save_network
+from dmc.compiler import build_network, save_network
 from dmc.detection.backbone import DmcBackbone
 from dmc.errors import InvalidInputError
 from dmc.genotype import published_genotypes
@@ -30,12 +30,12 @@ def test_registered_in_mmdet_and_built_from_a_dict():
 
 
 def test_checkpoint_weights_are_loaded_as_pretraining(tmp_path):
-    network = compile(PUBLISHED["DARTS_V2"], channels=4, layers=3, num_classes=5)
+    network = build_network(PUBLISHED["DARTS_V2"], channels=4, layers=3, num_classes=5)
     path = save_network(network, tmp_path / "net.pt")
     backbone = DmcBackbone(checkpoint=str(path))
     assert "tensors loaded from" in backbone.weights_note
-    cell = backbone.network.blocks[2].ops[0][0]  # a cell op whose shape does not depend on the stem
-    source = network.blocks[2].ops[0][0]
+    cell = backbone.network.blocks[2].edges[0]  # a cell op whose shape does not depend on the stem
+    source = network.blocks[2].edges[0]
     for a, b in zip(cell.parameters(), source.parameters()):
         assert torch.equal(a, b)
 
@@ -54,7 +54,7 @@ def test_invalid_arguments_get_clear_errors(tmp_path):
         DmcBackbone(genotype="DARTS_V2", channels=4, layers=3, out_indices=(1, 7))
     with pytest.raises(InvalidInputError, match="frozen_stages 9"):
         DmcBackbone(genotype="DARTS_V2", channels=4, layers=3, frozen_stages=9)
-    path = save_network(compile(PUBLISHED["DARTS_V2"], channels=4, layers=3), tmp_path / "net.pt")
+    path = save_network(build_network(PUBLISHED["DARTS_V2"], channels=4, layers=3), tmp_path / "net.pt")
     with pytest.raises(InvalidInputError, match="does not match the one in"):
         DmcBackbone(genotype="cifar10_s0_0", checkpoint=str(path))
     with pytest.raises(InvalidInputError, match="needs a genotype or a checkpoint"):

@@ -1,36 +1,13 @@
 """The generated RetinaNet config on the demo set: builds, trains two iterations, evaluates, resumes; CLI."""
 
 import json
-from pathlib import Path
 
 import pytest
 from mmengine.config import Config
 
-from dmc.data.detection_demo import DemoSpec, write_detection_demo
-from dmc.detection.config import DetectionConfig, write_retinanet_config
+from dmc.data.detection_demo import write_detection_demo
 from dmc.detection.runner import build_runner, evaluate
 from dmc.errors import InvalidInputError
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("demo")
-    write_detection_demo(root, DemoSpec(train_images=8, val_images=4, size=64))
-    return root
-
-
-def _config(demo: Path, tmp_path: Path, epochs: int = 1) -> Path:
-    cfg = DetectionConfig(data_root=str(demo), train_ann="annotations/instances_train.json",
-                          val_ann="annotations/instances_val.json", train_img="train/", val_img="val/",
-                          channels=4, layers=3, image_scale=(64, 64), epochs=epochs, milestones=(epochs,),
-                          batch_size=4, warmup_iters=2, neck_channels=16, head_convs=1, num_workers=0,
-                          work_dir=str(tmp_path / "work"))
-    path = write_retinanet_config("DARTS_V2", tmp_path / "retinanet_dmc.py", cfg)
-    config = Config.fromfile(str(path))
-    config.model.test_cfg.score_thr = 0.0  # an untrained detector must still output boxes to score
-    config.default_hooks.visualization = dict(type="DetVisualizationHook")
-    config.dump(str(path))
-    return path
 
 
 def test_demo_set_is_coco_format(demo):
@@ -44,8 +21,8 @@ def test_demo_set_is_coco_format(demo):
         write_detection_demo(demo)
 
 
-def test_config_is_flat_and_derived_from_feature_info(demo, tmp_path):
-    path = _config(demo, tmp_path)
+def test_config_is_flat_and_derived_from_feature_info(detector_config, tmp_path):
+    path = detector_config(tmp_path)
     text = path.read_text()
     assert "_base_ =" not in text and "_base_=" not in text
     config = Config.fromfile(str(path))
@@ -58,8 +35,8 @@ def test_config_is_flat_and_derived_from_feature_info(demo, tmp_path):
     assert config.param_scheduler[1].milestones == [1]
 
 
-def test_two_iterations_validation_and_resume(demo, tmp_path):
-    path = _config(demo, tmp_path, epochs=1)
+def test_two_iterations_validation_and_resume(detector_config, tmp_path):
+    path = detector_config(tmp_path, epochs=1)
     runner = build_runner(path)
     runner.train()
     assert runner.iter == 2

@@ -11,7 +11,7 @@ from mmengine.model import BaseModel
 from mmengine.registry import MODELS
 from torch import nn
 
-from dmc.detection.checkpoints import allow_mmengine_checkpoints
+from dmc.detection.detector_checkpoints import allow_mmengine_checkpoints
 from dmc.detection.runner import build_runner, train
 from dmc.errors import InvalidInputError
 

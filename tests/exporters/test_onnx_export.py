@@ -8,7 +8,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from dmc.compiler import compile, save_network
+from dmc.compiler import build_network, save_network
 from dmc.errors import InvalidInputError
 from dmc.exporters.onnx import export_onnx
 from dmc.genotype import Genotype, published_genotypes
@@ -20,7 +20,7 @@ NB201 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_co
 
 @pytest.mark.parametrize("name", DETERMINISTIC)
 def test_every_published_genotype_exports_with_parity(name, tmp_path):
-    network = compile(PUBLISHED[name], channels=4, layers=3)
+    network = build_network(PUBLISHED[name], channels=4, layers=3)
     report = export_onnx(network, tmp_path / "m.onnx", runs=1)
     assert report["passed"] and report["parity"]["max_abs_error"] <= 1e-4
     assert report["parity"]["batches"] == [2, 1, 7]
@@ -28,12 +28,12 @@ def test_every_published_genotype_exports_with_parity(name, tmp_path):
 
 
 def test_nb201_network_exports_with_parity(tmp_path):
-    network = compile(Genotype.from_nb201_string(NB201), channels=8, layers=1)
+    network = build_network(Genotype.from_nb201_string(NB201), channels=8, layers=1)
     assert export_onnx(network, tmp_path / "nb.onnx")["passed"]
 
 
 def test_feature_outputs_and_metadata(tmp_path):
-    network = compile(PUBLISHED["DARTS_V2"], channels=4, layers=5, num_classes=7)
+    network = build_network(PUBLISHED["DARTS_V2"], channels=4, layers=5, num_classes=7)
     report = export_onnx(network, tmp_path / "f.onnx", features=[1, 2, 3], mean=(0.5,) * 3, std=(0.25,) * 3)
     assert report["passed"] and report["outputs"] == ["features_1_stride1", "features_2_stride2", "features_3_stride4"]
     model = onnx.load(str(tmp_path / "f.onnx"))
@@ -49,7 +49,7 @@ def test_feature_outputs_and_metadata(tmp_path):
 
 
 def test_static_batch_fixes_the_batch(tmp_path):
-    network = compile(PUBLISHED["DARTS_V2"], channels=4, layers=3)
+    network = build_network(PUBLISHED["DARTS_V2"], channels=4, layers=3)
     report = export_onnx(network, tmp_path / "s.onnx", dynamic_batch=False)
     assert report["parity"]["batches"] == [2] and report["input"]["shape"][0] == 2
     session = ort.InferenceSession(str(tmp_path / "s.onnx"), providers=["CPUExecutionProvider"])
@@ -58,7 +58,7 @@ def test_static_batch_fixes_the_batch(tmp_path):
 
 
 def test_noise_genotypes_are_refused_unless_allowed(tmp_path):
-    network = compile(PUBLISHED["cifar10_s4_0"], channels=4, layers=3)
+    network = build_network(PUBLISHED["cifar10_s4_0"], channels=4, layers=3)
     with pytest.raises(InvalidInputError, match="'noise' ops"):
         export_onnx(network, tmp_path / "n.onnx")
     assert not (tmp_path / "n.onnx").exists()
@@ -84,7 +84,7 @@ def test_cli_export_errors(cli, tmp_path):
     bad.write_bytes(b"PK\x03\x04 not really a zip")
     result = cli("export", str(bad), "--onnx", str(tmp_path / "x.onnx"))
     assert result.exit_code == 2 and result.stderr.count("\n") == 1
-    network = compile(PUBLISHED["DARTS_V2"], channels=4, layers=3)
+    network = build_network(PUBLISHED["DARTS_V2"], channels=4, layers=3)
     path = save_network(network, tmp_path / "net.pt")
     result = cli("export", str(path), "--onnx", str(tmp_path / "x.onnx"), "--channels", "8")
     assert result.exit_code == 2 and "already fixes the network's build arguments" in result.stderr
@@ -101,7 +101,7 @@ def test_cli_export_errors(cli, tmp_path):
 def test_a_parity_failure_exits_non_zero_and_keeps_the_report(tmp_path):
     from dmc.exporters.onnx import ParityError
 
-    network = compile(PUBLISHED["DARTS_V2"], channels=4, layers=3)
+    network = build_network(PUBLISHED["DARTS_V2"], channels=4, layers=3)
     with pytest.raises(ParityError, match="onnxruntime differs from PyTorch") as info:
         export_onnx(network, tmp_path / "p.onnx", runs=1, tolerance=-1.0)  # nothing can pass
     assert info.value.exit_code == 1

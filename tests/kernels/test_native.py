@@ -1,7 +1,11 @@
 """Building the fused kernels: the cache, the CUDA source on a GPU-less machine, clean failures."""
 
+import subprocess
+import sys
+
 import pytest
 import torch
+from torch._subclasses.fake_tensor import FakeTensorMode
 
 from dmc.kernels import fused_mixed_sum, mixed_sum, native, select_mixed_sum
 from dmc.kernels.native import KernelBuildError
@@ -64,3 +68,46 @@ def test_auto_falls_back_when_the_build_fails(monkeypatch):
     assert "no compiler" in messages[0]
     with pytest.raises(KernelBuildError):
         select_mixed_sum("fused", "cpu")
+
+
+def test_fused_mixed_sum_loads_its_devices_kernels_at_first_use():
+    """In a fresh process, the first call loads the CPU kernels (from the cache), which then serve the operator."""
+    native.load("cpu")  # built (or found) here, so the child process only loads it
+    script = """
+import torch
+from dmc.kernels import fused_mixed_sum, mixed_sum, native
+assert not native.is_loaded("cpu")
+assert not torch._C._dispatch_has_kernel_for_dispatch_key("dmc::mixed_sum", "CPU")
+ys, w, aux = [torch.randn(2, 3, 4, 4) for _ in range(3)], torch.rand(3), torch.randn(2, 3, 4, 4)
+out = fused_mixed_sum(ys, w, aux, torch.tensor(0.5))
+assert native.is_loaded("cpu")
+assert torch._C._dispatch_has_kernel_for_dispatch_key("dmc::mixed_sum", "CPU")
+torch.testing.assert_close(out, mixed_sum(ys, w, aux, torch.tensor(0.5)))
+"""
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=300)
+
+
+def _unloaded_and_unbuildable(monkeypatch):
+    def broken(device_type, on_build=None):
+        raise KernelBuildError(f"cannot build the fused {device_type} kernels: no compiler")
+
+    monkeypatch.setattr(native, "_loaded", set())
+    monkeypatch.setattr(native, "load", broken)
+
+
+def test_fused_mixed_sum_fails_with_the_build_error_not_the_fallback(monkeypatch):
+    _unloaded_and_unbuildable(monkeypatch)
+    with pytest.raises(KernelBuildError, match="no compiler"):
+        fused_mixed_sum([torch.randn(2, 3)], torch.ones(1))
+
+
+def test_tracing_does_not_load_kernels(monkeypatch):
+    _unloaded_and_unbuildable(monkeypatch)
+    with FakeTensorMode():
+        out = fused_mixed_sum([torch.randn(2, 3, 4, 4) for _ in range(2)], torch.rand(2))
+    assert out.shape == (2, 3, 4, 4)
+    compiled = torch.compile(fused_mixed_sum, fullgraph=True, backend="eager")
+    ys, w = [torch.randn(2, 3) for _ in range(2)], torch.rand(2)
+    torch.testing.assert_close(compiled(ys, w), mixed_sum(ys, w))
+    meta = fused_mixed_sum([torch.empty(2, 3, device="meta")], torch.empty(1, device="meta"))
+    assert meta.device.type == "meta"

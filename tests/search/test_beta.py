@@ -1,11 +1,12 @@
-"""Beta schedules against their formulas."""
+"""Beta schedules against their formulas: dmc's convention, and the official DARTS- code's."""
 
+import json
 import math
 
 import pytest
 
 from dmc.errors import InvalidInputError
-from dmc.search import BetaSchedule
+from dmc.search import BetaSchedule, read_history
 
 E = 10
 
@@ -51,3 +52,80 @@ def test_beta0_zero_is_plain_darts():
 def test_invalid_schedules(schedule, message):
     with pytest.raises(InvalidInputError, match=message):
         schedule.validate(E)
+
+
+class _OfficialDecayScheduler:
+    """A transcription of the official DARTS- code's ``DecayScheduler`` (src/utils.py): stateful, stepped with
+    the epoch index at the start of every epoch, its ``decay_rate`` scaling the auxiliary skip."""
+
+    def __init__(self, base_lr, T_max, T_start, T_stop, decay_type):
+        self.base_lr, self.T_max, self.T_start, self.T_stop = base_lr, T_max, T_start, T_stop
+        self.decay_type = decay_type
+        self.decay_rate = 1.0
+
+    def step(self, epoch):
+        if epoch < self.T_start:
+            self.decay_rate = self.base_lr
+        elif self.decay_type == "cosine":
+            if epoch <= self.T_stop:
+                self.decay_rate = self.base_lr * (1 + math.cos(math.pi * epoch / (self.T_max - self.T_start))) / 2.0
+        elif self.decay_type == "slow_cosine":
+            if epoch <= self.T_stop:
+                self.decay_rate = self.base_lr * math.cos((math.pi / 2) * epoch / (self.T_max - self.T_start))
+        elif self.decay_type == "linear":
+            if epoch <= self.T_stop:
+                self.decay_rate = self.base_lr * (self.T_max - epoch) / (self.T_max - self.T_start)
+        else:
+            self.decay_rate = self.base_lr
+
+
+@pytest.mark.parametrize("kind,beta0,start,stop,top,epochs", [
+    ("linear", 1.0, 0, None, None, 50), ("linear", 1.0, 0, None, None, 3), ("linear", 0.7, 0, None, None, 70),
+    ("cosine", 1.0, 0, None, None, 50), ("cosine", 1.0, 10, 40, None, 50), ("slow_cosine", 2.0, 5, 30, 60, 45),
+    ("linear", 1.0, 20, 35, 40, 50), ("constant", 0.5, 0, None, None, 10),
+])
+def test_the_official_convention_matches_the_official_formulas(kind, beta0, start, stop, top, epochs):
+    schedule = BetaSchedule(kind, beta0, start, stop, convention="official", max_epoch=top)
+    schedule.validate(epochs)
+    top = 50 if top is None else top
+    official = _OfficialDecayScheduler(beta0, top, start, top if stop is None else stop,
+                                       None if kind == "constant" else kind)
+    for e in range(epochs):
+        official.step(e)
+        assert schedule(e, epochs) == pytest.approx(official.decay_rate, abs=1e-12), e
+
+
+def test_the_conventions_differ_where_the_readme_says():
+    dmc, official = BetaSchedule("linear"), BetaSchedule("linear", convention="official")
+    assert [dmc(e, 3) for e in range(3)] == pytest.approx([1, 2 / 3, 1 / 3])  # spans the run's 3 epochs
+    assert [official(e, 3) for e in range(3)] == pytest.approx([1, 0.98, 0.96])  # normalised by 50
+    assert [dmc(e, 50) for e in range(50)] == pytest.approx([official(e, 50) for e in range(50)])  # the paper's run
+    frozen = BetaSchedule("linear", stop=20, convention="official")  # frozen at epoch 20's value, not 0
+    assert frozen(25, 50) == frozen(20, 50) == pytest.approx(0.6) and BetaSchedule("linear", stop=20)(25, 50) == 0
+    late = BetaSchedule("cosine", start=10, convention="official")  # cos(pi e / (T - S)), not (e - S)
+    assert late(10, 50) == pytest.approx((1 + math.cos(math.pi * 10 / 40)) / 2) and late(9, 50) == 1.0
+
+
+@pytest.mark.parametrize("schedule,message", [
+    (BetaSchedule("step", stop=5, convention="official"), "no step schedule"),
+    (BetaSchedule(stop=60, convention="official"), "do not fit the official"),
+    (BetaSchedule(start=50, convention="official"), "do not fit the official"),
+    (BetaSchedule(start=10, stop=5, convention="official"), "do not fit the official"),
+    (BetaSchedule(max_epoch=20), "--beta-convention official"),
+    (BetaSchedule(convention="paper"), "convention 'paper' is unknown"),
+])
+def test_invalid_official_schedules(schedule, message):
+    with pytest.raises(InvalidInputError, match=message):
+        schedule.validate(E)
+
+
+def test_cli_official_convention(cli, tmp_path, toy_data):
+    run = tmp_path / "run"
+    result = cli("search", "tiny", "--dataset", toy_data, "--epochs", "2", "--batch-size", "8", "--channels", "4",
+                 "--layers", "3", "--beta-convention", "official", "--beta-max-epoch", "4", "--kernels", "reference",
+                 "--out", str(run))
+    assert result.exit_code == 0, result.output
+    assert [r["beta"] for r in read_history(run)] == [1.0, 0.75]  # (T - e) / T with T = 4
+    assert json.loads((run / "config.json").read_text())["config"]["beta_convention"] == "official"
+    bad = cli("search", "tiny", "--beta-convention", "official", "--beta-stop", "60", "--out", str(tmp_path / "x"))
+    assert bad.exit_code == 2 and "do not fit the official convention" in bad.stderr

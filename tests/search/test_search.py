@@ -1,4 +1,4 @@
-"""The DARTS- search end to end on the embedded digits data, with the tiny space."""
+"""The DARTS- search end to end with the tiny space, on the toy image folder (tests/conftest.py): ~1 s a run."""
 
 import json
 
@@ -8,13 +8,18 @@ import torch
 from dmc.errors import InvalidInputError
 from dmc.genotype import load_genotype
 from dmc.search import SearchConfig, derive_run, read_history, search
-from dmc.search.checkpoint import load_search_checkpoint
+from dmc.runfolder import SEARCH_RUN
 
-TINY = dict(space="tiny", dataset="digits", batch_size=128, channels=4, layers=3, deterministic=True)
+SMALL = dict(space="tiny", batch_size=8, channels=4, layers=3, deterministic=True)
 
 
-def test_search_writes_a_complete_run_folder(tmp_path):
-    result = search(SearchConfig(epochs=2, **TINY), tmp_path / "run")
+@pytest.fixture(scope="module")
+def tiny(toy_data):
+    return dict(SMALL, dataset=toy_data)
+
+
+def test_search_writes_a_complete_run_folder(tmp_path, tiny):
+    result = search(SearchConfig(epochs=2, **tiny), tmp_path / "run")
     run = tmp_path / "run"
     for name in ("config.json", "space.yaml", "history.jsonl", "last.pt", "best.pt", "genotype.json"):
         assert (run / name).is_file(), name
@@ -32,19 +37,19 @@ def test_search_writes_a_complete_run_folder(tmp_path):
     # the history's genotype of the best epoch is the one derived from best.pt
     assert history[result.best_epoch]["genotype"] == result.genotype.to_dict()
     assert derive_run(run, f"epoch:{result.best_epoch}") == result.genotype
-    assert json.loads((run / "config.json").read_text())["dataset"]["name"] == "digits"
+    assert json.loads((run / "config.json").read_text())["dataset"]["name"] == tiny["dataset"]
 
 
 class _Killed(Exception):
     pass
 
 
-def test_an_interrupted_and_resumed_search_equals_an_uninterrupted_one(tmp_path):
-    config = dict(epochs=3, seed=3, **TINY)
+def test_an_interrupted_and_resumed_search_equals_an_uninterrupted_one(tmp_path, tiny):
+    config = dict(epochs=3, seed=3, **tiny)
     search(SearchConfig(**config), tmp_path / "straight")
 
     def kill_mid_epoch(kind, **info):
-        if kind == "step" and info["epoch"] == 1 and info["step"] == 3:
+        if kind == "step" and info["epoch"] == 1 and info["step"] == 1:
             raise _Killed
 
     with pytest.raises(_Killed):
@@ -52,7 +57,7 @@ def test_an_interrupted_and_resumed_search_equals_an_uninterrupted_one(tmp_path)
     assert len(read_history(tmp_path / "resumed")) == 1
     search(SearchConfig(), tmp_path / "resumed", resume=True)
 
-    straight, resumed = (load_search_checkpoint(tmp_path / name / "last.pt") for name in ("straight", "resumed"))
+    straight, resumed = (SEARCH_RUN.load(tmp_path / name / "last.pt") for name in ("straight", "resumed"))
     assert resumed["epoch"] == 3
     for key in ("alpha_normal", "alpha_reduce"):
         assert torch.equal(straight["model"][key], resumed["model"][key]), key
@@ -63,33 +68,33 @@ def test_an_interrupted_and_resumed_search_equals_an_uninterrupted_one(tmp_path)
     assert [r["alphas"] for r in a] == [r["alphas"] for r in b]
 
 
-def test_beta0_zero_is_plain_darts_and_differs_from_darts_minus(tmp_path):
-    darts = search(SearchConfig(epochs=1, beta0=0.0, **TINY), tmp_path / "darts")
-    minus = search(SearchConfig(epochs=1, **TINY), tmp_path / "minus")
+def test_beta0_zero_is_plain_darts_and_differs_from_darts_minus(tmp_path, tiny):
+    darts = search(SearchConfig(epochs=1, beta0=0.0, **tiny), tmp_path / "darts")
+    minus = search(SearchConfig(epochs=1, **tiny), tmp_path / "minus")
     assert read_history(darts.run_dir)[0]["beta"] == 0.0
-    a = load_search_checkpoint(darts.run_dir / "last.pt")["model"]["alpha_normal"]
-    b = load_search_checkpoint(minus.run_dir / "last.pt")["model"]["alpha_normal"]
+    a = SEARCH_RUN.load(darts.run_dir / "last.pt")["model"]["alpha_normal"]
+    b = SEARCH_RUN.load(minus.run_dir / "last.pt")["model"]["alpha_normal"]
     assert not torch.equal(a, b)
 
 
-def test_second_order_search_differs_from_first_order(tmp_path):
-    first = search(SearchConfig(epochs=1, **TINY), tmp_path / "first")
-    second = search(SearchConfig(epochs=1, order=2, **TINY), tmp_path / "second")
-    a = load_search_checkpoint(first.run_dir / "last.pt")["model"]["alpha_normal"]
-    b = load_search_checkpoint(second.run_dir / "last.pt")["model"]["alpha_normal"]
+def test_second_order_search_differs_from_first_order(tmp_path, tiny):
+    first = search(SearchConfig(epochs=1, **tiny), tmp_path / "first")
+    second = search(SearchConfig(epochs=1, order=2, **tiny), tmp_path / "second")
+    a = SEARCH_RUN.load(first.run_dir / "last.pt")["model"]["alpha_normal"]
+    b = SEARCH_RUN.load(second.run_dir / "last.pt")["model"]["alpha_normal"]
     assert torch.isfinite(b).all() and not torch.equal(a, b)
 
 
-def test_existing_run_folder_is_never_overwritten(tmp_path):
-    search(SearchConfig(epochs=1, **TINY), tmp_path / "run")
+def test_existing_run_folder_is_never_overwritten(tmp_path, tiny):
+    search(SearchConfig(epochs=1, **tiny), tmp_path / "run")
     before = (tmp_path / "run" / "last.pt").read_bytes()
     with pytest.raises(InvalidInputError, match="already holds a search"):
-        search(SearchConfig(epochs=1, **TINY), tmp_path / "run")
+        search(SearchConfig(epochs=1, **tiny), tmp_path / "run")
     assert (tmp_path / "run" / "last.pt").read_bytes() == before
 
 
-def test_corrupt_checkpoint_gets_a_clear_error(tmp_path, cli):
-    search(SearchConfig(epochs=1, **TINY), tmp_path / "run")
+def test_corrupt_checkpoint_gets_a_clear_error(tmp_path, cli, tiny):
+    search(SearchConfig(epochs=1, **tiny), tmp_path / "run")
     (tmp_path / "run" / "best.pt").write_bytes(b"garbage")
     with pytest.raises(InvalidInputError, match="corrupt or unreadable dmc search checkpoint"):
         derive_run(tmp_path / "run", "best")
@@ -100,9 +105,9 @@ def test_corrupt_checkpoint_gets_a_clear_error(tmp_path, cli):
     assert ok.exit_code == 0 and load_genotype(tmp_path / "g.json").space == "tiny"
 
 
-def test_cli_search_and_derive(cli, tmp_path):
+def test_cli_search_and_derive(cli, tmp_path, toy_data):
     run = tmp_path / "cli-run"
-    result = cli("search", "tiny", "--dataset", "digits", "--epochs", "2", "--batch-size", "128",
+    result = cli("search", "tiny", "--dataset", toy_data, "--epochs", "2", "--batch-size", "8",
                  "--beta-schedule", "cosine", "--out", str(run), "--deterministic")
     assert result.exit_code == 0, result.output
     assert "best validation accuracy" in result.stdout and "Genotype(normal=" in result.stdout
@@ -123,9 +128,9 @@ def test_cli_rejects_bad_settings(cli, tmp_path):
     assert result.exit_code == 2 and "nothing to resume" in result.stderr
 
 
-def test_cli_seeds_and_yaml_config(cli, tmp_path):
+def test_cli_seeds_and_yaml_config(cli, tmp_path, toy_data):
     config = tmp_path / "search.yaml"
-    config.write_text("space: tiny\ndataset: digits\nepochs: 1\nbatch_size: 256\nbeta_schedule: constant\n"
+    config.write_text(f"space: tiny\ndataset: '{toy_data}'\nepochs: 1\nbatch_size: 8\nbeta_schedule: constant\n"
                       "beta0: 0.7\n")
     out = tmp_path / "multi"
     result = cli("search", "--config", str(config), "--seeds", "0,1", "--out", str(out), "--deterministic")
@@ -149,7 +154,7 @@ def test_yaml_config_errors(tmp_path):
     assert load_search_config(path, epochs=5, lr=None).epochs == 5
 
 
-def test_fused_kernels_give_the_reference_alphas(tmp_path):
+def test_fused_kernels_give_the_reference_alphas(tmp_path, tiny):
     """The fused path (the default) and the eager reference agree on a short seeded search.
 
     Tolerance: Adam's first steps move each alpha by about arch_lr whatever the gradient's size, so
@@ -157,30 +162,31 @@ def test_fused_kernels_give_the_reference_alphas(tmp_path):
     the reference path moves alphas by ~6e-4 after this run. Gradients themselves agree to 1e-5
     (tests/supernet/test_execution.py).
     """
-    runs = {kind: search(SearchConfig(epochs=1, kernels=kind, **TINY), tmp_path / kind) for kind in
+    runs = {kind: search(SearchConfig(epochs=1, kernels=kind, **tiny), tmp_path / kind) for kind in
             ("fused", "reference")}
     for kind, result in runs.items():
         assert json.loads((result.run_dir / "config.json").read_text())["kernels"] == kind
-    fused, reference = (load_search_checkpoint(runs[k].run_dir / "last.pt")["model"] for k in ("fused", "reference"))
+    fused, reference = (SEARCH_RUN.load(runs[k].run_dir / "last.pt")["model"] for k in ("fused", "reference"))
     for cell in ("alpha_normal", "alpha_reduce"):
         torch.testing.assert_close(fused[cell], reference[cell], rtol=0, atol=SearchConfig().arch_lr)
     fused_history, reference_history = (read_history(runs[k].run_dir)[0] for k in ("fused", "reference"))
     assert fused_history["train_loss"] == pytest.approx(reference_history["train_loss"], rel=1e-4)
 
 
-def test_recompute_edges_search_matches_the_plain_one(tmp_path):
-    plain = search(SearchConfig(epochs=1, **TINY), tmp_path / "plain")
-    lean = search(SearchConfig(epochs=1, recompute_edges=True, **TINY), tmp_path / "lean")
-    a, b = (load_search_checkpoint(r.run_dir / "last.pt")["model"] for r in (plain, lean))
+def test_recompute_edges_search_matches_the_plain_one(tmp_path, tiny):
+    plain = search(SearchConfig(epochs=1, **tiny), tmp_path / "plain")
+    lean = search(SearchConfig(epochs=1, recompute_edges=True, **tiny), tmp_path / "lean")
+    a, b = (SEARCH_RUN.load(r.run_dir / "last.pt")["model"] for r in (plain, lean))
     for name in a:
         torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5, msg=name)
 
 
-def test_cli_execution_options(cli, tmp_path):
+def test_cli_execution_options(cli, tmp_path, toy_data):
     result = cli("search", "tiny", "--kernels", "triton", "--out", str(tmp_path / "a"))
     assert result.exit_code == 2 and "kernels must be one of auto, fused, reference" in result.output
-    result = cli("search", "tiny", "--epochs", "1", "--batch-size", "256", "--channels", "4", "--layers", "3",
-                 "--kernels", "reference", "--no-channels-last", "--recompute-edges", "--out", str(tmp_path / "b"))
+    result = cli("search", "tiny", "--dataset", toy_data, "--epochs", "1", "--batch-size", "8", "--channels", "4",
+                 "--layers", "3", "--kernels", "reference", "--no-channels-last", "--recompute-edges",
+                 "--out", str(tmp_path / "b"))
     assert result.exit_code == 0, result.output
     config = json.loads((tmp_path / "b" / "config.json").read_text())
     assert config["kernels"] == "reference" and config["compile_backend"] is None

@@ -29,21 +29,20 @@ def test_every_space_supernet_runs_forward_and_backward_at_32x32(name):
 def test_darts_supernet_follows_the_macro_layout():
     space = load_space("darts_s0").with_macro(channels=4, layers=5)
     net = build_supernet(space, 10)
-    assert [c.reduction for c in net.cells] == [False, True, False, True, False]
+    assert [c.reduction for c in net.blocks] == [False, True, False, True, False]
     assert net.stem[0].out_channels == 12
     assert net.classifier.in_features == 4 * 4 * 4  # multiplier * (C doubled twice)
     assert net.alpha_normal.shape == (14, 8)
     # supernet BatchNorms inside cells are not affine; pools get an extra BN (DARTS)
-    edge = net.cells[0].edges[0]
+    edge = net.blocks[0].edges[0]
     assert all(not m.affine for m in edge.modules() if isinstance(m, nn.BatchNorm2d))
     assert isinstance(edge.ops[0], nn.Sequential) and isinstance(edge.ops[0][1], nn.BatchNorm2d)
 
 
 def test_nb201_supernet_layout():
     net = build_supernet(load_space("nb201"), 10)
-    kinds = [type(c).__name__ for c in net.cells]
-    assert kinds == ["SearchCell"] * 5 + ["ResNetBasicBlock"] + ["SearchCell"] * 5 + ["ResNetBasicBlock"] + \
-        ["SearchCell"] * 5
+    kinds = [type(c).__name__ for c in net.blocks]
+    assert kinds == ["Cell"] * 5 + ["ResNetBasicBlock"] + ["Cell"] * 5 + ["ResNetBasicBlock"] + ["Cell"] * 5
     assert net.classifier.in_features == 64 and net.alpha_normal.shape == (6, 5)
 
 

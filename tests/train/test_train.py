@@ -1,4 +1,5 @@
-"""Training compiled networks on digits: run folder, checkpoints that rebuild the network, exact resume."""
+"""Training compiled networks: run folder, checkpoints that rebuild the network, exact resume, best.pt selected
+on held-out validation images."""
 
 import json
 
@@ -12,7 +13,7 @@ from dmc.genotype import published_genotypes
 from dmc.runfolder import read_history
 from dmc.train import TrainConfig, load_train_checkpoint, train
 
-SMALL = dict(channels=4, layers=3, batch_size=256, cutout=8, deterministic=True)
+SMALL = dict(channels=4, layers=3, batch_size=8, cutout=4, deterministic=True)  # on the toy data: ~1 s a run
 DARTS_V2 = published_genotypes()["DARTS_V2"]
 
 
@@ -20,8 +21,8 @@ class _Killed(Exception):
     pass
 
 
-def test_training_writes_a_run_whose_checkpoints_rebuild_the_network(tmp_path):
-    result = train(DARTS_V2, TrainConfig.for_dataset("digits", epochs=2, **SMALL), tmp_path / "run")
+def test_training_writes_a_run_whose_checkpoints_rebuild_the_network(tmp_path, toy_data):
+    result = train(DARTS_V2, TrainConfig.for_dataset(toy_data, epochs=2, **SMALL), tmp_path / "run")
     run = tmp_path / "run"
     history = read_history(run)
     assert [r["epoch"] for r in history] == [0, 1]
@@ -31,24 +32,24 @@ def test_training_writes_a_run_whose_checkpoints_rebuild_the_network(tmp_path):
     network = load_network(run / "last.pt").eval()  # genotype + build args + weights, nothing else needed
     assert network.genotype == DARTS_V2 and network.build_args.auxiliary
     assert result.parameters == network.num_parameters()
-    test = load_dataset("digits").test
+    test = load_dataset(toy_data).test
     x = torch.stack([test[i][0] for i in range(len(test))])
-    y = torch.stack([test[i][1] for i in range(len(test))])
+    y = torch.tensor([int(test[i][1]) for i in range(len(test))])
     with torch.no_grad():
         accuracy = (network(x).argmax(1) == y).float().mean().item()
     assert accuracy == pytest.approx(result.test_acc)
 
 
-def test_interrupted_and_resumed_training_equals_an_uninterrupted_one(tmp_path):
+def test_interrupted_and_resumed_training_equals_an_uninterrupted_one(tmp_path, toy_data):
     config = dict(epochs=3, **SMALL)
-    train(DARTS_V2, TrainConfig.for_dataset("digits", **config), tmp_path / "a")
+    train(DARTS_V2, TrainConfig.for_dataset(toy_data, **config), tmp_path / "a")
 
     def kill(kind, **info):
         if kind == "step" and info["epoch"] == 1 and info["step"] == 2:
             raise _Killed
 
     with pytest.raises(_Killed):
-        train(DARTS_V2, TrainConfig.for_dataset("digits", **config), tmp_path / "b", on_event=kill)
+        train(DARTS_V2, TrainConfig.for_dataset(toy_data, **config), tmp_path / "b", on_event=kill)
     resumed = train(None, TrainConfig(), tmp_path / "b", resume=True)
     a, b = (load_train_checkpoint(tmp_path / name / "last.pt") for name in "ab")
     for key, value in a["model"].items():
@@ -80,3 +81,55 @@ def test_invalid_train_settings():
         TrainConfig.for_dataset("digits", drop_path=1.5)
     with pytest.raises(InvalidInputError, match="unknown setting 'epochz'"):
         TrainConfig.from_dict({"epochz": 1})
+
+
+def test_best_checkpoint_is_selected_on_a_held_out_validation_split(tmp_path, toy_data):
+    """Issue 12: best.pt was the epoch with the best *test* accuracy; it is now selected on validation images
+    held out of the training split, and the test accuracy of both best.pt and the last epoch is reported."""
+    steps = []
+    config = TrainConfig.for_dataset(toy_data, epochs=3, batch_size=8, channels=4, layers=3, cutout=4, seed=2,
+                                     val_portion=0.25, deterministic=True)
+    result = train(DARTS_V2, config, tmp_path / "run",
+                   on_event=lambda kind, **info: steps.append(info["steps"]) if kind == "epoch_start" else None)
+    history = read_history(tmp_path / "run")
+    assert steps == [3, 3, 3]  # 24 of the 32 training images train, 8 are held out
+    val = [r["val_acc"] for r in history]
+    assert len(set(val)) > 1 and result.best_epoch == val.index(max(val))
+    assert result.best_val_acc == max(val) and result.best_test_acc == history[result.best_epoch]["test_acc"]
+    assert result.test_acc == history[-1]["test_acc"]
+    saved = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert saved == {"test_acc": result.test_acc, "best_epoch": result.best_epoch, "best_val_acc": max(val),
+                     "best_test_acc": result.best_test_acc, "val_portion": 0.25, "parameters": result.parameters,
+                     "epochs": 3}
+    assert load_train_checkpoint(tmp_path / "run" / "best.pt")["epoch"] == result.best_epoch + 1
+
+
+def test_validation_images_are_fixed_unaugmented_and_disjoint_from_training(toy_data):
+    from dmc.train.loop import _splits
+
+    config = TrainConfig.for_dataset(toy_data, val_portion=0.25, seed=5)
+    data = load_dataset(toy_data, augment=True)
+    (train_a, val_a), (train_b, val_b) = _splits(config, data), _splits(config, data)
+    assert sorted(train_a.indices + val_a.indices) == list(range(32)) and len(val_a) == 8
+    assert val_a.indices == val_b.indices  # depends only on the seed
+    assert torch.equal(val_a[0][0], val_b[0][0])  # no random crop or flip on validation images
+
+
+def test_without_a_validation_split_best_is_the_last_epoch(tmp_path, toy_data, cli):
+    result = cli("train", "DARTS_V2", "--dataset", toy_data, "--epochs", "2", "--channels", "4", "--layers", "3",
+                 "--batch-size", "8", "--val-portion", "0", "--out", str(tmp_path / "run"))
+    assert result.exit_code == 0, result.output
+    assert "best.pt (epoch 1, the last epoch)" in result.stdout
+    saved = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert saved["best_epoch"] == 1 and saved["best_val_acc"] is None and saved["best_test_acc"] == saved["test_acc"]
+    assert "val_acc" not in read_history(tmp_path / "run")[0]
+
+
+@pytest.mark.parametrize("data,message", [
+    ({"epochs": "30"}, "epochs: expected an integer"), ({"lr": None}, "lr: expected a finite number, got None"),
+    ({"val_portion": 1.0}, "val_portion must be in"), ({"grad_clip": 0}, "grad_clip must be > 0"),
+    ({"device": "cuda:x"}, "device must be"), ({"drop_path": float("nan")}, "drop_path: expected a finite number"),
+])
+def test_wrongly_typed_or_out_of_range_train_settings(data, message):
+    with pytest.raises(InvalidInputError, match=message):
+        TrainConfig.from_dict(data, "run/config.json")

@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from torch._subclasses.fake_tensor import is_fake
 
-from dmc.kernels import reference
+from dmc.kernels import native, reference
 
 torch.library.define("dmc::mixed_sum", "(Tensor[] ys, Tensor w) -> Tensor")
 torch.library.define("dmc::mixed_sum_backward", "(Tensor grad, Tensor[] ys, Tensor w) -> (Tensor[], Tensor)")
@@ -68,8 +69,23 @@ torch.library.register_autograd("dmc::mixed_sum", _backward, setup_context=_setu
 def fused_mixed_sum(outputs: Sequence[torch.Tensor], weights: torch.Tensor, aux: torch.Tensor | None = None,
                     beta: torch.Tensor | None = None) -> torch.Tensor:
     """:func:`dmc.kernels.reference.mixed_sum` through ``dmc::mixed_sum``: the auxiliary branch is
-    one more input, weighted by ``beta``."""
+    one more input, weighted by ``beta``.
+
+    The first call on CPU or CUDA tensors loads the fused kernels of that device (compiling them at their
+    first use on the machine) or raises :class:`~dmc.kernels.native.KernelBuildError` saying why they
+    cannot be built: the operator never silently runs its plain-PyTorch fallback instead."""
+    _load_kernels_for(outputs[0])
     if aux is None:
         return torch.ops.dmc.mixed_sum(list(outputs), weights)
     w = torch.cat([weights, beta.reshape(1).to(weights.dtype)])
     return torch.ops.dmc.mixed_sum([*outputs, aux], w)
+
+
+def _load_kernels_for(x: torch.Tensor) -> None:
+    # while torch.compile or a fake-tensor trace runs, only shapes flow: loading a library there would break the
+    # trace, and the kernels are looked up when the traced graph runs on real tensors
+    if torch.compiler.is_compiling() or is_fake(x):
+        return
+    device_type = x.device.type
+    if device_type in native.SOURCES and not native.is_loaded(device_type):
+        native.load(device_type)

@@ -1,0 +1,161 @@
+"""The macro network around the cells, shared by the supernet and compiled networks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from dmc.errors import InvalidInputError
+from dmc.network.cell import Cell
+from dmc.network.macro import Macro
+from dmc.ops.conv import ResNetBasicBlock
+
+
+@dataclass(frozen=True)
+class CellSlot:
+    """Where a cell sits in the macro network: what a cell factory needs to build it."""
+
+    index: int
+    """Position in ``blocks``."""
+    cell_type: str
+    """``normal`` or ``reduce``."""
+    channels: int
+    in_channels: tuple[int, ...]
+    reduction: bool
+    reduction_prev: bool
+
+
+CellFactory = Callable[[CellSlot], Cell]
+CellRunner = Callable[[Cell, list[torch.Tensor]], torch.Tensor]
+"""``run_cell(cell, inputs)``: the cell's output, its edges run as the caller (search or deploy) runs them."""
+
+
+class CellNetwork(nn.Module):
+    """Stem(s), ``blocks`` (cells; NAS-Bench-201's residual blocks between stages), head, pool, classifier.
+
+    :meth:`build_body` lays the network out from a :class:`Macro` and a cell factory, and records
+    ``feature_info`` (channels, stride and module of each stage output, as timm does; ``block`` is the
+    index after which the stage ends, -1 for the stem).
+    """
+
+    macro: Macro
+
+    def build_body(self, macro: Macro, in_channels: int, num_classes: int, make_cell: CellFactory) -> None:
+        self.macro = macro
+        self.feature_info: list[dict] = []
+        self.blocks = nn.ModuleList()
+        c_out = self._darts_body(macro, in_channels, make_cell) if macro.kind == "darts" \
+            else self._nb201_body(macro, in_channels, make_cell)
+        self.global_pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(c_out, num_classes)
+
+    def _darts_body(self, macro: Macro, in_channels: int, make_cell: CellFactory) -> int:
+        c = macro.channels
+        if macro.stem == "cifar":
+            c_stem = macro.stem_multiplier * c
+            self.stem = nn.Sequential(nn.Conv2d(in_channels, c_stem, 3, padding=1, bias=False), nn.BatchNorm2d(c_stem))
+            self.stem1 = None
+            c_pp = c_p = c_stem
+            reduction_prev, stride = False, 1
+            self.feature_info.append(dict(num_chs=c_stem, reduction=1, module="stem", block=-1))
+        else:  # imagenet: two stride-2 stems after a stride-2 conv, overall stride 8
+            self.stem = nn.Sequential(
+                nn.Conv2d(in_channels, c // 2, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c // 2),
+                nn.ReLU(inplace=True), nn.Conv2d(c // 2, c, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c))
+            self.stem1 = nn.Sequential(nn.ReLU(inplace=True), nn.Conv2d(c, c, 3, stride=2, padding=1, bias=False),
+                                       nn.BatchNorm2d(c))
+            c_pp = c_p = c
+            reduction_prev, stride = True, 8
+            self.feature_info.append(dict(num_chs=c, reduction=8, module="stem1", block=-1))
+        reductions = macro.reduction_positions()
+        c_cur = c
+        for i in range(macro.layers):
+            reduction = i in reductions
+            if reduction:
+                c_cur *= 2
+                stride *= 2
+                if self.blocks:  # the previous cell ends a stage
+                    self._stage_end(stride // 2)
+            cell = make_cell(CellSlot(i, "reduce" if reduction else "normal", c_cur, (c_pp, c_p), reduction,
+                                      reduction_prev))
+            self.blocks.append(cell)
+            reduction_prev = reduction
+            c_pp, c_p = c_p, cell.out_channels
+        self._stage_end(stride)
+        self.head_act = nn.Identity()
+        return c_p
+
+    def _nb201_body(self, macro: Macro, in_channels: int, make_cell: CellFactory) -> int:
+        c = macro.channels
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, c, 3, padding=1, bias=False), nn.BatchNorm2d(c))
+        self.stem1 = None
+        self.feature_info.append(dict(num_chs=c, reduction=1, module="stem", block=-1))
+        c_prev = c
+        for stage, width in enumerate((c, 2 * c, 4 * c)):
+            if stage:
+                self.blocks.append(ResNetBasicBlock(c_prev, width, 2))
+            for _ in range(macro.layers):
+                self.blocks.append(make_cell(CellSlot(len(self.blocks), "normal", width, (width,), False, False)))
+            c_prev = width
+            self._stage_end(2 ** stage)
+        self.head_act = nn.Sequential(nn.BatchNorm2d(c_prev), nn.ReLU(inplace=True))
+        return c_prev
+
+    def _stage_end(self, stride: int) -> None:
+        i = len(self.blocks) - 1  # a stage always ends with a cell
+        self.feature_info.append(dict(num_chs=self.blocks[i].out_channels, reduction=stride, module=f"blocks.{i}",
+                                      block=i))
+
+    # ------------------------------------------------------------------------------------------ running
+    def stem_states(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The states the first block reads: [s0, s1] for two-input cells, [s] for one-input cells."""
+        s0 = self.stem(x)
+        if self.macro.kind == "nb201":
+            return [s0]
+        return [s0, s0] if self.stem1 is None else [s0, self.stem1(s0)]
+
+    def run_block(self, i: int, states: list[torch.Tensor], run_cell: CellRunner) -> list[torch.Tensor]:
+        """The states after block ``i``; the last one is its output."""
+        block = self.blocks[i]
+        if not isinstance(block, Cell):
+            return [block(states[-1])]
+        if block.inputs == 2:
+            return [states[-1], run_cell(block, states)]
+        return [run_cell(block, [states[-1]])]
+
+    def logits(self, last: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.global_pool(self.head_act(last)).flatten(1))  # (B, classes)
+
+    # ------------------------------------------------------------------------------------------ sizes
+    def check_input_size(self, height: int, width: int) -> None:
+        """Refuses sizes that a stride-2 block cannot halve (a factorized reduce's two branches, or a residual
+        block's pool and strided conv, would differ)."""
+        if not isinstance(height, int) or not isinstance(width, int):
+            return  # symbolic sizes while tracing: checked by the caller with concrete sizes
+        size = [height, width]
+        for layer, stride in self._strides():
+            if layer and (size[0] % 2 or size[1] % 2):
+                raise InvalidInputError(
+                    f"input size {height}x{width}: {layer} gets {size[0]}x{size[1]} feature maps, which it "
+                    f"cannot halve", f"use a size divisible by {self.size_divisor}")
+            size = [(s + stride - 1) // stride for s in size]
+
+    @property
+    def size_divisor(self) -> int:
+        divisor = 1
+        for _, stride in self._strides():
+            divisor *= stride
+        return divisor
+
+    def _strides(self) -> list[tuple[str | None, int]]:
+        """(name of a block that needs an even input or None, stride) in forward order."""
+        strides = [(None, 1)] if self.stem1 is None else [(None, 2), (None, 2), (None, 2)]
+        for i, block in enumerate(self.blocks):
+            if isinstance(block, Cell) and block.reduction:
+                strides.append((f"reduction cell {i}", 2))
+            elif not isinstance(block, Cell):
+                strides.append((f"residual block {i}", 2))
+        return strides

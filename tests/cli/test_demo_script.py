@@ -1,0 +1,58 @@
+"""scripts/demo.sh with a stand-in `dmc`: a failing stage fails the demo with its error, even the filtered one."""
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+DEMO = Path(__file__).parents[2] / "scripts" / "demo.sh"
+
+FAKE_DMC = """#!/usr/bin/env bash
+echo "$*" >> "$DMC_CALLS"
+if [ "$1 $2" = "detect train" ]; then
+    echo "mmengine noise"
+    [ -n "$DETECT_MAP" ] && echo "Epoch(val) [1][8/8]    coco/bbox_mAP: $DETECT_MAP  coco/bbox_mAP_50: 0.2"
+    echo "more noise"
+    if [ "$DETECT_STATUS" != 0 ]; then echo "error: CUDA out of memory, say"
+    elif [ -n "$DETECT_MAP" ]; then echo "done: checkpoints and logs in x"; fi
+    exit "$DETECT_STATUS"
+fi
+"""
+
+
+def _demo(tmp_path, status, mAP="0.1000"):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "dmc").write_text(FAKE_DMC)
+    (bin_dir / "dmc").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "DMC_CALLS": str(tmp_path / "calls"),
+           "DMC_DEMO_DIR": str(tmp_path / "demo"), "DETECT_STATUS": str(status), "DETECT_MAP": mAP}
+    result = subprocess.run(["bash", str(DEMO)], env=env, capture_output=True, text=True, timeout=60)
+    calls = (tmp_path / "calls").read_text().splitlines()
+    return result, calls
+
+
+def test_the_detector_stage_shows_only_its_map_lines(tmp_path):
+    result, calls = _demo(tmp_path, 0)
+    assert result.returncode == 0, result.stderr
+    assert "coco/bbox_mAP: 0.1000" in result.stdout and "done: checkpoints" in result.stdout
+    assert "noise" not in result.stdout + result.stderr
+    assert calls[-1].startswith("report ")
+    assert "mmengine noise" in (tmp_path / "demo" / "detect-train.log").read_text()
+
+
+@pytest.mark.parametrize("status", [1, 3])
+def test_a_failed_detector_run_fails_the_demo_with_its_error(tmp_path, status):
+    result, calls = _demo(tmp_path, status)
+    assert result.returncode == status
+    assert "error: CUDA out of memory, say" in result.stderr
+    assert "dmc detect train" in result.stderr and "detect-train.log" in result.stderr
+    assert not any(call.startswith("report ") for call in calls)
+
+
+def test_a_detector_log_without_map_fails_the_demo(tmp_path):
+    result, calls = _demo(tmp_path, 0, mAP="")
+    assert result.returncode == 1
+    assert "printed no line matching" in result.stderr
+    assert not any(call.startswith("report ") for call in calls)
