@@ -109,7 +109,7 @@ def test_validation_images_are_fixed_unaugmented_and_disjoint_from_training(toy_
 
     config = TrainConfig.for_dataset(toy_data, val_portion=0.25, seed=5)
     data = load_dataset(toy_data, augment=True)
-    (train_a, val_a), (train_b, val_b) = _splits(config, data), _splits(config, data)
+    (train_a, val_a), (_, val_b) = _splits(config, data), _splits(config, data)
     assert sorted(train_a.indices + val_a.indices) == list(range(32)) and len(val_a) == 8
     assert val_a.indices == val_b.indices  # depends only on the seed
     assert torch.equal(val_a[0][0], val_b[0][0])  # no random crop or flip on validation images
