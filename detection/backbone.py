@@ -17,7 +17,7 @@ from mmdet.registry import MODELS
 from mmengine.model import BaseModule
 from torch import nn
 
-from dmc.compiler import BuildArgs, CompiledNetwork, build_network
+from dmc.compiler import CompiledNetwork, build_network
 from dmc.compiler.saved import read_network_file
 from dmc.compiler.source import resolve_genotype
 from dmc.errors import InvalidInputError
@@ -41,23 +41,23 @@ def build_backbone_network(genotype=None, checkpoint: str | Path | None = None, 
     """
     if genotype is None and checkpoint is None:
         raise InvalidInputError("DmcBackbone needs a genotype or a checkpoint")
-    state = read_network_file(checkpoint) if checkpoint is not None else None
-    saved = Genotype.from_dict(state["genotype"], f"{checkpoint}: genotype") if state else None
+    file = read_network_file(checkpoint) if checkpoint is not None else None
+    saved = file.genotype if file else None
     chosen = _genotype(genotype) if genotype is not None else saved
     if saved is not None and chosen != saved:
         raise InvalidInputError(f"the genotype given does not match the one in {checkpoint}",
                                 "pass only the checkpoint, or the genotype it was trained with")
     if chosen.kind != "darts":
         raise InvalidInputError(f"DmcBackbone builds DARTS-family networks; got a {chosen.kind} genotype")
-    saved_args = BuildArgs.from_dict(state["build_args"]) if state else None
-    args = BuildArgs.defaults_for("imagenet").replace(
-        channels=channels or (saved_args.channels if saved_args else 16),
-        layers=layers or (saved_args.layers if saved_args else 8))
-    network = build_network(chosen, args)
-    if state is None:
+    saved_args = file.build_args if file else None
+    layers = layers or (saved_args.layers if saved_args else 8)
+    network = build_network(chosen, style="imagenet", channels=channels or (saved_args.channels if saved_args else 16),
+                            layers=layers,
+                            reductions=saved_args.reductions if saved_args and layers == saved_args.layers else None)
+    if file is None:
         return network, "randomly initialised"
     own = network.state_dict()
-    fitting = {k: v for k, v in state["model"].items()
+    fitting = {k: v for k, v in file.weights.items()
                if k in own and v.shape == own[k].shape and not k.startswith(("classifier.", "auxiliary_head."))}
     network.load_state_dict(fitting, strict=False)
     return network, f"{len(fitting)} of {len(own)} tensors loaded from {checkpoint}"

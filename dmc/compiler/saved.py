@@ -6,6 +6,7 @@ and the detection backbone rebuild a network from either file alone.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,27 +47,47 @@ def looks_like_network_file(path: str | Path) -> bool:
     return bool(head) and head.startswith(_TORCH_MAGICS)
 
 
-def read_network_file(path: str | Path) -> dict[str, Any]:
-    """Loads a network file or a `dmc train` checkpoint as data, with one-line errors."""
-    return load_checkpoint(path, NETWORK_FORMATS, "dmc network file or training checkpoint",
-                           "pass a file written by `dmc compile` or `dmc train`")
+@dataclass(frozen=True)
+class NetworkFile:
+    """A network file or training checkpoint, read and checked once: what :func:`load_network`, the exporter
+    and the detection backbone rebuild a network from."""
+
+    path: Path
+    genotype: Genotype
+    build_args: BuildArgs
+    weights: dict[str, Any]
+    data: dict[str, Any] | None
+    """The training data's description (image size, mean, std) of a training checkpoint; None otherwise."""
 
 
-def load_network(path: str | Path, strict: bool = True):
-    """Rebuilds the network of a network file or training checkpoint and loads its weights."""
-    from dmc.compiler import build_network
-
-    state = read_network_file(path)
+def read_network_file(path: str | Path) -> NetworkFile:
+    """Reads a network file or a `dmc train` checkpoint as data, with one-line errors."""
+    path = Path(path)
+    state = load_checkpoint(path, NETWORK_FORMATS, "dmc network file or training checkpoint",
+                            "pass a file written by `dmc compile` or `dmc train`")
     try:
         genotype = Genotype.from_dict(state["genotype"], f"{path}: genotype")
         args = BuildArgs.from_dict(state["build_args"])
+        weights = state["model"]
+        if not isinstance(weights, dict):
+            raise TypeError("model is not a mapping of tensors")
     except (KeyError, TypeError, GenotypeError) as exc:
         raise InvalidInputError(f"{path}: malformed network file ({exc})") from None
-    network = build_network(genotype, args)
+    data = state.get("data")
+    return NetworkFile(path, genotype, args, weights, data if isinstance(data, dict) else None)
+
+
+def load_network(source: str | Path | NetworkFile, strict: bool = True):
+    """Rebuilds the network of a network file or training checkpoint (a path or what
+    :func:`read_network_file` read) and loads its weights."""
+    from dmc.compiler import build_network
+
+    file = source if isinstance(source, NetworkFile) else read_network_file(source)
+    network = build_network(file.genotype, file.build_args)
     try:
-        network.load_state_dict(state["model"], strict=strict)
+        network.load_state_dict(file.weights, strict=strict)
     except (KeyError, RuntimeError) as exc:
         first = str(exc).strip().splitlines()[0]
-        raise InvalidInputError(f"{path}: the weights do not fit the network its genotype describes ({first[:200]})",
-                                "the file was edited or written by another dmc version") from None
+        raise InvalidInputError(f"{file.path}: the weights do not fit the network its genotype describes "
+                                f"({first[:200]})", "the file was edited or written by another dmc version") from None
     return network

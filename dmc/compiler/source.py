@@ -60,6 +60,6 @@ def network_from_source(source: str | Path, **build_overrides) -> NetworkSource:
             if overrides:
                 raise InvalidInputError(f"{path} already fixes the network's build arguments",
                                         f"drop {', '.join('--' + k.replace('_', '-') for k in overrides)}")
-            state = read_network_file(path)
-            return NetworkSource(load_network(path), True, state.get("data"))
+            file = read_network_file(path)
+            return NetworkSource(load_network(file), True, file.data)
     return NetworkSource(build_network(resolve_genotype(source), **overrides), False, None)
