@@ -5,20 +5,34 @@
     Genotype --build_network--> CompiledNetwork --train--> checkpoint --load_network--> CompiledNetwork
     CompiledNetwork --profile--> Profile
 
-ONNX export (``dmc.exporters.onnx.export_onnx``) and MMDetection (``dmc.detection``) build on these.
+ONNX export (``dmc.exporters.onnx.export_onnx``) and MMDetection (``dmc.detection``) build on these. The
+command line (``dmc.cli``) reaches the core only through this module.
 """
 
-from dmc.compiler import BuildArgs, CompiledNetwork, build_network, load_network, save_network
+from dmc.compiler import STYLES, BuildArgs, CompiledNetwork, build_network, load_network, save_network
+from dmc.compiler.source import network_from_source, resolve_genotype
 from dmc.data import DataBundle, load_dataset
+from dmc.data.detection_demo import DemoSpec, write_detection_demo
 from dmc.derive import derive
+from dmc.doctor import diagnose
 from dmc.genotype import Genotype, load_genotype, published_genotypes
-from dmc.profile import Profile, profile
-from dmc.search import BetaSchedule, SearchConfig, SearchResult, derive_run, search, search_seeds
-from dmc.space import SearchSpace, load_space
+from dmc.limits import MAX_INPUT_SIZE
+from dmc.outputs import refuse_overwriting_inputs
+from dmc.profile import Profile, count_macs, profile
+from dmc.report import write_report
+from dmc.search import (SCHEDULES, BetaSchedule, SearchConfig, SearchResult, derive_run, load_search_config, search,
+                        search_seeds)
+from dmc.search.beta import CONVENTIONS
+from dmc.space import SearchSpace, bundled_spaces, load_space
 from dmc.supernet import Supernet, build_supernet
 from dmc.train import TrainConfig, TrainResult, train
+from dmc.version import __version__
+from dmc.viz import visualize
 
-__all__ = ["BetaSchedule", "BuildArgs", "CompiledNetwork", "DataBundle", "Genotype", "Profile", "SearchConfig",
-           "SearchResult", "SearchSpace", "Supernet", "TrainConfig", "TrainResult", "build_supernet", "build_network",
-           "derive", "derive_run", "load_dataset", "load_genotype", "load_network", "load_space", "profile",
-           "published_genotypes", "save_network", "search", "search_seeds", "train"]
+__all__ = ["CONVENTIONS", "MAX_INPUT_SIZE", "SCHEDULES", "STYLES", "BetaSchedule", "BuildArgs", "CompiledNetwork",
+           "DataBundle", "DemoSpec", "Genotype", "Profile", "SearchConfig", "SearchResult", "SearchSpace", "Supernet",
+           "TrainConfig", "TrainResult", "__version__", "build_network", "build_supernet", "bundled_spaces",
+           "count_macs", "derive", "derive_run", "diagnose", "load_dataset", "load_genotype", "load_network",
+           "load_search_config", "load_space", "network_from_source", "profile", "published_genotypes",
+           "refuse_overwriting_inputs", "resolve_genotype", "save_network", "search", "search_seeds", "train",
+           "visualize", "write_detection_demo", "write_report"]

@@ -52,3 +52,14 @@ def test_importing_the_core_and_cli_loads_no_heavy_stack():
             f"print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="/")
     assert out.stdout.strip() == "[]"
+
+
+CLI_DOOR = ("dmc.api", "dmc.errors", "dmc.cli")
+
+
+def test_cli_reaches_the_core_only_through_the_public_api():
+    """CLI files import dmc.api, dmc.errors and dmc.cli.* only (plugins lazily, inside commands)."""
+    for path in (ROOT / "dmc" / "cli").rglob("*.py"):
+        core = {n for n in _imports(path, top_level_only=False)
+                if _matches(n, ("dmc",)) and not _matches(n, CLI_DOOR + PLUGINS)}
+        assert not core, f"{path.relative_to(ROOT)} imports {sorted(core)}: go through dmc.api"

@@ -12,8 +12,8 @@ import typer
 from typer import _click  # typer vendors click: its usage errors are click's exceptions
 from typer.core import TyperGroup
 
+from dmc.api import __version__
 from dmc.errors import DmcError
-from dmc.version import __version__
 
 F = TypeVar("F", bound=Callable)
 

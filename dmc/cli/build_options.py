@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from dmc.compiler import STYLES
+from dmc.api import STYLES
 from dmc.errors import InvalidInputError
 
 Style = typer.Option(None, help=f"Network family: {', '.join(STYLES)} [cifar; nb201 for NB201 genotypes].")

@@ -6,14 +6,9 @@ from pathlib import Path
 
 import typer
 
+from dmc.api import MAX_INPUT_SIZE, build_network, count_macs, load_space, resolve_genotype, save_network
 from dmc.cli.app import command
 from dmc.cli.build_options import Auxiliary, Channels, Classes, Layers, Reductions, Style, build_overrides
-from dmc.compiler import build_network
-from dmc.compiler import save_network
-from dmc.compiler.source import resolve_genotype
-from dmc.limits import MAX_INPUT_SIZE
-from dmc.profile import count_macs
-from dmc.space import load_space
 
 
 @command(name="compile")

@@ -20,7 +20,7 @@ def detection_demo(
     seed: int = typer.Option(0, help="Random seed."),
 ) -> None:
     """Digits on cluttered canvases, several per image, as a COCO-format detection set."""
-    from dmc.data.detection_demo import DemoSpec, write_detection_demo
+    from dmc.api import DemoSpec, write_detection_demo
 
     paths = write_detection_demo(out, DemoSpec(train_images=train_images, val_images=val_images, size=size,
                                                seed=seed))

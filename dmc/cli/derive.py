@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
+from dmc.api import derive_run
 from dmc.cli.app import command
-from dmc.search import derive_run
 
 
 @command(name="derive")

@@ -6,8 +6,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from dmc.api import diagnose
 from dmc.cli.app import command
-from dmc.doctor import diagnose
 
 
 @command()

@@ -6,11 +6,10 @@ from pathlib import Path
 
 import typer
 
+from dmc.api import network_from_source, refuse_overwriting_inputs
 from dmc.cli.app import command
 from dmc.cli.build_options import Channels, Classes, Layers, Style, build_overrides
-from dmc.compiler.source import network_from_source
 from dmc.errors import InvalidInputError
-from dmc.outputs import refuse_overwriting_inputs
 
 
 def _indices(text: str | None, stages: int) -> list[int] | None:

@@ -6,11 +6,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from dmc.api import MAX_INPUT_SIZE, network_from_source, profile
 from dmc.cli.app import command
 from dmc.cli.build_options import Channels, Classes, Layers, Style, build_overrides
-from dmc.compiler.source import network_from_source
-from dmc.limits import MAX_INPUT_SIZE
-from dmc.profile import profile
 
 
 @command(name="profile")

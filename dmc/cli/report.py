@@ -15,7 +15,7 @@ def report_command(
     demo_dir: Path = typer.Argument(..., help="A folder written by `make demo` (scripts/demo.sh)."),
 ) -> None:
     """Write DEMO_DIR/report.md: search (DARTS- vs DARTS), training, ONNX, detection, with pictures."""
-    from dmc.report import write_report
+    from dmc.api import write_report
 
     if not demo_dir.is_dir():
         raise InvalidInputError(f"{demo_dir}: no such folder", "pass the folder `make demo` printed at its end")

@@ -8,13 +8,12 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from dmc.api import CONVENTIONS, SCHEDULES, SearchConfig, load_search_config, search_seeds
+from dmc.api import search as run_search
 from dmc.cli.app import command
 from dmc.cli.progress import epoch_progress
 from dmc.cli.run_options import BatchSize, DataRoot, Dataset, Deterministic, Device, Seed
 from dmc.errors import InvalidInputError
-from dmc.search import SCHEDULES, SearchConfig, load_search_config, search_seeds
-from dmc.search.beta import CONVENTIONS
-from dmc.search import search as run_search
 
 
 def _seeds(text: str | None) -> list[int] | None:

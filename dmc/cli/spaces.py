@@ -9,8 +9,8 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from dmc.api import bundled_spaces, load_space
 from dmc.cli.app import command, sub_app
-from dmc.space import bundled_spaces, load_space
 
 spaces_app = sub_app("spaces", "List, show and validate search-space specs.")
 

@@ -8,12 +8,11 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from dmc.api import TrainConfig, resolve_genotype, train
 from dmc.cli.app import command
 from dmc.cli.progress import epoch_progress
 from dmc.cli.run_options import BatchSize, DataRoot, Dataset, Deterministic, Device, Seed
-from dmc.compiler.source import resolve_genotype
 from dmc.errors import InvalidInputError
-from dmc.train import TrainConfig, train
 
 
 @command(name="train")

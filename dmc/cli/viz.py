@@ -15,7 +15,7 @@ def viz_command(
     out: Path = typer.Option(None, "--out", "-o", help="Folder for the pictures [RUN_DIR/viz, or ./viz-<name>]."),
 ) -> None:
     """Draw derived cells (PNG + SVG), alpha trajectories per edge and the beta curve (PNG)."""
-    from dmc.viz import visualize
+    from dmc.api import visualize
 
     path = Path(source)
     out = out or (path / "viz" if path.is_dir() else Path(f"viz-{path.stem if path.exists() else source}"))
