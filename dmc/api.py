@@ -10,7 +10,7 @@ command line (``dmc.cli``) reaches the core only through this module.
 """
 
 from dmc.compiler import STYLES, BuildArgs, CompiledNetwork, build_network, load_network, save_network
-from dmc.compiler.source import network_from_source, resolve_genotype
+from dmc.compiler.source import genotype_or_network, network_from_source, resolve_genotype
 from dmc.data import DataBundle, load_dataset
 from dmc.data.detection_demo import DemoSpec, write_detection_demo
 from dmc.derive import derive
@@ -29,10 +29,10 @@ from dmc.train import TrainConfig, TrainResult, train
 from dmc.version import __version__
 from dmc.viz import visualize
 
-__all__ = ["CONVENTIONS", "MAX_INPUT_SIZE", "SCHEDULES", "STYLES", "BetaSchedule", "BuildArgs", "CompiledNetwork",
-           "DataBundle", "DemoSpec", "Genotype", "Profile", "SearchConfig", "SearchResult", "SearchSpace", "Supernet",
-           "TrainConfig", "TrainResult", "__version__", "build_network", "build_supernet", "bundled_spaces",
-           "count_macs", "derive", "derive_run", "diagnose", "load_dataset", "load_genotype", "load_network",
-           "load_search_config", "load_space", "network_from_source", "profile", "published_genotypes",
-           "refuse_overwriting_inputs", "resolve_genotype", "save_network", "search", "search_seeds", "train",
-           "visualize", "write_detection_demo", "write_report"]
+__all__ = ["CONVENTIONS", "MAX_INPUT_SIZE", "SCHEDULES", "STYLES", "__version__", "BetaSchedule", "BuildArgs",
+           "CompiledNetwork", "DataBundle", "DemoSpec", "Genotype", "Profile", "SearchConfig", "SearchResult",
+           "SearchSpace", "Supernet", "TrainConfig", "TrainResult", "build_network", "build_supernet",
+           "bundled_spaces", "count_macs", "derive", "derive_run", "diagnose", "genotype_or_network", "load_dataset",
+           "load_genotype", "load_network", "load_search_config", "load_space", "network_from_source", "profile",
+           "published_genotypes", "refuse_overwriting_inputs", "resolve_genotype", "save_network", "search",
+           "search_seeds", "train", "visualize", "write_detection_demo", "write_report"]

@@ -205,6 +205,8 @@ class RunFolder:
         self.path, self.kind = Path(path), kind
         self.config_path, self.space_path = self.path / "config.json", self.path / "space.yaml"
         self.last, self.best = self.path / "last.pt", self.path / "best.pt"
+        self.init = self.path / "init.pt"
+        """Training runs of a given network: its starting weights (a network file)."""
 
     def claim(self) -> None:
         """Creates the folder for a new run; refuses one that already holds a run."""

@@ -41,9 +41,9 @@ for run in darts-minus darts; do
     dmc derive "$out/search-$run" -o "$out/$run.genotype.json"
 done
 echo "== 4a. compile the DARTS- genotype into a standalone network =="
-dmc compile "$out/darts-minus.genotype.json" --channels 16 --layers 8 -o "$out/darts-minus.pt"
-echo "== 4b. train the DARTS- network (digits preset: 16 channels, 8 cells; 4 epochs) =="
-dmc train "$out/darts-minus.genotype.json" --dataset digits --epochs 4 --out "$out/train"
+dmc compile "$out/darts-minus.genotype.json" --channels 16 --layers 8 --auxiliary -o "$out/darts-minus.pt"
+echo "== 4b. train the compiled DARTS- network (16 channels, 8 cells, auxiliary head; 4 epochs) =="
+dmc train "$out/darts-minus.pt" --dataset digits --epochs 4 --out "$out/train"
 echo "== 5. export to ONNX, checked against onnxruntime =="
 dmc export "$out/train/best.pt" --onnx "$out/darts-minus.onnx"
 echo "== 6. RetinaNet with the DARTS- backbone on the detection demo set =="

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from dmc.api import TrainConfig, resolve_genotype, train
+from dmc.api import CompiledNetwork, TrainConfig, genotype_or_network, train
 from dmc.cli.app import command
 from dmc.cli.progress import epoch_progress
 from dmc.cli.run_options import BatchSize, DataRoot, Dataset, Deterministic, Device, Seed
@@ -17,7 +17,8 @@ from dmc.errors import InvalidInputError
 
 @command(name="train")
 def train_command(
-    genotype: str = typer.Argument(None, help="Genotype file or published name (DARTS_V2, cifar10_s3_0, ...)."),
+    genotype: str = typer.Argument(None, help="Genotype file or published name (DARTS_V2, cifar10_s3_0, ...), or "
+                                              "a network file of `dmc compile` (trained as compiled, from its weights)."),
     dataset: str = Dataset,
     data_root: str = DataRoot,
     out: Path = typer.Option(None, "--out", "-o", help="Run folder (default: runs/train-<genotype>-<time>)."),
@@ -38,7 +39,7 @@ def train_command(
     device: str = Device,
     deterministic: bool = Deterministic,
 ) -> None:
-    """Train a genotype's network from scratch and report its top-1 test accuracy."""
+    """Train a genotype's network from scratch (or a `dmc compile` network file) and report its top-1 test accuracy."""
     console = Console()
     if resume is not None:
         if genotype is not None:
@@ -48,7 +49,12 @@ def train_command(
     else:
         if genotype is None:
             raise InvalidInputError("no genotype given", "pass a genotype file or a published name, e.g. DARTS_V2")
-        g = resolve_genotype(genotype)
+        g = genotype_or_network(genotype)
+        given = {"--style": style, "--channels": channels, "--layers": layers, "--auxiliary": auxiliary}
+        if isinstance(g, CompiledNetwork) and any(v is not None for v in given.values()):
+            raise InvalidInputError(f"{genotype} already fixes the network's build arguments",
+                                    f"drop {', '.join(k for k, v in given.items() if v is not None)}, or train the "
+                                    "genotype instead")
         config = TrainConfig.for_dataset(
             dataset or "digits", data_root=data_root, style=style,
             epochs=epochs, batch_size=batch_size, channels=channels, layers=layers, lr=lr, auxiliary=auxiliary,

@@ -20,9 +20,10 @@ def drop_path(x: torch.Tensor, drop_prob: float) -> torch.Tensor:
 def derived_cell(genotype: CellGenotype, inputs: int, slot: CellSlot) -> Cell:
     """The cell of ``genotype`` at ``slot``: node n sums its chosen (op, input) edges."""
     ops = [op for op, _ in genotype.edges]
-    return Cell([[j for _, j in node] for node in genotype.nodes], genotype.concat, inputs, slot.channels,
-                slot.in_channels, lambda e, stride: OPS[ops[e]].build(slot.channels, slot.channels, stride, affine=True),
-                slot.reduction, slot.reduction_prev, affine=True)
+    c = slot.channels
+    return Cell([[j for _, j in node] for node in genotype.nodes], genotype.concat, inputs, c, slot.in_channels,
+                lambda e, stride: OPS[ops[e]].build(c, c, stride, affine=True), slot.reduction, slot.reduction_prev,
+                affine=True)
 
 
 def run_derived_cell(cell: Cell, inputs: list[torch.Tensor], drop_prob: float) -> torch.Tensor:

@@ -63,3 +63,11 @@ def network_from_source(source: str | Path, **build_overrides) -> NetworkSource:
             file = read_network_file(path)
             return NetworkSource(load_network(file), True, file.data)
     return NetworkSource(build_network(resolve_genotype(source), **overrides), False, None)
+
+
+def genotype_or_network(source: str | Path) -> Genotype | CompiledNetwork:
+    """A `dmc compile` / `dmc train` file as its network, weights included, or a genotype (file or published name)."""
+    path = Path(source)
+    if path.is_file() and looks_like_network_file(path):
+        return load_network(read_network_file(path))
+    return resolve_genotype(source)

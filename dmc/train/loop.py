@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from dmc.compiler import build_args_for, build_network
+from dmc.compiler import CompiledNetwork, build_args_for, build_network, load_network, save_network
 from dmc.compiler.saved import network_record
 from dmc.data import DataBundle, load_dataset
 from dmc.data.cutout import CutoutDataset
@@ -55,28 +55,44 @@ def load_train_checkpoint(path: str | Path) -> dict[str, Any]:
     return TRAIN_RUN.load(path)
 
 
-def train(genotype: Genotype | None, config: TrainConfig, run_dir: str | Path, resume: bool = False,
-          on_event=None) -> TrainResult:
-    """Trains ``genotype``'s network with ``config`` into ``run_dir``, or continues it with ``resume``
-    (then ``genotype`` and ``config`` come from the run folder). ``on_event`` is called as in search."""
+def train(source: Genotype | CompiledNetwork | str | Path | None, config: TrainConfig, run_dir: str | Path,
+          resume: bool = False, on_event=None) -> TrainResult:
+    """Trains ``source`` with ``config`` into ``run_dir``, or continues it with ``resume`` (then everything comes
+    from the run folder). ``on_event`` is called as in search.
+
+    ``source`` is a genotype (built with the config's style, channels, layers and auxiliary head, as searched
+    otherwise), or a compiled network or network file (`dmc compile`, `dmc train`): then that network, weights
+    included, is what trains, and the config's build settings are not used; its classes and input channels
+    must be the dataset's. Its starting weights are kept in the run folder as ``init.pt``.
+    """
     folder = RunFolder(run_dir, TRAIN_RUN)
     on_event = on_event or (lambda kind, **info: None)
+    init = None
     if resume:
-        genotype, config, state = _resume(folder)
+        genotype, config, state, init = _resume(folder)
     else:
         config.validate()
+        if isinstance(source, (str, Path)):
+            source = load_network(source)
+        if isinstance(source, CompiledNetwork):
+            genotype, init = source.genotype, source
+        else:
+            genotype = source
         folder.claim()
+        if init is not None:
+            save_network(init, folder.init)
         state = None
     deterministic_before = torch.are_deterministic_algorithms_enabled()
     try:
-        return _train(genotype, config, folder, state, on_event)
+        return _train(genotype, config, folder, state, on_event, init)
     finally:
         torch.use_deterministic_algorithms(deterministic_before)
 
 
-def _resume(folder: RunFolder) -> tuple[Genotype, TrainConfig, dict[str, Any] | None]:
-    """Genotype, settings and checkpoint state of an interrupted run: from its newest checkpoint, or from
-    ``config.json`` alone when it was stopped before its first epoch ended (it then starts over)."""
+def _resume(folder: RunFolder) -> tuple[Genotype, TrainConfig, dict[str, Any] | None, CompiledNetwork | None]:
+    """Genotype, settings, checkpoint state and starting network (None: built from the genotype) of an
+    interrupted run: from its newest checkpoint, or from ``config.json`` (and ``init.pt``) alone when it was
+    stopped before its first epoch ended (it then starts over)."""
     state = folder.resume_state()
     if state is not None:
         saved, source = state, str(folder.last)
@@ -85,7 +101,8 @@ def _resume(folder: RunFolder) -> tuple[Genotype, TrainConfig, dict[str, Any] | 
     config = TrainConfig.from_dict(saved.get("config"), source)
     if not isinstance(saved.get("genotype"), dict):
         raise DamagedRunFile(f"{source}: damaged (no genotype)")
-    return Genotype.from_dict(saved["genotype"], f"{source}: genotype"), config, state
+    init = load_network(folder.init) if folder.init.is_file() else None
+    return Genotype.from_dict(saved["genotype"], f"{source}: genotype"), config, state, init
 
 
 def _splits(config: TrainConfig, data: DataBundle) -> tuple[Dataset, Dataset | None]:
@@ -103,7 +120,8 @@ def _splits(config: TrainConfig, data: DataBundle) -> tuple[Dataset, Dataset | N
     return Subset(data.train, order[held_out:]), Subset(plain, order[:held_out])
 
 
-def _train(genotype: Genotype, config: TrainConfig, folder: RunFolder, state, on_event) -> TrainResult:
+def _train(genotype: Genotype, config: TrainConfig, folder: RunFolder, state, on_event,
+           init: CompiledNetwork | None) -> TrainResult:
     from torch.utils.tensorboard import SummaryWriter
 
     run_dir = folder.path
@@ -119,10 +137,19 @@ def _train(genotype: Genotype, config: TrainConfig, folder: RunFolder, state, on
     val_loader = None if val_images is None else DataLoader(val_images, config.batch_size * 2,
                                                             num_workers=config.num_workers)
 
-    args = build_args_for(genotype, style=config.style, num_classes=data.num_classes, channels=config.channels,
-                          layers=config.layers, auxiliary=config.auxiliary and genotype.kind != "nb201",
-                          in_channels=data.in_channels)
-    model = build_network(genotype, args).to(device)
+    if init is None:
+        args = build_args_for(genotype, style=config.style, num_classes=data.num_classes, channels=config.channels,
+                              layers=config.layers, auxiliary=config.auxiliary and genotype.kind != "nb201",
+                              in_channels=data.in_channels)
+        model = build_network(genotype, args).to(device)
+    else:
+        args, model = init.build_args, init.to(device)
+        if (args.num_classes, args.in_channels) != (data.num_classes, data.in_channels):
+            raise InvalidInputError(
+                f"the network has {args.num_classes} classes and {args.in_channels} input channels, "
+                f"{config.dataset} has {data.num_classes} and {data.in_channels}",
+                f"compile it with --classes {data.num_classes} (and the dataset's input channels), or train the "
+                "genotype")
     model.check_input_size(data.image_size, data.image_size)
     optimizer = torch.optim.SGD(model.parameters(), config.lr, momentum=config.momentum,
                                 weight_decay=config.weight_decay)

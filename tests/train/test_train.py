@@ -133,3 +133,33 @@ def test_without_a_validation_split_best_is_the_last_epoch(tmp_path, toy_data, c
 def test_wrongly_typed_or_out_of_range_train_settings(data, message):
     with pytest.raises(InvalidInputError, match=message):
         TrainConfig.from_dict(data, "run/config.json")
+
+
+def test_a_compiled_network_file_trains_as_compiled_from_its_weights(tmp_path, toy_data, cli):
+    from dmc.compiler import build_network, save_network
+
+    torch.manual_seed(3)
+    compiled = build_network(DARTS_V2, channels=4, layers=3, num_classes=2, auxiliary=True)
+    path = save_network(compiled, tmp_path / "net.pt")
+    config = TrainConfig.for_dataset(toy_data, epochs=1, batch_size=8, cutout=4, deterministic=True)
+    result = train(path, config, tmp_path / "run")  # the config's 16 channels / 8 cells are not used
+    trained = load_network(result.run_dir / "last.pt")
+    assert trained.build_args == compiled.build_args and trained.auxiliary_head is not None
+    start = load_network(result.run_dir / "init.pt")
+    for key, value in compiled.state_dict().items():
+        assert torch.equal(start.state_dict()[key], value), key  # training started from the file's weights
+    assert not torch.equal(trained.state_dict()["classifier.weight"], compiled.state_dict()["classifier.weight"])
+
+    # stopped before its first epoch ended: resume starts over from init.pt, not from a fresh initialisation
+    (result.run_dir / "last.pt").unlink()
+    (result.run_dir / "best.pt").unlink()
+    (result.run_dir / "history.jsonl").unlink()
+    again = train(None, TrainConfig(), result.run_dir, resume=True)
+    assert torch.equal(load_network(again.run_dir / "last.pt").state_dict()["classifier.weight"],
+                       trained.state_dict()["classifier.weight"])
+
+    ten = save_network(build_network(DARTS_V2, channels=4, layers=3), tmp_path / "ten.pt")
+    with pytest.raises(InvalidInputError, match="the network has 10 classes"):
+        train(ten, config, tmp_path / "wrong")
+    refused = cli("train", str(path), "--dataset", toy_data, "--channels", "8", "-o", str(tmp_path / "cli"))
+    assert refused.exit_code == 2 and "already fixes the network's build arguments" in refused.stderr
