@@ -62,10 +62,6 @@ class Macro:
             return self.reductions
         return (self.layers // 3, 2 * self.layers // 3)
 
-    def replace(self, **changes: Any) -> Macro:
-        """A copy with the fields given (None = keep) changed."""
-        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
-
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["reductions"] = None if self.reductions is None else list(self.reductions)
