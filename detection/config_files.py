@@ -20,7 +20,7 @@ import yaml
 from mmengine.config import Config
 
 from dmc.errors import DmcError, InvalidInputError
-from dmc.io import parse_json, read_text, read_yaml
+from dmc.io import YamlDataError, YamlDataLoader, parse_json, parse_yaml, read_text
 
 PYTHON_SUFFIXES = (".py",)
 DATA_SUFFIXES = (".yaml", ".yml", ".json")
@@ -74,33 +74,23 @@ def _python_config(path: Path, text: str) -> Config:
                                 f"{_first_line(exc)}", "fix the config") from None
 
 
-class _TupleLoader(yaml.SafeLoader):
-    """``yaml.safe_load`` plus ``!!python/tuple``: a tuple of data, as mmengine writes YAML configs, and as
-    mmcv's transforms need sizes (``Resize(scale=...)``)."""
+class _TupleLoader(YamlDataLoader):
+    """dmc's YAML data loader plus ``!!python/tuple``: a tuple of data, as mmengine writes YAML configs, and as
+    mmcv's transforms need sizes (``Resize(scale=...)``). Any other Python tag is refused."""
+
+
+def _python_tag(loader: _TupleLoader, suffix: str, node: yaml.Node):
+    raise YamlDataError("a Python tag in a YAML config (YAML configs are data: nothing in them runs)",
+                        "remove the tag; code belongs in a Python config you trust", node.start_mark)
 
 
 _TupleLoader.add_constructor("tag:yaml.org,2002:python/tuple",
                              lambda loader, node: tuple(loader.construct_sequence(node, deep=True)))
-
-
-def _read_yaml(path: Path, text: str) -> Any:
-    try:
-        return yaml.load(text, Loader=_TupleLoader)
-    except yaml.constructor.ConstructorError as exc:
-        mark = exc.problem_mark
-        if mark is not None and "tag:yaml.org,2002:python/" in str(exc.problem):
-            raise InvalidInputError(f"{path}: line {mark.line + 1}, column {mark.column + 1}: a Python tag in a "
-                                    "YAML config (YAML configs are data: nothing in them runs)",
-                                    "remove the tag; code belongs in a Python config you trust") from None
-        read_yaml(path)  # refuses whatever the tuple-aware loader refused, naming the file, line and problem
-        raise
-    except (yaml.YAMLError, RecursionError):
-        read_yaml(path)
-        raise
+_TupleLoader.add_multi_constructor("tag:yaml.org,2002:python/", _python_tag)
 
 
 def _data_config(path: Path, text: str) -> Config:
-    data = parse_json(text, str(path)) if path.suffix == ".json" else _read_yaml(path, text)
+    data = parse_json(text, str(path)) if path.suffix == ".json" else parse_yaml(text, str(path), loader=_TupleLoader)
     if not isinstance(data, dict):
         raise InvalidInputError(f"{path}: expected a mapping of settings at the top level")
     check_data_config(data, str(path))

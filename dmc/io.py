@@ -97,11 +97,15 @@ def read_text(path: str | Path, what: str = "file", error: type[InvalidInputErro
                     f"pass a UTF-8 text {what}") from None
 
 
-class _DuplicateKeyError(yaml.constructor.ConstructorError):
-    pass
+class YamlDataError(yaml.constructor.ConstructorError):
+    """A YAML document that parses but is not acceptable data; ``problem`` and ``hint`` become the one-line error."""
+
+    def __init__(self, problem: str, hint: str, mark):
+        super().__init__(None, None, problem, mark)
+        self.hint = hint
 
 
-class _DataLoader(yaml.SafeLoader):
+class YamlDataLoader(yaml.SafeLoader):
     """``yaml.safe_load``'s loader, refusing duplicate mapping keys (YAML forbids them; PyYAML would silently
     keep the last one, so a setting written twice would be half ignored)."""
 
@@ -118,21 +122,26 @@ class _DataLoader(yaml.SafeLoader):
                 except TypeError:  # unhashable: the base constructor refuses it with its own message
                     continue
                 if duplicate:
-                    raise _DuplicateKeyError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+                    raise YamlDataError(f"duplicate key {key!r}", "give each key once", key_node.start_mark)
         return super().construct_mapping(node, deep)
 
 
 def read_yaml(path: str | Path, error: type[InvalidInputError] = InvalidInputError) -> Any:
     """Parses a YAML file as data (safe loading, duplicate keys refused); unreadable files, syntax errors
     and duplicate keys raise ``error`` naming the file, and the line and column of the problem."""
-    path = Path(path)
-    text = read_text(path, "YAML file", error)
+    return parse_yaml(read_text(path, "YAML file", error), str(path), error)
+
+
+def parse_yaml(text: str, source: str, error: type[InvalidInputError] = InvalidInputError,
+               loader: type[YamlDataLoader] = YamlDataLoader) -> Any:
+    """Parses YAML text from ``source`` (a file name, for errors) with ``loader`` (a :class:`YamlDataLoader`,
+    possibly with more data constructors), with the errors of :func:`read_yaml`."""
+    path = source
     try:
-        return yaml.load(text, Loader=_DataLoader)
-    except _DuplicateKeyError as exc:
+        return yaml.load(text, Loader=loader)
+    except YamlDataError as exc:
         mark = exc.problem_mark
-        raise error(f"{path}: line {mark.line + 1}, column {mark.column + 1}: {exc.problem}",
-                    "give each key once") from None
+        raise error(f"{path}: line {mark.line + 1}, column {mark.column + 1}: {exc.problem}", exc.hint) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

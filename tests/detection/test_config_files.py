@@ -100,3 +100,13 @@ def test_help_says_python_configs_are_code(cli):
         result = cli(*args)
         text = " ".join(result.output.replace("│", " ").split())
         assert result.exit_code == 0 and "code" in text and "configs you trust" in text
+
+
+def test_yaml_configs_refuse_duplicate_keys_like_every_dmc_yaml_file(tmp_path):
+    path = tmp_path / "twice.yaml"
+    path.write_text("work_dir: a\nmodel: {type: RetinaNet}\nwork_dir: b\n")
+    with pytest.raises(InvalidInputError, match="twice.yaml: line 3, column 1: duplicate key 'work_dir'"):
+        load_config(path)
+    tuples = tmp_path / "tuples.yaml"
+    tuples.write_text("scale: !!python/tuple [128, 96]\n")
+    assert load_config(tuples).scale == (128, 96)  # mmengine's !!python/tuple stays data
