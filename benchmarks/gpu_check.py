@@ -24,10 +24,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from search_step import PaperArchitect, PaperMixedEdge  # noqa: E402
 
 from dmc.kernels import fused_mixed_sum, mixed_sum, native  # noqa: E402
+from dmc.network import Cell  # noqa: E402
 from dmc.search.architect import Architect  # noqa: E402
 from dmc.space import load_space  # noqa: E402
 from dmc.supernet import build_supernet, compile_backend, compile_edges  # noqa: E402
-from dmc.network import Cell  # noqa: E402
 
 
 def cuda_ms(fn, repeats=20, warmup=3):

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dmc.compiler.saved import looks_like_network_file
 from dmc.detection.backbone import backbone_channels, build_backbone_network
 from dmc.detection.coco import category_names
+
+from dmc.compiler.saved import looks_like_network_file
 from dmc.errors import InvalidInputError
 from dmc.io import atomic_write_text
 from dmc.outputs import refuse_overwriting_inputs
@@ -103,7 +104,7 @@ def retinanet_config(source: str | Path, cfg: DetectionConfig) -> dict[str, Any]
         backbone_args["genotype"] = str(path.resolve()) if path.exists() else str(source)
     network, _ = build_backbone_network(backbone_args.get("genotype"), backbone_args.get("checkpoint"),
                                         cfg.channels, cfg.layers)
-    backbone_args.update(channels=network.build_args.channels, layers=network.build_args.layers,
+    backbone_args.update(channels=network.build_args.macro.channels, layers=network.build_args.macro.layers,
                          out_indices=tuple(cfg.out_indices), frozen_stages=-1, norm_eval=False)
     stages = len(network.feature_info)
     if any(not 0 <= i < stages for i in cfg.out_indices):

@@ -19,7 +19,6 @@ from mmengine.logging.history_buffer import HistoryBuffer
 
 from dmc.errors import InvalidInputError
 
-
 # HistoryBuffer fills _statistics_methods with these four only when a first buffer is made.
 _BUILTIN_STATISTICS = ("min", "max", "current", "mean")
 

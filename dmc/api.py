@@ -9,8 +9,19 @@ ONNX export (``dmc.exporters.onnx.export_onnx``) and MMDetection (``dmc.detectio
 command line (``dmc.cli``) reaches the core only through this module.
 """
 
-from dmc.compiler import STYLES, BuildArgs, CompiledNetwork, build_network, load_network, save_network
-from dmc.compiler.source import genotype_or_network, network_from_source, resolve_genotype
+from dmc.compiler import (
+                        STYLES,
+                        BuildArgs,
+                        CompiledNetwork,
+                        build_network,
+                        load_network,
+                        save_network,
+)
+from dmc.compiler.source import (
+                        genotype_or_network,
+                        network_from_source,
+                        resolve_genotype,
+)
 from dmc.data import DataBundle, load_dataset
 from dmc.data.detection_demo import DemoSpec, write_detection_demo
 from dmc.derive import derive
@@ -20,8 +31,16 @@ from dmc.limits import MAX_INPUT_SIZE
 from dmc.outputs import refuse_overwriting_inputs
 from dmc.profile import Profile, count_macs, profile
 from dmc.report import write_report
-from dmc.search import (SCHEDULES, BetaSchedule, SearchConfig, SearchResult, derive_run, load_search_config, search,
-                        search_seeds)
+from dmc.search import (
+                        SCHEDULES,
+                        BetaSchedule,
+                        SearchConfig,
+                        SearchResult,
+                        derive_run,
+                        load_search_config,
+                        search,
+                        search_seeds,
+)
 from dmc.search.beta import CONVENTIONS
 from dmc.space import SearchSpace, bundled_spaces, load_space
 from dmc.supernet import Supernet, build_supernet

@@ -6,33 +6,47 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
+from dmc.chain_genotype import ChainGenotype
+from dmc.chain_space import ChainSpace
 from dmc.errors import InvalidInputError
 from dmc.genotype import CellGenotype, Genotype
 from dmc.ops import OPS
 from dmc.space import SearchSpace
 
 
-def edge_weights(alpha: torch.Tensor, space: SearchSpace, cell_type: str) -> list[torch.Tensor]:
-    """Softmax of each edge's logits over that edge's own candidates (``alpha`` may be padded)."""
-    spec = space.cell(cell_type)
-    if alpha.dim() != 2 or alpha.shape[0] != len(spec.edges) or alpha.shape[1] < max(map(len, spec.edges)):
+def edge_weights(alpha: torch.Tensor, space: SearchSpace | ChainSpace, group: str) -> list[torch.Tensor]:
+    """Softmax of each row's logits (an edge, or a chain layer) over its own candidates (``alpha`` may be
+    padded)."""
+    rows = space.candidates(group)
+    what = "layers" if isinstance(space, ChainSpace) else "edges"
+    if alpha.dim() != 2 or alpha.shape[0] != len(rows) or alpha.shape[1] < max(map(len, rows)):
         raise InvalidInputError(
-            f"{cell_type} architecture weights have shape {tuple(alpha.shape)}, but space {space.name!r} has "
-            f"{len(spec.edges)} edges with up to {max(map(len, spec.edges))} candidates",
+            f"{group} architecture weights have shape {tuple(alpha.shape)}, but space {space.name!r} has "
+            f"{len(rows)} {what} with up to {max(map(len, rows))} candidates",
             "derive with the space the search ran in")
-    return [alpha[e, : len(ops)].float().softmax(-1) for e, ops in enumerate(spec.edges)]
+    return [alpha[e, : len(ops)].float().softmax(-1) for e, ops in enumerate(rows)]
 
 
-def derive(alphas: Mapping[str, torch.Tensor], space: SearchSpace) -> Genotype:
-    """Turns architecture logits (``{"normal": (E, K), "reduce": (E, K)}``) into a genotype.
+def derive(alphas: Mapping[str, torch.Tensor], space: SearchSpace | ChainSpace) -> Genotype | ChainGenotype:
+    """Turns architecture logits (``{"normal": (E, K), "reduce": (E, K)}``, or ``{"layers": (L, K)}``) into a
+    genotype.
 
     ``top_k`` (DARTS): for each node keep the k incoming edges whose strongest non-'none' op weighs most,
     each with that op. ``all`` (NAS-Bench-201): every edge keeps its strongest op, 'none' included.
+    Chain spaces: every layer keeps its strongest op, 'skip' included (a skip that keeps the shape removes
+    the layer, so the depth is searched too).
     """
+    for group in space.alpha_groups:
+        if group not in alphas:
+            raise InvalidInputError(f"no architecture weights for the {group} " +
+                                    ("layers" if isinstance(space, ChainSpace) else "cell"))
+    if isinstance(space, ChainSpace):
+        weights = edge_weights(alphas["layers"].detach().cpu(), space, "layers")
+        layers = tuple(ops[max(range(len(ops)), key=lambda k: (w[k].item(), -k))]
+                       for w, ops in zip(weights, space.layers))
+        return ChainGenotype(layers, space.macro, space.name, space.content_hash)
     cells = {}
     for cell_type in space.cell_types:
-        if cell_type not in alphas:
-            raise InvalidInputError(f"no architecture weights for the {cell_type} cell")
         weights = edge_weights(alphas[cell_type].detach().cpu(), space, cell_type)
         cells[cell_type] = CellGenotype(_derive_nodes(weights, space, cell_type), space.concat)
     return Genotype(normal=cells["normal"], reduce=cells.get("reduce"), kind=space.macro.kind,

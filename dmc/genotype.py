@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dmc.chain_genotype import ChainGenotype
 from dmc.errors import InvalidInputError
 from dmc.io import atomic_write_text, parse_json, read_text
 from dmc.limits import MAX_CELL_NODES, MAX_CELL_STATES
@@ -25,6 +26,7 @@ from dmc.ops import OPS
 GENOTYPE_FORMAT = "dmc.genotype"
 GENOTYPE_VERSION = 1
 KINDS = ("darts", "nb201")
+"""Cell genotype families; chain genotypes are :class:`ChainGenotype`."""
 
 
 class GenotypeError(InvalidInputError):
@@ -83,6 +85,15 @@ class Genotype:
         """False when a cell keeps an op with random output ('noise')."""
         return all(OPS[op].deterministic for cell in self.cells.values() for op, _ in cell.edges)
 
+    def describe(self) -> str:
+        """One line: the NAS-Bench-201 string, DARTS text, or (other wirings) the cells' (op, input) lists."""
+        if self.kind == "nb201":
+            return self.to_nb201_string()
+        if all(len(node) == 2 for cell in self.cells.values() for node in cell.nodes):
+            return self.to_darts_text()
+        return "; ".join(f"{name}: {[list(node) for node in cell.nodes]} concat {list(cell.concat)}"
+                         for name, cell in self.cells.items())
+
     # ------------------------------------------------------------------------------------ dmc JSON
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -97,13 +108,16 @@ class Genotype:
         }
 
     @classmethod
-    def from_dict(cls, data: Any, source: str = "genotype") -> Genotype:
+    def from_dict(cls, data: Any, source: str = "genotype") -> Genotype | ChainGenotype:
+        """Reads dmc's genotype JSON: a cell genotype, or a :class:`ChainGenotype` for ``kind: chain``."""
         if not isinstance(data, dict) or data.get("format") != GENOTYPE_FORMAT:
             raise GenotypeError(f"{source}: not a dmc genotype (no \"format\": \"{GENOTYPE_FORMAT}\")",
                                 "write one with `dmc derive`, or import DARTS text with Genotype.from_darts_text")
         if data.get("version") != GENOTYPE_VERSION:
             raise GenotypeError(f"{source}: genotype version {data.get('version')!r} is not supported "
                                 f"(this dmc reads version {GENOTYPE_VERSION})", "upgrade dmc")
+        if data.get("kind") == "chain":
+            return ChainGenotype.from_dict(data, source)
         try:
             cells = {
                 name: CellGenotype(tuple(tuple((str(op), _index(j, f"cells.{name}.nodes[{n}]")) for op, j in node)
@@ -250,7 +264,7 @@ def _validate(genotype: Genotype) -> None:
             raise GenotypeError(f"cells.{name}.concat: a state is listed twice: {list(cell.concat)}")
 
 
-def load_genotype(path: str | Path) -> Genotype:
+def load_genotype(path: str | Path) -> Genotype | ChainGenotype:
     """Reads a genotype file: dmc JSON, DARTS ``Genotype(...)`` text, or a NAS-Bench-201 string."""
     path = Path(path)
     stripped = read_text(path, "genotype file", GenotypeError).strip()
@@ -267,9 +281,13 @@ def load_genotype(path: str | Path) -> Genotype:
                                                    "NAS-Bench-201 |op~0|+|...| string")
 
 
-def published_genotypes() -> dict[str, Genotype]:
-    """The published cells bundled with dmc: DARTS_V2 and the DARTS- cells (``cifar10_s3_0``, ...)."""
+def published_genotypes() -> dict[str, Genotype | ChainGenotype]:
+    """The published architectures bundled with dmc: DARTS_V2 and the DARTS- cells (``cifar10_s3_0``, ...), and
+    the chain networks FairNAS_A/B/C, NoisyDARTS_A and mobilenet_v2."""
     import importlib.resources
 
-    data = json.loads(importlib.resources.files("dmc.reference").joinpath("published_genotypes.json").read_text())
-    return {name: Genotype.from_darts(**fields, space=None) for name, fields in data["genotypes"].items()}
+    folder = importlib.resources.files("dmc.reference")
+    cells = json.loads(folder.joinpath("published_genotypes.json").read_text())
+    chains = json.loads(folder.joinpath("published_chains.json").read_text())
+    return ({name: Genotype.from_darts(**fields, space=None) for name, fields in cells["genotypes"].items()}
+            | {name: ChainGenotype.from_dict(data, name) for name, data in chains["networks"].items()})

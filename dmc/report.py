@@ -1,10 +1,10 @@
 """The demo's report: one Markdown file with every stage's result and pictures (`dmc report`).
 
-It reads what the stages left in the demo folder (written by ``scripts/demo.sh``): the two search runs
-(``search-darts-minus``, ``search-darts``), the training run (``train``), the ONNX export's report
-(``*.onnx.json``) and the detector's mmengine logs (``detect/*/vis_data/scalars.json``), profiles the
-trained network, draws the pictures (``viz/``) and writes ``report.md``. Missing stages are reported as
-missing, never invented.
+It reads the demo folder's manifest (``manifest.json``, see :mod:`dmc.demo_manifest`; ``scripts/demo.sh``
+writes it) for where each stage left its results: the search runs, the training run, the ONNX export's
+report and the detector's scalar logs. It profiles the trained network, draws the pictures (``viz/``) and
+writes ``report.md``. Missing stages are reported as missing, never invented; a stage's file that lacks a
+number the report shows raises :class:`InvalidInputError` naming the file.
 """
 
 from __future__ import annotations
@@ -12,25 +12,48 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from dmc.demo_manifest import DemoManifest, read_manifest
+from dmc.errors import InvalidInputError
 from dmc.genotype import Genotype
-from dmc.io import atomic_write_text, parse_json, read_json
-from dmc.runfolder import read_history
+from dmc.io import atomic_write_text, parse_json, read_json, read_text
+from dmc.runfolder import history_path, read_history
 
-SEARCHES = {"darts-minus": "DARTS- (auxiliary skip, beta 1 -> 0)", "darts": "DARTS (beta0 = 0)"}
+_REQUIRED = object()
+_KINDS = {"number": (int, float), "object": dict, "string": str}
 
 
 def skip_connections(genotype: Genotype, cell_type: str = "normal") -> int:
+    """How many edges of ``genotype``'s ``cell_type`` cell are skip connections."""
     return sum(op == "skip_connect" for op, _ in genotype.cells[cell_type].edges)
 
 
-def _search_section(demo: Path, lines: list[str]) -> dict[str, Genotype]:
+def _value(record: Any, key: str, source: str, kind: str = "number", default: Any = _REQUIRED) -> Any:
+    """``record[key]``, checked to be a ``kind`` (number, object, string); ``default`` when absent or null, if given.
+
+    A record that is not an object, a missing key or a value of another kind raises
+    :class:`InvalidInputError` naming ``source`` (the file, and the record in it).
+    """
+    if not isinstance(record, dict):
+        raise InvalidInputError(f"{source}: not a JSON object", "rerun the stage that wrote it (scripts/demo.sh)")
+    if record.get(key) is None and default is not _REQUIRED:
+        return default
+    value = record.get(key)
+    if key not in record or isinstance(value, bool) or not isinstance(value, _KINDS[kind]):
+        problem = "no" if key not in record else f"a {type(value).__name__} for"
+        raise InvalidInputError(f"{source}: {problem} {key!r} (the report needs a {kind})",
+                                "rerun the stage that wrote it (scripts/demo.sh), or pass the file that stage wrote")
+    return value
+
+
+def _search_section(manifest: DemoManifest, lines: list[str]) -> dict[str, Genotype]:
     from dmc.compiler.source import resolve_genotype
     from dmc.viz import visualize
 
-    genotypes = {}
-    rows = []
-    for name, title in SEARCHES.items():
-        run = demo / f"search-{name}"
+    demo = manifest.folder
+    genotypes, titles, rows = {}, {}, []
+    for entry in manifest.searches:
+        name, title, run = entry.name, entry.title, entry.run
+        titles[name] = title
         if not (run / "history.jsonl").is_file():
             rows.append(f"| {title} | missing | | | |")
             continue
@@ -38,88 +61,105 @@ def _search_section(demo: Path, lines: list[str]) -> dict[str, Genotype]:
         visualize(run, demo / "viz" / name)
         genotype = resolve_genotype(run / "genotype.json")
         genotypes[name] = genotype
-        best = max(history, key=lambda r: r["val_acc"])
-        per_epoch = ", ".join(str(skip_connections(Genotype.from_dict(r["genotype"]))) for r in history)
-        rows.append(f"| {title} | {len(history)} | {best['val_acc']:.3f} (epoch {best['epoch']}) | "
-                    f"{skip_connections(genotype)} | {per_epoch} | {history[-1]['beta']:.2f} |")
-    lines += ["## 1. Search: DARTS- vs DARTS", "",
-              "| search | epochs | best validation accuracy | skip connections in the derived normal cell "
-              "| ... in the cell derived after each epoch | final beta |",
-              "| --- | --- | --- | --- | --- | --- |", *rows, ""]
+        records = [f"{history_path(run)}: epoch {r['epoch']}" for r in history]
+        accuracies = [_value(r, "val_acc", where) for r, where in zip(history, records)]
+        best = max(range(len(history)), key=accuracies.__getitem__)
+        per_epoch = ", ".join(str(skip_connections(Genotype.from_dict(r.get("genotype"), where)))
+                              for r, where in zip(history, records))
+        rows.append(f"| {title} | {len(history)} | {accuracies[best]:.3f} (epoch {history[best]['epoch']}) | "
+                    f"{skip_connections(genotype)} | {per_epoch} | {_value(history[-1], 'beta', records[-1]):.2f} |")
+    lines += ["## 1. Search: DARTS- vs DARTS", ""]
+    if not manifest.searches:
+        lines += ["Search runs missing.", ""]
+    else:
+        lines += ["| search | epochs | best validation accuracy | skip connections in the derived normal cell "
+                  "| ... in the cell derived after each epoch | final beta |",
+                  "| --- | --- | --- | --- | --- | --- |", *rows, ""]
     for name, genotype in genotypes.items():
         text = genotype.to_nb201_string() if genotype.kind == "nb201" else genotype.to_darts_text()
-        lines += [f"### {SEARCHES[name]}", "", f"`{text}`", ""]
+        lines += [f"### {titles[name]}", "", f"`{text}`", ""]
         lines += [f"![{name} {c} cell](viz/{name}/genotype_{c}.png)" for c in genotype.cells] + [""]
         lines += [f"![{name} alphas {c}](viz/{name}/alphas_{c}.png)" for c in genotype.cells]
         lines += [f"![{name} beta](viz/{name}/beta.png)", ""]
     return genotypes
 
 
-def _train_section(demo: Path, lines: list[str]) -> None:
+def _train_section(manifest: DemoManifest, lines: list[str]) -> None:
     from dmc.compiler.source import network_from_source
     from dmc.profile import profile
 
-    result_file = demo / "train" / "result.json"
     lines += ["## 2. Compile and train the DARTS- genotype", ""]
-    if not result_file.is_file():
+    run = manifest.train_run
+    if run is None or not (run / "result.json").is_file():
         lines += ["Training run missing.", ""]
         return
+    result_file = run / "result.json"
     result = read_json(result_file, "training result")
-    source = network_from_source(demo / "train" / "best.pt")
+    test_acc, best_acc, best_epoch, epochs = (_value(result, key, str(result_file))
+                                              for key in ("test_acc", "best_test_acc", "best_epoch", "epochs"))
+    source = network_from_source(run / "best.pt")
     size = (source.data or {}).get("image_size", 32)
     prof = profile(source.network, size, batches=(1, 32), repeats=5)
     lines += ["| test accuracy | best (epoch) | epochs | parameters | MACs per image | latency b1 / b32 (PyTorch, CPU) |",
               "| --- | --- | --- | --- | --- | --- |",
-              f"| {result['test_acc']:.3f} | {result['best_test_acc']:.3f} ({result['best_epoch']}) | {result['epochs']} | "
+              f"| {test_acc:.3f} | {best_acc:.3f} ({best_epoch}) | {epochs} | "
               f"{prof.parameters:,} | {prof.macs:,} | {prof.latency_ms[1]:.1f} ms / {prof.latency_ms[32]:.1f} ms |", ""]
 
 
-def _export_section(demo: Path, lines: list[str]) -> None:
-    reports = sorted(demo.glob("*.onnx.json"))
+def _export_section(manifest: DemoManifest, lines: list[str]) -> None:
     lines += ["## 3. ONNX export", ""]
-    if not reports:
+    path = manifest.onnx_report
+    if path is None or not path.is_file():
         lines += ["ONNX export missing.", ""]
         return
-    report = read_json(reports[0], "ONNX export report")
-    parity = report.get("parity") or {}
-    lines += [f"- `{Path(report['model']).name}` (opset {report['opset']}), onnx.checker: {report.get('onnx_checker')}",
+    report, source = read_json(path, "ONNX export report"), str(path)
+    model, opset, tolerance = (_value(report, "model", source, "string"), _value(report, "opset", source),
+                               _value(report, "tolerance", source))
+    parity = _value(report, "parity", source, "object", None) or {}
+    max_error = _value(parity, "max_abs_error", f"{source}: parity", default=float("nan"))
+    lines += [f"- `{Path(model).name}` (opset {opset}), onnx.checker: {report.get('onnx_checker')}",
               f"- onnxruntime vs PyTorch on batches {parity.get('batches')}: max abs error "
-              f"{parity.get('max_abs_error', float('nan')):.1e} (tolerance {report['tolerance']:.0e}): "
-              f"{'passed' if report.get('passed') else 'FAILED'}"]
-    latency = report.get("latency_ms_batch1")
+              f"{max_error:.1e} (tolerance {tolerance:.0e}): {'passed' if report.get('passed') else 'FAILED'}"]
+    latency = _value(report, "latency_ms_batch1", source, "object", None)
     if latency:
-        lines.append(f"- latency at batch 1: onnxruntime {latency['onnxruntime']:.2f} ms, PyTorch "
-                     f"{latency['pytorch']:.2f} ms: ratio **{latency['onnxruntime'] / latency['pytorch']:.2f}x**")
+        where = f"{source}: latency_ms_batch1"
+        ort, torch_ms = _value(latency, "onnxruntime", where), _value(latency, "pytorch", where)
+        if torch_ms <= 0:
+            raise InvalidInputError(f"{where}: 'pytorch' is {torch_ms}, not a positive time",
+                                    "rerun `dmc export` to measure it again")
+        lines.append(f"- latency at batch 1: onnxruntime {ort:.2f} ms, PyTorch "
+                     f"{torch_ms:.2f} ms: ratio **{ort / torch_ms:.2f}x**")
     lines.append("")
 
 
-def _detection_section(demo: Path, lines: list[str]) -> None:
+def _detection_section(manifest: DemoManifest, lines: list[str]) -> None:
     lines += ["## 4. Detection: RetinaNet with the DARTS- backbone", ""]
-    logs = sorted(demo.glob("detect/*/vis_data/scalars.json"))
-    evaluations: list[dict[str, Any]] = []
-    for log in logs:
-        for line in log.read_text().splitlines():
-            record = parse_json(line, str(log)) if line.strip() else {}
-            if "coco/bbox_mAP_50" in record:
-                evaluations.append(record)
+    evaluations: list[tuple[float, float]] = []  # (mAP@0.5, mAP) of each evaluation, in order
+    for log in manifest.detector_scalars or ():
+        for number, line in enumerate(read_text(log, "detector log").splitlines(), 1):
+            where = f"{log}: line {number}"
+            record = parse_json(line, where) if line.strip() else {}
+            if isinstance(record, dict) and "coco/bbox_mAP_50" in record:
+                evaluations.append((_value(record, "coco/bbox_mAP_50", where), _value(record, "coco/bbox_mAP", where)))
     if not evaluations:
         lines += ["Detector training or its evaluation missing.", ""]
         return
-    last = evaluations[-1]
+    last_50, last = evaluations[-1]
     lines += [f"After {len(evaluations)} evaluations on the demo set's validation split: bbox mAP@0.5 "
-              f"**{last['coco/bbox_mAP_50']:.3f}**, mAP {last['coco/bbox_mAP']:.3f} "
-              f"(best mAP@0.5 {max(e['coco/bbox_mAP_50'] for e in evaluations):.3f}).", ""]
+              f"**{last_50:.3f}**, mAP {last:.3f} (best mAP@0.5 {max(e[0] for e in evaluations):.3f}).", ""]
 
 
 def write_report(demo_dir: str | Path) -> Path:
-    """Writes ``demo_dir/report.md`` (and its pictures under ``demo_dir/viz``); returns its path."""
+    """Writes ``demo_dir/report.md`` (and its pictures under ``demo_dir/viz``) from the stages its
+    ``manifest.json`` names; returns its path. A missing or malformed manifest raises :class:`InvalidInputError`."""
     demo = Path(demo_dir)
+    manifest = read_manifest(demo)
     lines = ["# dmc demo report", "",
              f"Folder: `{demo}`. Every number below was read from the files the stages wrote there.", ""]
-    _search_section(demo, lines)
-    _train_section(demo, lines)
-    _export_section(demo, lines)
-    _detection_section(demo, lines)
+    _search_section(manifest, lines)
+    _train_section(manifest, lines)
+    _export_section(manifest, lines)
+    _detection_section(manifest, lines)
     path = demo / "report.md"
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path

@@ -23,9 +23,21 @@ from typing import Any
 
 import yaml
 
-from dmc.checkpoints import SEARCH_CHECKPOINT, TRAIN_CHECKPOINT, load_checkpoint, save_checkpoint
+from dmc.checkpoints import (
+    SEARCH_CHECKPOINT,
+    TRAIN_CHECKPOINT,
+    load_checkpoint,
+    save_checkpoint,
+)
 from dmc.errors import InvalidInputError
-from dmc.io import WriteError, atomic_write, atomic_write_text, read_json, read_text, read_yaml
+from dmc.io import (
+    WriteError,
+    atomic_write,
+    atomic_write_text,
+    read_json,
+    read_text,
+    read_yaml,
+)
 from dmc.space import SearchSpace, space_from_dict
 
 KILL_AFTER_ENV = "DMC_TEST_KILL_AFTER"

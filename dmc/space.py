@@ -9,24 +9,19 @@ from __future__ import annotations
 import hashlib
 import importlib.resources
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dmc.chain_space import ChainSpace, chain_space_from_dict
 from dmc.errors import InvalidInputError
 from dmc.io import read_yaml
 from dmc.limits import MAX_CELL_NODES, MAX_CHANNELS, MAX_LAYERS, MAX_STEM_MULTIPLIER
 from dmc.network.macro import MACRO_KINDS, STEMS, Macro
 from dmc.ops import OPS
+from dmc.spec_checks import SPACE_FORMAT, SpecChecks, SpecError
 
-SPACE_FORMAT = "dmc.space/1"
 DERIVE_RULES = ("top_k", "all")
-
-
-class SpecError(InvalidInputError):
-    """A search-space spec is malformed; the message names the file and the field."""
-
 
 @dataclass(frozen=True)
 class CellSpec:
@@ -61,6 +56,9 @@ class SearchSpace:
     description: str = field(default="", compare=False)
     source: str = field(default="<memory>", compare=False)
 
+    search_defaults = ()
+    """Default search settings of the space: none for cell spaces (SearchConfig's are DARTS's)."""
+
     @property
     def edges(self) -> tuple[tuple[int, int], ...]:
         """(node, input) for every edge, in the order of the cell specs."""
@@ -69,6 +67,30 @@ class SearchSpace:
     @property
     def cell_types(self) -> tuple[str, ...]:
         return ("normal", "reduce") if self.reduce is not None else ("normal",)
+
+    @property
+    def kind(self) -> str:
+        """The network family: darts or nb201 (chain spaces are :class:`dmc.chain_space.ChainSpace`)."""
+        return self.macro.kind
+
+    @property
+    def alpha_groups(self) -> tuple[str, ...]:
+        """Names of the architecture-weight matrices (``alpha_normal``, ``alpha_reduce``: one row per edge)."""
+        return self.cell_types
+
+    def candidates(self, group: str) -> tuple[tuple[str, ...], ...]:
+        """The candidate lists of the rows of ``alpha_<group>``."""
+        return self.cell(group).edges
+
+    @property
+    def operations(self) -> list[str]:
+        """Every candidate operation of the space, sorted."""
+        return sorted({op for g in self.alpha_groups for ops in self.candidates(g) for op in ops})
+
+    @property
+    def summary(self) -> str:
+        """``14 edges/cell, darts C=16 L=8``."""
+        return f"{len(self.edges)} edges/cell, {self.macro.kind} C={self.macro.channels} L={self.macro.layers}"
 
     def cell(self, cell_type: str) -> CellSpec:
         return self.normal if cell_type == "normal" else self.reduce
@@ -90,6 +112,9 @@ class SearchSpace:
         changes = {k: v for k, v in changes.items() if v is not None}
         if not changes:
             return self
+        if "width" in changes:
+            raise InvalidInputError(f"{self.name} is a cell space: it has no width multiplier",
+                                    "change its width with --channels")
         data = self.to_dict()
         data["macro"].update(changes)
         return space_from_dict(data, f"{self.source} (with {', '.join(f'{k}={v}' for k, v in changes.items())})")
@@ -130,7 +155,7 @@ def bundled_spaces() -> dict[str, Path]:
     return {Path(p.name).stem: Path(str(p)) for p in folder.iterdir() if p.name.endswith(".yaml")}
 
 
-def load_space(name_or_path: str | Path) -> SearchSpace:
+def load_space(name_or_path: str | Path) -> SearchSpace | ChainSpace:
     """Loads a spec file, or a bundled space by name (``darts_s0``, ``rdarts_s3``, ``nb201``, ...).
 
     An existing file is read as a spec; any other name (even that of a folder) is looked up among the bundled
@@ -145,69 +170,20 @@ def load_space(name_or_path: str | Path) -> SearchSpace:
     return space_from_dict(read_yaml(path, SpecError), str(path))
 
 
-def space_from_dict(data: Any, source: str = "<memory>") -> SearchSpace:
-    """Validates plain data (a parsed spec) into a :class:`SearchSpace`."""
+def space_from_dict(data: Any, source: str = "<memory>") -> SearchSpace | ChainSpace:
+    """Validates plain data (a parsed spec) into a :class:`SearchSpace`, or a :class:`ChainSpace` for
+    ``kind: chain``."""
+    if isinstance(data, dict) and data.get("kind") == "chain":
+        return chain_space_from_dict(data, source)
     return _Validator(source).space(data)
 
 
-class _Validator:
-    def __init__(self, source: str):
-        self.source = source
-
-    def fail(self, path: str, problem: str, hint: str | None = None):
-        raise SpecError(f"{self.source}: {path}: {problem}" if path else f"{self.source}: {problem}", hint)
-
-    def mapping(self, value: Any, path: str, required: set[str], optional: set[str]) -> dict:
-        if not isinstance(value, dict):
-            self.fail(path, f"expected a mapping, got {type(value).__name__}")
-        for key in value:
-            if key not in required | optional:
-                self.fail(f"{path}.{key}" if path else str(key), "unknown field",
-                          f"allowed fields: {', '.join(sorted(required | optional))}")
-        for key in sorted(required - set(value)):
-            self.fail(f"{path}.{key}" if path else key, "missing required field")
-        return value
-
-    def integer(self, value: Any, path: str, low: int, high: int | None = None) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.fail(path, f"expected an integer, got {value!r}")
-        if value < low or (high is not None and value > high):
-            allowed = f"{low}..{high}" if high is not None else f">= {low}"
-            self.fail(path, f"{value} is out of range (allowed: {allowed})")
-        return value
-
-    def boolean(self, value: Any, path: str) -> bool:
-        if not isinstance(value, bool):
-            self.fail(path, f"expected true or false, got {value!r}")
-        return value
-
-    def choice(self, value: Any, path: str, allowed: tuple[str, ...]) -> str:
-        if value not in allowed:
-            self.fail(path, f"{value!r} is not allowed (allowed: {', '.join(allowed)})")
-        return value
-
-    def op_list(self, value: Any, path: str) -> tuple[str, ...]:
-        if not isinstance(value, list) or not value:
-            self.fail(path, "expected a non-empty list of operation names")
-        for i, op in enumerate(value):
-            if op not in OPS:
-                self.fail(f"{path}[{i}]", f"unknown op {op!r} (known: {', '.join(OPS.names())})")
-        if len(set(value)) != len(value):
-            self.fail(path, f"an op is listed twice: {value}")
-        return tuple(value)
-
+class _Validator(SpecChecks):
     def space(self, data: Any) -> SearchSpace:
         top = self.mapping(data, "", {"format", "name", "cell", "macro"},
                            {"kind", "description", "derive", "auxiliary", "search"})
-        if top["format"] != SPACE_FORMAT:
-            self.fail("format", f"{top['format']!r} is not supported (allowed: {SPACE_FORMAT})")
-        name = top["name"]
-        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
-            self.fail("name", f"{name!r} is not a valid name (letters, digits, '_', '-', '.')")
-        self.choice(top.get("kind", "cell"), "kind", ("cell",))
-        description = top.get("description", "")
-        if not isinstance(description, str):
-            self.fail("description", "expected text")
+        self.header(top, "cell")
+        name, description = top["name"], top.get("description", "")
 
         macro = self.macro(top["macro"])
         cell = self.mapping(top["cell"], "cell", {"inputs", "nodes", "normal"},

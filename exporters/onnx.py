@@ -142,7 +142,7 @@ def export_onnx(network: CompiledNetwork, path: str | Path, *, input_size: int |
     if not network.deterministic and not allow_random:
         raise InvalidInputError("the genotype keeps 'noise' ops, so the exported model's outputs would be random",
                                 "pass --allow-random to export it anyway (the parity check is skipped)")
-    size = input_size or (224 if network.build_args.style == "imagenet" else 32)
+    size = input_size or network.build_args.input_size
     network.check_input_size(size, size)
     if features is not None:
         bad = [i for i in features if not 0 <= i < len(network.feature_info)]

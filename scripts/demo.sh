@@ -32,6 +32,23 @@ filtered() {
 small=(--dataset digits --epochs 3 --channels 8 --layers 5 --batch-size 64 --seed 0)
 
 dmc doctor
+
+# The report's manifest (dmc/demo_manifest.py), written before any stage runs: where each stage below leaves
+# its results, relative to $out. Constant text (the quoted 'EOF' expands nothing), so no path can break its
+# JSON; `dmc report` reports a stage whose files are not there as missing.
+mkdir -p "$out"
+cat > "$out/manifest.json" <<'EOF'
+{
+  "version": 1,
+  "searches": [
+    {"name": "darts-minus", "title": "DARTS- (auxiliary skip, beta 1 -> 0)", "run": "search-darts-minus"},
+    {"name": "darts", "title": "DARTS (beta0 = 0)", "run": "search-darts"}
+  ],
+  "train_run": "train",
+  "onnx_report": "darts-minus.onnx.json",
+  "detector_scalars": "detect/*/vis_data/scalars.json"
+}
+EOF
 echo "== 1. DARTS- search (auxiliary skip, beta 1 -> 0) =="
 dmc search rdarts_s3 "${small[@]}" --out "$out/search-darts-minus"
 echo "== 2. DARTS baseline (beta0 = 0) =="

@@ -7,7 +7,14 @@ import stat
 import pytest
 
 from dmc.errors import InvalidInputError
-from dmc.io import WriteError, atomic_write, atomic_write_text, read_json, read_text, read_yaml
+from dmc.io import (
+    WriteError,
+    atomic_write,
+    atomic_write_text,
+    read_json,
+    read_text,
+    read_yaml,
+)
 
 
 def _mode(path):

@@ -4,20 +4,36 @@ import json
 
 import pytest
 
+from dmc.errors import InvalidInputError
 from dmc.genotype import load_genotype
 from dmc.report import skip_connections, write_report
 from dmc.search import SearchConfig, search
 from dmc.train import TrainConfig, train
 
 TINY = dict(space="tiny", dataset="digits", epochs=1, batch_size=256, channels=4, layers=3)
+MANIFEST = {
+    "version": 1,
+    "searches": [{"name": "darts-minus", "title": "DARTS- (auxiliary skip, beta 1 -> 0)", "run": "search-darts-minus"},
+                 {"name": "darts", "title": "DARTS (beta0 = 0)", "run": "search-darts"}],
+    "train_run": "train",
+    "onnx_report": "darts-minus.onnx.json",
+    "detector_scalars": "detect/*/vis_data/scalars.json",
+}
+
+
+def _manifest(folder, manifest=MANIFEST):
+    """Writes ``folder/manifest.json`` (``manifest`` as JSON, or as is when it is text); returns ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "manifest.json").write_text(manifest if isinstance(manifest, str) else json.dumps(manifest))
+    return folder
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    """A demo folder as scripts/demo.sh leaves it, with tiny settings and a stand-in detector log."""
+    """A demo folder as scripts/demo.sh leaves it (manifest first), with tiny settings and a stand-in detector log."""
     from dmc.exporters.onnx import export_onnx
 
-    root = tmp_path_factory.mktemp("demo")
+    root = _manifest(tmp_path_factory.mktemp("demo"))
     minus = search(SearchConfig(**TINY), root / "search-darts-minus")
     search(SearchConfig(beta0=0.0, **TINY), root / "search-darts")
     train(minus.genotype, TrainConfig.for_dataset("digits", epochs=1, channels=4, layers=3, batch_size=256),
@@ -54,8 +70,57 @@ def test_report_has_every_stage(demo):
 
 
 def test_missing_stages_are_reported_not_invented(tmp_path, cli):
-    text = write_report(tmp_path).read_text()
+    text = write_report(_manifest(tmp_path)).read_text()
+    assert "| DARTS- (auxiliary skip, beta 1 -> 0) | missing |" in text and "| DARTS (beta0 = 0) | missing |" in text
     assert "Training run missing." in text and "ONNX export missing." in text
     assert "Detector training or its evaluation missing." in text
     result = cli("report", str(tmp_path / "nope"))
     assert result.exit_code == 2 and "no such folder" in result.output
+
+
+def test_a_stage_the_manifest_leaves_out_is_missing(demo, tmp_path):
+    """A manifest naming only the training run: the other stages are missing, though their files lie there."""
+    text = write_report(_manifest(tmp_path / "partial", {"version": 1, "train_run": str(demo / "train")})).read_text()
+    assert "Search runs missing." in text and "ONNX export missing." in text
+    assert "Detector training or its evaluation missing." in text and "Training run missing." not in text
+
+
+@pytest.mark.parametrize("manifest, fragment", [
+    (None, "manifest.json: no demo manifest"),
+    ("{oops", "manifest.json: invalid JSON at line 1"),
+    ("[]", "manifest.json: is a list, not a JSON object"),
+    ({"searches": []}, "no 'version' (this dmc reads manifest version 1)"),
+    ({"version": 2}, "'version' is 2"),
+    ({"version": 1, "train_run": 3}, "'train_run' is a number, not a non-empty string"),
+    ({"version": 1, "searches": {"darts": "search-darts"}}, "'searches' is an object, not a list"),
+    ({"version": 1, "training": "train"}, "unknown key 'training'"),
+    ({"version": 1, "searches": [{"name": "d", "run": "s"}]}, "searches[0]: no 'title'"),
+    ({"version": 1, "searches": [{"name": "../d", "title": "D", "run": "s"}]}, "is not a plain folder name"),
+    ({"version": 1, "searches": [{"name": "d", "title": "D", "run": "s", "beta0": 0}]}, "unknown key 'beta0'"),
+])
+def test_a_bad_manifest_is_one_error_naming_it(tmp_path, cli, manifest, fragment):
+    folder = _manifest(tmp_path, manifest) if manifest is not None else tmp_path
+    with pytest.raises(InvalidInputError) as error:
+        write_report(folder)
+    assert str(tmp_path / "manifest.json") in str(error.value) and fragment in str(error.value)
+    assert "hint:" in str(error.value)
+    result = cli("report", str(folder))
+    assert result.exit_code == 2 and result.stderr.splitlines() == [f"error: {error.value}"]
+    assert not (tmp_path / "report.md").exists()
+
+
+def test_stage_files_without_the_reported_numbers_are_one_error(tmp_path):
+    """Valid JSON that lacks a number the report shows names the file and the key (no KeyError)."""
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "result.json").write_text('{"test_acc": 0.9}')
+    _manifest(tmp_path, {"version": 1, "train_run": "train"})
+    with pytest.raises(InvalidInputError, match=r"train/result.json: no 'best_test_acc'"):
+        write_report(tmp_path)
+    (tmp_path / "m.onnx.json").write_text('{"model": "m.onnx", "opset": "17", "tolerance": 1e-4}')
+    _manifest(tmp_path, {"version": 1, "onnx_report": "m.onnx.json"})
+    with pytest.raises(InvalidInputError, match=r"m.onnx.json: a str for 'opset'"):
+        write_report(tmp_path)
+    (tmp_path / "scalars.json").write_text('{"loss": 1}\n[1, 2]\n{"coco/bbox_mAP_50": 0.2}\n')
+    _manifest(tmp_path, {"version": 1, "detector_scalars": "scalars.json"})
+    with pytest.raises(InvalidInputError, match=r"scalars.json: line 3: no 'coco/bbox_mAP'"):
+        write_report(tmp_path)

@@ -20,6 +20,6 @@ def derive_command(
     genotype = derive_run(run_dir, checkpoint)
     out = out or run_dir / f"genotype-{checkpoint.replace(':', '')}.json"
     genotype.save(out)
-    text = genotype.to_nb201_string() if genotype.kind == "nb201" else genotype.to_darts_text()
+    text = genotype.describe()
     typer.echo(text)
     typer.echo(f"wrote {out}")

@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-from dmc.cli import compile, data, derive, detect, doctor, export, profile, report, search, spaces, train, viz  # noqa: F401  (each module registers its commands)
+from dmc.cli import (  # noqa: F401  (each module registers its commands)
+    compile,
+    data,
+    derive,
+    detect,
+    doctor,
+    export,
+    profile,
+    report,
+    search,
+    spaces,
+    train,
+    viz,
+)
 from dmc.cli.app import app
 
 

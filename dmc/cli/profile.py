@@ -8,28 +8,32 @@ from rich.table import Table
 
 from dmc.api import MAX_INPUT_SIZE, network_from_source, profile
 from dmc.cli.app import command
-from dmc.cli.build_options import Channels, Classes, Layers, Style, build_overrides
+from dmc.cli.build_options import (
+    Channels,
+    Classes,
+    Layers,
+    Style,
+    Width,
+    build_overrides,
+)
 
 
 @command(name="profile")
 def profile_command(
     source: str = typer.Argument(..., help="Genotype (file or published name), or a `dmc compile`/`dmc train` file."),
-    style: str = Style, channels: int = Channels, layers: int = Layers, classes: int = Classes,
+    style: str = Style, channels: int = Channels, layers: int = Layers, classes: int = Classes, width: float = Width,
     input_size: int = typer.Option(None, min=1, max=MAX_INPUT_SIZE,
-                                   help="Input size [the training data's; 32; imagenet 224]."),
+                                   help="Input size [the training data's; 32; imagenet and chain 224]."),
     repeats: int = typer.Option(10, min=1, max=10_000, help="Timed runs per batch size (median reported)."),
 ) -> None:
     """Parameters, MACs (PyTorch's flop counter) and CPU latency at batch 1 and 32."""
-    loaded = network_from_source(source, **build_overrides(style, channels, layers, classes))
+    loaded = network_from_source(source, **build_overrides(style, channels, layers, classes, width=width))
     network = loaded.network
-    size = input_size or (loaded.data or {}).get("image_size") or (224 if network.build_args.style == "imagenet"
-                                                                     else 32)
+    size = input_size or (loaded.data or {}).get("image_size") or network.build_args.input_size
     with Console().status("timing..."):
         result = profile(network, size, repeats=repeats)
     table = Table(box=None, show_header=False)
-    args = network.build_args
-    table.add_row("network", f"{args.style}, {args.channels} channels, {args.layers} cells, {args.num_classes} "
-                             f"classes{' (trained weights)' if loaded.data else ''}")
+    table.add_row("network", f"{network.build_args.describe()}{' (trained weights)' if loaded.data else ''}")
     table.add_row("parameters", f"{result.parameters:,} ({result.parameters_with_auxiliary:,} with auxiliary head)")
     table.add_row("MACs", f"{result.macs:,} at {size}x{size}")
     for batch, ms in result.latency_ms.items():

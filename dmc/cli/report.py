@@ -12,7 +12,8 @@ from dmc.errors import InvalidInputError
 
 @command(name="report")
 def report_command(
-    demo_dir: Path = typer.Argument(..., help="A folder written by `make demo` (scripts/demo.sh)."),
+    demo_dir: Path = typer.Argument(..., help="A folder written by `make demo` (scripts/demo.sh), "
+                                    "with the manifest.json it writes."),
 ) -> None:
     """Write DEMO_DIR/report.md: search (DARTS- vs DARTS), training, ONNX, detection, with pictures."""
     from dmc.api import write_report

@@ -8,11 +8,24 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from dmc.api import CONVENTIONS, SCHEDULES, SearchConfig, load_search_config, search_seeds
+from dmc.api import (
+    CONVENTIONS,
+    SCHEDULES,
+    SearchConfig,
+    load_search_config,
+    search_seeds,
+)
 from dmc.api import search as run_search
 from dmc.cli.app import command
 from dmc.cli.progress import epoch_progress
-from dmc.cli.run_options import BatchSize, DataRoot, Dataset, Deterministic, Device, Seed
+from dmc.cli.run_options import (
+    BatchSize,
+    DataRoot,
+    Dataset,
+    Deterministic,
+    Device,
+    Seed,
+)
 from dmc.errors import InvalidInputError
 
 
@@ -38,6 +51,8 @@ def search_command(
     batch_size: int = BatchSize,
     channels: int = typer.Option(None, help="Initial channels [the space's, 16]."),
     layers: int = typer.Option(None, help="Cells (cells per stage for nb201) [the space's, 8]."),
+    width: float = typer.Option(None, help="Chain spaces: width multiplier of the skeleton [the space's, 1]."),
+    image_size: int = typer.Option(None, help="Image side for digits and image folders [32; chain spaces 224]."),
     lr: float = typer.Option(None, help="Weight learning rate, cosine-annealed [0.025]."),
     arch_lr: float = typer.Option(None, help="Alpha learning rate (Adam) [3e-4]."),
     order: int = typer.Option(None, help="1: first-order; 2: second-order (unrolled) DARTS [1]."),
@@ -73,7 +88,8 @@ def search_command(
         _report(console, [result])
         return
     overrides = dict(space=space, dataset=dataset, data_root=data_root, epochs=epochs, batch_size=batch_size,
-                     channels=channels, layers=layers, lr=lr, arch_lr=arch_lr, order=order,
+                     channels=channels, layers=layers, width=width, image_size=image_size, lr=lr, arch_lr=arch_lr,
+                     order=order,
                      beta_schedule=beta_schedule, beta0=beta0, beta_start=beta_start, beta_stop=beta_stop,
                      beta_convention=beta_convention, beta_max_epoch=beta_max_epoch, seed=seed, device=device,
                      deterministic=deterministic, kernels=kernels, channels_last=channels_last,
@@ -84,7 +100,7 @@ def search_command(
         if space is None:
             raise InvalidInputError("no search space given", "pass a space, e.g. `dmc search rdarts_s3`, "
                                                              "or --config FILE")
-        cfg = SearchConfig.from_dict({k: v for k, v in overrides.items() if v is not None}, "command line")
+        cfg = SearchConfig.for_space(overrides, "command line")
     out = out or Path("runs") / f"search-{Path(cfg.space).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     seed_list = _seeds(seeds)
     with epoch_progress(console) as on_event:
@@ -98,7 +114,7 @@ def search_command(
 def _report(console: Console, results) -> None:
     for result in results:
         genotype = result.genotype
-        text = genotype.to_nb201_string() if genotype.kind == "nb201" else genotype.to_darts_text()
+        text = genotype.describe()
         console.print(f"[bold]{result.run_dir}[/]: best validation accuracy {result.best_val_acc:.4f} "
                       f"at epoch {result.best_epoch}", soft_wrap=True)
         console.print(f"  genotype: {text}", soft_wrap=True)

@@ -15,18 +15,13 @@ from dmc.cli.app import command, sub_app
 spaces_app = sub_app("spaces", "List, show and validate search-space specs.")
 
 
-def _ops(space) -> list[str]:
-    return sorted({op for c in space.cell_types for ops in space.cell(c).edges for op in ops})
-
-
 @command(spaces_app, name="list")
 def list_spaces() -> None:
     """List the bundled search spaces."""
-    table = Table("name", "edges", "candidate ops", "macro", "hash", box=None, header_style="bold")
+    table = Table("name", "kind", "shape", "candidate ops", "hash", box=None, header_style="bold")
     for name, path in sorted(bundled_spaces().items()):
         space = load_space(path)
-        table.add_row(name, str(len(space.edges)), ", ".join(_ops(space)),
-                      f"{space.macro.kind} C={space.macro.channels} L={space.macro.layers}", space.content_hash)
+        table.add_row(name, space.kind, space.summary, ", ".join(space.operations), space.content_hash)
     Console().print(table)
 
 
@@ -43,5 +38,5 @@ def validate(files: list[Path] = typer.Argument(..., help="Spec files to check."
     """Check spec files; prints one line per file, exits 2 on the first invalid one."""
     for file in files:
         space = load_space(file)
-        typer.echo(f"ok: {file}: space {space.name!r}, {len(space.edges)} edges/cell, {len(_ops(space))} ops, "
-                   f"macro {space.macro.kind}, hash {space.content_hash}")
+        typer.echo(f"ok: {file}: space {space.name!r}, {space.summary}, {len(space.operations)} ops, "
+                   f"hash {space.content_hash}")

@@ -1,11 +1,14 @@
-"""Derived cells: the shared :class:`dmc.network.Cell` with each edge's chosen op, and DARTS's drop-path."""
+"""Derived blocks: the shared :class:`dmc.network.Cell` with each edge's chosen op (and DARTS's drop-path), and
+a chain network's chosen layer."""
 
 from __future__ import annotations
 
 import torch
+from torch import nn
 
+from dmc.chain_genotype import ChainGenotype
 from dmc.genotype import CellGenotype
-from dmc.network import Cell, CellSlot
+from dmc.network import Cell, CellSlot, ChainMacro, LayerSlot
 from dmc.ops import OPS
 from dmc.ops.basic import Identity
 
@@ -31,3 +34,9 @@ def run_derived_cell(cell: Cell, inputs: list[torch.Tensor], drop_prob: float) -
     if drop_prob <= 0:
         return cell(inputs, lambda e, op, x: op(x))
     return cell(inputs, lambda e, op, x: x if isinstance(op, Identity) else drop_path(op(x), drop_prob))
+
+
+def derived_layer(genotype: ChainGenotype, macro: ChainMacro, slot: LayerSlot) -> nn.Module:
+    """The chosen operation of the chain layer at ``slot`` (a 'skip' that keeps the shape is the identity)."""
+    return OPS[genotype.layers[slot.index]].build(slot.c_in, slot.c_out, slot.stride, affine=True,
+                                                  act=macro.activation)

@@ -1,6 +1,7 @@
-"""Standalone networks compiled from genotypes: DARTS's CIFAR and ImageNet networks, NAS-Bench-201's.
+"""Standalone networks compiled from genotypes: DARTS's CIFAR and ImageNet networks, NAS-Bench-201's, chain
+networks (MobileNetV2-like).
 
-A compiled network is laid out by the same builder as the supernet (:class:`dmc.network.CellNetwork`),
+A compiled network is laid out by the same builder as the supernet (:class:`dmc.network.MacroNetwork`),
 with each edge's chosen op in place of the mixed edge. It declares ``feature_info`` (channels and stride
 of each stage output, as timm does): ``forward_features(x)`` is the final unpooled map and
 ``forward_intermediates(x, indices)`` returns stage outputs, so any compiled network can serve as a
@@ -12,33 +13,39 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from dmc.chain_genotype import ChainGenotype
 from dmc.compiler.build_args import BuildArgs
-from dmc.compiler.cell import derived_cell, run_derived_cell
+from dmc.compiler.cell import derived_cell, derived_layer, run_derived_cell
 from dmc.compiler.heads import AuxiliaryHeadCIFAR, AuxiliaryHeadImageNet
 from dmc.errors import InvalidInputError
 from dmc.genotype import Genotype
-from dmc.network import CellNetwork
+from dmc.network import Macro, MacroNetwork
 
 
-class CompiledNetwork(CellNetwork):
+class CompiledNetwork(MacroNetwork):
     """The network of a genotype: stem(s), cells (and residual blocks), global pool, classifier, and, for
     DARTS-family training, an auxiliary head after the last reduction cell.
 
     ``drop_path_prob`` is set by the trainer; drop-path acts only in training mode.
     """
 
-    def __init__(self, genotype: Genotype, build_args: BuildArgs):
+    def __init__(self, genotype: Genotype | ChainGenotype, build_args: BuildArgs):
         super().__init__()
-        macro = build_args.macro()
+        macro = build_args.macro
         if genotype.kind != macro.kind:
-            hint = "use --style nb201 for NAS-Bench-201 genotypes" if genotype.kind == "nb201" \
-                else "use --style cifar or imagenet for DARTS-family genotypes"
+            hint = {"nb201": "use --style nb201 for NAS-Bench-201 genotypes",
+                    "chain": "chain genotypes build chain networks: drop --style"}.get(
+                genotype.kind, "use --style cifar or imagenet for DARTS-family genotypes")
             raise InvalidInputError(f"a {genotype.kind} genotype cannot build a {build_args.style} network", hint)
         self.genotype, self.build_args = genotype, build_args
         self.drop_path_prob = 0.0
-        self.build_body(macro, build_args.in_channels, build_args.num_classes,
-                        lambda slot: derived_cell(genotype.cells[slot.cell_type], genotype.inputs, slot))
-        reductions = macro.reduction_positions()
+        if isinstance(genotype, ChainGenotype):
+            self.build_body(macro, build_args.in_channels, build_args.num_classes,
+                            lambda slot: derived_layer(genotype, macro, slot))
+        else:
+            self.build_body(macro, build_args.in_channels, build_args.num_classes,
+                            lambda slot: derived_cell(genotype.cells[slot.cell_type], genotype.inputs, slot))
+        reductions = macro.reduction_positions() if isinstance(macro, Macro) else ()
         self.aux_position = reductions[-1] if reductions else None
         self.auxiliary_head: nn.Module | None = None
         if build_args.auxiliary:
@@ -62,7 +69,10 @@ class CompiledNetwork(CellNetwork):
         self.check_input_size(x.shape[-2], x.shape[-1])
         ends = {info["block"]: stage for stage, info in enumerate(self.feature_info)}
         drop = self.drop_path_prob if self.training else 0.0
-        run_cell = lambda cell, inputs: run_derived_cell(cell, inputs, drop)  # noqa: E731
+        if isinstance(self.genotype, ChainGenotype):
+            run_cell = lambda layer, inputs: layer(inputs[0])  # noqa: E731
+        else:
+            run_cell = lambda cell, inputs: run_derived_cell(cell, inputs, drop)  # noqa: E731
         states = self.stem_states(x)
         features, aux_logits = [], None
         for i in range(-1, len(self.blocks)):
@@ -79,7 +89,8 @@ class CompiledNetwork(CellNetwork):
                               intermediates_only: bool = False):
         """Stage outputs (see ``feature_info``), as timm's ``forward_intermediates``: ``indices`` is a list of
         stage indices (negative counts from the end), an int n for the last n stages, or None for all.
-        Returns ``(final features, [stage outputs])``, or only the list with ``intermediates_only``."""
+        Returns ``(final features, [stage outputs])`` (the final features as :meth:`forward_features` gives them),
+        or only the list with ``intermediates_only``."""
         stages = len(self.feature_info)
         if indices is None:
             wanted = set(range(stages))
@@ -95,15 +106,16 @@ class CompiledNetwork(CellNetwork):
                                             f"0..{stages - 1}")
                 wanted.add(i % stages)
         features, last, _ = self._run(x, wanted)
-        return features if intermediates_only else (last, features)
+        return features if intermediates_only else (self.head_act(last), features)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """The final unpooled feature map (B, C, H, W), before the head (timm's convention)."""
-        return self._run(x, set())[1]
+        """The final unpooled feature map (B, C, H, W), before global pooling (timm's convention): a chain
+        network's head conv and NAS-Bench-201's last BN-ReLU included."""
+        return self.head_act(self._run(x, set())[1])
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         """Logits from :meth:`forward_features`' output."""
-        return self.logits(features)
+        return self.classifier(self.global_pool(features).flatten(1))
 
     def forward(self, x: torch.Tensor):
         """Logits (B, classes); in training with an auxiliary head, (logits, auxiliary logits)."""

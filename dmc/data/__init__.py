@@ -10,12 +10,18 @@ from dmc.errors import InvalidInputError
 DATASETS = ("digits", "cifar10", "cifar100", "folder:PATH")
 
 
-def load_dataset(spec: str, root: str | Path | None = None, augment: bool = False, image_size: int = 32) -> DataBundle:
+def load_dataset(spec: str, root: str | Path | None = None, augment: bool = False, image_size: int = 32,
+                 policy: str = "cifar", center_crop: float = 0.875) -> DataBundle:
     """Loads a dataset by name: ``digits``, ``cifar10[:PATH]``, ``cifar100[:PATH]`` or ``folder:PATH``.
 
-    CIFAR folders can also come from ``root``. ``augment`` turns on training-split augmentation.
+    CIFAR folders can also come from ``root``. ``augment`` turns on training-split augmentation. ``image_size``
+    resizes digits and folders (CIFAR is 32x32); folders also take an augmentation ``policy`` (``cifar`` or
+    ``imagenet``: random-resized crop, and ``center_crop`` for evaluation, see :mod:`dmc.data.folder`).
     """
     name, _, path = spec.partition(":")
+    if policy != "cifar" and name in ("digits", "cifar10", "cifar100"):
+        raise InvalidInputError(f"the {policy} augmentation policy needs a folder:PATH dataset, not {name}",
+                                "use the cifar policy")
     if name == "digits":
         from dmc.data.digits import load_digits_bundle
 
@@ -32,7 +38,7 @@ def load_dataset(spec: str, root: str | Path | None = None, augment: bool = Fals
 
         if not path:
             raise InvalidInputError("folder datasets need a path", "pass --dataset folder:PATH")
-        return load_folder_bundle(path, image_size, augment)
+        return load_folder_bundle(path, image_size, augment, policy, center_crop)
     raise InvalidInputError(f"unknown dataset {spec!r}", f"choose one of: {', '.join(DATASETS)}")
 
 

@@ -1,7 +1,14 @@
-"""Image folders (torchvision ImageFolder): PATH/train/<class>/*.png and PATH/test/<class>/*.png (or val/)."""
+"""Image folders (torchvision ImageFolder): PATH/train/<class>/*.png and PATH/test/<class>/*.png (or val/).
+
+Two augmentation policies: ``cifar`` (resize to the square image size, DARTS's padded random crop and horizontal
+flip; every split is resized to the square) and ``imagenet``, the standard ImageNet protocol: random-resized crop
+(scale 0.08-1, aspect 3/4-4/3) and horizontal flip for training; evaluation resizes the shorter side to
+``round(image_size / center_crop)`` (256 for 224 at the usual 0.875) and takes the center ``image_size`` square.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from PIL import Image
@@ -12,6 +19,9 @@ from dmc.errors import InvalidInputError
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 LAYOUT_HINT = "expected PATH/train/<class>/<image> and PATH/test/<class>/<image> (or PATH/val/...)"
+POLICIES = ("cifar", "imagenet")
+CENTER_CROP = 0.875
+"""The ImageNet evaluation crop: the shorter side is resized to ``image_size / 0.875`` (256 for 224)."""
 
 
 def load_image(path: str) -> Image.Image:
@@ -24,20 +34,52 @@ def load_image(path: str) -> Image.Image:
         raise InvalidInputError(f"{path}: not a readable image ({detail})", "remove or replace the file") from None
 
 
-def load_folder_bundle(root: str | Path, image_size: int = 32, augment: bool = False) -> DataBundle:
+def first_image_side(root: str | Path) -> int | None:
+    """The shorter side of the first training image (ImageFolder's order: classes, then files, sorted), read from
+    its header only; None when there is none or it cannot be read (loading the dataset then says why)."""
+    train = Path(root) / "train"
+    try:
+        for name in sorted(entry.name for entry in os.scandir(train) if entry.is_dir()):
+            files = sorted(entry.name for entry in os.scandir(train / name)
+                           if entry.is_file() and entry.name.lower().endswith(datasets.folder.IMG_EXTENSIONS))
+            if files:
+                with Image.open(train / name / files[0]) as image:
+                    return min(image.size)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return None
+    return None
+
+
+def folder_transforms(image_size: int, policy: str = "cifar", augment: bool = False,
+                      center_crop: float = CENTER_CROP) -> tuple[transforms.Compose, transforms.Compose]:
+    """The (training, evaluation) transforms of ``policy``; without ``augment`` training uses the evaluation one."""
+    if policy not in POLICIES:
+        raise InvalidInputError(f"unknown augmentation policy {policy!r}", f"choose one of: {', '.join(POLICIES)}")
+    finish = [transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
+    if policy == "imagenet":
+        evaluation = [transforms.Resize(round(image_size / center_crop)), transforms.CenterCrop(image_size)]
+        augmented = [transforms.RandomResizedCrop(image_size), transforms.RandomHorizontalFlip()]
+    else:
+        evaluation = [transforms.Resize((image_size, image_size))]
+        augmented = evaluation + [transforms.RandomCrop(image_size, padding=image_size // 8),
+                                  transforms.RandomHorizontalFlip()]
+    return (transforms.Compose((augmented if augment else evaluation) + finish),
+            transforms.Compose(evaluation + finish))
+
+
+def load_folder_bundle(root: str | Path, image_size: int = 32, augment: bool = False, policy: str = "cifar",
+                       center_crop: float = CENTER_CROP) -> DataBundle:
+    """An image-folder dataset at ``image_size`` with the ``policy``'s transforms (``augment``: on training)."""
     root = Path(root)
     if not root.is_dir():
         raise InvalidInputError(f"{root}: no such folder", LAYOUT_HINT)
     test_dir = next((root / name for name in ("test", "val") if (root / name).is_dir()), None)
     if not (root / "train").is_dir() or test_dir is None:
         raise InvalidInputError(f"{root}: not an image-folder dataset", LAYOUT_HINT)
-    base = [transforms.Resize((image_size, image_size)), transforms.ToTensor(),
-            transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
-    extra = [transforms.RandomCrop(image_size, padding=image_size // 8), transforms.RandomHorizontalFlip()]
-    train_tf = transforms.Compose(base[:1] + (extra if augment else []) + base[1:])
+    train_tf, test_tf = folder_transforms(image_size, policy, augment, center_crop)
     try:
         train = datasets.ImageFolder(str(root / "train"), transform=train_tf, loader=load_image, allow_empty=False)
-        test = datasets.ImageFolder(str(test_dir), transform=transforms.Compose(base), loader=load_image)
+        test = datasets.ImageFolder(str(test_dir), transform=test_tf, loader=load_image)
     except (FileNotFoundError, RuntimeError) as exc:
         raise InvalidInputError(f"{root}: {exc}", LAYOUT_HINT) from None
     if train.classes != test.classes:

@@ -1,4 +1,4 @@
-"""The macro network around the cells, shared by the supernet and compiled networks."""
+"""The macro network (cells, or a chain of layers), laid out once for the supernet and compiled networks."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from torch import nn
 
 from dmc.errors import InvalidInputError
 from dmc.network.cell import Cell
+from dmc.network.chain_macro import ChainMacro, LayerSlot
 from dmc.network.macro import Macro
 from dmc.ops.conv import ResNetBasicBlock
+from dmc.ops.mbconv import conv_bn, separable_block
 
 
 @dataclass(frozen=True)
@@ -28,31 +30,37 @@ class CellSlot:
     reduction_prev: bool
 
 
-CellFactory = Callable[[CellSlot], Cell]
-CellRunner = Callable[[Cell, list[torch.Tensor]], torch.Tensor]
-"""``run_cell(cell, inputs)``: the cell's output, its edges run as the caller (search or deploy) runs them."""
+BlockFactory = Callable[[CellSlot | LayerSlot], nn.Module]
+"""``make_block(slot)``: a cell for a :class:`CellSlot`, a chain layer for a :class:`LayerSlot`."""
+BlockRunner = Callable[[nn.Module, list[torch.Tensor]], torch.Tensor]
+"""``run_block(block, inputs)``: a cell's or chain layer's output, run as the caller (search or deploy) runs it."""
 
 
-class CellNetwork(nn.Module):
-    """Stem(s), ``blocks`` (cells; NAS-Bench-201's residual blocks between stages), head, pool, classifier.
+class MacroNetwork(nn.Module):
+    """Stem(s), ``blocks``, head, pool, classifier, for every network family.
 
-    :meth:`build_body` lays the network out from a :class:`Macro` and a cell factory, and records
-    ``feature_info`` (channels, stride and module of each stage output, as timm does; ``block`` is the
-    index after which the stage ends, -1 for the stem).
+    ``blocks`` are the cells of a cell network (and NAS-Bench-201's residual blocks between its stages) or the
+    searchable layers of a chain network. :meth:`build_body` lays the network out from a :class:`Macro` or
+    :class:`ChainMacro` and a block factory, and records ``feature_info`` (channels, stride and module of each
+    stage output, as timm does; ``block`` is the index after which the stage ends, -1 for the stem).
     """
 
-    macro: Macro
+    macro: Macro | ChainMacro
 
-    def build_body(self, macro: Macro, in_channels: int, num_classes: int, make_cell: CellFactory) -> None:
+    def build_body(self, macro: Macro | ChainMacro, in_channels: int, num_classes: int,
+                   make_block: BlockFactory) -> None:
         self.macro = macro
         self.feature_info: list[dict] = []
         self.blocks = nn.ModuleList()
-        c_out = self._darts_body(macro, in_channels, make_cell) if macro.kind == "darts" \
-            else self._nb201_body(macro, in_channels, make_cell)
+        self._made: set[int] = set()
+        body = {"darts": self._darts_body, "nb201": self._nb201_body, "chain": self._chain_body}[macro.kind]
+        c_out = body(macro, in_channels, make_block)
         self.global_pool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(c_out, num_classes)
+        dropout = getattr(macro, "dropout", 0.0)
+        self.classifier = nn.Linear(c_out, num_classes) if not dropout else \
+            nn.Sequential(nn.Dropout(dropout), nn.Linear(c_out, num_classes))
 
-    def _darts_body(self, macro: Macro, in_channels: int, make_cell: CellFactory) -> int:
+    def _darts_body(self, macro: Macro, in_channels: int, make_cell: BlockFactory) -> int:
         c = macro.channels
         if macro.stem == "cifar":
             c_stem = macro.stem_multiplier * c
@@ -79,16 +87,15 @@ class CellNetwork(nn.Module):
                 stride *= 2
                 if self.blocks:  # the previous cell ends a stage
                     self._stage_end(stride // 2)
-            cell = make_cell(CellSlot(i, "reduce" if reduction else "normal", c_cur, (c_pp, c_p), reduction,
-                                      reduction_prev))
-            self.blocks.append(cell)
+            cell = self._make(make_cell, CellSlot(i, "reduce" if reduction else "normal", c_cur, (c_pp, c_p),
+                                                  reduction, reduction_prev))
             reduction_prev = reduction
             c_pp, c_p = c_p, cell.out_channels
         self._stage_end(stride)
         self.head_act = nn.Identity()
         return c_p
 
-    def _nb201_body(self, macro: Macro, in_channels: int, make_cell: CellFactory) -> int:
+    def _nb201_body(self, macro: Macro, in_channels: int, make_cell: BlockFactory) -> int:
         c = macro.channels
         self.stem = nn.Sequential(nn.Conv2d(in_channels, c, 3, padding=1, bias=False), nn.BatchNorm2d(c))
         self.stem1 = None
@@ -98,33 +105,65 @@ class CellNetwork(nn.Module):
             if stage:
                 self.blocks.append(ResNetBasicBlock(c_prev, width, 2))
             for _ in range(macro.layers):
-                self.blocks.append(make_cell(CellSlot(len(self.blocks), "normal", width, (width,), False, False)))
+                self._make(make_cell, CellSlot(len(self.blocks), "normal", width, (width,), False, False))
             c_prev = width
             self._stage_end(2 ** stage)
         self.head_act = nn.Sequential(nn.BatchNorm2d(c_prev), nn.ReLU(inplace=True))
         return c_prev
 
-    def _stage_end(self, stride: int) -> None:
-        i = len(self.blocks) - 1  # a stage always ends with a cell
-        self.feature_info.append(dict(num_chs=self.blocks[i].out_channels, reduction=stride, module=f"blocks.{i}",
-                                      block=i))
+    def _chain_body(self, macro: ChainMacro, in_channels: int, make_layer: BlockFactory) -> int:
+        act = macro.outer_activation
+        self.stem = conv_bn(in_channels, macro.stem_width, 3, macro.stem_stride, act=act)
+        c, stride = macro.stem_width, macro.stem_stride
+        self.stem1 = None
+        if macro.first_block is not None:
+            self.stem1 = separable_block(c, macro.first_block_width, act)
+            c = macro.first_block_width
+        self.feature_info.append(dict(num_chs=c, reduction=stride, module="stem1" if self.stem1 else "stem", block=-1))
+        slots = macro.layer_slots()
+        for slot in slots:
+            if slot.stride == 2:
+                if slot.index:  # the layers before end a stage (the stem's output is already one)
+                    self._stage_end(stride, slots[slot.index - 1].c_out)
+                stride *= 2
+            self._make(make_layer, slot)
+        self._stage_end(stride, slots[-1].c_out)
+        if macro.head_width is None:
+            self.head_act = nn.Identity()
+            return slots[-1].c_out
+        self.head_act = conv_bn(slots[-1].c_out, macro.head_width, 1, act=act)
+        return macro.head_width
+
+    def _make(self, make_block: BlockFactory, slot: CellSlot | LayerSlot) -> nn.Module:
+        block = make_block(slot)
+        self._made.add(len(self.blocks))
+        self.blocks.append(block)
+        return block
+
+    def _stage_end(self, stride: int, channels: int | None = None) -> None:
+        i = len(self.blocks) - 1  # a stage always ends with a cell or layer
+        self.feature_info.append(dict(num_chs=channels or self.blocks[i].out_channels, reduction=stride,
+                                      module=f"blocks.{i}", block=i))
 
     # ------------------------------------------------------------------------------------------ running
     def stem_states(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The states the first block reads: [s0, s1] for two-input cells, [s] for one-input cells."""
         s0 = self.stem(x)
+        if self.macro.kind == "chain":
+            return [s0 if self.stem1 is None else self.stem1(s0)]
         if self.macro.kind == "nb201":
             return [s0]
         return [s0, s0] if self.stem1 is None else [s0, self.stem1(s0)]
 
-    def run_block(self, i: int, states: list[torch.Tensor], run_cell: CellRunner) -> list[torch.Tensor]:
-        """The states after block ``i``; the last one is its output."""
+    def run_block(self, i: int, states: list[torch.Tensor], run_made: BlockRunner) -> list[torch.Tensor]:
+        """The states after block ``i``; the last one is its output. Blocks of the factory (cells, chain
+        layers) run through ``run_made``; the fixed ones (residual blocks) run themselves."""
         block = self.blocks[i]
-        if not isinstance(block, Cell):
+        if i not in self._made:
             return [block(states[-1])]
-        if block.inputs == 2:
-            return [states[-1], run_cell(block, states)]
-        return [run_cell(block, [states[-1]])]
+        if isinstance(block, Cell) and block.inputs == 2:
+            return [states[-1], run_made(block, states)]
+        return [run_made(block, [states[-1]])]
 
     def logits(self, last: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.global_pool(self.head_act(last)).flatten(1))  # (B, classes)
@@ -152,6 +191,8 @@ class CellNetwork(nn.Module):
 
     def _strides(self) -> list[tuple[str | None, int]]:
         """(name of a block that needs an even input or None, stride) in forward order."""
+        if self.macro.kind == "chain":  # 'same'-padded strided convs take any size
+            return [(None, self.macro.stem_stride)] + [(None, s.stride) for s in self.macro.layer_slots()]
         strides = [(None, 1)] if self.stem1 is None else [(None, 2), (None, 2), (None, 2)]
         for i, block in enumerate(self.blocks):
             if isinstance(block, Cell) and block.reduction:

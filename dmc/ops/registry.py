@@ -31,8 +31,15 @@ class OpSpec:
     """Always outputs zeros ('none'): mixed edges skip computing it, derivation ignores it."""
     deterministic: bool = True
     """False for ops whose output is random ('noise' of R-DARTS S4)."""
+    chain: bool = False
+    """A chain-space layer (takes the network's ``act``); the others are cell-space edges."""
+    skip: bool = False
+    """Passes its input through where the shape is kept (a chain layer that derivation may remove)."""
 
-    def build(self, c_in: int, c_out: int, stride: int, affine: bool) -> nn.Module:
+    def build(self, c_in: int, c_out: int, stride: int, affine: bool, act: str = "relu") -> nn.Module:
+        """The module; ``act`` is the activation of chain layers (cell ops have theirs built in)."""
+        if self.chain:
+            return self.factory(c_in, c_out, stride, affine, act=act)
         return self.factory(c_in, c_out, stride, affine)
 
 

@@ -1,7 +1,8 @@
-"""The operations of the DARTS, R-DARTS and NAS-Bench-201 search spaces.
+"""The operations of the DARTS, R-DARTS and NAS-Bench-201 cell spaces and of the MobileNetV2-like chain spaces.
 
 Semantics follow the reference implementations: DARTS `operations.py` (and R-DARTS's noise op),
-NAS-Bench-201 `cell_operations.py`. Both the supernet and the compiler build ops from :data:`OPS`,
+NAS-Bench-201 `cell_operations.py`, torchvision's MobileNetV2, ProxylessNAS and FBNet's builder
+(:mod:`dmc.ops.mbconv`). Both the supernet and the compiler build ops from :data:`OPS`,
 so what is searched is what is deployed.
 """
 
@@ -11,6 +12,7 @@ from functools import partial
 
 from dmc.ops.basic import FactorizedReduce, Identity, Noise, Zero
 from dmc.ops.conv import Conv7x1_1x7, DilConv, ReLUConvBN, SepConv
+from dmc.ops.mbconv import MBConv, chain_skip
 from dmc.ops.pool import pool_3x3
 from dmc.ops.registry import OpRegistry
 
@@ -54,3 +56,20 @@ def _factorized_reduce(c_in: int, c_out: int, stride: int, affine: bool):
     if stride != 2:
         raise ValueError("factorized_reduce only exists with stride 2")
     return FactorizedReduce(c_in, c_out, affine)
+
+
+# Chain layers: mbconv_k{3,5,7}_e{1,3,6}, with _g2 (FBNet's group convs and shuffle) and/or _se.
+for _k in (3, 5, 7):
+    for _e in (1, 3, 6):
+        for _g in (1, 2):
+            for _se in (False, True):
+                _name = f"mbconv_k{_k}_e{_e}" + ("_g2" if _g == 2 else "") + ("_se" if _se else "")
+                _what = (f"inverted residual, {_k}x{_k} depthwise, expansion {_e}" + (", 2-group 1x1 convs" if _g == 2
+                                                                                      else "")
+                         + (", squeeze-excitation" if _se else ""))
+                OPS.register(_name, _what, parametric=True, chain=True)(
+                    lambda c_in, c_out, stride, affine, act, k=_k, e=_e, g=_g, se=_se:
+                    MBConv(c_in, c_out, k, e, stride, g, se, act, affine))
+
+OPS.register("skip", "chain layer skipped (identity); a 1x1 conv, BN, act where the shape changes", chain=True,
+             skip=True)(chain_skip)

@@ -1,9 +1,9 @@
 """DARTS- search: configuration, beta schedules, the bi-level loop, resume, and derivation from runs."""
 
+from dmc.runfolder import read_history
 from dmc.search.beta import SCHEDULES, BetaSchedule
 from dmc.search.config import SearchConfig, load_search_config
 from dmc.search.derive_run import derive_run
-from dmc.runfolder import read_history
 from dmc.search.run import SearchResult, search, search_seeds
 
 __all__ = ["SCHEDULES", "BetaSchedule", "SearchConfig", "SearchResult", "derive_run", "load_search_config",

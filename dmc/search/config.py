@@ -11,6 +11,7 @@ from typing import Any
 from dmc.errors import InvalidInputError
 from dmc.io import read_yaml
 from dmc.kernels import KERNEL_CHOICES
+from dmc.limits import MAX_INPUT_SIZE
 from dmc.search.beta import BetaSchedule
 from dmc.settings import check_settings, settings_from_dict
 
@@ -40,6 +41,10 @@ class SearchConfig:
     """Initial channels; None keeps the space's macro setting."""
     layers: int | None = None
     """Cells (DARTS family) or cells per stage (NAS-Bench-201); None keeps the space's setting."""
+    width: float | None = None
+    """Chain spaces: width multiplier of the skeleton; None keeps the space's."""
+    image_size: int = 32
+    """Side of the (square) training images: digits and image folders are resized to it."""
     beta_schedule: str = "linear"
     beta0: float = 1.0
     beta_start: int = 0
@@ -88,6 +93,8 @@ class SearchConfig:
             (re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device) is not None, "device must be auto, cpu or cuda[:N]"),
             (self.channels is None or self.channels >= 1, "channels must be >= 1"),
             (self.layers is None or self.layers >= 1, "layers must be >= 1"),
+            (self.width is None or 0 < self.width <= 8, "width must be in (0, 8]"),
+            (8 <= self.image_size <= MAX_INPUT_SIZE, f"image_size must be in 8..{MAX_INPUT_SIZE}"),
             (self.kernels in KERNEL_CHOICES, f"kernels must be one of {', '.join(KERNEL_CHOICES)}"),
         ]
         for ok, problem in checks:
@@ -106,11 +113,24 @@ class SearchConfig:
         """Settings from a mapping (a YAML file, config.json, the command line); ``source`` names it in errors."""
         return settings_from_dict(cls, data, source).validate(source)
 
+    @classmethod
+    def for_space(cls, data: dict[str, Any], source: str = "search config") -> SearchConfig:
+        """Settings for a new search: the space's own search defaults (a chain space carries the paper's S5
+        setting), then ``data`` (None = not given)."""
+        given = {k: v for k, v in data.items() if v is not None}
+        defaults: dict[str, Any] = {}
+        if isinstance(given.get("space", cls.space), str):
+            from dmc.space import load_space
+
+            defaults = dict(load_space(given.get("space", cls.space)).search_defaults)
+        return cls.from_dict({**defaults, **given}, source)
+
 
 def load_search_config(path: str | Path, **overrides: Any) -> SearchConfig:
-    """Reads a YAML file of settings; ``overrides`` (e.g. from the CLI; None = not given) win."""
+    """Reads a YAML file of settings; ``overrides`` (e.g. from the CLI; None = not given) win, and the space's
+    search defaults fill in what neither gives."""
     data = read_yaml(path)
     data = {} if data is None else data
-    if isinstance(data, dict):  # anything else is refused by from_dict, naming the file
-        data = {**data, **{k: v for k, v in overrides.items() if v is not None}}
-    return SearchConfig.from_dict(data, str(path))
+    if not isinstance(data, dict):  # refused by from_dict, naming the file
+        return SearchConfig.from_dict(data, str(path))
+    return SearchConfig.for_space({**data, **{k: v for k, v in overrides.items() if v is not None}}, str(path))

@@ -21,7 +21,7 @@ def derive_run(run_dir: str | Path, checkpoint: str = "best") -> Genotype:
         if state.get("space_hash") != space.content_hash:
             raise InvalidInputError(f"{path} was searched in another space than space.yaml")
         try:
-            alphas = {c: state["model"][f"alpha_{c}"] for c in space.cell_types}
+            alphas = {g: state["model"][f"alpha_{g}"] for g in space.alpha_groups}
         except (KeyError, TypeError) as exc:
             raise DamagedRunFile(f"{path}: damaged (no architecture weights {exc})") from None
         return derive(alphas, space)

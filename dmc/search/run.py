@@ -22,8 +22,15 @@ from dmc.errors import InvalidInputError
 from dmc.genotype import Genotype
 from dmc.kernels import select_mixed_sum
 from dmc.runfolder import SEARCH_RUN, RunFolder, restoring
-from dmc.runtime import (EpochPermutation, check_finite, evaluate, resolve_device, restore_rng_state, rng_state,
-                         seed_everything)
+from dmc.runtime import (
+    EpochPermutation,
+    check_finite,
+    evaluate,
+    resolve_device,
+    restore_rng_state,
+    rng_state,
+    seed_everything,
+)
 from dmc.search.architect import Architect
 from dmc.search.config import SearchConfig
 from dmc.search.derive_run import derive_run
@@ -54,7 +61,7 @@ class _Run:
         self.device = resolve_device(config.device)
         seed_everything(config.seed, config.deterministic)
 
-        data = load_dataset(config.dataset, config.data_root, augment=config.augment)
+        data = load_dataset(config.dataset, config.data_root, augment=config.augment, image_size=config.image_size)
         self.data = data
         order = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(config.seed)).tolist()
         split = int(len(order) * config.train_portion)
@@ -145,7 +152,7 @@ def _start(config: SearchConfig, folder: RunFolder, resume: bool) -> tuple[Searc
         saved = folder.read_config()
         return SearchConfig.from_dict(saved["config"], str(folder.config_path)), folder.read_space()
     config.validate()
-    space = load_space(config.space).with_macro(channels=config.channels, layers=config.layers)
+    space = load_space(config.space).with_macro(channels=config.channels, layers=config.layers, width=config.width)
     folder.claim()
     folder.write_space(space)
     return config, space
@@ -217,9 +224,10 @@ def _log_tensorboard(writer, record: dict[str, Any]) -> None:
     epoch = record["epoch"]
     for key in ("beta", "lr", "train_loss", "train_acc", "val_loss", "val_acc"):
         writer.add_scalar(key, record[key], epoch)
-    for cell, edges in record["alphas"].items():
-        for e, weights in enumerate(edges):
-            writer.add_scalars(f"alpha_{cell}/edge_{e:02d}", {str(k): w for k, w in enumerate(weights)}, epoch)
+    for group, rows in record["alphas"].items():
+        row = "layer" if group == "layers" else "edge"
+        for e, weights in enumerate(rows):
+            writer.add_scalars(f"alpha_{group}/{row}_{e:02d}", {str(k): w for k, w in enumerate(weights)}, epoch)
     writer.flush()
 
 

@@ -1,8 +1,8 @@
-"""A DARTS- mixed edge: ``beta * aux(x) + sum_k softmax(alpha)_k * op_k(x)``."""
+"""A DARTS- mixed edge (or chain layer): ``beta * aux(x) + sum_k softmax(alpha)_k * op_k(x)``."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -10,6 +10,7 @@ from torch import nn
 from dmc.kernels import MixedSum, mixed_sum
 from dmc.ops import OPS
 from dmc.ops.basic import FactorizedReduce, Identity, Zero
+from dmc.ops.conv import ReLUConvBN
 
 
 def auxiliary_edge(channels: int, stride: int, conv1x1: bool) -> nn.Module:
@@ -19,35 +20,56 @@ def auxiliary_edge(channels: int, stride: int, conv1x1: bool) -> nn.Module:
         return FactorizedReduce(channels, channels, affine=False)
     if not conv1x1:
         return Identity()
-    conv = nn.Conv2d(channels, channels, 1, bias=False)
+    return identity_conv1x1(channels, channels, 1)
+
+
+def chain_auxiliary(c_in: int, c_out: int, stride: int, shape_change: str) -> nn.Module:
+    """DARTS-'s auxiliary skip of a chain layer: the identity where the shape is kept; where it changes, a
+    factorized reduce (stride 2; a 1x1 ReLU-conv-BN when only the width changes), as the official code does on
+    stride-2 edges, or (``shape_change='conv1x1'``) an identity-initialised strided 1x1 conv."""
+    if stride == 1 and c_in == c_out:
+        return Identity()
+    if shape_change == "conv1x1":
+        return identity_conv1x1(c_in, c_out, stride)
+    if stride == 2:
+        return FactorizedReduce(c_in, c_out, affine=False)
+    return ReLUConvBN(c_in, c_out, 1, 1, 0, affine=False)
+
+
+def identity_conv1x1(c_in: int, c_out: int, stride: int) -> nn.Conv2d:
+    """A 1x1 conv that starts as the identity on the first min(c_in, c_out) channels (zeros elsewhere)."""
+    conv = nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False)
     with torch.no_grad():
-        conv.weight.copy_(torch.eye(channels).view(channels, channels, 1, 1))
+        conv.weight.copy_(torch.eye(c_out, c_in).view(c_out, c_in, 1, 1))
     return conv
 
 
 class MixedEdge(nn.Module):
-    """All candidate ops of one edge plus the auxiliary edge; weights and beta come from the supernet.
+    """All candidate ops of one edge (or chain layer) plus the auxiliary edge; weights and beta come from the
+    supernet.
 
     'none' candidates are not computed: their output is zero, so they only take part through the
     softmax that normalises the other weights. ``mixed_sum`` is the weighted sum's implementation
-    (:func:`dmc.kernels.select_mixed_sum`); the supernet sets it on every edge.
+    (:func:`dmc.kernels.select_mixed_sum`); the supernet sets it on every edge. ``row`` is the edge's row of
+    its architecture weights (set for chain layers, which the supernet runs by it).
     """
 
-    def __init__(self, op_names: Sequence[str], channels: int, stride: int, pool_batchnorm: bool = True,
-                 aux_conv1x1: bool = False):
+    def __init__(self, op_names: Sequence[str], c_in: int, c_out: int, stride: int, aux: Callable[[], nn.Module],
+                 pool_batchnorm: bool = True, act: str = "relu", row: int | None = None):
         super().__init__()
         self.op_names = tuple(op_names)
+        self.row = row
         self.computed = [k for k, name in enumerate(self.op_names) if not OPS[name].zero]
         ops = []
         for k in self.computed:
             spec = OPS[self.op_names[k]]
-            op = spec.build(channels, channels, stride, affine=False)
+            op = spec.build(c_in, c_out, stride, affine=False, act=act)
             if spec.pool and pool_batchnorm:
-                op = nn.Sequential(op, nn.BatchNorm2d(channels, affine=False))
+                op = nn.Sequential(op, nn.BatchNorm2d(c_out, affine=False))
             ops.append(op)
         self.ops = nn.ModuleList(ops)
-        self.zero = Zero(channels, stride) if not ops else None  # an edge whose only candidate is 'none'
-        self.aux = auxiliary_edge(channels, stride, aux_conv1x1)
+        self.zero = Zero(c_out, stride) if not ops else None  # an edge whose only candidate is 'none'
+        self.aux = aux()  # built after the candidates: the initialisation order (and so the RNG) is DARTS's
         self.register_buffer("computed_index", torch.tensor(self.computed, dtype=torch.long), persistent=False)
         self.mixed_sum: MixedSum = mixed_sum
 

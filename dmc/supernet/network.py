@@ -1,25 +1,29 @@
-"""The supernet: a macro network of search cells, architecture logits ``alpha`` and the DARTS- ``beta``."""
+"""The supernet: a macro network of search cells or mixed chain layers, architecture logits ``alpha`` and the
+DARTS- ``beta``."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
+from dmc.chain_genotype import ChainGenotype
+from dmc.chain_space import ChainSpace
 from dmc.derive import derive, edge_weights
 from dmc.genotype import Genotype
 from dmc.kernels import MixedSum
-from dmc.network import Cell, CellNetwork, CellSlot
+from dmc.network import Cell, CellSlot, LayerSlot, MacroNetwork
 from dmc.space import SearchSpace
-from dmc.supernet.mixed_edge import MixedEdge
+from dmc.supernet.mixed_edge import MixedEdge, auxiliary_edge, chain_auxiliary
 from dmc.supernet.recompute import recomputed
 
 
-class Supernet(CellNetwork):
+class Supernet(MacroNetwork):
     """A weight-sharing network over every architecture of ``space``, laid out by the space's macro exactly
-    as a compiled network of the same macro (:class:`dmc.network.CellNetwork`).
+    as a compiled network of the same macro (:class:`dmc.network.MacroNetwork`).
 
-    ``alpha_<cell>`` are the architecture logits, one row per edge, padded to the longest candidate
-    list (padding is masked out of the softmax). ``beta`` scales the auxiliary skip on every mixed edge;
+    ``alpha_<group>`` are the architecture logits (``alpha_normal``/``alpha_reduce``: one row per cell edge;
+    ``alpha_layers``: one row per chain layer), padded to the longest candidate list (padding is masked out
+    of the softmax). ``beta`` scales the auxiliary skip on every mixed edge;
     :meth:`set_beta` sets it once per epoch, and beta = 0 skips the auxiliary edges (plain DARTS).
 
     Execution settings, none of which changes the result beyond float rounding: :meth:`set_kernels`
@@ -27,18 +31,20 @@ class Supernet(CellNetwork):
     ``channels_last`` (memory format of the activations), :func:`dmc.supernet.compile_edges`.
     """
 
-    def __init__(self, space: SearchSpace, num_classes: int, in_channels: int = 3, alpha_init_std: float = 1e-3):
+    def __init__(self, space: SearchSpace | ChainSpace, num_classes: int, in_channels: int = 3,
+                 alpha_init_std: float = 1e-3):
         super().__init__()
         self.space = space
         self.num_classes = num_classes
-        self.build_body(space.macro, in_channels, num_classes, self._search_cell)
+        self.build_body(space.macro, in_channels, num_classes,
+                        self._search_layer if isinstance(space, ChainSpace) else self._search_cell)
 
-        for cell_type in space.cell_types:
-            ops = space.cell(cell_type).edges
+        for group in space.alpha_groups:
+            ops = space.candidates(group)
             width = max(map(len, ops))
             mask = torch.tensor([[k < len(o) for k in range(width)] for o in ops])
-            self.register_parameter(f"alpha_{cell_type}", nn.Parameter(alpha_init_std * torch.randn(len(ops), width)))
-            self.register_buffer(f"mask_{cell_type}", mask, persistent=False)
+            self.register_parameter(f"alpha_{group}", nn.Parameter(alpha_init_std * torch.randn(len(ops), width)))
+            self.register_buffer(f"mask_{group}", mask, persistent=False)
         self.register_buffer("beta", torch.tensor(1.0), persistent=False)
         self._beta_value = 1.0
         self.channels_last = False
@@ -47,27 +53,37 @@ class Supernet(CellNetwork):
     def _search_cell(self, slot: CellSlot) -> Cell:
         space = self.space
         candidates = space.cell(slot.cell_type).edges
-        return Cell(space.node_inputs, space.concat, space.inputs, slot.channels, slot.in_channels,
-                    lambda e, stride: MixedEdge(candidates[e], slot.channels, stride, space.pool_batchnorm,
-                                                space.aux_conv1x1),
-                    slot.reduction, slot.reduction_prev, affine=False)
+        c = slot.channels
+
+        def mixed_edge(e: int, stride: int) -> MixedEdge:
+            return MixedEdge(candidates[e], c, c, stride, lambda: auxiliary_edge(c, stride, space.aux_conv1x1),
+                             space.pool_batchnorm)
+
+        return Cell(space.node_inputs, space.concat, space.inputs, c, slot.in_channels, mixed_edge, slot.reduction,
+                    slot.reduction_prev, affine=False)
+
+    def _search_layer(self, slot: LayerSlot) -> MixedEdge:
+        space = self.space
+        aux = lambda: chain_auxiliary(slot.c_in, slot.c_out, slot.stride, space.aux_shape_change)  # noqa: E731
+        return MixedEdge(space.layers[slot.index], slot.c_in, slot.c_out, slot.stride, aux,
+                         act=space.macro.activation, row=slot.index)
 
     # --------------------------------------------------------------------------------- architecture
     def arch_parameters(self) -> list[nn.Parameter]:
-        return [getattr(self, f"alpha_{c}") for c in self.space.cell_types]
+        return [getattr(self, f"alpha_{g}") for g in self.space.alpha_groups]
 
     def weight_parameters(self) -> list[nn.Parameter]:
         arch = {id(p) for p in self.arch_parameters()}
         return [p for p in self.parameters() if id(p) not in arch]
 
     def alphas(self) -> dict[str, torch.Tensor]:
-        return {c: getattr(self, f"alpha_{c}") for c in self.space.cell_types}
+        return {g: getattr(self, f"alpha_{g}") for g in self.space.alpha_groups}
 
     def edge_weights(self) -> dict[str, list[torch.Tensor]]:
-        """Softmax weights per edge over its own candidates, detached (for logging)."""
-        return {c: edge_weights(a.detach(), self.space, c) for c, a in self.alphas().items()}
+        """Softmax weights per edge (or chain layer) over its own candidates, detached (for logging)."""
+        return {g: edge_weights(a.detach(), self.space, g) for g, a in self.alphas().items()}
 
-    def genotype(self) -> Genotype:
+    def genotype(self) -> Genotype | ChainGenotype:
         return derive(self.alphas(), self.space)
 
     def set_beta(self, beta: float) -> None:
@@ -97,15 +113,18 @@ class Supernet(CellNetwork):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        weights = {c: self._weights(c) for c in self.space.cell_types}
+        weights = {g: self._weights(g) for g in self.space.alpha_groups}
         beta = self.beta if self._beta_value != 0 else None
         recompute = self.recompute_edges and torch.is_grad_enabled()
 
-        def run_cell(cell: Cell, inputs: list[torch.Tensor]) -> torch.Tensor:
-            w = weights["reduce" if cell.reduction else "normal"]  # (E, K)
-            if recompute:
-                return cell(inputs, lambda e, edge, h: recomputed(edge, h, w[e], beta))
-            return cell(inputs, lambda e, edge, h: edge(h, w[e], beta))
+        def run_edge(edge: MixedEdge, h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+            return recomputed(edge, h, w, beta) if recompute else edge(h, w, beta)
+
+        def run_cell(block: nn.Module, inputs: list[torch.Tensor]) -> torch.Tensor:
+            if isinstance(block, MixedEdge):  # a chain layer
+                return run_edge(block, inputs[0], weights["layers"][block.row])
+            w = weights["reduce" if block.reduction else "normal"]  # (E, K)
+            return block(inputs, lambda e, edge, h: run_edge(edge, h, w[e]))
 
         states = self.stem_states(x)
         for i in range(len(self.blocks)):
@@ -113,6 +132,6 @@ class Supernet(CellNetwork):
         return self.logits(states[-1])
 
 
-def build_supernet(space: SearchSpace, num_classes: int, in_channels: int = 3) -> Supernet:
+def build_supernet(space: SearchSpace | ChainSpace, num_classes: int, in_channels: int = 3) -> Supernet:
     """The supernet of ``space`` for ``num_classes`` classes (see :class:`Supernet`)."""
     return Supernet(space, num_classes, in_channels)

@@ -1,4 +1,5 @@
-"""Training a compiled network from scratch (the paper's evaluation protocol), with exact resume.
+"""Training a compiled network from scratch (DARTS's CIFAR protocol or the MnasNet ImageNet recipe), with exact
+resume.
 
 The run folder (:mod:`dmc.runfolder`) records per epoch lr, drop-path, train, validation and test loss and
 accuracy and wall time; ``last.pt`` and ``best.pt`` are training checkpoints that also carry the genotype and
@@ -8,6 +9,11 @@ alone; ``result.json`` holds the accuracies.
 ``best.pt`` is the epoch with the best accuracy on a held-out validation split of the training data
 (``val_portion``); the test split is only ever reported: the final epoch's test accuracy (the paper's
 protocol) and that of ``best.pt``. Writes are crash-consistent (:mod:`dmc.runfolder`).
+
+With a weight EMA (``ema_decay``), validation and test use the averaged weights, and they are the network of
+``best.pt`` and ``last.pt`` (``model``); the checkpoints also hold the training weights (``train_model``) and the
+EMA's update count, so that resume continues both exactly. Optimiser and scheduler states (RMSProp's mean squares,
+the per-step schedule's step) are in every checkpoint too.
 """
 
 from __future__ import annotations
@@ -22,7 +28,13 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from dmc.compiler import CompiledNetwork, build_args_for, build_network, load_network, save_network
+from dmc.compiler import (
+    CompiledNetwork,
+    build_args_for,
+    build_network,
+    load_network,
+    save_network,
+)
 from dmc.compiler.saved import network_record
 from dmc.data import DataBundle, load_dataset
 from dmc.data.cutout import CutoutDataset
@@ -30,9 +42,22 @@ from dmc.errors import InvalidInputError
 from dmc.genotype import Genotype
 from dmc.io import atomic_write_text
 from dmc.runfolder import TRAIN_RUN, DamagedRunFile, RunFolder, restoring
-from dmc.runtime import (EpochPermutation, check_finite, evaluate, resolve_device, restore_rng_state, rng_state,
-                         seed_everything)
+from dmc.runtime import (
+    EpochPermutation,
+    check_finite,
+    evaluate,
+    resolve_device,
+    restore_rng_state,
+    rng_state,
+    seed_everything,
+)
 from dmc.train.config import TrainConfig
+from dmc.train.optim import (
+    WeightEMA,
+    add_classifier_dropout,
+    build_optimizer,
+    build_scheduler,
+)
 from dmc.version import __version__
 
 
@@ -105,6 +130,47 @@ def _resume(folder: RunFolder) -> tuple[Genotype, TrainConfig, dict[str, Any] | 
     return Genotype.from_dict(saved["genotype"], f"{source}: genotype"), config, state, init
 
 
+def _load(config: TrainConfig, augment: bool) -> DataBundle:
+    return load_dataset(config.dataset, config.data_root, augment=augment, image_size=config.image_size,
+                        policy=config.augment_policy, center_crop=config.center_crop)
+
+
+def training_loss(out, y: torch.Tensor, config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss, logits) of a training forward pass ``out``: cross-entropy with ``label_smoothing``, plus the auxiliary
+    head's (same smoothing) weighted ``auxiliary_weight``."""
+    logits, aux_logits = out if isinstance(out, tuple) else (out, None)
+    loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
+    if aux_logits is not None:
+        loss = loss + config.auxiliary_weight * F.cross_entropy(aux_logits, y, label_smoothing=config.label_smoothing)
+    return loss, logits
+
+
+def _check_auxiliary_head(model: CompiledNetwork, data: DataBundle, device: torch.device) -> None:
+    """Refuses an image size at which the auxiliary head's pooling leaves nothing (DARTS's ImageNet head wants its
+    7x7 map of 224-pixel images, the CIFAR head the 8x8 of 32): one eval-mode forward of a blank image, with the
+    random generators left as they were."""
+    head, position = getattr(model, "auxiliary_head", None), getattr(model, "aux_position", None)
+    if head is None or position is None:
+        return
+    shapes = []
+    hook = model.blocks[position].register_forward_hook(lambda m, args, out: shapes.append(out.shape))
+    was_training = model.training
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            model.eval()
+            model(torch.zeros(1, data.in_channels, data.image_size, data.image_size, device=device))
+            head.eval()
+            head(torch.zeros(shapes[0], device=device))
+    except RuntimeError:
+        side = f"{shapes[0][-2]}x{shapes[0][-1]}" if shapes else "too small a"
+        raise InvalidInputError(f"the auxiliary head gets {side} feature maps from {data.image_size}-pixel images, "
+                                "too small for its pooling", "train with --no-auxiliary or a larger --image-size") \
+            from None
+    finally:
+        hook.remove()
+        model.train(was_training)
+
+
 def _splits(config: TrainConfig, data: DataBundle) -> tuple[Dataset, Dataset | None]:
     """The training images and the held-out validation images (unaugmented; None when ``val_portion`` is 0),
     a fixed split of the training split that depends only on the seed."""
@@ -116,7 +182,7 @@ def _splits(config: TrainConfig, data: DataBundle) -> tuple[Dataset, Dataset | N
         raise InvalidInputError(f"val_portion {config.val_portion} of {n} training images leaves an empty split",
                                 "choose a val_portion that holds out at least one image, or 0")
     order = torch.randperm(n, generator=torch.Generator().manual_seed(config.seed)).tolist()
-    plain = load_dataset(config.dataset, config.data_root).train if config.augment else data.train
+    plain = _load(config, augment=False).train if config.augment else data.train
     return Subset(data.train, order[held_out:]), Subset(plain, order[:held_out])
 
 
@@ -127,7 +193,7 @@ def _train(genotype: Genotype, config: TrainConfig, folder: RunFolder, state, on
     run_dir = folder.path
     device = resolve_device(config.device)
     seed_everything(config.seed, config.deterministic)
-    data = load_dataset(config.dataset, config.data_root, augment=config.augment)
+    data = _load(config, augment=config.augment)
     train_images, val_images = _splits(config, data)
     train_set = CutoutDataset(train_images, config.cutout) if config.cutout > 0 else train_images
     sampler = EpochPermutation(len(train_set), config.seed)
@@ -151,14 +217,21 @@ def _train(genotype: Genotype, config: TrainConfig, folder: RunFolder, state, on
                 f"compile it with --classes {data.num_classes} (and the dataset's input channels), or train the "
                 "genotype")
     model.check_input_size(data.image_size, data.image_size)
-    optimizer = torch.optim.SGD(model.parameters(), config.lr, momentum=config.momentum,
-                                weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.epochs, eta_min=config.lr_min)
+    _check_auxiliary_head(model, data, device)
+    ema = WeightEMA(model, config.ema_decay) if config.ema_decay > 0 else None
+    evaluated = model if ema is None else ema.network  # what validation, test and the checkpoints' network are
+    if config.dropout > 0:
+        add_classifier_dropout(model, config.dropout)
+    optimizer = build_optimizer(model, config)
+    scheduler = build_scheduler(optimizer, config, len(train_loader))
     epoch, test_acc = 0, -1.0
     best = {"best_epoch": -1, "best_val_acc": -1.0, "best_test_acc": -1.0}
     if state is not None:
         with restoring(run_dir, "its own network"):
-            model.load_state_dict(state["model"])
+            model.load_state_dict(state["model"] if ema is None else state["train_model"])
+            if ema is not None:
+                ema.network.load_state_dict(state["model"])
+                ema.load_state_dict(state["ema"])
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
             restore_rng_state(state["rng"])
@@ -175,7 +248,7 @@ def _train(genotype: Genotype, config: TrainConfig, folder: RunFolder, state, on
         while epoch < config.epochs:
             started = time.perf_counter()
             model.drop_path_prob = config.drop_path * epoch / config.epochs
-            lr = scheduler.get_last_lr()[0]
+            lr = optimizer.param_groups[0]["lr"]
             model.train()
             sampler.set_epoch(epoch)
             on_event("epoch_start", epoch=epoch, epochs=config.epochs, steps=len(train_loader))
@@ -183,15 +256,15 @@ def _train(genotype: Genotype, config: TrainConfig, folder: RunFolder, state, on
             for step, (x, y) in enumerate(train_loader):
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
                 optimizer.zero_grad(set_to_none=True)
-                out = model(x)
-                logits, aux_logits = out if isinstance(out, tuple) else (out, None)
-                loss = F.cross_entropy(logits, y)
-                if aux_logits is not None:
-                    loss = loss + config.auxiliary_weight * F.cross_entropy(aux_logits, y)
+                loss, logits = training_loss(model(x), y, config)
                 value = check_finite(loss.item(), "the training loss", epoch, step + 1, run_dir)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
                 optimizer.step()
+                if ema is not None:
+                    ema.update(model)
+                if config.per_step_schedule:
+                    scheduler.step()
                 total += value * len(y)
                 correct += (logits.argmax(1) == y).sum().item()
                 seen += len(y)
@@ -199,21 +272,24 @@ def _train(genotype: Genotype, config: TrainConfig, folder: RunFolder, state, on
             record = {"epoch": epoch, "lr": lr, "drop_path": model.drop_path_prob, "train_loss": total / seen,
                       "train_acc": correct / seen}
             if val_loader is not None:
-                record["val_loss"], record["val_acc"] = evaluate(model, val_loader, device)
+                record["val_loss"], record["val_acc"] = evaluate(evaluated, val_loader, device)
                 check_finite(record["val_loss"], "the validation loss", epoch, None, run_dir)
-            record["test_loss"], record["test_acc"] = evaluate(model, test_loader, device)
+            record["test_loss"], record["test_acc"] = evaluate(evaluated, test_loader, device)
             check_finite(record["test_loss"], "the test loss", epoch, None, run_dir)
             record["seconds"] = time.perf_counter() - started
             test_acc = record["test_acc"]
-            scheduler.step()
+            if not config.per_step_schedule:
+                scheduler.step()
             epoch += 1
             improved = val_loader is None or record["val_acc"] > best["best_val_acc"]
             if improved:
                 best = {"best_epoch": epoch - 1, "best_val_acc": record.get("val_acc", -1.0),
                         "best_test_acc": test_acc}
-            checkpoint = {**network_record(model), "optimizer": optimizer.state_dict(),
+            checkpoint = {**network_record(evaluated), "optimizer": optimizer.state_dict(),
                           "scheduler": scheduler.state_dict(), "rng": rng_state(), "epoch": epoch,
                           "test_acc": test_acc, **best, "config": config.to_dict(), "data": data_info}
+            if ema is not None:
+                checkpoint.update(train_model=model.state_dict(), ema=ema.state_dict())
             folder.end_epoch(epoch - 1, record, checkpoint, improved)
             for key in ("lr", "drop_path", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc"):
                 if key in record:

@@ -21,8 +21,7 @@ import pytest
 import torch
 from PIL import Image
 
-from dmc.compiler import build_network
-from dmc.compiler import save_network
+from dmc.compiler import build_network, save_network
 from dmc.genotype import published_genotypes
 
 
@@ -129,6 +128,12 @@ class Bad:
         run = self.copy(kind)
         damage(run)
         return str(run)
+
+
+def _demo(b: Bad, manifest: dict | str) -> str:
+    """A demo folder for `dmc report`: ``b.tmp`` with ``manifest`` (a dict is written as JSON) as manifest.json."""
+    b.file("manifest.json", manifest if isinstance(manifest, str) else json.dumps(manifest))
+    return str(b.tmp)
 
 
 def _set(path, value):
@@ -344,9 +349,20 @@ CASES: dict[str, tuple] = {
         "history.jsonl"),
     "run: train resume from garbage checkpoints": case(lambda b: ["train", "--resume",
                                                                   b.run("train", _garbage_checkpoints)], ".pt"),
-    "run: report of a corrupt result.json": case(lambda b: ["report", str(Path(b.run("train", lambda r: (
-        r / "result.json").write_text("{oops"))).parent)], "result.json: invalid JSON at line 1"),
+    "run: report of a corrupt result.json": case(lambda b: ["report", _demo(b, {"version": 1, "train_run": Path(b.run(
+        "train", lambda r: (r / "result.json").write_text("{oops"))).name})], "result.json: invalid JSON at line 1"),
+    "run: report of a result.json without test_acc": case(lambda b: ["report", _demo(b, {"version": 1, "train_run": (
+        Path(b.run("train", lambda r: (r / "result.json").write_text('{"epochs": 1}'))).name)})],
+        "result.json: no 'test_acc'"),
     "run: report of no folder": case(lambda b: ["report", str(b.tmp / "nodemo")], "nodemo: no such folder"),
+    "run: report of a folder without manifest": case(lambda b: ["report", b.dir("demo")],
+                                                     "manifest.json: no demo manifest"),
+    "run: report with a corrupt manifest": case(lambda b: ["report", _demo(b, '{"version": 1,')],
+                                                "manifest.json: invalid JSON"),
+    "run: report with a mistyped manifest": case(lambda b: ["report", _demo(b, {"version": 1, "searches": "search"})],
+                                                 "manifest.json: 'searches' is a string, not a list"),
+    "run: report with an unknown manifest key": case(lambda b: ["report", _demo(b, {"version": 1, "training": "t"})],
+                                                     "manifest.json: unknown key 'training'"),
     # ------------------------------------------------------------------------------- export checks
     "export: --runs 0": case(lambda b: ["export", str(b.copy("net.pt")), "--onnx", str(b.tmp / "o.onnx"),
                                         "--runs", "0"], "runs"),
@@ -390,8 +406,9 @@ def test_bad_input_gets_one_error_line(cli, made, tmp_path, monkeypatch, name):
 
 def test_the_corpus_covers_every_command():
     """New commands need their bad inputs here too."""
-    from dmc.cli.main import app
     from typer.main import get_command
+
+    from dmc.cli.main import app
 
     def leaves(group, prefix=()):
         for name, command in group.commands.items():

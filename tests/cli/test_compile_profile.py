@@ -15,7 +15,7 @@ def test_compile_and_profile_a_published_genotype(cli, tmp_path):
     result = cli("compile", "DARTS_V2", "--channels", "8", "--layers", "5", "-o", str(out))
     assert result.exit_code == 0, result.output
     assert "parameters" in result.stdout and "MACs at 32x32" in result.stdout
-    assert load_network(out).build_args.channels == 8
+    assert load_network(out).build_args.macro.channels == 8
     profiled = cli("profile", str(out), "--repeats", "1")
     assert profiled.exit_code == 0, profiled.output
     assert "latency, batch 32" in profiled.stdout and "MACs" in profiled.stdout

@@ -56,3 +56,24 @@ def test_a_detector_log_without_map_fails_the_demo(tmp_path):
     assert result.returncode == 1
     assert "printed no line matching" in result.stderr
     assert not any(call.startswith("report ") for call in calls)
+
+
+def test_the_manifest_names_where_the_stages_write(tmp_path):
+    """The manifest the script writes parses, and names the folders and files its stages write."""
+    from dmc.demo_manifest import read_manifest
+
+    result, calls = _demo(tmp_path, 0)
+    assert result.returncode == 0, result.stderr
+    demo = tmp_path / "demo"
+    log = demo / "detect" / "20260101_000000" / "vis_data" / "scalars.json"  # where mmengine logs in --work-dir
+    log.parent.mkdir(parents=True)
+    log.write_text("{}\n")
+    manifest = read_manifest(demo)
+    options = {}  # option -> the values the stages gave it
+    for words in map(str.split, calls):
+        for option, value in zip(words, words[1:]):
+            options.setdefault(option, set()).add(value)
+    assert [e.name for e in manifest.searches] == ["darts-minus", "darts"]
+    assert {str(e.run) for e in manifest.searches} | {str(manifest.train_run)} == options["--out"]
+    assert options["--onnx"] == {str(manifest.onnx_report).removesuffix(".json")}
+    assert options["--work-dir"] == {str(demo / "detect")} and manifest.detector_scalars == (log,)

@@ -10,7 +10,8 @@ from dmc.genotype import Genotype, published_genotypes
 from dmc.profile import count_macs
 from dmc.space import load_space
 
-PUBLISHED = published_genotypes()
+PUBLISHED = {name: g for name, g in published_genotypes().items() if isinstance(g, Genotype)}
+"""The published cells (chain networks: tests/compiler/test_chain_networks.py)."""
 NB201_BEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 
 
@@ -21,7 +22,7 @@ def _check_features(network, size):
         torch.manual_seed(0)  # 'noise' ops draw random outputs
         last, features = network.forward_intermediates(x)
         torch.manual_seed(0)
-        assert torch.equal(network.forward_features(x), last) and torch.equal(features[-1], last)
+        assert torch.equal(network.forward_features(x), last) and torch.equal(network.head_act(features[-1]), last)
         torch.manual_seed(0)
         torch.testing.assert_close(network.forward_head(last), network(x))
     assert len(features) == len(network.feature_info)
@@ -57,7 +58,8 @@ def test_darts_v2_has_exactly_the_published_parameter_count():
 def test_imagenet_style_has_two_stems_and_stride_8_before_the_cells():
     full = build_network(PUBLISHED["DARTS_V2"], BuildArgs.defaults_for("imagenet"))
     assert full.num_parameters() == 4_718_752  # DARTS reports 4.7M
-    small = build_network(PUBLISHED["DARTS_V2"], BuildArgs("imagenet", 10, 8, 5, auxiliary=True))
+    small_args = BuildArgs.defaults_for("imagenet").replace(num_classes=10, channels=8, layers=5, auxiliary=True)
+    small = build_network(PUBLISHED["DARTS_V2"], small_args)
     assert [i["reduction"] for i in small.feature_info] == [8, 8, 16, 32]
     small.train()
     logits, aux = small(torch.randn(2, 3, 224, 224))  # the auxiliary head expects 7x7 maps, as in DARTS
@@ -68,7 +70,8 @@ def test_imagenet_style_has_two_stems_and_stride_8_before_the_cells():
 def test_nb201_network():
     g = Genotype.from_nb201_string(NB201_BEST)
     network = build_network(g)
-    assert network.build_args.style == "nb201" and (network.build_args.channels, network.build_args.layers) == (16, 5)
+    macro = network.build_args.macro
+    assert network.build_args.style == "nb201" and (macro.channels, macro.layers) == (16, 5)
     kinds = [type(b).__name__ for b in network.blocks]
     assert kinds.count("Cell") == 15 and kinds.count("ResNetBasicBlock") == 2
     assert [i["num_chs"] for i in network.feature_info] == [16, 16, 32, 64]

@@ -118,3 +118,37 @@ def test_a_corrupt_image_in_a_folder_dataset_names_the_file(tmp_path, content):
         bundle.train[index]
     assert "\n" not in str(info.value)
     assert bundle.test[0][0].shape == (3, 32, 32)
+
+
+def test_image_folders_with_the_imagenet_policy(tmp_path):
+    """Random-resized crop + flip for training; evaluation resizes the shorter side to round(size / 0.875) and takes
+    the center square (the standard ImageNet protocol); validation images (augment off) are evaluated alike."""
+    from torchvision.transforms import functional as TF
+
+    from dmc.data.folder import IMAGENET_MEAN, IMAGENET_STD, first_image_side
+
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        for c in range(2):
+            (tmp_path / split / f"class{c}").mkdir(parents=True)
+            for i in range(2):
+                pixels = rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)  # 48 wide, 40 high
+                Image.fromarray(pixels).save(tmp_path / split / f"class{c}" / f"{i}.png")
+    assert first_image_side(tmp_path) == 40 and first_image_side(tmp_path / "missing") is None
+    bundle = load_dataset(f"folder:{tmp_path}", augment=True, image_size=32, policy="imagenet")
+    assert bundle.image_size == 32 and bundle.train[0][0].shape == bundle.test[0][0].shape == (3, 32, 32)
+    names = [type(t).__name__ for t in bundle.train.transform.transforms]
+    assert names == ["RandomResizedCrop", "RandomHorizontalFlip", "ToTensor", "Normalize"]
+    path = bundle.test.samples[0][0]
+    expected = TF.normalize(TF.to_tensor(TF.center_crop(TF.resize(Image.open(path).convert("RGB"), 37), 32)),
+                            IMAGENET_MEAN, IMAGENET_STD)  # 37 = round(32 / 0.875)
+    assert torch.equal(bundle.test[0][0], expected)
+    plain = load_dataset(f"folder:{tmp_path}", image_size=32, policy="imagenet")
+    assert torch.equal(plain.train[0][0], plain.train[0][0])  # unaugmented training split: evaluation transform
+    assert [type(t).__name__ for t in plain.train.transform.transforms] == \
+        ["Resize", "CenterCrop", "ToTensor", "Normalize"]
+    torch.manual_seed(0)
+    crops = {tuple(bundle.train[0][0].flatten()[:8].tolist()) for _ in range(4)}
+    assert len(crops) > 1  # random crops
+    with pytest.raises(InvalidInputError, match="imagenet augmentation policy needs a folder:PATH dataset"):
+        load_dataset("digits", policy="imagenet")

@@ -5,10 +5,10 @@ import json
 
 import pytest
 import yaml
-from mmengine.config import Config
-
 from dmc.detection.config_files import load_config
 from dmc.detection.runner import build_runner
+from mmengine.config import Config
+
 from dmc.errors import InvalidInputError
 
 

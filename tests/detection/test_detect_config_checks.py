@@ -1,9 +1,9 @@
 """`dmc detect config` refuses counts, sizes and schedules that cannot train, and outputs that are inputs."""
 
 import pytest
+from dmc.detection.config import DetectionConfig, retinanet_config
 
 from dmc.compiler import build_network, save_network
-from dmc.detection.config import DetectionConfig, retinanet_config
 from dmc.errors import InvalidInputError
 from dmc.genotype import published_genotypes
 

@@ -7,10 +7,10 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
+from dmc.exporters.onnx import export_onnx
 
 from dmc.compiler import build_network, save_network
 from dmc.errors import InvalidInputError
-from dmc.exporters.onnx import export_onnx
 from dmc.genotype import Genotype, published_genotypes
 
 PUBLISHED = published_genotypes()

@@ -50,7 +50,7 @@ def test_custom_wiring_searches_derives_and_compiles_as_searched(tmp_path):
         build_network(genotype)
     wide = build_network(genotype, layers=8, reductions=(2, 6))
     assert [b.reduction for b in wide.blocks] == [i in (2, 6) for i in range(8)]
-    assert wide.build_args.channels == 36 and wide.stem[0].out_channels == 72
+    assert wide.build_args.macro.channels == 36 and wide.stem[0].out_channels == 72
 
 
 def test_thirds_follow_the_depth_and_the_stem_is_the_searched_one():
@@ -58,7 +58,7 @@ def test_thirds_follow_the_depth_and_the_stem_is_the_searched_one():
     genotype = build_supernet(space, 10).genotype()
     assert genotype.macro.reductions is None
     network = build_network(genotype)
-    assert (network.build_args.channels, network.build_args.layers) == (36, 20)
+    assert (network.build_args.macro.channels, network.build_args.macro.layers) == (36, 20)
     assert [i for i, b in enumerate(network.blocks) if b.reduction] == [6, 13]
     imagenet = build_network(genotype, style="imagenet", layers=6)
     assert imagenet.stem1 is not None and imagenet.feature_info[0]["reduction"] == 8

@@ -22,7 +22,7 @@ def test_every_op_maps_shapes(spec, stride):
     op = spec.build(8, 8, stride, affine=False)
     y = op(torch.randn(2, 8, 16, 16))
     assert y.shape == (2, 8, 16 // stride, 16 // stride)
-    assert (_params(op) > 0) == spec.parametric or spec.name == "skip_connect" and stride == 2
+    assert (_params(op) > 0) == spec.parametric or spec.name in ("skip_connect", "skip") and stride == 2
 
 
 @pytest.mark.parametrize("spec", [s for s in OPS if s.parametric], ids=lambda s: s.name)

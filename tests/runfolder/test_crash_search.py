@@ -6,9 +6,8 @@ processes.
 
 import pytest
 
-from dmc.runfolder import read_history
+from dmc.runfolder import SEARCH_RUN, read_history
 from dmc.search import SearchConfig, derive_run, search
-from dmc.runfolder import SEARCH_RUN
 
 WRITES = ["config.json", "history.jsonl@0", "best.pt@0", "last.pt@0", "history.jsonl@1", "best.pt@1", "last.pt@1",
           "genotype.json"]

@@ -5,8 +5,8 @@ import shutil
 
 import pytest
 
-from dmc.search import SearchConfig, derive_run, search
 from dmc.runfolder import SEARCH_RUN
+from dmc.search import SearchConfig, derive_run, search
 from dmc.train import TrainConfig, train
 
 

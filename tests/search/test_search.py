@@ -7,8 +7,8 @@ import torch
 
 from dmc.errors import InvalidInputError
 from dmc.genotype import load_genotype
-from dmc.search import SearchConfig, derive_run, read_history, search
 from dmc.runfolder import SEARCH_RUN
+from dmc.search import SearchConfig, derive_run, read_history, search
 
 SMALL = dict(space="tiny", batch_size=8, channels=4, layers=3, deterministic=True)
 

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from dmc.kernels import fused_mixed_sum, mixed_sum
 from dmc.space import load_space
 from dmc.supernet import build_supernet, compile_backend, compile_edges
-from dmc.supernet.mixed_edge import MixedEdge
+from dmc.supernet.mixed_edge import MixedEdge, auxiliary_edge
 
 
 def tiny_supernet(seed=0):
@@ -96,7 +96,7 @@ def test_compiled_edges_have_no_graph_breaks_and_match_eager(batch):
 def test_inductor_compiles_a_mixed_edge_with_the_fused_op():
     """The path `--compile` takes on CPU, on one edge: inductor's C++ backend around the opaque op."""
     torch.manual_seed(0)
-    edge = MixedEdge(["skip_connect", "avg_pool_3x3", "sep_conv_3x3"], channels=4, stride=1)
+    edge = MixedEdge(["skip_connect", "avg_pool_3x3", "sep_conv_3x3"], 4, 4, 1, lambda: auxiliary_edge(4, 1, False))
     edge.mixed_sum = fused_mixed_sum
     compiled = copy.deepcopy(edge)
     compiled.compile(backend="inductor", dynamic=False, fullgraph=True)

@@ -8,7 +8,7 @@ from dmc.kernels import mixed_sum
 from dmc.space import bundled_spaces, load_space, space_from_dict
 from dmc.supernet import MixedEdge, auxiliary_edge, build_supernet
 
-SMALL = {"nb201": dict(channels=4, layers=1)}
+SMALL = {"nb201": dict(channels=4, layers=1), "fbnet_s5": dict(width=0.1), "proxyless_s5": dict(width=0.1)}
 
 
 @pytest.mark.parametrize("name", sorted(bundled_spaces()))
@@ -48,7 +48,8 @@ def test_nb201_supernet_layout():
 
 def test_mixed_edge_computes_beta_aux_plus_weighted_ops():
     torch.manual_seed(0)
-    edge = MixedEdge(["none", "skip_connect", "avg_pool_3x3", "sep_conv_3x3"], 4, 1).eval()
+    edge = MixedEdge(["none", "skip_connect", "avg_pool_3x3", "sep_conv_3x3"], 4, 4, 1,
+                     lambda: auxiliary_edge(4, 1, False)).eval()
     x, w, beta = torch.randn(2, 4, 8, 8), torch.softmax(torch.randn(4), 0), torch.tensor(0.3)
     expected = 0.3 * x + w[1] * x + w[2] * edge.ops[1](x) + w[3] * edge.ops[2](x)
     torch.testing.assert_close(edge(x, w, beta), expected)
