@@ -1,14 +1,16 @@
 """dmc's public API: one function per arrow of the pipeline, usable without the CLI.
 
-    spaces/*.yaml --load_space--> SearchSpace --build_supernet--> Supernet
-    SearchConfig --search--> run folder --derive_run--> Genotype      (alphas --derive--> Genotype)
-    Genotype --build_network--> CompiledNetwork --train--> checkpoint --load_network--> CompiledNetwork
+    spaces/*.yaml --load_space--> SearchSpace | ChainSpace --build_supernet--> Supernet
+    SearchConfig --search--> run folder --derive_run--> Genotype | ChainGenotype   (alphas --derive--> ...)
+    Genotype | ChainGenotype --build_network--> CompiledNetwork --train--> checkpoint --load_network--> ...
     CompiledNetwork --profile--> Profile
 
 ONNX export (``dmc.exporters.onnx.export_onnx``) and MMDetection (``dmc.detection``) build on these. The
 command line (``dmc.cli``) reaches the core only through this module.
 """
 
+from dmc.chain_genotype import ChainGenotype
+from dmc.chain_space import ChainSpace
 from dmc.compiler import (
                         STYLES,
                         BuildArgs,
@@ -49,7 +51,7 @@ from dmc.version import __version__
 from dmc.viz import visualize
 
 __all__ = ["CONVENTIONS", "MAX_INPUT_SIZE", "SCHEDULES", "STYLES", "__version__", "BetaSchedule", "BuildArgs",
-           "CompiledNetwork", "DataBundle", "DemoSpec", "Genotype", "Profile", "SearchConfig", "SearchResult",
+           "ChainGenotype", "ChainSpace", "CompiledNetwork", "DataBundle", "DemoSpec", "Genotype", "Profile", "SearchConfig", "SearchResult",
            "SearchSpace", "Supernet", "TrainConfig", "TrainResult", "build_network", "build_supernet",
            "bundled_spaces", "count_macs", "derive", "derive_run", "diagnose", "genotype_or_network", "load_dataset",
            "load_genotype", "load_network", "load_search_config", "load_space", "network_from_source", "profile",

@@ -58,7 +58,8 @@ class ChainGenotype:
         return sum(not (OPS[op].skip and slot.keeps_shape) for op, slot in zip(self.layers, self.slots()))
 
     def describe(self) -> str:
-        """One line per stage: ``s1 (32): k7_e3 s2, k3_e3`` (mbconv_ dropped, skips shown)."""
+        """The stages on one line, ``; ``-separated: ``stage 0 (32): k7_e3 s2, k3_e3; stage 1 (40): ...``
+        (mbconv_ dropped, skips shown)."""
         lines, slots = [], self.slots()
         for s, stage in enumerate(self.macro.stages):
             ops = [op.removeprefix("mbconv_") + (" s2" if slot.stride == 2 else "")

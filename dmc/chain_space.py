@@ -169,6 +169,13 @@ class _ChainValidator:
     def search_defaults(self, value: Any) -> tuple[tuple[str, Any], ...]:
         from dmc.search.config import SearchConfig
 
-        search = self.v.mapping(value, "search", set(), set(SearchConfig.__dataclass_fields__) - {"space", "extra"})
-        SearchConfig.from_dict(dict(search), f"{self.source}: search")
+        # channels and layers are cell-network settings: a chain space's depth and widths are its skeleton's
+        allowed = set(SearchConfig.__dataclass_fields__) - {"space", "extra", "channels", "layers"}
+        search = self.v.mapping(value, "search", set(), allowed)
+        try:
+            SearchConfig.from_dict(dict(search), f"{self.source}: search")
+        except InvalidInputError:
+            for key in sorted(search):  # name the field when one setting is refused on its own
+                SearchConfig.from_dict({key: search[key]}, f"{self.source}: search.{key}")
+            raise
         return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in search.items()))

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from dmc.api import CompiledNetwork, TrainConfig, genotype_or_network, train
+from dmc.api import CompiledNetwork, Genotype, TrainConfig, genotype_or_network, train
 from dmc.cli.app import command
 from dmc.cli.progress import epoch_progress
 from dmc.cli.run_options import DataRoot, Dataset, Deterministic, Device, Seed
@@ -34,6 +34,7 @@ def train_command(
     batch_size: int = typer.Option(None, help="Batch size [96; imagenet recipe 256]."),
     channels: int = typer.Option(None, help="Initial channels [36; digits 16; imagenet recipe 48]."),
     layers: int = typer.Option(None, help="Cells [20; digits 8; imagenet recipe 14]."),
+    width: float = typer.Option(None, help="Chain genotypes: width multiplier of the skeleton [1]."),
     image_size: int = typer.Option(None, help="Image size of digits and folder datasets [32; imagenet recipe on "
                                               "folders 224]."),
     augment_policy: str = typer.Option(None, help="cifar | imagenet (folders only: random-resized crop + flip; "
@@ -88,14 +89,21 @@ def train_command(
         if genotype is None:
             raise InvalidInputError("no genotype given", "pass a genotype file or a published name, e.g. DARTS_V2")
         g = genotype_or_network(genotype)
-        given = {"--style": style, "--channels": channels, "--layers": layers, "--auxiliary": auxiliary}
+        given = {"--style": style, "--channels": channels, "--layers": layers, "--auxiliary": auxiliary,
+                 "--width": width}
         if isinstance(g, CompiledNetwork) and any(v is not None for v in given.values()):
             raise InvalidInputError(f"{genotype} already fixes the network's build arguments",
                                     f"drop {', '.join(k for k, v in given.items() if v is not None)}, or train the "
                                     "genotype instead")
+        cell_only = [k for k in ("--style", "--channels", "--layers", "--auxiliary") if given[k] is not None]
+        if getattr(g, "kind", None) == "chain" and cell_only:
+            raise InvalidInputError(f"{cell_only[0]} is a cell-network setting; {genotype} is a chain genotype",
+                                    "scale a chain network with --width")
+        if isinstance(g, Genotype) and width is not None:
+            raise InvalidInputError("--width scales chain networks", "cell networks change width with --channels")
         config = TrainConfig.for_dataset(
             dataset or "digits", data_root=data_root, recipe=recipe, style=style,
-            epochs=epochs, batch_size=batch_size, channels=channels, layers=layers, image_size=image_size,
+            epochs=epochs, batch_size=batch_size, channels=channels, layers=layers, width=width, image_size=image_size,
             augment_policy=augment_policy, center_crop=center_crop, augment=augment, optimizer=optimizer, lr=lr,
             schedule=schedule, warmup_epochs=warmup_epochs, lr_min=lr_min, lr_decay=lr_decay,
             lr_decay_epochs=lr_decay_epochs, momentum=momentum, rmsprop_decay=rmsprop_decay,

@@ -75,13 +75,11 @@ class ChainMacro:
         for i, stage in enumerate(self.stages):
             _integer(stage.channels, f"stages[{i}].channels", 1, MAX_CHANNELS)
             _integer(stage.layers, f"stages[{i}].layers", 1, MAX_LAYERS)
-            if stage.stride not in (1, 2) or isinstance(stage.stride, bool):
-                raise InvalidInputError(f"stages[{i}].stride must be 1 or 2, got {stage.stride!r}")
+            _stride(stage.stride, f"stages[{i}].stride")
         if sum(s.layers for s in self.stages) > MAX_LAYERS:
             raise InvalidInputError(f"a chain network has at most {MAX_LAYERS} layers")
         _integer(self.stem_channels, "stem.channels", 1, MAX_CHANNELS)
-        if self.stem_stride not in (1, 2) or isinstance(self.stem_stride, bool):
-            raise InvalidInputError(f"stem.stride must be 1 or 2, got {self.stem_stride!r}")
+        _stride(self.stem_stride, "stem.stride")
         if self.first_block is not None:
             _integer(self.first_block, "first_block.channels", 1, MAX_CHANNELS)
         if self.head_channels is not None:
@@ -181,8 +179,9 @@ class ChainMacro:
 
 
 def _fields(value: Any, required: set[str], optional: set[str], path: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise InvalidInputError(f"{path.rstrip('.') or 'macro'}: expected a mapping, got {type(value).__name__}")
+    if not isinstance(value, dict):  # the top level is named by from_dict's caller
+        where = f"{path.rstrip('.')}: " if path else ""
+        raise InvalidInputError(f"{where}expected a mapping, got {type(value).__name__}")
     unknown = sorted(set(value) - required - optional)
     if unknown:
         raise InvalidInputError(f"{path}{unknown[0]}: unknown field",
@@ -191,6 +190,11 @@ def _fields(value: Any, required: set[str], optional: set[str], path: str) -> di
     if missing:
         raise InvalidInputError(f"{path}{missing[0]}: missing required field")
     return value
+
+
+def _stride(value: Any, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value not in (1, 2):  # 2.0 is no conv stride
+        raise InvalidInputError(f"{name} must be 1 or 2, got {value!r}")
 
 
 def _integer(value: Any, name: str, low: int, high: int) -> None:

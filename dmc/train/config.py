@@ -61,6 +61,9 @@ class TrainConfig:
     weight_decay: float = 3e-4
     auxiliary: bool = True
     auxiliary_weight: float = 0.4
+    width: float | None = None
+    """Chain networks: width multiplier of the skeleton (None: 1, the skeleton's own widths). Cell networks use
+    ``style``, ``channels``, ``layers`` and ``auxiliary`` instead, chain networks not."""
     drop_path: float = 0.2
     cutout: int = 16
     augment: bool = True
@@ -135,6 +138,7 @@ class TrainConfig:
             (self.style is None or self.style in STYLES, f"style must be one of {', '.join(STYLES)}"),
             (self.epochs >= 1 and self.batch_size >= 1, "epochs and batch_size must be >= 1"),
             (self.channels >= 1 and self.layers >= 1, "channels and layers must be >= 1"),
+            (self.width is None or 0 < self.width <= 8, "width must be in (0, 8]"),
             (0 <= self.drop_path < 1, "drop_path must be in [0, 1)"),
             (self.cutout >= 0, "cutout must be >= 0"),
             (self.lr > 0 and self.lr_min >= 0, "lr must be > 0 and lr_min >= 0"),

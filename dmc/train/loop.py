@@ -28,7 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from dmc.chain_genotype import ChainGenotype
 from dmc.compiler import (
+    BuildArgs,
     CompiledNetwork,
     build_args_for,
     build_network,
@@ -130,6 +132,17 @@ def _resume(folder: RunFolder) -> tuple[Genotype, TrainConfig, dict[str, Any] | 
     return Genotype.from_dict(saved["genotype"], f"{source}: genotype"), config, state, init
 
 
+def _build_args(genotype: Genotype | ChainGenotype, config: TrainConfig, data: DataBundle) -> BuildArgs:
+    """How ``genotype`` is built for ``data``: a chain network at the config's ``width`` (its skeleton otherwise
+    as searched); a cell network with the config's style, channels, cells and auxiliary head."""
+    if isinstance(genotype, ChainGenotype):
+        return build_args_for(genotype, num_classes=data.num_classes, width=config.width,
+                              in_channels=data.in_channels)
+    return build_args_for(genotype, style=config.style, num_classes=data.num_classes, channels=config.channels,
+                          layers=config.layers, auxiliary=config.auxiliary and genotype.kind != "nb201",
+                          in_channels=data.in_channels)
+
+
 def _load(config: TrainConfig, augment: bool) -> DataBundle:
     return load_dataset(config.dataset, config.data_root, augment=augment, image_size=config.image_size,
                         policy=config.augment_policy, center_crop=config.center_crop)
@@ -204,9 +217,7 @@ def _train(genotype: Genotype, config: TrainConfig, folder: RunFolder, state, on
                                                             num_workers=config.num_workers)
 
     if init is None:
-        args = build_args_for(genotype, style=config.style, num_classes=data.num_classes, channels=config.channels,
-                              layers=config.layers, auxiliary=config.auxiliary and genotype.kind != "nb201",
-                              in_channels=data.in_channels)
+        args = _build_args(genotype, config, data)
         model = build_network(genotype, args).to(device)
     else:
         args, model = init.build_args, init.to(device)
