@@ -9,14 +9,16 @@ knows no folder layout of its own. Paths are relative to the demo folder (absolu
                     "run": "search-darts-minus"}, ...],
       "train_run": "train",
       "onnx_report": "darts-minus.onnx.json",
-      "detector_scalars": "detect/*/vis_data/scalars.json"
+      "detector_scalars": "detect/*/vis_data/scalars.json",
+      "chain": {"title": "...", "searches": [...], "train_run": "chain/train", ...}
     }
 
 ``searches``: the search run folders, in report order; ``name`` names the pictures' folder (``viz/<name>``),
 ``title`` the row. ``train_run``: a ``dmc train`` run folder. ``onnx_report``: the report ``dmc export``
 writes beside the model. ``detector_scalars``: a glob of the detector's scalar logs (mmengine writes
-``<work_dir>/<time>/vis_data/scalars.json``), read in sorted order. Every key but ``version`` may be left
-out; a stage left out, or whose files are not there, is reported as missing.
+``<work_dir>/<time>/vis_data/scalars.json``), read in sorted order. ``chain``: the same stages for the chain
+space's pipeline (with a ``title``, no ``version``), reported after the cell space's. Every key but
+``version`` may be left out; a stage left out, or whose files are not there, is reported as missing.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ from dmc.io import read_json
 
 MANIFEST = "manifest.json"
 VERSION = 1
-KEYS = ("version", "searches", "train_run", "onnx_report", "detector_scalars")
+KEYS = ("version", "searches", "train_run", "onnx_report", "detector_scalars", "chain")
+CHAIN_KEYS = ("title", "searches", "train_run", "onnx_report", "detector_scalars")
 SEARCH_KEYS = ("name", "title", "run")
 HINT = "see the manifest format in dmc/demo_manifest.py (scripts/demo.sh writes one)"
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
@@ -55,6 +58,10 @@ class DemoManifest:
     train_run: Path | None = None
     onnx_report: Path | None = None
     detector_scalars: tuple[Path, ...] | None = None
+    title: str | None = None
+    """The chain pipeline's heading."""
+    chain: DemoManifest | None = None
+    """The stages of the chain space's pipeline."""
 
 
 def read_manifest(demo_dir: str | Path) -> DemoManifest:
@@ -74,6 +81,14 @@ def parse_manifest(data: Any, folder: Path, source: str) -> DemoManifest:
         problem = f"'version' is {data['version']!r}" if "version" in data else "no 'version'"
         raise InvalidInputError(f"{source}: {problem} (this dmc reads manifest version {VERSION})",
                                 f"write \"version\": {VERSION} ({HINT})")
+    chain = None
+    if "chain" in data:
+        _check_keys(data["chain"], CHAIN_KEYS, f"{source}: chain")
+        chain = _stages(data["chain"], folder, f"{source}: chain")
+    return _stages(data, folder, source, chain)
+
+
+def _stages(data: dict, folder: Path, source: str, chain: DemoManifest | None = None) -> DemoManifest:
     searches = data.get("searches", [])
     if not isinstance(searches, list):
         raise InvalidInputError(f"{source}: 'searches' is {_kind(searches)}, not a list", HINT)
@@ -86,7 +101,8 @@ def parse_manifest(data: Any, folder: Path, source: str) -> DemoManifest:
     paths = {key: folder / _text(data, key, source) for key in ("train_run", "onnx_report") if key in data}
     scalars = _text(data, "detector_scalars", source) if "detector_scalars" in data else None
     return DemoManifest(folder, entries, paths.get("train_run"), paths.get("onnx_report"),
-                        None if scalars is None else _glob(folder, scalars, source))
+                        None if scalars is None else _glob(folder, scalars, source),
+                        _text(data, "title", source) if "title" in data else None, chain)
 
 
 def _search(entry: Any, folder: Path, source: str) -> SearchEntry:

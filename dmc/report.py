@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from dmc.chain_genotype import ChainGenotype
 from dmc.demo_manifest import DemoManifest, read_manifest
 from dmc.errors import InvalidInputError
 from dmc.genotype import Genotype
@@ -22,8 +23,11 @@ _REQUIRED = object()
 _KINDS = {"number": (int, float), "object": dict, "string": str}
 
 
-def skip_connections(genotype: Genotype, cell_type: str = "normal") -> int:
-    """How many edges of ``genotype``'s ``cell_type`` cell are skip connections."""
+def skip_connections(genotype: Genotype | ChainGenotype, cell_type: str = "normal") -> int:
+    """How many edges of ``genotype``'s ``cell_type`` cell are skip connections (chain genotypes: how many layers
+    are skipped)."""
+    if isinstance(genotype, ChainGenotype):
+        return sum(op == "skip" for op in genotype.layers)
     return sum(op == "skip_connect" for op, _ in genotype.cells[cell_type].edges)
 
 
@@ -45,7 +49,7 @@ def _value(record: Any, key: str, source: str, kind: str = "number", default: An
     return value
 
 
-def _search_section(manifest: DemoManifest, lines: list[str]) -> dict[str, Genotype]:
+def _search_section(manifest: DemoManifest, lines: list[str], heading: str) -> dict[str, Genotype]:
     from dmc.compiler.source import resolve_genotype
     from dmc.viz import visualize
 
@@ -68,27 +72,30 @@ def _search_section(manifest: DemoManifest, lines: list[str]) -> dict[str, Genot
                               for r, where in zip(history, records))
         rows.append(f"| {title} | {len(history)} | {accuracies[best]:.3f} (epoch {history[best]['epoch']}) | "
                     f"{skip_connections(genotype)} | {per_epoch} | {_value(history[-1], 'beta', records[-1]):.2f} |")
-    lines += ["## 1. Search: DARTS- vs DARTS", ""]
+    lines += [heading, ""]
+    skips = ("skipped layers in the derived chain | ... in the chain derived after each epoch"
+             if any(isinstance(g, ChainGenotype) for g in genotypes.values()) else
+             "skip connections in the derived normal cell | ... in the cell derived after each epoch")
     if not manifest.searches:
         lines += ["Search runs missing.", ""]
     else:
-        lines += ["| search | epochs | best validation accuracy | skip connections in the derived normal cell "
-                  "| ... in the cell derived after each epoch | final beta |",
+        lines += [f"| search | epochs | best validation accuracy | {skips} | final beta |",
                   "| --- | --- | --- | --- | --- | --- |", *rows, ""]
     for name, genotype in genotypes.items():
-        text = genotype.to_nb201_string() if genotype.kind == "nb201" else genotype.to_darts_text()
-        lines += [f"### {titles[name]}", "", f"`{text}`", ""]
-        lines += [f"![{name} {c} cell](viz/{name}/genotype_{c}.png)" for c in genotype.cells] + [""]
-        lines += [f"![{name} alphas {c}](viz/{name}/alphas_{c}.png)" for c in genotype.cells]
+        lines += [f"### {titles[name]}", "", f"`{genotype.describe()}`", ""]
+        groups = ("layers",) if isinstance(genotype, ChainGenotype) else tuple(genotype.cells)
+        what = "chain" if isinstance(genotype, ChainGenotype) else "cell"
+        lines += [f"![{name} {c} {what}](viz/{name}/genotype_{c}.png)" for c in groups] + [""]
+        lines += [f"![{name} alphas {c}](viz/{name}/alphas_{c}.png)" for c in groups]
         lines += [f"![{name} beta](viz/{name}/beta.png)", ""]
     return genotypes
 
 
-def _train_section(manifest: DemoManifest, lines: list[str]) -> None:
+def _train_section(manifest: DemoManifest, lines: list[str], heading: str) -> None:
     from dmc.compiler.source import network_from_source
     from dmc.profile import profile
 
-    lines += ["## 2. Compile and train the DARTS- genotype", ""]
+    lines += [heading, ""]
     run = manifest.train_run
     if run is None or not (run / "result.json").is_file():
         lines += ["Training run missing.", ""]
@@ -106,8 +113,8 @@ def _train_section(manifest: DemoManifest, lines: list[str]) -> None:
               f"{prof.parameters:,} | {prof.macs:,} | {prof.latency_ms[1]:.1f} ms / {prof.latency_ms[32]:.1f} ms |", ""]
 
 
-def _export_section(manifest: DemoManifest, lines: list[str]) -> None:
-    lines += ["## 3. ONNX export", ""]
+def _export_section(manifest: DemoManifest, lines: list[str], heading: str) -> None:
+    lines += [heading, ""]
     path = manifest.onnx_report
     if path is None or not path.is_file():
         lines += ["ONNX export missing.", ""]
@@ -132,8 +139,8 @@ def _export_section(manifest: DemoManifest, lines: list[str]) -> None:
     lines.append("")
 
 
-def _detection_section(manifest: DemoManifest, lines: list[str]) -> None:
-    lines += ["## 4. Detection: RetinaNet with the DARTS- backbone", ""]
+def _detection_section(manifest: DemoManifest, lines: list[str], heading: str) -> None:
+    lines += [heading, ""]
     evaluations: list[tuple[float, float]] = []  # (mAP@0.5, mAP) of each evaluation, in order
     for log in manifest.detector_scalars or ():
         for number, line in enumerate(read_text(log, "detector log").splitlines(), 1):
@@ -156,10 +163,17 @@ def write_report(demo_dir: str | Path) -> Path:
     manifest = read_manifest(demo)
     lines = ["# dmc demo report", "",
              f"Folder: `{demo}`. Every number below was read from the files the stages wrote there.", ""]
-    _search_section(manifest, lines)
-    _train_section(manifest, lines)
-    _export_section(manifest, lines)
-    _detection_section(manifest, lines)
+    _search_section(manifest, lines, "## 1. Search: DARTS- vs DARTS")
+    _train_section(manifest, lines, "## 2. Compile and train the DARTS- genotype")
+    _export_section(manifest, lines, "## 3. ONNX export")
+    _detection_section(manifest, lines, "## 4. Detection: RetinaNet with the DARTS- backbone")
+    chain = manifest.chain
+    if chain is not None:
+        lines += [f"## 5. {chain.title or 'Chain space'}", ""]
+        _search_section(chain, lines, "### 5.1 Search")
+        _train_section(chain, lines, "### 5.2 Compile and train the derived chain")
+        _export_section(chain, lines, "### 5.3 ONNX export")
+        _detection_section(chain, lines, "### 5.4 Detection: RetinaNet with the chain backbone")
     path = demo / "report.md"
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path

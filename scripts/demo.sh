@@ -2,8 +2,10 @@
 # The main job on the embedded defaults, run by `make demo`: check the stack; search R-DARTS space S3 on
 # scikit-learn's digits with DARTS- and with plain DARTS (beta0 = 0); derive both genotypes; train the
 # DARTS- network briefly; export it to ONNX with its parity check; then train a RetinaNet with that
-# network as backbone on the embedded COCO-format detection set and report its mAP; finally write
-# report.md with every stage's numbers and pictures (dmc report).
+# network as backbone on the embedded COCO-format detection set and report its mAP; then walk
+# the same path for the chain space S5 (a DARTS- search of proxyless_s5 at width 0.25, its network trained,
+# exported and trained as a RetinaNet backbone); finally write report.md with every stage's numbers and
+# pictures (dmc report).
 set -euo pipefail
 out="${DMC_DEMO_DIR:-runs/demo-$(date +%Y%m%d-%H%M%S)}"
 
@@ -46,7 +48,14 @@ cat > "$out/manifest.json" <<'EOF'
   ],
   "train_run": "train",
   "onnx_report": "darts-minus.onnx.json",
-  "detector_scalars": "detect/*/vis_data/scalars.json"
+  "detector_scalars": "detect/*/vis_data/scalars.json",
+  "chain": {
+    "title": "Chain space S5 (proxyless_s5, width 0.25): search, train, export, detect",
+    "searches": [{"name": "chain", "title": "DARTS- in proxyless_s5", "run": "chain/search"}],
+    "train_run": "chain/train",
+    "onnx_report": "chain/network.onnx.json",
+    "detector_scalars": "chain/detect/*/vis_data/scalars.json"
+  }
 }
 EOF
 echo "== 1. DARTS- search (auxiliary skip, beta 1 -> 0) =="
@@ -70,6 +79,19 @@ dmc detect config "$out/train/best.pt" -o "$out/retinanet_dmc.py" --data-root "$
     --train-img train/ --val-img val/ --image-scale 128,128 --batch-size 8 --neck-channels 64 --head-convs 2 \
     --warmup-iters 30 --num-workers 0 --no-flip --epochs 20 --work-dir "$out/detect"
 filtered "$out/detect-train.log" "Epoch\(val\).*bbox_mAP:|done:" dmc detect train "$out/retinanet_dmc.py"
-echo "== 7. report: every stage's numbers and pictures =="
+echo "== 7. the chain space S5: DARTS- search of proxyless_s5 at width 0.25, then the same path =="
+chain="$out/chain"
+dmc search proxyless_s5 --dataset digits --width 0.25 --image-size 32 --epochs 2 --batch-size 64 --seed 0 \
+    --out "$chain/search"
+dmc derive "$chain/search" -o "$chain/genotype.json"
+dmc compile "$chain/genotype.json" --width 0.25 --classes 10 -o "$chain/network.pt"
+dmc train "$chain/network.pt" --dataset digits --epochs 4 --out "$chain/train"
+dmc export "$chain/train/best.pt" --onnx "$chain/network.onnx"
+dmc detect config "$chain/train/best.pt" -o "$chain/retinanet_chain.py" --data-root "$out/digits-coco" \
+    --train-ann annotations/instances_train.json --val-ann annotations/instances_val.json \
+    --train-img train/ --val-img val/ --image-scale 128,128 --batch-size 8 --neck-channels 64 --head-convs 2 \
+    --warmup-iters 30 --num-workers 0 --no-flip --epochs 10 --work-dir "$chain/detect"
+filtered "$chain/detect-train.log" "Epoch\(val\).*bbox_mAP:|done:" dmc detect train "$chain/retinanet_chain.py"
+echo "== 8. report: every stage's numbers and pictures =="
 dmc report "$out"
 echo "demo finished: everything is in $out; open $out/report.md"

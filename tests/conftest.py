@@ -5,8 +5,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-ONE_THREAD = {"search", "train", "runfolder"}
-"""Test folders of tiny search and training runs."""
+ONE_THREAD = {"search", "train", "runfolder", "test_report.py", "test_report_chain.py"}
+"""Test folders and files of tiny search and training runs."""
 
 
 @pytest.fixture(scope="module", autouse=True)

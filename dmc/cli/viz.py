@@ -1,4 +1,4 @@
-"""`dmc viz`: pictures of a search run folder (cells, alpha trajectories, beta) or of a genotype's cells."""
+"""`dmc viz`: pictures of a search run folder (cells or chain layers, alpha trajectories, beta) or of a genotype."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ def viz_command(
     source: str = typer.Argument(..., help="A `dmc search` run folder, a genotype file, or a published name."),
     out: Path = typer.Option(None, "--out", "-o", help="Folder for the pictures [RUN_DIR/viz, or ./viz-<name>]."),
 ) -> None:
-    """Draw derived cells (PNG + SVG), alpha trajectories per edge and the beta curve (PNG)."""
+    """Draw derived cells or chain layers (PNG + SVG), alpha trajectories per edge or layer and the beta curve."""
     from dmc.api import visualize
 
     path = Path(source)

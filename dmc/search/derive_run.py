@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dmc.chain_genotype import ChainGenotype
 from dmc.derive import derive
 from dmc.errors import InvalidInputError
 from dmc.genotype import Genotype
 from dmc.runfolder import SEARCH_RUN, DamagedRunFile, RunFolder, history_path
 
 
-def derive_run(run_dir: str | Path, checkpoint: str = "best") -> Genotype:
+def derive_run(run_dir: str | Path, checkpoint: str = "best") -> Genotype | ChainGenotype:
     """Derives from ``best`` or ``last`` (the checkpoint's alphas), or returns the genotype the history
     recorded at the end of epoch N (``epoch:N``)."""
     folder = RunFolder(run_dir, SEARCH_RUN)

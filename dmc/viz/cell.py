@@ -1,23 +1,18 @@
-"""A derived cell as a picture: inputs, intermediate nodes and the output, edges labelled with their op."""
+"""A derived cell as a picture: inputs, intermediate nodes and the output, edges labelled with their op.
+
+:func:`draw_genotype` draws any genotype: cells here, chain genotypes by :mod:`dmc.viz.chain`.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from dmc.chain_genotype import ChainGenotype
 from dmc.genotype import CellGenotype, Genotype
+from dmc.viz.chain import draw_chain
+from dmc.viz.figure import png_and_svg, pyplot, save_figure
 
 SKIP_COLOR, OP_COLOR = "#c0392b", "#34495e"
-
-
-def pyplot():
-    """matplotlib.pyplot on the Agg backend (files only, no display needed)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    matplotlib.rcParams["svg.fonttype"] = "none"  # SVG text stays text: searchable, and testable
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def node_names(cell: CellGenotype, inputs: int) -> list[str]:
@@ -64,18 +59,14 @@ def draw_cell(cell: CellGenotype, inputs: int, title: str, stem: str | Path) -> 
                 bbox=dict(boxstyle="round,pad=0.45", fc=fill, ec="#555555"))
     ax.axis("off")
     ax.set_title(title)
-    paths = []
-    for suffix in (".png", ".svg"):
-        path = Path(f"{stem}{suffix}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=120, bbox_inches="tight")
-        paths.append(path)
-    plt.close(fig)
-    return paths
+    return save_figure(fig, *png_and_svg(stem))
 
 
-def draw_genotype(genotype: Genotype, out_dir: str | Path, name: str = "genotype") -> list[Path]:
-    """One picture per cell type: ``<name>_normal.{png,svg}`` (and ``_reduce``)."""
+def draw_genotype(genotype: Genotype | ChainGenotype, out_dir: str | Path, name: str = "genotype") -> list[Path]:
+    """One picture per cell type: ``<name>_normal.{png,svg}`` (and ``_reduce``); a chain genotype gives
+    ``<name>_layers.{png,svg}`` (see :func:`draw_chain`)."""
+    if genotype.kind == "chain":
+        return draw_chain(genotype, Path(out_dir) / f"{name}_layers", name)
     paths = []
     for cell_type, cell in genotype.cells.items():
         skips = sum(op == "skip_connect" for op, _ in cell.edges)

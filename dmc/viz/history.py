@@ -1,4 +1,5 @@
-"""A search's history as pictures: each edge's softmax weights over epochs, and beta with the accuracies."""
+"""A search's history as pictures: each edge's (or chain layer's) softmax weights over epochs, and beta with
+the accuracies."""
 
 from __future__ import annotations
 
@@ -6,9 +7,12 @@ import math
 from pathlib import Path
 from typing import Any
 
+from dmc.chain_space import ChainSpace
 from dmc.runfolder import DamagedRunFile
 from dmc.space import SearchSpace
-from dmc.viz.cell import pyplot
+from dmc.viz.figure import pyplot, save_figure
+
+SKIPS, SKIP_COLOR = ("skip_connect", "skip"), "#c0392b"
 
 
 def _series(history: list[dict[str, Any]], what: str, get) -> list[float]:
@@ -25,37 +29,71 @@ def _series(history: list[dict[str, Any]], what: str, get) -> list[float]:
     return values
 
 
-def plot_alphas(history: list[dict[str, Any]], space: SearchSpace, cell_type: str, path: str | Path) -> Path:
-    """One panel per edge, one line per candidate op (its softmax weight per epoch); writes a PNG."""
+def plot_alphas(history: list[dict[str, Any]], space: SearchSpace | ChainSpace, group: str,
+                path: str | Path) -> Path:
+    """One panel per edge (or chain layer), one line per candidate op (its softmax weight per epoch); a PNG."""
+    fig = alpha_figure(history, space, group)
+    return save_figure(fig, path, dpi=110, tight=False)[0]
+
+
+def alpha_figure(history: list[dict[str, Any]], space: SearchSpace | ChainSpace, group: str):
+    """The figure of :func:`plot_alphas`: panels in row order, each line labelled with its candidate's name
+    (chain layers drop the ``mbconv_`` prefix), one colour per candidate name in every panel."""
     plt = pyplot()
-    edges = space.cell(cell_type).edges
+    from matplotlib.ticker import MaxNLocator
+
+    rows = space.candidates(group)
+    chain = space.kind == "chain"
     epochs = [r["epoch"] for r in history]
-    cols = min(4, len(edges))
-    rows = math.ceil(len(edges) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.4 * rows), squeeze=False, sharex=True)
-    for e, ops in enumerate(edges):
+    cols = min(6 if chain else 4, len(rows))
+    grid = math.ceil(len(rows) / cols)
+    title_h, legend_h = 0.4, 0.2 + 0.2 * math.ceil(len({op for ops in rows for op in ops}) / 5)  # inches
+    height = 2.2 * grid + title_h + legend_h
+    fig, axes = plt.subplots(grid, cols, figsize=(3.4 * cols, height), squeeze=False, sharex=True)
+    colors = _candidate_colors(space.operations)
+    for e, ops in enumerate(rows):
         ax = axes[e // cols][e % cols]
-        src, dst = space.edges[e]
         for k, op in enumerate(ops):
-            weights = _series(history, f"{cell_type} alpha {e},{k}", lambda r: r["alphas"][cell_type][e][k])
-            ax.plot(epochs, weights, label=op,
-                    lw=2.2 if op == "skip_connect" else 1.2, color="#c0392b" if op == "skip_connect" else None)
-        ax.set_title(f"edge {e}: {src} -> node {dst}", fontsize=9)
+            weights = _series(history, f"{group} alpha {e},{k}", lambda r: r["alphas"][group][e][k])
+            skip = op in SKIPS
+            ax.plot(epochs, weights, label=op.removeprefix("mbconv_"), lw=2.2 if skip else 1.2, color=colors[op])
+        ax.set_title(_panel_title(space, e), fontsize=9)
         ax.tick_params(labelsize=7)
-    for e in range(len(edges), rows * cols):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if e + cols >= len(rows):  # the lowest panel of its column: sharex would hide its epochs
+            ax.tick_params(labelbottom=True)
+    for e in range(len(rows), grid * cols):
         axes[e // cols][e % cols].axis("off")
-    handles, labels = {}, []
+    handles: dict[str, Any] = {}
     for ax in axes.flat:
         for handle, label in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(label, handle)
     fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=min(len(handles), 5), fontsize=8)
-    fig.suptitle(f"{cell_type} cell: softmax(alpha) per edge over epochs")
-    fig.tight_layout(rect=(0, 0.07, 1, 0.96))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    fig.suptitle("softmax(alpha) per layer over epochs" if chain
+                 else f"{group} cell: softmax(alpha) per edge over epochs")
+    fig.tight_layout(rect=(0, legend_h / height, 1, 1))  # tight_layout leaves room for the suptitle itself
+    return fig
+
+
+def _panel_title(space: SearchSpace | ChainSpace, row: int) -> str:
+    """``layer 3: stage 1, 24->32, s2`` (chain spaces) or ``edge 3: 1 -> node 1``."""
+    if space.kind == "chain":
+        slot = space.layer_slots()[row]
+        return f"layer {row}: stage {slot.stage}, {slot.c_in}->{slot.c_out}" + (", s2" if slot.stride == 2 else "")
+    src, dst = space.edges[row]
+    return f"edge {row}: {src} -> node {dst}"
+
+
+def _candidate_colors(operations: list[str]) -> dict[str, Any]:
+    """A colour per operation name (the same in every panel: chain layers offer different candidate lists);
+    skips are red."""
+    from matplotlib import colormaps
+
+    palette = [c for i, c in enumerate(colormaps["tab10"].colors) if i != 3]  # tab10's red is the skips'
+    if sum(op not in SKIPS for op in operations) > len(palette):
+        palette = list(colormaps["tab20"].colors)
+    others = iter(palette * (1 + len(operations) // len(palette)))
+    return {op: SKIP_COLOR if op in SKIPS else next(others) for op in operations}
 
 
 def plot_beta(history: list[dict[str, Any]], path: str | Path) -> Path:
@@ -79,8 +117,4 @@ def plot_beta(history: list[dict[str, Any]], path: str | Path) -> Path:
     ax.legend(lines, [line.get_label() for line in lines], loc="center right", fontsize=8)
     ax.set_title("DARTS- auxiliary skip scale beta")
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110, tight=False)[0]

@@ -1,4 +1,4 @@
-"""`dmc viz`: every picture of a search run folder, or the cell pictures of one genotype."""
+"""`dmc viz`: every picture of a search run folder, or the pictures of one genotype (cells or chain layers)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ def visualize(source: str | Path, out_dir: str | Path) -> list[Path]:
     """Draws ``source`` into ``out_dir`` and returns the files written.
 
     A search run folder gives its derived cells (``genotype_<cell>.png/.svg``, from ``genotype.json`` or,
-    while the run is unfinished, its best checkpoint), ``alphas_<cell>.png`` and ``beta.png``. A genotype
-    (file or published name) gives its cells only.
+    while the run is unfinished, its best checkpoint), ``alphas_<cell>.png`` and ``beta.png``; a chain
+    search gives ``genotype_layers.png/.svg`` and ``alphas_layers.png`` instead of the cell pictures. A
+    genotype (file or published name) gives its cells (or layers) only.
     """
     source, out_dir = Path(source), Path(out_dir)
     if not source.is_dir():
@@ -32,8 +33,7 @@ def visualize(source: str | Path, out_dir: str | Path) -> list[Path]:
     genotype = resolve_genotype(source / "genotype.json") if (source / "genotype.json").is_file() \
         else derive_run(source, "best")
     paths = draw_genotype(genotype, out_dir, "genotype")
-    paths += [plot_alphas(history, space, cell_type, out_dir / f"alphas_{cell_type}.png")
-              for cell_type in space.cell_types]
+    paths += [plot_alphas(history, space, group, out_dir / f"alphas_{group}.png") for group in space.alpha_groups]
     paths.append(plot_beta(history, out_dir / "beta.png"))
     return paths
 

@@ -65,15 +65,21 @@ def test_the_manifest_names_where_the_stages_write(tmp_path):
     result, calls = _demo(tmp_path, 0)
     assert result.returncode == 0, result.stderr
     demo = tmp_path / "demo"
-    log = demo / "detect" / "20260101_000000" / "vis_data" / "scalars.json"  # where mmengine logs in --work-dir
-    log.parent.mkdir(parents=True)
-    log.write_text("{}\n")
+    logs = []
+    for work_dir in (demo / "detect", demo / "chain" / "detect"):
+        logs.append(work_dir / "20260101_000000" / "vis_data" / "scalars.json")  # where mmengine logs
+        logs[-1].parent.mkdir(parents=True)
+        logs[-1].write_text("{}\n")
     manifest = read_manifest(demo)
     options = {}  # option -> the values the stages gave it
     for words in map(str.split, calls):
         for option, value in zip(words, words[1:]):
             options.setdefault(option, set()).add(value)
-    assert [e.name for e in manifest.searches] == ["darts-minus", "darts"]
-    assert {str(e.run) for e in manifest.searches} | {str(manifest.train_run)} == options["--out"]
-    assert options["--onnx"] == {str(manifest.onnx_report).removesuffix(".json")}
-    assert options["--work-dir"] == {str(demo / "detect")} and manifest.detector_scalars == (log,)
+    chain = manifest.chain
+    assert [e.name for e in manifest.searches] == ["darts-minus", "darts"] and [e.name for e in chain.searches] == [
+        "chain"]
+    stages = (manifest, chain)
+    assert {str(e.run) for m in stages for e in m.searches} | {str(m.train_run) for m in stages} == options["--out"]
+    assert options["--onnx"] == {str(m.onnx_report).removesuffix(".json") for m in stages}
+    assert options["--work-dir"] == {str(demo / "detect"), str(demo / "chain" / "detect")}
+    assert (manifest.detector_scalars, chain.detector_scalars) == ((logs[0],), (logs[1],))

@@ -1,0 +1,44 @@
+"""The demo report's chain section: a chain search run named under the manifest's ``chain`` key is reported with
+its skipped layers per epoch, its genotype and its pictures; a chain stage that did not run is reported missing."""
+
+import json
+
+from dmc.report import write_report
+from dmc.search import SearchConfig, search
+
+SPEC = """\
+format: dmc.space/1
+name: report_chain
+kind: chain
+macro:
+  kind: chain
+  stem: {channels: 8, stride: 1}
+  stages:
+    - {channels: 8, layers: 2, stride: 2}
+    - {channels: 16, layers: 1, stride: 2}
+  head: {channels: 32, dropout: 0.0}
+layers:
+  candidates: [mbconv_k3_e3, skip]
+  first_of_stage: [mbconv_k3_e3, mbconv_k5_e3]
+"""
+
+
+def test_the_chain_pipeline_has_its_own_section(tmp_path, toy_data):
+    spec = tmp_path / "report_chain.yaml"
+    spec.write_text(SPEC)
+    demo = tmp_path / "demo"
+    config = SearchConfig(space=str(spec), dataset=toy_data, epochs=2, batch_size=8, image_size=16, seed=0)
+    result = search(config, demo / "chain" / "search")
+    (demo / "manifest.json").write_text(json.dumps({
+        "version": 1,
+        "chain": {"title": "Chain space S5", "train_run": "chain/train",
+                  "searches": [{"name": "chain", "title": "DARTS- in a chain", "run": "chain/search"}]}}))
+    text = write_report(demo).read_text()
+    chain = text[text.index("## 5. Chain space S5"):]
+    assert "skipped layers in the derived chain" in chain
+    skips = sum(op == "skip" for op in result.genotype.layers)
+    assert f"| {skips} |" in chain and f"`{result.genotype.describe()}`" in chain
+    assert "viz/chain/genotype_layers.png" in chain and (demo / "viz" / "chain" / "genotype_layers.png").is_file()
+    assert "viz/chain/alphas_layers.png" in chain and (demo / "viz" / "chain" / "alphas_layers.png").is_file()
+    assert "Training run missing." in chain and "ONNX export missing." in chain
+    assert "Search runs missing." in text[:text.index("## 5.")]  # the cell pipeline was left out
