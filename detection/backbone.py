@@ -1,11 +1,15 @@
 """`DmcBackbone`: a compiled dmc network as an MMDetection backbone (registered in mmdet's ``MODELS``).
 
-    backbone=dict(type="DmcBackbone", genotype="DARTS_V2", channels=16, layers=8, out_indices=(1, 2, 3))
+    backbone=dict(type="DmcBackbone", genotype="DARTS_V2", channels=16, layers=8)
+    backbone=dict(type="DmcBackbone", genotype="FairNAS_A", width=0.5)
     backbone=dict(type="DmcBackbone", checkpoint="runs/train/best.pt", out_indices=(1, 2, 3))
 
-The network is DARTS's ImageNet-style one (two stride-2 stems, overall stride 8 before the first cell),
-so the stage outputs have strides 8, 16 and 32 as FPN expects. Channels and strides come from the
-network's ``feature_info`` (:func:`backbone_channels`), never from hand-copied lists.
+Two families serve: DARTS-family cell genotypes build DARTS's ImageNet-style network (two stride-2 stems,
+overall stride 8 before the first cell; sized by ``channels`` and ``layers``), and chain genotypes
+(FairNAS, NoisyDARTS, MobileNetV2, or a chain search's) build their own skeleton (sized by ``width``).
+By default the backbone returns the stage outputs at strides 8, 16 and 32 (C3-C5, what RetinaNet's FPN
+reads). Channels and strides come from the network's ``feature_info`` (:func:`backbone_channels`), never
+from hand-copied lists.
 """
 
 from __future__ import annotations
@@ -17,15 +21,22 @@ from mmdet.registry import MODELS
 from mmengine.model import BaseModule
 from torch import nn
 
+from dmc.chain_genotype import ChainGenotype
 from dmc.compiler import CompiledNetwork, build_network
-from dmc.compiler.saved import read_network_file
+from dmc.compiler.saved import NetworkFile, read_network_file
 from dmc.compiler.source import resolve_genotype
 from dmc.errors import InvalidInputError
 from dmc.genotype import Genotype
 
+DETECTION_STRIDES = (8, 16, 32)
+"""Strides of the stage outputs a RetinaNet FPN reads (C3, C4, C5)."""
 
-def _genotype(value) -> Genotype:
-    if isinstance(value, Genotype):
+_HEAD = ("classifier.", "auxiliary_head.", "head_act.")
+"""Classification-only parts, never loaded into (nor kept in) a backbone."""
+
+
+def _genotype(value) -> Genotype | ChainGenotype:
+    if isinstance(value, (Genotype, ChainGenotype)):
         return value
     if isinstance(value, dict):
         return Genotype.from_dict(value, "backbone genotype")
@@ -33,11 +44,13 @@ def _genotype(value) -> Genotype:
 
 
 def build_backbone_network(genotype=None, checkpoint: str | Path | None = None, channels: int | None = None,
-                           layers: int | None = None) -> tuple[CompiledNetwork, str]:
-    """The ImageNet-style network of ``genotype`` and/or ``checkpoint``; returns it and a note on the weights.
+                           layers: int | None = None, width: float | None = None) -> tuple[CompiledNetwork, str]:
+    """The backbone network of ``genotype`` and/or ``checkpoint``; returns it and a note on the weights.
 
-    Weights of a training checkpoint are loaded as pretraining wherever name and shape match (the stems of
-    a CIFAR-style checkpoint do not, nor its classifier).
+    A DARTS-family genotype builds the ImageNet-style network with ``channels`` and ``layers`` (default: the
+    checkpoint's, else 16 and 8); a chain genotype builds its skeleton at ``width`` (default: the checkpoint's,
+    else 1.0) and refuses ``channels`` and ``layers``. Weights of a checkpoint are loaded as pretraining
+    wherever name and shape match (the stems of a CIFAR-style checkpoint do not; the classifier never is).
     """
     if genotype is None and checkpoint is None:
         raise InvalidInputError("DmcBackbone needs a genotype or a checkpoint")
@@ -47,20 +60,53 @@ def build_backbone_network(genotype=None, checkpoint: str | Path | None = None, 
     if saved is not None and chosen != saved:
         raise InvalidInputError(f"the genotype given does not match the one in {checkpoint}",
                                 "pass only the checkpoint, or the genotype it was trained with")
-    if chosen.kind != "darts":
-        raise InvalidInputError(f"DmcBackbone builds DARTS-family networks; got a {chosen.kind} genotype")
-    saved_args = file.build_args if file else None
-    layers = layers or (saved_args.layers if saved_args else 8)
-    network = build_network(chosen, style="imagenet", channels=channels or (saved_args.channels if saved_args else 16),
-                            layers=layers,
-                            reductions=saved_args.reductions if saved_args and layers == saved_args.layers else None)
+    if chosen.kind == "chain":
+        network = _chain_network(chosen, file, channels, layers, width)
+    elif chosen.kind == "darts":
+        network = _cell_network(chosen, file, channels, layers, width)
+    else:
+        raise InvalidInputError(f"DmcBackbone builds DARTS-family and chain networks; got a {chosen.kind} genotype")
     if file is None:
         return network, "randomly initialised"
-    own = network.state_dict()
-    fitting = {k: v for k, v in file.weights.items()
-               if k in own and v.shape == own[k].shape and not k.startswith(("classifier.", "auxiliary_head."))}
+    own = {k: v for k, v in network.state_dict().items() if not k.startswith(_HEAD)}
+    fitting = {k: v for k, v in file.weights.items() if k in own and v.shape == own[k].shape}
     network.load_state_dict(fitting, strict=False)
-    return network, f"{len(fitting)} of {len(own)} tensors loaded from {checkpoint}"
+    return network, f"{len(fitting)} of {len(own)} backbone tensors loaded from {checkpoint}"
+
+
+def _cell_network(genotype: Genotype, file: NetworkFile | None, channels, layers, width) -> CompiledNetwork:
+    if width is not None:
+        raise InvalidInputError("width scales chain backbones; a DARTS-family backbone is sized by channels and "
+                                "layers", "pass channels and layers (--channels, --layers) instead of width")
+    saved = file.build_args.macro if file else None
+    layers = layers or (saved.layers if saved else 8)
+    return build_network(genotype, style="imagenet", channels=channels or (saved.channels if saved else 16),
+                         layers=layers, reductions=saved.reductions if saved and layers == saved.layers else None)
+
+
+def _chain_network(genotype: ChainGenotype, file: NetworkFile | None, channels, layers, width) -> CompiledNetwork:
+    cell_only = [name for name, value in (("channels", channels), ("layers", layers)) if value is not None]
+    if cell_only:
+        raise InvalidInputError(f"a chain backbone takes no {' or '.join(cell_only)} (cell-backbone settings): it "
+                                "keeps its skeleton's depth and is sized by width",
+                                "pass width (--width), e.g. 0.5, instead of channels and layers")
+    if file is not None:
+        saved = file.build_args.macro.width
+        if width is not None and width != saved:
+            raise InvalidInputError(f"{file.path} holds a chain network of width {saved:g}: its weights do not fit "
+                                    f"width {width:g}", "drop width, or pass the genotype alone to start afresh")
+        width = saved
+    return build_network(genotype, width=width)
+
+
+def detection_out_indices(network: CompiledNetwork) -> tuple[int, ...]:
+    """The stages whose outputs have strides 8, 16 and 32 (the deepest stage of each stride), from ``feature_info``."""
+    strides = [info["reduction"] for info in network.feature_info]
+    missing = [s for s in DETECTION_STRIDES if s not in strides]
+    if missing:
+        raise InvalidInputError(f"the network has no stage output at stride {missing[0]} (its stages have strides "
+                                f"{strides})", "give out_indices: the stages to feed the FPN")
+    return tuple(max(i for i, s in enumerate(strides) if s == stride) for stride in DETECTION_STRIDES)
 
 
 def backbone_channels(network: CompiledNetwork, out_indices) -> tuple[list[int], list[int]]:
@@ -74,21 +120,24 @@ class DmcBackbone(BaseModule):
     """A dmc network returning a tuple of stage feature maps.
 
     Args:
-        genotype: genotype file, published name (``DARTS_V2``), dmc genotype dict, or :class:`Genotype`.
+        genotype: genotype file, published name (``DARTS_V2``, ``FairNAS_A``), dmc genotype dict,
+            :class:`Genotype` or :class:`ChainGenotype`.
         checkpoint: a `dmc train` / `dmc compile` file; its weights initialise the backbone (pretraining).
-        channels, layers: the network's width and cell count (default: the checkpoint's, else 16 and 8).
-        out_indices: stages to return (see ``feature_info``; 1, 2, 3 have strides 8, 16, 32).
-        frozen_stages: freeze the stems (0) and the cells up to that stage; -1 freezes nothing.
+        channels, layers: a cell network's width and cell count (default: the checkpoint's, else 16 and 8).
+        width: a chain network's width multiplier (default: the checkpoint's, else 1.0).
+        out_indices: stages to return (see ``feature_info``); default: the stages at strides 8, 16, 32
+            (1, 2, 3 for cell networks, 2, 3, 4 for chain networks).
+        frozen_stages: freeze the stem(s) and the blocks up to that stage; -1 freezes nothing.
         norm_eval: keep BatchNorm layers in eval mode while training.
     """
 
     def __init__(self, genotype=None, checkpoint: str | None = None, channels: int | None = None,
-                 layers: int | None = None, out_indices=(1, 2, 3), frozen_stages: int = -1,
-                 norm_eval: bool = False, init_cfg=None):
+                 layers: int | None = None, out_indices=None, frozen_stages: int = -1,
+                 norm_eval: bool = False, init_cfg=None, width: float | None = None):
         super().__init__(init_cfg=init_cfg)
-        self.network, self.weights_note = build_backbone_network(genotype, checkpoint, channels, layers)
+        self.network, self.weights_note = build_backbone_network(genotype, checkpoint, channels, layers, width)
         stages = len(self.network.feature_info)
-        out_indices = tuple(out_indices)
+        out_indices = detection_out_indices(self.network) if out_indices is None else tuple(out_indices)
         if not out_indices or any(not isinstance(i, int) or not 0 <= i < stages for i in out_indices) \
                 or list(out_indices) != sorted(set(out_indices)):
             raise InvalidInputError(f"out_indices {out_indices} are invalid: the network has stages 0..{stages - 1} "
@@ -98,8 +147,9 @@ class DmcBackbone(BaseModule):
             raise InvalidInputError(f"frozen_stages {frozen_stages} is out of range (-1..{stages - 1})")
         self.out_indices, self.frozen_stages, self.norm_eval = out_indices, frozen_stages, norm_eval
         self.out_channels, self.strides = backbone_channels(self.network, out_indices)
-        # the classification head is not part of a backbone
+        # the classification head (a chain network's 1x1 head conv included) is not part of a backbone
         self.network.classifier = nn.Identity()
+        self.network.head_act = nn.Identity()
         self.network.auxiliary_head = None
         self._freeze()
 

@@ -1,7 +1,10 @@
 """Writes one flat, readable MMDetection config: RetinaNet + FPN on a DmcBackbone, COCO-format data.
 
-FPN's ``in_channels`` and the anchor strides come from the compiled network's ``feature_info``; the
-schedule defaults to the paper's 1x (12 epochs, batch 16 over 8 GPUs, lr 0.01, x0.1 at epochs 8 and 11).
+The backbone is a cell network (sized by channels and layers) or a chain network (sized by width). Its
+stage outputs at strides 8, 16 and 32 (C3-C5, read from ``feature_info``) feed the FPN as mmdet's
+RetinaNet does: P3-P5 from them, P6 and P7 from extra stride-2 convs on C5 (``add_extra_convs='on_input'``,
+``num_outs=5``); FPN's ``in_channels`` and the anchor strides come from ``feature_info`` too. The schedule
+defaults to the paper's 1x (12 epochs, batch 16 over 8 GPUs, lr 0.01, x0.1 at epochs 8 and 11).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dmc.detection.backbone import backbone_channels, build_backbone_network
+from dmc.detection.backbone import backbone_channels, build_backbone_network, detection_out_indices
 from dmc.detection.coco import category_names
 
 from dmc.compiler.saved import looks_like_network_file
@@ -34,8 +37,13 @@ class DetectionConfig:
     classes: list[str] | None = None
     """Category names; None reads them from the train annotation file when it exists (else COCO's 80)."""
     channels: int | None = None
+    """Cell backbones: initial channels (None: the checkpoint's, else 16)."""
     layers: int | None = None
-    out_indices: tuple[int, ...] = (1, 2, 3)
+    """Cell backbones: cells (None: the checkpoint's, else 8)."""
+    width: float | None = None
+    """Chain backbones: width multiplier (None: the checkpoint's, else 1.0)."""
+    out_indices: tuple[int, ...] | None = None
+    """Backbone stages feeding the FPN; None: the stages at strides 8, 16, 32 (C3-C5)."""
     image_scale: tuple[int, int] = (1333, 800)
     epochs: int = 12
     milestones: tuple[int, ...] = (8, 11)
@@ -68,9 +76,9 @@ class DetectionConfig:
         if not all(_is_int(m) and 1 <= m <= self.epochs for m in self.milestones):
             raise InvalidInputError(f"detection config: milestones {tuple(self.milestones)} must be epochs from 1 "
                                     f"to {self.epochs}")
-        for name in ("lr", "grad_clip"):
+        for name in ("lr", "grad_clip", "width"):
             value = getattr(self, name)
-            if not (value is None and name == "grad_clip") and not (_is_number(value) and value > 0):
+            if not (value is None and name != "lr") and not (_is_number(value) and value > 0):
                 raise InvalidInputError(f"detection config: {name} {value!r} must be a number > 0")
         return self
 
@@ -92,8 +100,18 @@ def _classes(cfg: DetectionConfig) -> list[str] | None:
     return None  # mmdet's CocoDataset knows COCO's 80 classes
 
 
+def _warmup(iterations: int) -> list[dict[str, Any]]:
+    """Linear warm-up: ``iterations`` iterations at a reduced lr, the full lr from the next one on. mmengine's LinearLR
+    moves from its start to its end factor over steps 0 .. end - 1, so ``end=1`` would hold the lr at 0.001x for
+    good; it refuses ``end=0``."""
+    if iterations == 0:
+        return []
+    return [dict(type="LinearLR", start_factor=0.001, by_epoch=False, begin=0, end=iterations + 1)]
+
+
 def retinanet_config(source: str | Path, cfg: DetectionConfig) -> dict[str, Any]:
-    """The config as a dict: ``source`` is a genotype (file or published name) or a `dmc train` checkpoint."""
+    """The config as a dict: ``source`` is a genotype (file or published name; cell or chain) or a
+    `dmc train` / `dmc compile` network file."""
     cfg.validate()
     path = Path(source)
     is_checkpoint = path.is_file() and looks_like_network_file(path)
@@ -103,13 +121,18 @@ def retinanet_config(source: str | Path, cfg: DetectionConfig) -> dict[str, Any]
     else:
         backbone_args["genotype"] = str(path.resolve()) if path.exists() else str(source)
     network, _ = build_backbone_network(backbone_args.get("genotype"), backbone_args.get("checkpoint"),
-                                        cfg.channels, cfg.layers)
-    backbone_args.update(channels=network.build_args.macro.channels, layers=network.build_args.macro.layers,
-                         out_indices=tuple(cfg.out_indices), frozen_stages=-1, norm_eval=False)
+                                        cfg.channels, cfg.layers, cfg.width)
+    macro = network.build_args.macro
+    if macro.kind == "chain":
+        backbone_args["width"] = macro.width
+    else:
+        backbone_args.update(channels=macro.channels, layers=macro.layers)
+    out_indices = detection_out_indices(network) if cfg.out_indices is None else tuple(cfg.out_indices)
+    backbone_args.update(out_indices=out_indices, frozen_stages=-1, norm_eval=False)
     stages = len(network.feature_info)
-    if any(not 0 <= i < stages for i in cfg.out_indices):
-        raise InvalidInputError(f"out_indices {tuple(cfg.out_indices)} are out of range (stages 0..{stages - 1})")
-    in_channels, strides = backbone_channels(network, cfg.out_indices)
+    if any(not 0 <= i < stages for i in out_indices):
+        raise InvalidInputError(f"out_indices {out_indices} are out of range (stages 0..{stages - 1})")
+    in_channels, strides = backbone_channels(network, out_indices)
     num_outs = 5
     anchor_strides = strides + [strides[-1] * 2 ** k for k in range(1, num_outs - len(strides) + 1)]
     classes = _classes(cfg)
@@ -150,6 +173,7 @@ def retinanet_config(source: str | Path, cfg: DetectionConfig) -> dict[str, Any]
             data_preprocessor=dict(type="DetDataPreprocessor", mean=[123.675, 116.28, 103.53],
                                    std=[58.395, 57.12, 57.375], bgr_to_rgb=True, pad_size_divisor=32),
             backbone=backbone_args,
+            # mmdet's RetinaNet feeds C2-C5 with start_level=1; the backbone returns only C3-C5, so level 0
             neck=dict(type="FPN", in_channels=in_channels, out_channels=cfg.neck_channels, start_level=0,
                       add_extra_convs="on_input", num_outs=num_outs),
             bbox_head=dict(
@@ -165,7 +189,8 @@ def retinanet_config(source: str | Path, cfg: DetectionConfig) -> dict[str, Any]
                            sampler=dict(type="PseudoSampler"), allowed_border=-1, pos_weight=-1, debug=False),
             test_cfg=dict(nms_pre=1000, min_bbox_size=0, score_thr=0.05, nms=dict(type="nms", iou_threshold=0.5),
                           max_per_img=100)),
-        "train_dataloader": dict(batch_size=cfg.batch_size, **workers, sampler=dict(type="DefaultSampler", shuffle=True),
+        "train_dataloader": dict(batch_size=cfg.batch_size, **workers,
+                                 sampler=dict(type="DefaultSampler", shuffle=True),
                                  batch_sampler=dict(type="AspectRatioBatchSampler"),
                                  dataset=dataset(cfg.train_ann, cfg.train_img, test=False)),
         "val_dataloader": val_dataloader,
@@ -176,7 +201,7 @@ def retinanet_config(source: str | Path, cfg: DetectionConfig) -> dict[str, Any]
         "val_cfg": dict(type="ValLoop"),
         "test_cfg": dict(type="TestLoop"),
         "param_scheduler": [
-            dict(type="LinearLR", start_factor=0.001, by_epoch=False, begin=0, end=cfg.warmup_iters),
+            *_warmup(cfg.warmup_iters),
             dict(type="MultiStepLR", begin=0, end=cfg.epochs, by_epoch=True, milestones=list(cfg.milestones),
                  gamma=0.1),
         ],
@@ -202,7 +227,8 @@ def retinanet_config(source: str | Path, cfg: DetectionConfig) -> dict[str, Any]
 
 
 _COMMENTS = {
-    "model": "RetinaNet + FPN; the backbone's channels and strides come from the dmc network's feature_info",
+    "model": "RetinaNet + FPN (extra levels from stride-2 convs on the last backbone stage); the backbone's "
+             "stages, channels and strides come from the dmc network's feature_info",
     "train_dataloader": "COCO-format data: point data_root / ann_file / data_prefix at your dataset",
     "param_scheduler": "1x schedule: linear warm-up, then x0.1 at the milestones",
     "optim_wrapper": "lr for a total batch of 16 (8 GPUs x 2), as in the paper; gradient-norm clipping for stability",

@@ -143,7 +143,8 @@ def _named_values(node: Any, where: str = ""):
     if isinstance(node, dict):
         for key, value in node.items():
             here = f"{where}.{key}" if where else str(key)
-            if key in (*_NAMED_KEYS, *_SCOPE_KEYS, *EVALUATED_SETTINGS) and not (key == "constructor" and value is None):
+            named = key in (*_NAMED_KEYS, *_SCOPE_KEYS, *EVALUATED_SETTINGS)
+            if named and not (key == "constructor" and value is None):
                 yield here, key, value
             else:
                 yield from _named_values(value, here)

@@ -5,7 +5,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-ONE_THREAD = {"search", "train", "runfolder", "test_report.py", "test_report_chain.py"}
+ONE_THREAD = {"search", "train", "runfolder", "exporters", "detection", "test_report.py", "test_report_chain.py"}
 """Test folders and files of tiny search and training runs."""
 
 

@@ -100,8 +100,9 @@ def _print_version(value: bool) -> None:
 
 
 def _typer(**kwargs) -> typer.Typer:
+    # rich_markup_mode=None: help texts are plain text, so that "[default]" brackets are printed, not eaten as markup
     return typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-                       context_settings={"help_option_names": ["-h", "--help"]}, **kwargs)
+                       rich_markup_mode=None, context_settings={"help_option_names": ["-h", "--help"]}, **kwargs)
 
 
 app = _typer(name="dmc", cls=OneLineUsageErrors,

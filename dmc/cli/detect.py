@@ -34,15 +34,18 @@ def _milestones(text: str | None, epochs: int) -> tuple[int, ...]:
 
 @command(detect_app, name="config")
 def config(
-    source: str = typer.Argument(..., help="Genotype (file or published name) or a `dmc train` checkpoint."),
+    source: str = typer.Argument(..., help="Genotype (file or published name: cell, e.g. DARTS_V2, or chain, e.g. "
+                                           "FairNAS_A, mobilenet_v2) or a `dmc train` / `dmc compile` network file "
+                                           "(its weights pretrain the backbone)."),
     out: Path = typer.Option(..., "--out", "-o", help="Config file to write (.py)."),
     data_root: str = typer.Option("data/coco", help="COCO-format dataset folder."),
     train_ann: str = typer.Option("annotations/instances_train2017.json", help="Train annotations (in data root)."),
     val_ann: str = typer.Option("annotations/instances_val2017.json", help="Val annotations (in data root)."),
     train_img: str = typer.Option("train2017/", help="Train image folder (in data root)."),
     val_img: str = typer.Option("val2017/", help="Val image folder (in data root)."),
-    channels: int = typer.Option(None, help="Backbone channels [the checkpoint's, else 16]."),
-    layers: int = typer.Option(None, help="Backbone cells [the checkpoint's, else 8]."),
+    channels: int = typer.Option(None, help="Cell backbones: channels (default: the checkpoint's, else 16)."),
+    layers: int = typer.Option(None, help="Cell backbones: cells (default: the checkpoint's, else 8)."),
+    width: float = typer.Option(None, help="Chain backbones: width multiplier (default: the checkpoint's, else 1)."),
     image_scale: str = typer.Option("1333,800", help="Resize scale W,H (aspect ratio kept)."),
     epochs: int = typer.Option(12, help="Epochs (1x schedule: 12)."),
     milestones: str = typer.Option(None, help="LR drop epochs [8,11 for 12 epochs; else 2/3 and 11/12 of them]."),
@@ -56,11 +59,13 @@ def config(
     num_workers: int = typer.Option(2, help="Data loader workers per GPU."),
     work_dir: str = typer.Option("work_dirs/retinanet_dmc", help="Where training writes checkpoints and logs."),
 ) -> None:
-    """Write a flat RetinaNet + FPN config for a dmc backbone (channels from feature_info)."""
+    """Write a flat RetinaNet + FPN config for a dmc backbone, cell or chain network (the stages at strides 8, 16,
+    32 feed the FPN; channels from feature_info)."""
     from dmc.detection.config import DetectionConfig, write_retinanet_config
 
     cfg = DetectionConfig(data_root=data_root, train_ann=train_ann, val_ann=val_ann, train_img=train_img,
-                          val_img=val_img, channels=channels, layers=layers, image_scale=_pair(image_scale),
+                          val_img=val_img, channels=channels, layers=layers, width=width,
+                          image_scale=_pair(image_scale),
                           epochs=epochs, milestones=_milestones(milestones, epochs), batch_size=batch_size, lr=lr,
                           warmup_iters=warmup_iters, grad_clip=grad_clip or None, flip=flip,
                           neck_channels=neck_channels, head_convs=head_convs, num_workers=num_workers,

@@ -8,7 +8,7 @@ import typer
 
 from dmc.api import network_from_source, refuse_overwriting_inputs
 from dmc.cli.app import command
-from dmc.cli.build_options import Channels, Classes, Layers, Style, build_overrides
+from dmc.cli.build_options import Channels, Classes, Layers, Style, Width, build_overrides
 from dmc.errors import InvalidInputError
 
 
@@ -27,22 +27,24 @@ def _indices(text: str | None, stages: int) -> list[int] | None:
 @command(name="export")
 def export_command(
     source: str = typer.Argument(..., help="A `dmc train` checkpoint or `dmc compile` file (weights included), "
-                                           "or a genotype (random weights; build options apply)."),
+                                           "or a genotype, cell or chain (random weights; build options apply: "
+                                           "--channels/--layers for cell networks, --width for chain networks)."),
     onnx: Path = typer.Option(..., "--onnx", help="ONNX model to write; its parity report goes to OUT.json."),
-    input_size: int = typer.Option(None, help="Input height and width [the training data's; 32; imagenet 224]."),
+    input_size: int = typer.Option(None, help="Input height and width (default: the training data's, else "
+                                              "32; imagenet and chain networks 224)."),
     dynamic_batch: bool = typer.Option(True, "--dynamic-batch/--static-batch", help="Batch dimension dynamic."),
-    opset: int = typer.Option(None, help="ONNX opset, 18 to 23 [the exporter's default]."),
+    opset: int = typer.Option(None, help="ONNX opset, 18 to 23 (default: the exporter's)."),
     features: str = typer.Option(None, help="Export these stage outputs ('all' or e.g. 1,2,3) instead of logits."),
     allow_random: bool = typer.Option(False, help="Export networks with 'noise' ops (no parity check)."),
     check: bool = typer.Option(True, "--check/--no-check", help="Check the model and compare with onnxruntime."),
     runs: int = typer.Option(3, help="Random inputs per batch size in the parity check (at least 1)."),
-    style: str = Style, channels: int = Channels, layers: int = Layers, classes: int = Classes,
+    style: str = Style, channels: int = Channels, layers: int = Layers, width: float = Width, classes: int = Classes,
 ) -> None:
-    """Export to ONNX and prove onnxruntime computes what PyTorch computes."""
+    """Export a cell or chain network to ONNX and prove onnxruntime computes what PyTorch computes."""
     from dmc.exporters.onnx import TOLERANCE, export_onnx, report_path
 
     refuse_overwriting_inputs([onnx, report_path(onnx)], [source if Path(source).exists() else None])
-    loaded = network_from_source(source, **build_overrides(style, channels, layers, classes))
+    loaded = network_from_source(source, **build_overrides(style, channels, layers, classes, width=width))
     data = loaded.data or {}
     report = export_onnx(
         loaded.network, onnx, input_size=input_size or data.get("image_size"), dynamic_batch=dynamic_batch,

@@ -58,14 +58,14 @@ def train_command(
     rmsprop_eps: float = typer.Option(None, help="RMSProp's epsilon, inside the square root as in TF [1e-3]."),
     weight_decay: float = typer.Option(None, help="Weight decay [3e-4; imagenet recipe 1e-5]."),
     norm_weight_decay: bool = typer.Option(None, "--norm-weight-decay/--no-norm-weight-decay",
-                                           help="Weight decay on batch-norm parameters too \\[on; imagenet recipe "
+                                           help="Weight decay on batch-norm parameters too [on; imagenet recipe "
                                                 "off]."),
     label_smoothing: float = typer.Option(None, help="Label smoothing of the training loss [0; imagenet recipe "
                                                      "0.1]."),
     dropout: float = typer.Option(None, help="Dropout before the classifier [0; imagenet recipe 0.2]."),
     ema_decay: float = typer.Option(None, help="Weight EMA decay, 0 for none; with it, evaluation, best.pt and "
                                                "last.pt use the averaged weights [0; imagenet recipe 0.9999]."),
-    auxiliary: bool = typer.Option(None, "--auxiliary/--no-auxiliary", help="Auxiliary head \\[on]."),
+    auxiliary: bool = typer.Option(None, "--auxiliary/--no-auxiliary", help="Auxiliary head [on]."),
     auxiliary_weight: float = typer.Option(None, help="Weight of the auxiliary head's loss [0.4]."),
     drop_path: float = typer.Option(None, help="Final drop-path probability, ramped up linearly [0.2; imagenet "
                                                "recipe 0]."),

@@ -13,7 +13,7 @@ from dmc.network.cell import Cell
 from dmc.network.chain_macro import ChainMacro, LayerSlot
 from dmc.network.macro import Macro
 from dmc.ops.conv import ResNetBasicBlock
-from dmc.ops.mbconv import conv_bn, separable_block
+from dmc.ops.mbconv import SeparableBlock, conv_bn
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,7 @@ class MacroNetwork(nn.Module):
         c, stride = macro.stem_width, macro.stem_stride
         self.stem1 = None
         if macro.first_block is not None:
-            self.stem1 = separable_block(c, macro.first_block_width, act)
+            self.stem1 = SeparableBlock(c, macro.first_block_width, act)
             c = macro.first_block_width
         self.feature_info.append(dict(num_chs=c, reduction=stride, module="stem1" if self.stem1 else "stem", block=-1))
         slots = macro.layer_slots()

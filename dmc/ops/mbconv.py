@@ -99,7 +99,17 @@ def chain_skip(c_in: int, c_out: int, stride: int, affine: bool = True, act: str
     return conv_bn(c_in, c_out, 1, stride, affine=affine, act=act)
 
 
-def separable_block(c_in: int, c_out: int, act: str, affine: bool = True) -> nn.Sequential:
-    """The fixed first block of MobileNetV2-like networks: depthwise 3x3, BN, act, 1x1 projection, BN."""
-    return nn.Sequential(conv_bn(c_in, c_in, 3, groups=c_in, affine=affine, act=act),
-                         conv_bn(c_in, c_out, 1, affine=affine))
+class SeparableBlock(nn.Module):
+    """The fixed first block of MobileNetV2-like networks: depthwise 3x3, BN, act, 1x1 projection, BN, and a
+    residual add when the width is kept, as torchvision's expansion-1 block (at full width the published skeletons
+    change it, 32 -> 16; narrower ones may not)."""
+
+    def __init__(self, c_in: int, c_out: int, act: str, affine: bool = True):
+        super().__init__()
+        self.residual = c_in == c_out
+        self.body = nn.Sequential(conv_bn(c_in, c_in, 3, groups=c_in, affine=affine, act=act),
+                                  conv_bn(c_in, c_out, 1, affine=affine))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.body(x)
+        return x + out if self.residual else out

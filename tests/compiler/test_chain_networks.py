@@ -68,7 +68,7 @@ def load_torchvision_weights(network, reference) -> None:
     network.load_state_dict({k: v for (k, _), (_, v) in zip(ours, theirs)})
 
 
-@pytest.mark.parametrize("width", [1.0, 0.5])
+@pytest.mark.parametrize("width", [1.0, 0.5, 0.25])
 def test_mobilenet_v2_equals_torchvision_with_its_weights(width):
     torch.manual_seed(0)
     reference = torchvision.models.mobilenet_v2(width_mult=width)
