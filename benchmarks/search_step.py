@@ -1,16 +1,23 @@
 """One DARTS- search step (architecture step + weight step) on CPU: dmc's configurations vs the paper's code.
 
-    python benchmarks/search_step.py [--threads 2] [--steps 2] [--channels 16] [--layers 8] [--batch 32]
+    python benchmarks/search_step.py [--threads 2] [--steps 3] [--channels 16] [--layers 8] [--batch 32]
+    python benchmarks/search_step.py --space proxyless_s5 [--width 0.35] [--image-size 128] [--batch 16]
 
-DARTS S0 space, 32x32 inputs, 10 classes, first-order architecture step on one batch and an SGD weight
+DARTS S0 space (default), 32x32 inputs, 10 classes, first-order architecture step on one batch and an SGD weight
 step on another. The baseline is the same supernet run as the paper's code runs it: mixed edges
 ``sum(w * op(x) for w, op in zip(weights, ops))`` over every candidate, 'none' included, plus
 ``beta * aux(x)``; contiguous activations; and an architecture step that backpropagates into every
 parameter (``loss.backward()``), where dmc asks autograd for the alpha gradients only. "paper edges"
-is that baseline with dmc's architecture step, to show the two effects apart. Each configuration runs in its own process, so its peak
-resident memory (ru_maxrss) is its own; the first step (which compiles, with --compile) is timed apart.
+is that baseline with dmc's architecture step, to show the two effects apart. Each configuration runs in its own
+process, so its peak resident memory (ru_maxrss) is its own; the first step (which compiles, with --compile) is
+timed apart.
 Targets: fastest dmc configuration >= 2x faster than the paper's; --recompute-edges at <= 0.5x peak
 memory and <= 1.3x the fastest time.
+
+``--space proxyless_s5``: the chain space (per-layer mixed edges of inverted residuals, c_in != c_out at each
+stage's first layer, factorized-reduce auxiliaries) at a CPU-sized width, with the reference and the fused mixed
+sum, channels-last off and on; time and memory are printed as ratios against the "dmc reference" row of the same
+run (the paper's code path has no chain form here: its edges are the reference mixed sum).
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-CONFIGS = {
+CELL_CONFIGS = {
     "paper": dict(paper=True, paper_architect=True),
     "paper edges": dict(paper=True),
     "dmc reference": dict(kernels="reference", channels_last=False),
@@ -38,6 +45,16 @@ CONFIGS = {
     "dmc fused + channels_last + compile + recompute": dict(kernels="fused", channels_last=True, compile=True,
                                                             recompute=True),
 }
+CHAIN_CONFIGS = {
+    "dmc reference": dict(kernels="reference", channels_last=False),
+    "dmc reference + channels_last": dict(kernels="reference", channels_last=True),
+    "dmc fused": dict(kernels="fused", channels_last=False),
+    "dmc fused + channels_last": dict(kernels="fused", channels_last=True),
+}
+SPACES = {"darts_s0": CELL_CONFIGS, "proxyless_s5": CHAIN_CONFIGS}
+CELL_SPACES = ("darts_s0",)
+CHAIN_DEFAULTS = dict(batch=16, image_size=128)
+CELL_DEFAULTS = dict(batch=32, image_size=32)
 
 
 class PaperZero(nn.Module):
@@ -85,9 +102,12 @@ def build(name: str, args):
     from dmc.space import load_space
     from dmc.supernet import build_supernet, compile_edges
 
-    settings = CONFIGS[name]
+    settings = SPACES[args.space][name]
     torch.manual_seed(0)
-    space = load_space("darts_s0").with_macro(channels=args.channels, layers=args.layers)
+    if args.space in CELL_SPACES:
+        space = load_space(args.space).with_macro(channels=args.channels, layers=args.layers)
+    else:
+        space = load_space(args.space).with_macro(width=args.width)
     model = build_supernet(space, 10, 3)
     if settings.get("paper"):
         for cell in model.blocks:
@@ -103,8 +123,9 @@ def build(name: str, args):
     a_opt = torch.optim.Adam(model.arch_parameters(), 3e-4, betas=(0.5, 0.999))
     architect = (PaperArchitect if settings.get("paper_architect") else Architect)(model, a_opt, order=1)
     gen = torch.Generator().manual_seed(0)
-    batches = [(torch.randn(args.batch, 3, 32, 32, generator=gen), torch.randint(0, 10, (args.batch,), generator=gen))
-               for _ in range(2)]
+    size = args.image_size
+    batches = [(torch.randn(args.batch, 3, size, size, generator=gen),
+                torch.randint(0, 10, (args.batch,), generator=gen)) for _ in range(2)]
 
     def step():
         (x, y), (x_val, y_val) = batches
@@ -124,40 +145,60 @@ def timed(step) -> float:
     return time.perf_counter() - start
 
 
+def peak_rss_gib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
 def peak_memory(name: str, args) -> dict:
-    """Run in a fresh process: its peak resident memory over the first step and one more."""
+    """Run in a fresh process: its peak resident memory over the first step and one more, and how much of it
+    the step added to the process with dmc imported."""
+    import dmc.search.architect  # noqa: F401  (the imports build() needs, before the baseline)
+    import dmc.supernet  # noqa: F401
+
+    baseline = peak_rss_gib()
     step = build(name, args)
     first = timed(step)
     timed(step)
-    return {"first_step_s": first, "peak_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
+    peak = peak_rss_gib()
+    return {"first_step_s": first, "peak_gib": peak, "step_gib": peak - baseline}
 
 
-def main() -> None:
+def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--space", choices=list(SPACES), default="darts_s0")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=3, help="timed rounds (one step per configuration each)")
-    parser.add_argument("--channels", type=int, default=16)
-    parser.add_argument("--layers", type=int, default=8)
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--only", choices=list(CONFIGS), action="append", help="run these configurations")
-    parser.add_argument("--one", choices=list(CONFIGS), help=argparse.SUPPRESS)
+    parser.add_argument("--channels", type=int, default=16, help="cell spaces: initial channels")
+    parser.add_argument("--layers", type=int, default=8, help="cell spaces: cells")
+    parser.add_argument("--width", type=float, default=0.35, help="chain spaces: width multiplier")
+    parser.add_argument("--batch", type=int, default=None, help="batch size [32; chain 16]")
+    parser.add_argument("--image-size", type=int, default=None, help="input side [32; chain 128]")
+    names = sorted({n for configs in SPACES.values() for n in configs})
+    parser.add_argument("--only", choices=names, action="append", help="run these configurations")
+    parser.add_argument("--one", choices=names, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    if args.one:
-        print(json.dumps(peak_memory(args.one, args)))
-        return
-    passthrough = [f"--threads={args.threads}", f"--steps={args.steps}", f"--channels={args.channels}",
-                   f"--layers={args.layers}", f"--batch={args.batch}"]
-    names = args.only or list(CONFIGS)
-    print(f"DARTS S0 supernet, {args.channels} channels, {args.layers} cells, batch {args.batch}, 32x32, "
-          f"{args.threads} threads, CPU")
+    defaults = CELL_DEFAULTS if args.space in CELL_SPACES else CHAIN_DEFAULTS
+    args.batch = args.batch or defaults["batch"]
+    args.image_size = args.image_size or defaults["image_size"]
+    unknown = set(args.only or ()) - set(SPACES[args.space])
+    if unknown:
+        parser.error(f"not a configuration of {args.space}: {', '.join(sorted(unknown))}")
+    return args
+
+
+def measure(args) -> tuple[dict, dict]:
+    """Peak memory of each configuration (a fresh process each) and its step times over interleaved rounds."""
+    passthrough = [f"--space={args.space}", f"--threads={args.threads}", f"--steps={args.steps}",
+                   f"--channels={args.channels}", f"--layers={args.layers}", f"--width={args.width}",
+                   f"--batch={args.batch}", f"--image-size={args.image_size}"]
     results = {}
-    for name in names:  # memory: one fresh process per configuration
+    for name in args.only or list(SPACES[args.space]):  # memory: one fresh process per configuration
         out = subprocess.run([sys.executable, __file__, "--one", name, *passthrough], capture_output=True, text=True)
         if out.returncode != 0:
             print(f"{name}: failed\n{out.stderr[-2000:]}")
             continue
         results[name] = {"name": name, **json.loads(out.stdout.strip().splitlines()[-1])}
+        print(f"measured the memory of {name}", file=sys.stderr, flush=True)
     # time: every configuration in this process, one step each per round, so the machine's drift is shared
     steps = {name: build(name, args) for name in results}
     for step in steps.values():
@@ -168,9 +209,52 @@ def main() -> None:
             rounds[name].append(timed(step))
     for name, r in results.items():
         r["step_s"] = statistics.median(rounds[name])
-        print(f"{name:>48}: {r['step_s']:7.2f} s/step  peak {r['peak_gib']:5.2f} GiB  first step {r['first_step_s']:6.1f} s")
-    print(f"(median of {args.steps} interleaved rounds; peak resident memory of a fresh process per configuration; "
-          f"the first step includes compilation)")
+    return results, rounds
+
+
+def print_table(results: dict, rounds: dict, args) -> None:
+    for name, r in results.items():
+        times = rounds[name]
+        print(f"{name:>48}: {r['step_s']:7.2f} s/step ({min(times):.2f}-{max(times):.2f})  peak {r['peak_gib']:5.2f} "
+              f"GiB (step {r['step_gib']:5.2f})  first step {r['first_step_s']:6.1f} s")
+    print(f"(median and range of {args.steps} interleaved rounds; peak resident memory of a fresh process per "
+          f"configuration, and what the step added to it; the first step includes compilation)")
+
+
+def main() -> None:
+    args = parse_args()
+    torch.set_num_threads(args.threads)
+    if args.one:
+        print(json.dumps(peak_memory(args.one, args)))
+        return
+    if args.space in CELL_SPACES:
+        print(f"DARTS S0 supernet, {args.channels} channels, {args.layers} cells, batch {args.batch}, "
+              f"{args.image_size}x{args.image_size}, {args.threads} threads, CPU")
+    else:
+        print(f"{args.space} chain supernet, width {args.width}, batch {args.batch}, "
+              f"{args.image_size}x{args.image_size}, {args.threads} threads, CPU")
+    results, rounds = measure(args)
+    print_table(results, rounds, args)
+    if args.space in CELL_SPACES:
+        summarize_cells(results)
+    else:
+        summarize_ratios(results, rounds, "dmc reference")
+
+
+def summarize_ratios(results: dict, rounds: dict, baseline: str) -> None:
+    """Time (median, and the range of the per-round ratios) and memory of every row against ``baseline``."""
+    if baseline not in results:
+        return
+    base = results[baseline]
+    print(f"ratios against {baseline!r} (time: median ratio, range of the per-round ratios):")
+    for name, r in results.items():
+        per_round = [t / b for t, b in zip(rounds[name], rounds[baseline])]
+        print(f"{name:>48}: time {r['step_s'] / base['step_s']:.2f}x ({min(per_round):.2f}-{max(per_round):.2f})  "
+              f"peak memory {r['peak_gib'] / base['peak_gib']:.2f}x  "
+              f"step memory {r['step_gib'] / base['step_gib']:.2f}x")
+
+
+def summarize_cells(results: dict) -> None:
     if "paper" not in results:
         return
     paper = results["paper"]

@@ -23,6 +23,7 @@ from dmc.spec_checks import SPACE_FORMAT, SpecChecks, SpecError
 
 DERIVE_RULES = ("top_k", "all")
 
+
 @dataclass(frozen=True)
 class CellSpec:
     """Candidate operations of one cell type, one tuple per edge, edges ordered node by node."""

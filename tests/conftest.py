@@ -51,3 +51,33 @@ def toy_data(tmp_path_factory):
                 pixels = np.clip(rng.normal(level, 50, (16, 16, 3)), 0, 255).astype(np.uint8)
                 Image.fromarray(pixels).save(folder / f"{i}.png")
     return f"folder:{root}"
+
+
+@pytest.fixture(scope="session")
+def chain_spec(tmp_path_factory):
+    """``chain_spec(name, candidates, first_of_stage)``: the path of a tiny chain space spec (a stride-1 stem and a
+    first block of 8 channels, two stages of two layers at 8 and 16 channels, a head of 32; the layer candidates
+    given): a search of it on ``toy_data`` takes about a second."""
+    folder = tmp_path_factory.mktemp("chain-specs")
+
+    def write(name: str, candidates: list[str], first_of_stage: list[str]) -> str:
+        path = folder / f"{name}.yaml"
+        path.write_text(f"""\
+format: dmc.space/1
+name: {name}
+kind: chain
+macro:
+  kind: chain
+  stem: {{channels: 8, stride: 1}}
+  first_block: {{channels: 8}}
+  stages:
+    - {{channels: 8, layers: 2, stride: 2}}
+    - {{channels: 16, layers: 2, stride: 2}}
+  head: {{channels: 32, dropout: 0.0}}
+layers:
+  candidates: [{", ".join(candidates)}]
+  first_of_stage: [{", ".join(first_of_stage)}]
+""")
+        return str(path)
+
+    return write

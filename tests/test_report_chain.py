@@ -6,28 +6,11 @@ import json
 from dmc.report import write_report
 from dmc.search import SearchConfig, search
 
-SPEC = """\
-format: dmc.space/1
-name: report_chain
-kind: chain
-macro:
-  kind: chain
-  stem: {channels: 8, stride: 1}
-  stages:
-    - {channels: 8, layers: 2, stride: 2}
-    - {channels: 16, layers: 1, stride: 2}
-  head: {channels: 32, dropout: 0.0}
-layers:
-  candidates: [mbconv_k3_e3, skip]
-  first_of_stage: [mbconv_k3_e3, mbconv_k5_e3]
-"""
 
-
-def test_the_chain_pipeline_has_its_own_section(tmp_path, toy_data):
-    spec = tmp_path / "report_chain.yaml"
-    spec.write_text(SPEC)
+def test_the_chain_pipeline_has_its_own_section(tmp_path, chain_spec, toy_data):
+    spec = chain_spec("report_chain", ["mbconv_k3_e3", "skip"], ["mbconv_k3_e3", "mbconv_k5_e3"])
     demo = tmp_path / "demo"
-    config = SearchConfig(space=str(spec), dataset=toy_data, epochs=2, batch_size=8, image_size=16, seed=0)
+    config = SearchConfig(space=spec, dataset=toy_data, epochs=2, batch_size=8, image_size=16, seed=0)
     result = search(config, demo / "chain" / "search")
     (demo / "manifest.json").write_text(json.dumps({
         "version": 1,

@@ -12,6 +12,7 @@ from dmc.errors import InvalidInputError
 from dmc.network.cell import Cell
 from dmc.network.chain_macro import ChainMacro, LayerSlot
 from dmc.network.macro import Macro
+from dmc.ops.basic import FactorizedReduce
 from dmc.ops.conv import ResNetBasicBlock
 from dmc.ops.mbconv import SeparableBlock, conv_bn
 
@@ -191,8 +192,11 @@ class MacroNetwork(nn.Module):
 
     def _strides(self) -> list[tuple[str | None, int]]:
         """(name of a block that needs an even input or None, stride) in forward order."""
-        if self.macro.kind == "chain":  # 'same'-padded strided convs take any size
-            return [(None, self.macro.stem_stride)] + [(None, s.stride) for s in self.macro.layer_slots()]
+        if self.macro.kind == "chain":  # 'same'-padded strided convs take any size; a factorized reduce does not
+            return [(None, self.macro.stem_stride)] + [
+                (f"chain layer {s.index} (stage {s.stage}) with its factorized reduce"
+                 if s.stride == 2 and any(isinstance(m, FactorizedReduce) for m in block.modules()) else None,
+                 s.stride) for s, block in zip(self.macro.layer_slots(), self.blocks)]
         strides = [(None, 1)] if self.stem1 is None else [(None, 2), (None, 2), (None, 2)]
         for i, block in enumerate(self.blocks):
             if isinstance(block, Cell) and block.reduction:

@@ -49,7 +49,6 @@ for _k in (1, 3, 7):
                                                               bias=not affine))
 
 
-
 @OPS.register("factorized_reduce", "two offset stride-2 1x1 convs, concatenated (halves the size)",
               parametric=True)
 def _factorized_reduce(c_in: int, c_out: int, stride: int, affine: bool):

@@ -75,6 +75,7 @@ class _Run:
             for part, sampler in zip((order[:split], order[split:]), self.samplers)
         ]
         self.model: Supernet = build_supernet(space, data.num_classes, data.in_channels).to(self.device)
+        self.model.check_input_size(data.image_size, data.image_size)  # before any step, in one line
         self._configure_execution()
         self.w_opt = torch.optim.SGD(self.model.weight_parameters(), config.lr, momentum=config.momentum,
                                      weight_decay=config.weight_decay)

@@ -191,3 +191,10 @@ def test_cli_execution_options(cli, tmp_path, toy_data):
     config = json.loads((tmp_path / "b" / "config.json").read_text())
     assert config["kernels"] == "reference" and config["compile_backend"] is None
     assert config["config"]["recompute_edges"] is True and config["config"]["channels_last"] is False
+
+
+def test_an_image_size_a_reduction_cannot_halve_is_refused_before_any_step(tmp_path, toy_data):
+    config = SearchConfig(space="tiny", dataset=toy_data, epochs=1, batch_size=8, image_size=10)
+    with pytest.raises(InvalidInputError, match="input size 10x10: reduction cell .* gets 5x5 feature maps"):
+        search(config, tmp_path / "odd")
+    assert not (tmp_path / "odd" / "config.json").exists()

@@ -20,31 +20,13 @@ from dmc.viz import alpha_figure, draw_genotype, plot_alphas, visualize
 CHAINS = sorted(name for name, genotype in published_genotypes().items() if genotype.kind == "chain")
 LAYER_LABEL = re.compile(r"k\d e\d|skip")
 
-TINY_CHAIN = """\
-format: dmc.space/1
-name: tiny_chain
-kind: chain
-macro:
-  kind: chain
-  stem: {channels: 8, stride: 1}
-  first_block: {channels: 8}
-  stages:
-    - {channels: 8, layers: 2, stride: 2}
-    - {channels: 16, layers: 2, stride: 2}
-  head: {channels: 32, dropout: 0.0}
-layers:
-  candidates: [mbconv_k3_e1, mbconv_k5_e3_se, skip]
-  first_of_stage: [mbconv_k3_e1, mbconv_k5_e3_se]
-"""
-
 
 @pytest.fixture(scope="module")
-def chain_run(tmp_path_factory, toy_data):
+def chain_run(tmp_path_factory, chain_spec, toy_data):
     """A real 3-epoch search of a 4-layer chain space on 32 toy images (about a second)."""
-    tmp = tmp_path_factory.mktemp("chain-run")
-    (tmp / "tiny_chain.yaml").write_text(TINY_CHAIN)
-    return search(SearchConfig(space=str(tmp / "tiny_chain.yaml"), dataset=toy_data, epochs=3, batch_size=8,
-                               image_size=16, kernels="reference"), tmp / "run").run_dir
+    spec = chain_spec("tiny_chain", ["mbconv_k3_e1", "mbconv_k5_e3_se", "skip"], ["mbconv_k3_e1", "mbconv_k5_e3_se"])
+    return search(SearchConfig(space=spec, dataset=toy_data, epochs=3, batch_size=8, image_size=16,
+                               kernels="reference"), tmp_path_factory.mktemp("chain-run") / "run").run_dir
 
 
 def svg_texts(path):
