@@ -62,8 +62,8 @@ class ChainSpace:
 
     @property
     def summary(self) -> str:
-        """``19 layers, chain width 1``."""
-        return f"{len(self.layers)} layers, chain width {self.macro.width:g}"
+        """``19 layers, width 1``."""
+        return f"{len(self.layers)} layers, width {self.macro.width:g}"
 
     def layer_slots(self) -> tuple[LayerSlot, ...]:
         return self.macro.layer_slots()

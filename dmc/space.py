@@ -90,8 +90,8 @@ class SearchSpace:
 
     @property
     def summary(self) -> str:
-        """``14 edges/cell, darts C=16 L=8``."""
-        return f"{len(self.edges)} edges/cell, {self.macro.kind} C={self.macro.channels} L={self.macro.layers}"
+        """``14 edges/cell, C=16 L=8``."""
+        return f"{len(self.edges)} edges/cell, C={self.macro.channels} L={self.macro.layers}"
 
     def cell(self, cell_type: str) -> CellSpec:
         return self.normal if cell_type == "normal" else self.reduce

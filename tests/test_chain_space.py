@@ -137,7 +137,7 @@ def test_broken_specs_give_one_error_line_naming_file_and_field(case, cli, tmp_p
 def test_cli_validates_the_bundled_files(name, cli):
     result = cli("spaces", "validate", str(bundled_spaces()[name]))
     assert result.exit_code == 0
-    assert f"space '{name}', {SPEC_FILES[name]['layers']} layers, chain width 1, " \
+    assert f"space '{name}', {SPEC_FILES[name]['layers']} layers, width 1, " \
            f"{len(SPEC_FILES[name]['candidates'])} ops" in result.stdout
 
 
