@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from dmc.api import network_from_source, refuse_overwriting_inputs
+from dmc.api import MAX_INPUT_SIZE, network_from_source, refuse_overwriting_inputs
 from dmc.cli.app import command
 from dmc.cli.build_options import Channels, Classes, Layers, Style, Width, build_overrides
 from dmc.errors import InvalidInputError
@@ -30,7 +30,7 @@ def export_command(
                                            "or a genotype, cell or chain (random weights; build options apply: "
                                            "--channels/--layers for cell networks, --width for chain networks)."),
     onnx: Path = typer.Option(..., "--onnx", help="ONNX model to write; its parity report goes to OUT.json."),
-    input_size: int = typer.Option(None, help="Input height and width (default: the training data's, else "
+    input_size: int = typer.Option(None, min=1, max=MAX_INPUT_SIZE, help="Input height and width (default: the training data's, else "
                                               "32; imagenet and chain networks 224)."),
     dynamic_batch: bool = typer.Option(True, "--dynamic-batch/--static-batch", help="Batch dimension dynamic."),
     opset: int = typer.Option(None, help="ONNX opset, 18 to 23 (default: the exporter's)."),

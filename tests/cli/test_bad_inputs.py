@@ -226,6 +226,8 @@ CASES: dict[str, tuple] = {
                                     "'--input-size'"),
     "profile: input size 1e5": case(lambda b: ["profile", str(b.copy("net.pt")), "--input-size", "100000"],
                                     "'--input-size'"),
+    "export: input size 1e5": case(lambda b: ["export", "DARTS_V2", "--onnx", str(b.tmp / "m.onnx"), "--input-size",
+                                               "100000"], "'--input-size'"),
     "profile: no repeats": case(lambda b: ["profile", str(b.copy("net.pt")), "--repeats", "0"], "'--repeats'"),
     # ------------------------------------------------------------------------------- genotypes
     "genotype: not UTF-8": case(lambda b: ["compile", b.file("g.json", b"\x80\x81{}"), O, str(b.tmp / "o.pt")],
