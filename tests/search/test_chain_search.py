@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from dmc.chain_genotype import ChainGenotype
-from dmc.compiler import load_network
+from dmc.compiler import build_network, load_network
 from dmc.compiler.saved import read_network_file
 from dmc.genotype import load_genotype
 from dmc.kernels import fused_mixed_sum
@@ -287,3 +287,33 @@ def test_an_image_size_the_auxiliary_reduces_cannot_halve_is_one_error_line(cli,
     assert "input size 10x10: chain layer 2 (stage 1) with its factorized reduce gets 5x5 feature maps" in line
     assert "divisible by 4" in line
     assert not (tmp_path / "odd" / "config.json").exists()
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_the_bundled_proxyless_s5_searches_resumes_exactly_and_its_genotype_exports(tmp_path, toy_data):
+    """The issue's acceptance path on the real S5 space (width 0.1, 32 px, the toy images): a search interrupted
+    mid-epoch resumes to the uninterrupted result, and its genotype compiles and exports with ONNX parity."""
+    from dmc.exporters.onnx import export_onnx
+
+    config = dict(space="proxyless_s5", dataset=toy_data, width=0.1, image_size=32, epochs=2, batch_size=8, seed=0,
+                  deterministic=True)
+    straight = search(SearchConfig(**config), tmp_path / "straight")
+
+    def kill_mid_epoch(kind, **info):
+        if kind == "step" and info["epoch"] == 1 and info["step"] == 1:
+            raise _Killed
+
+    with pytest.raises(_Killed):
+        search(SearchConfig(**config), tmp_path / "resumed", on_event=kill_mid_epoch)
+    resumed = search(SearchConfig(), tmp_path / "resumed", resume=True)
+    a, b = (SEARCH_RUN.load(r / "last.pt")["model"] for r in (straight.run_dir, resumed.run_dir))
+    assert a["alpha_layers"].shape == (19, 7) and torch.equal(a["alpha_layers"], b["alpha_layers"])
+    assert resumed.genotype == straight.genotype and len(straight.genotype.layers) == 19
+    assert read_history(straight.run_dir) == [dict(r, seconds=s["seconds"]) for r, s in
+                                              zip(read_history(resumed.run_dir), read_history(straight.run_dir))]
+    network = build_network(straight.genotype, width=0.1, num_classes=2).eval()
+    report = export_onnx(network, tmp_path / "s5.onnx", input_size=32)
+    assert report["passed"] and report["parity"]["max_abs_error"] <= 1e-4
