@@ -86,8 +86,8 @@ class ChainGenotype:
             raise GenotypeError(f"{source}: a chain genotype needs 'macro' (the skeleton) and 'layers' (one "
                                 "operation per layer)")
         space = data.get("space") or {}
-        if not isinstance(space, dict):
-            raise GenotypeError(f"{source}: space must be a mapping of name and hash")
+        if not isinstance(space, dict) or any(not isinstance(space.get(k), (str, type(None))) for k in ("name", "hash")):
+            raise GenotypeError(f"{source}: space must be a mapping of a name and a hash (text or null)")
         try:
             return cls(tuple(data["layers"]), ChainMacro.from_dict(data["macro"], "macro"), space.get("name"),
                        space.get("hash"))

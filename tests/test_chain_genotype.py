@@ -78,6 +78,7 @@ BAD_GENOTYPES = {
     "macro_not_mapping": (lambda d: d.update(macro=[1]), "macro: expected a mapping, got list"),
     "no_macro": (lambda d: d.pop("macro"), "a chain genotype needs 'macro'"),
     "unknown_field": (lambda d: d.update(cells={}), "unknown field 'cells' in a chain genotype"),
+    "space_name_not_text": (lambda d: d.update(space={"name": 5}), "space must be a mapping of a name and a hash"),
     "odd_width_g2": (lambda d: (d["macro"]["stages"][0].update(channels=33),
                                 d["layers"].__setitem__(1, "mbconv_k3_e3_g2")),
                      "layers[1]: 'mbconv_k3_e3_g2' needs even widths"),
