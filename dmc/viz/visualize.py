@@ -6,6 +6,7 @@ from pathlib import Path
 
 from dmc.compiler.source import resolve_genotype
 from dmc.errors import InvalidInputError
+from dmc.genotype import published_genotypes
 from dmc.runfolder import SEARCH_RUN, RunFolder, read_history
 from dmc.search.derive_run import derive_run
 from dmc.viz.cell import draw_genotype
@@ -21,9 +22,11 @@ def visualize(source: str | Path, out_dir: str | Path) -> list[Path]:
     genotype (file or published name) gives its cells (or layers) only.
     """
     source, out_dir = Path(source), Path(out_dir)
-    if not source.is_dir():
+    run_folder = (source / "history.jsonl").is_file()
+    if not source.is_dir() or (not run_folder and str(source) in published_genotypes()):
+        # a published name wins over a folder of that name that is no run (e.g. an earlier `dmc viz NAME -o NAME`)
         return draw_genotype(resolve_genotype(source), out_dir, _name(source))
-    if not (source / "history.jsonl").is_file():
+    if not run_folder:
         raise InvalidInputError(f"{source}: not a search run folder (no history.jsonl)",
                                 "pass a folder written by `dmc search`, or a genotype file")
     history = read_history(source)

@@ -69,3 +69,11 @@ def test_cli_viz(cli, tmp_path):
     (tmp_path / "empty").mkdir()
     result = cli("viz", str(tmp_path / "empty"))
     assert result.exit_code == 2 and "not a search run folder" in result.output
+
+
+def test_a_published_name_wins_over_a_folder_of_that_name_that_is_no_run(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "DARTS_V2").mkdir()  # e.g. left by an earlier `dmc viz DARTS_V2 -o DARTS_V2`
+    result = cli("viz", "DARTS_V2", "--out", "v")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "v" / "DARTS_V2_normal.svg").is_file()
