@@ -11,6 +11,7 @@ from dmc.kernels import native
 from dmc.kernels.native import KernelBuildError
 from dmc.kernels.operator import fused_mixed_sum
 from dmc.kernels.reference import mixed_sum
+from dmc.kernels.self_check import TOLERANCE, check_fused
 
 KERNEL_CHOICES = ("auto", "fused", "reference")
 
@@ -22,15 +23,21 @@ class MixedSum(Protocol):
 
 def select_mixed_sum(kind: str, device: torch.device | str,
                      on_status: Callable[[str], None] | None = None) -> tuple[str, MixedSum]:
-    """Returns ``(resolved kind, function)``. ``fused`` compiles the kernels for ``device`` (first use)
-    and fails with :class:`KernelBuildError` if it cannot; ``auto`` falls back to ``reference`` then,
-    telling ``on_status`` why."""
+    """Returns ``(resolved kind, function)``. ``fused`` compiles the kernels for ``device`` (first use), checks
+    them against the reference on that device (:func:`check_fused`) and fails with :class:`KernelBuildError`
+    if they cannot be built or differ; ``auto`` falls back to ``reference`` then, telling ``on_status`` why."""
     if kind not in KERNEL_CHOICES:
         raise ValueError(f"kernels must be one of {', '.join(KERNEL_CHOICES)}, got {kind!r}")
     if kind == "reference":
         return "reference", mixed_sum
+    device = torch.device(device)
     try:
-        native.load(torch.device(device).type, on_build=on_status)
+        native.load(device.type, on_build=on_status)
+        error = check_fused(device)
+        if not error <= TOLERANCE:  # NaN fails too
+            raise KernelBuildError(f"the fused kernels differ from the reference mixed sum on {device.type} by "
+                                   f"{error:.1e} (relative; at most {TOLERANCE:.0e} allowed)",
+                                   "use --kernels reference, and report this with `dmc doctor`'s output")
     except KernelBuildError as exc:
         if kind == "fused":
             raise
