@@ -132,23 +132,19 @@ def _nvcc_check(cuda_available: bool) -> Check:
 
 
 def _kernels_check(device_type: str) -> Check:
-    """Builds (first time) and runs the fused mixed-sum kernels against the reference; optional,
-    since searches fall back to the reference implementation."""
-    import torch
-
+    """Builds (first time) and runs the fused mixed-sum kernels against the reference, with the check searches
+    run (:func:`dmc.kernels.self_check.check_fused`); optional, since searches fall back to the reference."""
     from dmc.kernels import native
-    from dmc.kernels.reference import weighted_sum
+    from dmc.kernels.self_check import TOLERANCE, check_fused
 
     name = f"fused kernels ({device_type})"
     try:
         native.load(device_type)
-        ys = [torch.randn(2, 3, 4, 5, device=device_type) for _ in range(3)]
-        w = torch.rand(3, device=device_type)
-        error = (torch.ops.dmc.mixed_sum(ys, w) - weighted_sum(ys, w)).abs().max().item()
+        error = check_fused(device_type)
     except Exception as exc:  # noqa: BLE001 - doctor reports, never raises
         return Check(name, False, str(exc).splitlines()[0][:300], required=False,
                      fix="searches use --kernels reference meanwhile; see the c++ compiler/nvcc checks")
-    if error > 1e-5:
+    if not error <= TOLERANCE:
         return Check(name, False, f"wrong results (max error {error:.1e})", required=False,
                      fix="rebuild: delete " + str(native.cache_dir()))
     return Check(name, True, f"built in {native.cache_dir()}, parity {error:.0e}", required=False)
