@@ -3,10 +3,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch import nn
 from typer.testing import CliRunner
 
-ONE_THREAD = {"search", "train", "runfolder", "exporters", "detection", "test_report.py", "test_report_chain.py"}
-"""Test folders and files of tiny search and training runs."""
+ONE_THREAD = {"search", "train", "runfolder", "exporters", "detection", "viz", "test_report.py",
+              "test_report_chain.py", "test_mbconv.py", "test_chain_networks.py", "test_chain_supernet.py"}
+"""Test folders and files of tiny search, training, export and detector runs."""
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -81,3 +83,45 @@ layers:
         return str(path)
 
     return write
+
+
+@pytest.fixture(scope="session")
+def load_torchvision_weights():
+    """``load(network, reference)``: copies a torchvision MobileNetV2's tensors into a compiled chain network of the
+    same shape, in forward order (stem, first block, layers, head, classifier), checking shapes and tensor kinds."""
+
+    def load(network: nn.Module, reference: nn.Module) -> nn.Module:
+        order = ("stem.", "stem1.", "blocks.", "head_act.", "classifier.")
+        ours = sorted(network.state_dict().items(),
+                      key=lambda kv: next(i for i, p in enumerate(order) if kv[0].startswith(p)))
+        theirs = list(reference.state_dict().items())
+        assert len(ours) == len(theirs)
+        for (ka, va), (kb, vb) in zip(ours, theirs):
+            assert va.shape == vb.shape and ka.rsplit(".", 1)[-1] == kb.rsplit(".", 1)[-1], (ka, kb)
+        network.load_state_dict({k: v for (k, _), (_, v) in zip(ours, theirs)})
+        return network
+
+    return load
+
+
+@pytest.fixture(scope="session")
+def calibrate_bn():
+    """``calibrate(model, size, seed=0)``: random BatchNorm scales and shifts, and running statistics measured on
+    random ``size`` x ``size`` images (as training leaves them), so that activations stay O(1) and depend on the
+    input all the way to the logits; returns the model in eval mode."""
+
+    def calibrate(model: nn.Module, size: int, seed: int = 0) -> nn.Module:
+        generator = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for m in model.modules():
+                if isinstance(m, nn.BatchNorm2d):
+                    m.reset_running_stats()
+                    m.momentum = None  # a plain average over the calibration batches
+                    m.weight.copy_(torch.rand(m.num_features, generator=generator) + 0.5)
+                    m.bias.copy_(torch.randn(m.num_features, generator=generator) * 0.2)
+            model.train()
+            for _ in range(2):
+                model(torch.randn(8, 3, size, size, generator=generator))
+        return model.eval()
+
+    return calibrate

@@ -33,14 +33,6 @@ FAIRNAS_A_LAYERS = [
     (5, 6, 1, 320)]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_the_published_chain_networks_are_bundled():
     assert sorted(CHAINS) == sorted(SIZES)
 
@@ -53,23 +45,8 @@ def test_exact_parameter_counts_and_macs(name):
     assert (network.num_parameters(), count_macs(network, 224)) == SIZES[name]
 
 
-def forward_order_state(network) -> list[tuple[str, torch.Tensor]]:
-    """A compiled chain network's tensors in forward order: stem, stem1, blocks, head_act, classifier."""
-    state = network.state_dict()
-    order = ("stem.", "stem1.", "blocks.", "head_act.", "classifier.")
-    return sorted(state.items(), key=lambda kv: next(i for i, p in enumerate(order) if kv[0].startswith(p)))
-
-
-def load_torchvision_weights(network, reference) -> None:
-    ours, theirs = forward_order_state(network), list(reference.state_dict().items())
-    assert len(ours) == len(theirs)
-    for (ka, va), (kb, vb) in zip(ours, theirs):
-        assert va.shape == vb.shape and ka.rsplit(".", 1)[-1] == kb.rsplit(".", 1)[-1], (ka, kb)
-    network.load_state_dict({k: v for (k, _), (_, v) in zip(ours, theirs)})
-
-
 @pytest.mark.parametrize("width", [1.0, 0.5, 0.25])
-def test_mobilenet_v2_equals_torchvision_with_its_weights(width):
+def test_mobilenet_v2_equals_torchvision_with_its_weights(width, load_torchvision_weights):
     torch.manual_seed(0)
     reference = torchvision.models.mobilenet_v2(width_mult=width)
     for m in reference.modules():  # statistics away from their init, so a misplaced BN shows

@@ -9,7 +9,6 @@ import torchvision
 from dmc.detection.backbone import DmcBackbone
 from dmc.detection.config import DetectionConfig, retinanet_config
 from mmengine.config import Config
-from torch import nn
 
 from dmc.compiler import build_network, save_network
 from dmc.errors import InvalidInputError
@@ -17,41 +16,6 @@ from dmc.genotype import published_genotypes
 
 PUBLISHED = published_genotypes()
 CHAINS = sorted(name for name, g in PUBLISHED.items() if g.kind == "chain")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: on a busy 2-core machine OpenMP's spinning makes tiny detector steps up to 7x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def _calibrated(model: nn.Module, size: int) -> nn.Module:
-    """Random BatchNorm scales and shifts, running statistics measured on random images: activations stay O(1)."""
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.reset_running_stats()
-                m.momentum = None
-                m.weight.copy_(torch.rand(m.num_features, generator=generator) + 0.5)
-                m.bias.copy_(torch.randn(m.num_features, generator=generator) * 0.2)
-        model.train()
-        for _ in range(2):
-            model(torch.randn(8, 3, size, size, generator=generator))
-    return model.eval()
-
-
-def _with_weights_of(network, reference: nn.Module):
-    """Copies ``reference``'s tensors into ``network`` in order of execution (torchvision's order)."""
-    order = ("stem.", "stem1.", "blocks.", "head_act.", "classifier.")
-    ours = sorted(network.state_dict(), key=lambda k: next(i for i, p in enumerate(order) if k.startswith(p)))
-    theirs = reference.state_dict()
-    assert [t.shape for t in theirs.values()] == [network.state_dict()[k].shape for k in ours]
-    network.load_state_dict(dict(zip(ours, theirs.values())))
-    return network
 
 
 @pytest.mark.parametrize("name", CHAINS)
@@ -66,9 +30,10 @@ def test_chain_backbones_return_c3_to_c5(name):
 
 
 @pytest.mark.parametrize("width", [0.5, 0.25])  # at 0.25 the first block keeps its width (8): a residual block
-def test_a_mobilenet_v2_network_file_pretrains_the_backbone_and_gives_torchvisions_c3_to_c5(width, tmp_path):
-    reference = _calibrated(torchvision.models.mobilenet_v2(width_mult=width), 96)
-    network = _with_weights_of(build_network(PUBLISHED["mobilenet_v2"], width=width), reference)
+def test_a_mobilenet_v2_network_file_pretrains_the_backbone_and_gives_torchvisions_c3_to_c5(
+        width, tmp_path, calibrate_bn, load_torchvision_weights):
+    reference = calibrate_bn(torchvision.models.mobilenet_v2(width_mult=width), 96)
+    network = load_torchvision_weights(build_network(PUBLISHED["mobilenet_v2"], width=width), reference)
     path = save_network(network, tmp_path / "mv2.pt")
     backbone = DmcBackbone(checkpoint=str(path)).eval()
     loaded, _, total = backbone.weights_note.split()[:3]

@@ -14,7 +14,6 @@ import pytest
 import torch
 import torchvision
 from dmc.exporters.onnx import TOLERANCE, export_onnx
-from torch import nn
 
 from dmc.compiler import build_network, save_network
 from dmc.genotype import Genotype, published_genotypes
@@ -23,33 +22,6 @@ PUBLISHED = published_genotypes()
 CHAINS = sorted(name for name, g in PUBLISHED.items() if g.kind == "chain")
 SMALL = [name for name in CHAINS if name != "mobilenet_v2"]
 """Exported at width 0.5 and 64 px; mobilenet_v2 is exported at full size (against torchvision's)."""
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: on a busy 2-core machine two OpenMP threads wait on each other at every parallel region,
-    and the PyTorch runs of the parity check took up to 100x longer (a full-size export 56 s instead of 8 s)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def _calibrated(model: nn.Module, size: int, seed: int = 0) -> nn.Module:
-    """Random BatchNorm scales and shifts, and running statistics measured on random images (as training leaves
-    them), so that activations stay O(1) and depend on the input all the way to the logits."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.reset_running_stats()
-                m.momentum = None  # a plain average over the calibration batches
-                m.weight.copy_(torch.rand(m.num_features, generator=generator) + 0.5)
-                m.bias.copy_(torch.randn(m.num_features, generator=generator) * 0.2)
-        model.train()
-        for _ in range(2):
-            model(torch.randn(8, 3, size, size, generator=generator))
-    return model.eval()
 
 
 def _onnxruntime(path, x: torch.Tensor) -> list[np.ndarray]:
@@ -63,8 +35,8 @@ def test_every_published_chain_network_is_exported_here():
 
 
 @pytest.mark.parametrize("name", SMALL)
-def test_every_published_chain_network_exports_with_parity(name, tmp_path):
-    network = _calibrated(build_network(PUBLISHED[name], width=0.5, num_classes=10), 64)
+def test_every_published_chain_network_exports_with_parity(name, tmp_path, calibrate_bn):
+    network = calibrate_bn(build_network(PUBLISHED[name], width=0.5, num_classes=10), 64)
     report = export_onnx(network, tmp_path / "m.onnx", input_size=64, dynamic_batch=False, runs=1)
     assert report["passed"] and report["parity"]["max_abs_error"] <= TOLERANCE == 1e-4
     x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
@@ -74,16 +46,11 @@ def test_every_published_chain_network_exports_with_parity(name, tmp_path):
     np.testing.assert_allclose(_onnxruntime(tmp_path / "m.onnx", x)[0], expected, rtol=0, atol=1e-4)
 
 
-def test_mobilenet_v2_at_full_size_computes_torchvisions_network(tmp_path):
+def test_mobilenet_v2_at_full_size_computes_torchvisions_network(tmp_path, calibrate_bn, load_torchvision_weights):
     """dmc's mobilenet_v2 with torchvision's weights, exported at 224 px with a dynamic batch, gives torchvision's
     logits in onnxruntime: the export is checked against an independent implementation, not only against itself."""
-    reference = _calibrated(torchvision.models.mobilenet_v2(), 224)
-    network = build_network(PUBLISHED["mobilenet_v2"]).eval()
-    order = ("stem.", "stem1.", "blocks.", "head_act.", "classifier.")  # torchvision's order of execution
-    ours = sorted(network.state_dict(), key=lambda k: next(i for i, p in enumerate(order) if k.startswith(p)))
-    theirs = reference.state_dict()
-    assert [theirs[k].shape for k in theirs] == [network.state_dict()[k].shape for k in ours]
-    network.load_state_dict(dict(zip(ours, theirs.values())))
+    reference = calibrate_bn(torchvision.models.mobilenet_v2(), 224)
+    network = load_torchvision_weights(build_network(PUBLISHED["mobilenet_v2"]), reference).eval()
 
     report = export_onnx(network, tmp_path / "mv2.onnx", runs=1)
     assert report["input"]["shape"] == ["batch", 3, 224, 224] and report["parity"]["batches"] == [2, 1, 7]
@@ -95,8 +62,8 @@ def test_mobilenet_v2_at_full_size_computes_torchvisions_network(tmp_path):
     np.testing.assert_allclose(_onnxruntime(tmp_path / "mv2.onnx", x)[0], expected, rtol=0, atol=1e-4)
 
 
-def test_cli_exports_the_stage_outputs_of_a_chain_network_file(cli, tmp_path):
-    network = _calibrated(build_network(PUBLISHED["FairNAS_A"], width=0.25, num_classes=10), 64)
+def test_cli_exports_the_stage_outputs_of_a_chain_network_file(cli, tmp_path, calibrate_bn):
+    network = calibrate_bn(build_network(PUBLISHED["FairNAS_A"], width=0.25, num_classes=10), 64)
     path = save_network(network, tmp_path / "fairnas_a.pt")
     out = tmp_path / "features.onnx"
     result = cli("export", str(path), "--onnx", str(out), "--input-size", "64", "--features", "all",

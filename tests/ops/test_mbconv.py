@@ -13,14 +13,6 @@ from dmc.ops import OPS
 from dmc.ops.mbconv import ChannelShuffle, MBConv, SqueezeExcite
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def randomise_bn(module: nn.Module, seed: int = 0) -> None:
     """BN statistics and affine parameters away from their identity init, so a wrong order shows."""
     g = torch.Generator().manual_seed(seed)

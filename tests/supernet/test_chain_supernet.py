@@ -14,14 +14,6 @@ from dmc.supernet import build_supernet
 from dmc.supernet.mixed_edge import MixedEdge, chain_auxiliary
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny_space(shape_change="factorized_reduce"):
     """Four layers: 8->8 stride 2, 8->8, 8->16 stride 1 (width change only), 16->24 stride 2; skip projected."""
     return chain_space_from_dict({
