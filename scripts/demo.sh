@@ -31,6 +31,17 @@ filtered() {
     fi
 }
 
+# detector SOURCE CONFIG WORK_DIR EPOCHS: a RetinaNet config for the backbone SOURCE on the detection demo set,
+# trained with its log in WORK_DIR-train.log and only its per-epoch mAP lines shown (both pipelines below).
+detector() {
+    local source=$1 config=$2 work_dir=$3 epochs=$4
+    dmc detect config "$source" -o "$config" --data-root "$out/digits-coco" \
+        --train-ann annotations/instances_train.json --val-ann annotations/instances_val.json \
+        --train-img train/ --val-img val/ --image-scale 128,128 --batch-size 8 --neck-channels 64 --head-convs 2 \
+        --warmup-iters 30 --num-workers 0 --no-flip --epochs "$epochs" --work-dir "$work_dir"
+    filtered "$work_dir-train.log" "Epoch\(val\).*bbox_mAP:|done:" dmc detect train "$config"
+}
+
 small=(--dataset digits --epochs 3 --channels 8 --layers 5 --batch-size 64 --seed 0)
 
 dmc doctor
@@ -74,11 +85,7 @@ echo "== 5. export to ONNX, checked against onnxruntime =="
 dmc export "$out/train/best.pt" --onnx "$out/darts-minus.onnx"
 echo "== 6. RetinaNet with the DARTS- backbone on the detection demo set =="
 dmc data detection-demo "$out/digits-coco"
-dmc detect config "$out/train/best.pt" -o "$out/retinanet_dmc.py" --data-root "$out/digits-coco" \
-    --train-ann annotations/instances_train.json --val-ann annotations/instances_val.json \
-    --train-img train/ --val-img val/ --image-scale 128,128 --batch-size 8 --neck-channels 64 --head-convs 2 \
-    --warmup-iters 30 --num-workers 0 --no-flip --epochs 20 --work-dir "$out/detect"
-filtered "$out/detect-train.log" "Epoch\(val\).*bbox_mAP:|done:" dmc detect train "$out/retinanet_dmc.py"
+detector "$out/train/best.pt" "$out/retinanet_dmc.py" "$out/detect" 20
 echo "== 7. the chain space S5: DARTS- search of proxyless_s5 at width 0.25, then the same path =="
 chain="$out/chain"
 dmc search proxyless_s5 --dataset digits --width 0.25 --image-size 32 --epochs 2 --batch-size 64 --seed 0 \
@@ -87,11 +94,7 @@ dmc derive "$chain/search" -o "$chain/genotype.json"
 dmc compile "$chain/genotype.json" --width 0.25 --classes 10 -o "$chain/network.pt"
 dmc train "$chain/network.pt" --dataset digits --epochs 4 --out "$chain/train"
 dmc export "$chain/train/best.pt" --onnx "$chain/network.onnx"
-dmc detect config "$chain/train/best.pt" -o "$chain/retinanet_chain.py" --data-root "$out/digits-coco" \
-    --train-ann annotations/instances_train.json --val-ann annotations/instances_val.json \
-    --train-img train/ --val-img val/ --image-scale 128,128 --batch-size 8 --neck-channels 64 --head-convs 2 \
-    --warmup-iters 30 --num-workers 0 --no-flip --epochs 10 --work-dir "$chain/detect"
-filtered "$chain/detect-train.log" "Epoch\(val\).*bbox_mAP:|done:" dmc detect train "$chain/retinanet_chain.py"
+detector "$chain/train/best.pt" "$chain/retinanet_chain.py" "$chain/detect" 10
 echo "== 8. report: every stage's numbers and pictures =="
 dmc report "$out"
 echo "demo finished: everything is in $out; open $out/report.md"
