@@ -68,8 +68,8 @@ def search_command(
     seeds: str = typer.Option(None, help="Comma-separated seeds: independent searches in OUT/seed-<s>."),
     device: str = Device,
     deterministic: bool = Deterministic,
-    kernels: str = typer.Option(None, help="Mixed-sum implementation: auto | fused | reference [auto = fused "
-                                           "where its kernels build]."),
+    kernels: str = typer.Option(None, help="Kernels of the mixed sums and ReLU-depthwise convs: auto | fused | "
+                                           "reference [auto = fused where its kernels build and pass their check]."),
     channels_last: bool = typer.Option(None, "--channels-last/--no-channels-last",
                                        help="Channels-last activations [on]."),
     recompute_edges: bool = typer.Option(None, "--recompute-edges/--no-recompute-edges",

@@ -1,11 +1,14 @@
-"""The weighted sum at the heart of every mixed edge: ``out = beta * aux + sum_k w_k * y_k``.
+"""The supernet's hot spots as opaque, differentiable operators with fused CPU and CUDA kernels.
 
-Two implementations with one signature: ``reference`` (the eager PyTorch expression) and ``fused``
-(the ``dmc::mixed_sum`` operator with compiled CPU/CUDA kernels); :func:`select_mixed_sum` picks one.
+``dmc::mixed_sum`` is the weighted sum at the heart of every mixed edge (``out = beta * aux + sum_k w_k * y_k``);
+``dmc::depthwise_conv2d`` is the ``ReLU -> depthwise conv`` that starts DARTS's separable and dilated
+convolutions. Each has an eager reference with the same signature; :func:`select_kernels` picks one set.
 """
 
+from dmc.kernels.depthwise import DepthwiseConv, depthwise_conv2d, fused_depthwise_conv2d
 from dmc.kernels.operator import fused_mixed_sum
 from dmc.kernels.reference import mixed_sum
-from dmc.kernels.select import KERNEL_CHOICES, MixedSum, select_mixed_sum
+from dmc.kernels.select import KERNEL_CHOICES, Kernels, MixedSum, select_kernels
 
-__all__ = ["KERNEL_CHOICES", "MixedSum", "fused_mixed_sum", "mixed_sum", "select_mixed_sum"]
+__all__ = ["KERNEL_CHOICES", "DepthwiseConv", "Kernels", "MixedSum", "depthwise_conv2d", "fused_depthwise_conv2d",
+           "fused_mixed_sum", "mixed_sum", "select_kernels"]

@@ -1,10 +1,12 @@
-"""Builds and loads the fused kernels of ``dmc::mixed_sum`` at first use.
+"""Builds and loads the fused kernels (``dmc::mixed_sum``, ``dmc::depthwise_conv2d``) at first use.
 
 The C++ (and, on CUDA machines, CUDA) sources in ``csrc/`` are compiled with
 ``torch.utils.cpp_extension`` into a cache folder (``$DMC_KERNEL_CACHE``, else
 ``~/.cache/dmc/kernels``), one subfolder per source hash, torch version and Python, so a build happens
-once per machine. Loading a library registers its kernels for ``dmc::mixed_sum`` on its device type,
-overriding the plain-PyTorch implementation there.
+once per machine. The CPU library is built for the machine's own instruction set (``-march=native``), so its
+build name also hashes the CPU's feature flags: a home folder shared by different machines keeps one build per
+kind of CPU. Loading a library registers its kernels for the ``dmc::`` operators on its device type, overriding
+the plain-PyTorch implementations there.
 """
 
 from __future__ import annotations
@@ -13,17 +15,20 @@ import hashlib
 import importlib.util
 import logging
 import os
+import platform
 import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from torch._subclasses.fake_tensor import is_fake
 
 from dmc.errors import DmcError
 
 CSRC = Path(__file__).parent / "csrc"
-SOURCES = {"cpu": ["mixed_sum_cpu.cpp"], "cuda": ["mixed_sum_cuda.cu"]}
+SOURCES = {"cpu": ["mixed_sum_cpu.cpp", "depthwise_cpu.cpp"], "cuda": ["mixed_sum_cuda.cu", "depthwise_cuda.cu"]}
+HEADERS = ["common.h", "depthwise_common.h"]
 _loaded: set[str] = set()
 _lock = threading.Lock()
 
@@ -40,17 +45,40 @@ def cache_dir() -> Path:
 
 
 def build_name(device_type: str) -> str:
-    """The library's name: device, a hash of its sources, torch version and Python."""
+    """The library's name: device, a hash of its sources, torch version, Python and (CPU) the CPU's features."""
     digest = hashlib.sha256()
-    for name in [*SOURCES[device_type], "common.h"]:
+    for name in [*SOURCES[device_type], *HEADERS]:
         digest.update((CSRC / name).read_bytes())
     digest.update(torch.__version__.encode())
     digest.update(sys.version.split()[0].encode())
-    return f"dmc_mixed_sum_{device_type}_{digest.hexdigest()[:12]}"
+    if device_type == "cpu":
+        digest.update(cpu_features().encode())
+    return f"dmc_kernels_{device_type}_{digest.hexdigest()[:12]}"
+
+
+def cpu_features() -> str:
+    """What ``-march=native`` compiles for: the CPU's feature flags (Linux), else its architecture name."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return " ".join(sorted(line.split(":", 1)[1].split()))
+    except OSError:
+        pass
+    return platform.machine() + " " + platform.processor()
 
 
 def is_loaded(device_type: str) -> bool:
     return device_type in _loaded
+
+
+def load_for(x: torch.Tensor) -> None:
+    """Loads the kernels of ``x``'s device type if there are any and they are not loaded yet (see :func:`load`)."""
+    # while torch.compile or a fake-tensor trace runs, only shapes flow: loading a library there would break the
+    # trace, and the kernels are looked up when the traced graph runs on real tensors
+    if torch.compiler.is_compiling() or is_fake(x):
+        return
+    if x.device.type in SOURCES and x.device.type not in _loaded:
+        load(x.device.type)
 
 
 def load(device_type: str, on_build: Callable[[str], None] | None = None) -> None:
@@ -59,7 +87,7 @@ def load(device_type: str, on_build: Callable[[str], None] | None = None) -> Non
     Raises :class:`KernelBuildError` (one line naming the compiler problem) when they cannot be built.
     """
     if device_type not in SOURCES:
-        raise KernelBuildError(f"no fused mixed-sum kernels for device type {device_type!r}",
+        raise KernelBuildError(f"no fused kernels for device type {device_type!r}",
                                "use --kernels reference on this device")
     with _lock:
         if device_type in _loaded:
@@ -101,7 +129,7 @@ def _build(device_type: str, name: str, folder: Path) -> None:
         extension.load(
             name=name, sources=[str(CSRC / s) for s in SOURCES[device_type]],
             extra_include_paths=[str(CSRC), *(_pip_cuda_includes() if cuda else [])],
-            extra_cflags=["-O3", "-fopenmp"], extra_ldflags=["-fopenmp"],
+            extra_cflags=["-O3", "-fopenmp", *([] if cuda else _native_arch())], extra_ldflags=["-fopenmp"],
             extra_cuda_cflags=["-O3", "--use_fast_math"] if cuda else None,
             build_directory=str(folder), is_python_module=False, verbose=False)
     except (RuntimeError, OSError, ImportError) as exc:
@@ -110,6 +138,11 @@ def _build(device_type: str, name: str, folder: Path) -> None:
                                "install a C++20 compiler (g++ 10 or newer)" + (" and CUDA 12+" if cuda else "")
                                + f" (or delete {folder} if a build was interrupted), or use --kernels reference"
                                ) from None
+
+
+def _native_arch() -> list[str]:
+    # vectorised for this CPU; the depthwise kernels' channel blocks are one AVX-512 (or two AVX2) registers
+    return ["-march=native"] if platform.machine() in ("x86_64", "AMD64", "aarch64", "arm64") else []
 
 
 def cuda_toolkit() -> str | None:

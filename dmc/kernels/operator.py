@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from torch._subclasses.fake_tensor import is_fake
 
 from dmc.kernels import native, reference
 
@@ -74,18 +73,8 @@ def fused_mixed_sum(outputs: Sequence[torch.Tensor], weights: torch.Tensor, aux:
     The first call on CPU or CUDA tensors loads the fused kernels of that device (compiling them at their
     first use on the machine) or raises :class:`~dmc.kernels.native.KernelBuildError` saying why they
     cannot be built: the operator never silently runs its plain-PyTorch fallback instead."""
-    _load_kernels_for(outputs[0])
+    native.load_for(outputs[0])
     if aux is None:
         return torch.ops.dmc.mixed_sum(list(outputs), weights)
     w = torch.cat([weights, beta.reshape(1).to(weights.dtype)])
     return torch.ops.dmc.mixed_sum([*outputs, aux], w)
-
-
-def _load_kernels_for(x: torch.Tensor) -> None:
-    # while torch.compile or a fake-tensor trace runs, only shapes flow: loading a library there would break the
-    # trace, and the kernels are looked up when the traced graph runs on real tensors
-    if torch.compiler.is_compiling() or is_fake(x):
-        return
-    device_type = x.device.type
-    if device_type in native.SOURCES and not native.is_loaded(device_type):
-        native.load(device_type)

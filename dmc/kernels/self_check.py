@@ -1,44 +1,57 @@
 """A parity check the fused kernels pass on a device before a search uses them.
 
 Kernels that build are not yet kernels that compute the right thing on this device (the CUDA kernels had never
-run on a GPU when this was written): :func:`check_fused` runs ``dmc::mixed_sum`` forward and backward on small
-contiguous and channels-last inputs, with and without the auxiliary branch, against the eager reference, once
-per device type and process.
+run on a GPU when this was written): :func:`check_fused` runs every fused operator forward and backward against
+its eager reference on small inputs, once per device type and process: ``dmc::mixed_sum`` on contiguous and
+channels-last inputs, with and without the auxiliary branch, and ``dmc::depthwise_conv2d`` with and without its
+ReLU for every kernel size, dilation and stride a search space uses, on both layouts.
 """
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 
+from dmc.kernels.depthwise import depthwise_conv2d, fused_depthwise_conv2d
 from dmc.kernels.operator import fused_mixed_sum
 from dmc.kernels.reference import mixed_sum
 
 TOLERANCE = 1e-5
 """Largest absolute difference allowed, relative to the largest reference value (float32 rounding is ~1e-7)."""
+DEPTHWISE_CASES = tuple(itertools.product((3, 5, 7), (1, 2), (1, 2), (False, True)))
+"""(kernel, dilation, stride, relu) of every depthwise case checked."""
 _checked: dict[str, float] = {}
 
 
 def check_fused(device: torch.device | str) -> float:
-    """The largest relative difference between the fused and the reference mixed sum (outputs and the gradients
-    of inputs and weights) on ``device``; computed once per device type and process."""
+    """The largest relative difference between a fused operator and its reference (outputs and every input
+    gradient) on ``device``; computed once per device type and process."""
     device = torch.device(device)
     if device.type not in _checked:
-        _checked[device.type] = max(_difference(device, channels_last, aux) for channels_last in (False, True)
-                                    for aux in (False, True))
+        layouts = (torch.contiguous_format, torch.channels_last)
+        _checked[device.type] = max(
+            *(_mixed_sum_difference(device, layout, aux) for layout in layouts for aux in (False, True)),
+            *(_depthwise_difference(device, layout, *case) for layout in layouts for case in DEPTHWISE_CASES))
     return _checked[device.type]
 
 
-def _difference(device: torch.device, channels_last: bool, aux: bool) -> float:
+def _random(device: torch.device):
     generator = torch.Generator().manual_seed(0)
+    return lambda *size: torch.randn(*size, generator=generator).to(device)
+
+
+def _difference(results: list[list[torch.Tensor]]) -> float:
+    scale = max(r.abs().max().item() for r in results[1])
+    return max((a - b).abs().max().item() for a, b in zip(*results)) / scale
+
+
+def _mixed_sum_difference(device: torch.device, layout: torch.memory_format, aux: bool) -> float:
+    tensor = _random(device)
     shape = (3, 5, 7, 6)  # odd sizes: no kernel can rely on vector-width multiples
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-
-    def tensor(*size: int) -> torch.Tensor:
-        return torch.randn(*size, generator=generator).to(device)
-
-    ys = [tensor(*shape).contiguous(memory_format=memory_format) for _ in range(3)]
+    ys = [tensor(*shape).contiguous(memory_format=layout) for _ in range(3)]
     weights, beta = tensor(3).softmax(0), tensor(1).reshape(())
-    branch = tensor(*shape).contiguous(memory_format=memory_format) if aux else None
+    branch = tensor(*shape).contiguous(memory_format=layout) if aux else None
     grad = tensor(*shape)
     results = []
     for implementation in (fused_mixed_sum, mixed_sum):
@@ -47,5 +60,19 @@ def _difference(device: torch.device, channels_last: bool, aux: bool) -> float:
         out = implementation(inputs, w, branch, beta if aux else None)
         out.backward(grad)
         results.append([out.detach(), *(x.grad for x in inputs), w.grad])
-    scale = max(r.abs().max().item() for r in results[1])
-    return max((a - b).abs().max().item() for a, b in zip(*results)) / scale
+    return _difference(results)
+
+
+def _depthwise_difference(device: torch.device, layout: torch.memory_format, kernel: int, dilation: int,
+                          stride: int, relu: bool) -> float:
+    tensor = _random(device)
+    x = tensor(2, 21, 11, 9).contiguous(memory_format=layout)  # 21 channels: vector blocks and a scalar rest
+    weight = tensor(21, 1, kernel, kernel)
+    padding = dilation * (kernel - 1) // 2
+    results = []
+    for implementation in (fused_depthwise_conv2d, depthwise_conv2d):
+        inputs, w = x.detach().requires_grad_(), weight.detach().requires_grad_()
+        out = implementation(inputs, w, stride, padding, dilation, relu)
+        out.backward(torch.ones_like(out).cumsum(-1).sin())
+        results.append([out.detach(), inputs.grad, w.grad])
+    return _difference(results)

@@ -18,7 +18,14 @@ class ReLUConvBN(nn.Sequential):
 
 
 class DilConv(nn.Sequential):
-    """ReLU -> dilated depthwise conv -> pointwise conv -> BN."""
+    """ReLU -> dilated depthwise conv -> pointwise conv -> BN.
+
+    ``depthwise``: None runs the layers as they are; the supernet sets it to a fused ``ReLU -> depthwise conv``
+    (:data:`dmc.kernels.DepthwiseConv`) with the same math and the same parameters, so what was searched is still
+    what is deployed.
+    """
+
+    depthwise = None
 
     def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int, dilation: int,
                  affine: bool = True):
@@ -29,6 +36,12 @@ class DilConv(nn.Sequential):
             nn.Conv2d(c_in, c_out, 1, padding=0, bias=False),
             nn.BatchNorm2d(c_out, affine=affine),
         )
+
+    def forward(self, x):
+        if self.depthwise is None:
+            return super().forward(x)
+        _, conv, pointwise, bn = self
+        return bn(pointwise(self.depthwise(x, conv.weight, conv.stride[0], conv.padding[0], conv.dilation[0], True)))
 
 
 class SepConv(nn.Sequential):

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Subset
 from dmc.data import load_dataset
 from dmc.errors import InvalidInputError
 from dmc.genotype import Genotype
-from dmc.kernels import select_mixed_sum
+from dmc.kernels import select_kernels
 from dmc.runfolder import SEARCH_RUN, RunFolder, restoring
 from dmc.runtime import (
     EpochPermutation,
@@ -89,8 +89,9 @@ class _Run:
         """Kernels, memory format, recomputation and compilation: how the supernet runs, not what it computes."""
         config = self.config
         status = lambda message: self.on_event("status", message=message)  # noqa: E731
-        self.kernels, mixed_sum = select_mixed_sum(config.kernels, self.device, status)
-        self.model.set_kernels(mixed_sum)
+        kernels = select_kernels(config.kernels, self.device, status)
+        self.kernels = kernels.kind
+        self.model.set_kernels(kernels)
         self.model.set_channels_last(config.channels_last)
         self.model.set_recompute_edges(config.recompute_edges)
         self.compile_backend = compile_backend(self.device) if config.compile else None

@@ -50,7 +50,7 @@ class MixedEdge(nn.Module):
 
     'none' candidates are not computed: their output is zero, so they only take part through the
     softmax that normalises the other weights. ``mixed_sum`` is the weighted sum's implementation
-    (:func:`dmc.kernels.select_mixed_sum`); the supernet sets it on every edge. ``row`` is the edge's row of
+    (:func:`dmc.kernels.select_kernels`); the supernet sets it on every edge. ``row`` is the edge's row of
     its architecture weights (set for chain layers, which the supernet runs by it).
     """
 

@@ -10,8 +10,9 @@ from dmc.chain_genotype import ChainGenotype
 from dmc.chain_space import ChainSpace
 from dmc.derive import derive, edge_weights
 from dmc.genotype import Genotype
-from dmc.kernels import MixedSum
+from dmc.kernels import Kernels
 from dmc.network import Cell, CellSlot, LayerSlot, MacroNetwork
+from dmc.ops.conv import DilConv
 from dmc.space import SearchSpace
 from dmc.supernet.mixed_edge import MixedEdge, auxiliary_edge, chain_auxiliary
 from dmc.supernet.recompute import recomputed
@@ -27,7 +28,7 @@ class Supernet(MacroNetwork):
     :meth:`set_beta` sets it once per epoch, and beta = 0 skips the auxiliary edges (plain DARTS).
 
     Execution settings, none of which changes the result beyond float rounding: :meth:`set_kernels`
-    (the mixed sum's implementation), :meth:`set_recompute_edges` (activation memory for compute),
+    (fused or reference kernels), :meth:`set_recompute_edges` (activation memory for compute),
     ``channels_last`` (memory format of the activations), :func:`dmc.supernet.compile_edges`.
     """
 
@@ -94,9 +95,14 @@ class Supernet(MacroNetwork):
     def mixed_edges(self) -> list[MixedEdge]:
         return [m for m in self.modules() if isinstance(m, MixedEdge)]
 
-    def set_kernels(self, mixed_sum: MixedSum) -> None:
+    def set_kernels(self, kernels: Kernels) -> None:
+        """Every mixed edge's weighted sum, and the ``ReLU -> depthwise conv`` of every separable and dilated conv
+        (:func:`dmc.kernels.select_kernels`)."""
         for edge in self.mixed_edges():
-            edge.mixed_sum = mixed_sum
+            edge.mixed_sum = kernels.mixed_sum
+        for module in self.modules():
+            if isinstance(module, DilConv):
+                module.depthwise = kernels.depthwise
 
     def set_recompute_edges(self, enabled: bool) -> None:
         self.recompute_edges = enabled

@@ -7,7 +7,8 @@ import pytest
 import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 
-from dmc.kernels import fused_mixed_sum, mixed_sum, native, select_mixed_sum
+from dmc.kernels import fused_mixed_sum, mixed_sum, native, select_kernels
+from dmc.kernels.select import FUSED, REFERENCE
 from dmc.kernels.native import KernelBuildError
 
 
@@ -51,11 +52,11 @@ def test_unknown_device_type_is_refused():
 
 
 def test_select(monkeypatch):
-    assert select_mixed_sum("reference", "cpu") == ("reference", mixed_sum)
-    assert select_mixed_sum("fused", "cpu") == ("fused", fused_mixed_sum)
-    assert select_mixed_sum("auto", "cpu") == ("fused", fused_mixed_sum)
+    assert select_kernels("reference", "cpu") == REFERENCE == ("reference", mixed_sum, None)
+    assert select_kernels("fused", "cpu") == FUSED
+    assert select_kernels("auto", "cpu") == FUSED and FUSED.mixed_sum is fused_mixed_sum
     with pytest.raises(ValueError, match="kernels must be one of"):
-        select_mixed_sum("triton", "cpu")
+        select_kernels("triton", "cpu")
 
 
 def test_auto_falls_back_when_the_build_fails(monkeypatch):
@@ -64,10 +65,10 @@ def test_auto_falls_back_when_the_build_fails(monkeypatch):
 
     monkeypatch.setattr(native, "load", broken)
     messages = []
-    assert select_mixed_sum("auto", "cpu", messages.append) == ("reference", mixed_sum)
+    assert select_kernels("auto", "cpu", messages.append) == REFERENCE
     assert "no compiler" in messages[0]
     with pytest.raises(KernelBuildError):
-        select_mixed_sum("fused", "cpu")
+        select_kernels("fused", "cpu")
 
 
 def test_fused_mixed_sum_loads_its_devices_kernels_at_first_use():

@@ -5,10 +5,11 @@ import math
 import pytest
 import torch
 
-from dmc.kernels import mixed_sum, select_mixed_sum
+from dmc.kernels import fused_depthwise_conv2d, select_kernels
 from dmc.kernels import self_check as check
 from dmc.kernels.native import KernelBuildError
 from dmc.kernels.operator import fused_mixed_sum
+from dmc.kernels.select import FUSED, REFERENCE
 
 
 @pytest.fixture
@@ -19,7 +20,7 @@ def fresh(monkeypatch):
 
 def test_the_cpu_kernels_pass_and_auto_uses_them(fresh):
     assert check.check_fused("cpu") <= check.TOLERANCE
-    assert select_mixed_sum("auto", "cpu") == ("fused", fused_mixed_sum)
+    assert select_kernels("auto", "cpu") == FUSED
 
 
 def test_the_check_catches_a_kernel_that_is_off_by_a_little(fresh, monkeypatch):
@@ -27,6 +28,17 @@ def test_the_check_catches_a_kernel_that_is_off_by_a_little(fresh, monkeypatch):
         return fused_mixed_sum(outputs, weights, aux, beta) * (1 + 1e-4)
 
     monkeypatch.setattr(check, "fused_mixed_sum", off)
+    assert check.check_fused("cpu") > check.TOLERANCE
+
+
+@pytest.mark.parametrize("case", check.DEPTHWISE_CASES[:: len(check.DEPTHWISE_CASES) - 1])
+def test_the_check_catches_a_depthwise_conv_wrong_in_one_case(case, fresh, monkeypatch):
+    """One wrong (kernel, dilation, stride, relu) case among all the checked ones is enough to fail."""
+    def wrong_in_one_case(x, weight, stride, padding, dilation, relu):
+        out = fused_depthwise_conv2d(x, weight, stride, padding, dilation, relu)
+        return out * (1 + 1e-4) if (weight.shape[-1], dilation, stride, relu) == case else out
+
+    monkeypatch.setattr(check, "fused_depthwise_conv2d", wrong_in_one_case)
     assert check.check_fused("cpu") > check.TOLERANCE
 
 
@@ -50,12 +62,12 @@ def test_the_check_catches_a_wrong_gradient(fresh, monkeypatch):
 def test_kernels_that_fail_the_check_are_refused_or_replaced(error, fresh, monkeypatch):
     monkeypatch.setattr("dmc.kernels.select.check_fused", lambda device: error)
     said = []
-    assert select_mixed_sum("auto", "cpu", said.append) == ("reference", mixed_sum)
-    assert len(said) == 1 and "differ from the reference mixed sum on cpu" in said[0]
+    assert select_kernels("auto", "cpu", said.append) == REFERENCE
+    assert len(said) == 1 and "differ from the reference on cpu" in said[0]
     with pytest.raises(KernelBuildError, match="differ from the reference") as raised:
-        select_mixed_sum("fused", "cpu")
+        select_kernels("fused", "cpu")
     assert "--kernels reference" in raised.value.hint
-    assert select_mixed_sum("reference", "cpu") == ("reference", mixed_sum)
+    assert select_kernels("reference", "cpu") == REFERENCE
 
 
 def test_the_check_runs_once_per_device_type(fresh, monkeypatch):
@@ -64,7 +76,8 @@ def test_the_check_runs_once_per_device_type(fresh, monkeypatch):
     monkeypatch.setattr(check, "_difference", lambda *args: calls.append(args) or original(*args))
     check.check_fused("cpu")
     check.check_fused(torch.device("cpu"))
-    assert len(calls) == 4  # contiguous / channels-last x with / without the auxiliary branch, once
+    # mixed sum: contiguous / channels-last x with / without the auxiliary branch; depthwise: 2 layouts x cases
+    assert len(calls) == 4 + 2 * len(check.DEPTHWISE_CASES)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -14,7 +14,7 @@ from dmc.chain_genotype import ChainGenotype
 from dmc.compiler import build_network, load_network
 from dmc.compiler.saved import read_network_file
 from dmc.genotype import load_genotype
-from dmc.kernels import fused_mixed_sum
+from dmc.kernels.select import FUSED
 from dmc.runfolder import SEARCH_RUN
 from dmc.search import SearchConfig, derive_run, load_search_config, read_history, search
 from dmc.search.architect import Architect
@@ -222,7 +222,7 @@ def test_fused_kernels_give_the_reference_chain_step_and_alphas(tmp_path, chain)
     fused = build_supernet(load_space(chain["space"]), 10)
     fused.load_state_dict(reference.state_dict())
     fused.set_beta(0.7)
-    fused.set_kernels(fused_mixed_sum)
+    fused.set_kernels(FUSED)
     fused.set_channels_last(True)
     gen = torch.Generator().manual_seed(1)
     x, y = torch.randn(5, 3, 16, 16, generator=gen), torch.randint(0, 10, (5,), generator=gen)

@@ -7,6 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from dmc.kernels import fused_mixed_sum, mixed_sum
+from dmc.kernels.select import FUSED
+from dmc.ops.conv import DilConv
 from dmc.space import load_space
 from dmc.supernet import build_supernet, compile_backend, compile_edges
 from dmc.supernet.mixed_edge import MixedEdge, auxiliary_edge
@@ -47,7 +49,7 @@ def test_execution_settings_give_the_reference_step(setting, batch):
     reference = tiny_supernet()
     model = copy.deepcopy(reference)
     if setting in ("fused", "all"):
-        model.set_kernels(fused_mixed_sum)
+        model.set_kernels(FUSED)
     if setting in ("channels_last", "all"):
         model.set_channels_last(True)
     if setting in ("recompute", "all"):
@@ -71,7 +73,7 @@ def test_recompute_keeps_only_edge_inputs(batch):
 
 def test_beta_zero_and_eval_mode_with_every_setting(batch):
     model = tiny_supernet()
-    model.set_kernels(fused_mixed_sum)
+    model.set_kernels(FUSED)
     model.set_recompute_edges(True)
     model.set_beta(0.0)
     reference = tiny_supernet()
@@ -86,7 +88,7 @@ def test_compiled_edges_have_no_graph_breaks_and_match_eager(batch):
     """fullgraph=True: dmc::mixed_sum is one opaque node; aot_eager traces forward and backward."""
     reference = tiny_supernet()
     model = copy.deepcopy(reference)
-    model.set_kernels(fused_mixed_sum)
+    model.set_kernels(FUSED)
     model.set_channels_last(True)
     compile_edges(model, "aot_eager")
     assert_same_step(step_grads(model, *batch), step_grads(reference, *batch))
@@ -123,4 +125,26 @@ def test_compile_backend_is_triton_free_without_triton(monkeypatch):
 
 
 def test_reference_kernels_are_the_default_of_a_bare_supernet():
-    assert all(edge.mixed_sum is mixed_sum for edge in tiny_supernet().mixed_edges())
+    model = tiny_supernet()
+    assert all(edge.mixed_sum is mixed_sum for edge in model.mixed_edges())
+    convs = [m for m in model.modules() if isinstance(m, DilConv)]
+    assert convs and all(m.depthwise is None for m in convs)
+    model.set_kernels(FUSED)
+    assert all(m.depthwise is FUSED.depthwise for m in convs)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_fused_kernels_give_the_reference_gradients_in_float64(channels_last):
+    """Every S0 candidate (separable and dilated 3x3/5x5, pools, skip) in a three-cell supernet: the fused mixed sums
+    and ReLU-depthwise convs give the reference's loss and gradients, alphas included, within float64 rounding."""
+    torch.manual_seed(0)
+    reference = build_supernet(load_space("darts_s0").with_macro(channels=4, layers=3), 10, 3).double()
+    fused = copy.deepcopy(reference)
+    fused.set_kernels(FUSED)
+    fused.set_channels_last(channels_last)
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(3, 3, 12, 12, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, 10, (3,), generator=gen)
+    step = [step_grads(model, x, y) for model in (fused, reference)]
+    assert step[1][1]["alpha_normal"].abs().max() > 1e-6
+    assert_same_step(*step, tol=1e-10)

@@ -1,0 +1,104 @@
+"""The ``dmc::depthwise_conv2d`` operator: ``conv2d(relu(x) if relu else x, weight, groups=C)`` as one opaque,
+differentiable op.
+
+DARTS's separable and dilated convolutions start with ``ReLU -> depthwise conv``; this op reads ``x`` through the
+ReLU on the fly, so the ReLU's output is never stored (the backward masks with ``x > 0``), and its backward
+computes the input and weight gradients with kernels written for the supernet's channels-last shapes, where
+oneDNN's depthwise backward takes slow paths (5x5 and dilated kernels, see ``benchmarks/depthwise_op.py``).
+Square kernels, no bias, any stride, padding and dilation.
+
+Registered with ``torch.library`` like ``dmc::mixed_sum`` (:mod:`dmc.kernels.operator`): a plain-PyTorch
+implementation for every device, overridden by the compiled CPU and CUDA kernels once loaded; a fake kernel for
+``torch.compile``/``torch.export``; and an autograd formula through ``dmc::depthwise_conv2d_backward``, which
+computes only the gradients autograd asks for (the architecture step needs no weight gradients).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+
+from dmc.kernels import native
+
+torch.library.define("dmc::depthwise_conv2d",
+                     "(Tensor x, Tensor weight, int stride, int padding, int dilation, bool relu) -> Tensor")
+torch.library.define("dmc::depthwise_conv2d_backward",
+                     "(Tensor grad, Tensor x, Tensor weight, int stride, int padding, int dilation, bool relu, "
+                     "bool need_input, bool need_weight) -> (Tensor, Tensor)")
+
+
+class DepthwiseConv(Protocol):
+    def __call__(self, x: torch.Tensor, weight: torch.Tensor, stride: int, padding: int, dilation: int,
+                 relu: bool) -> torch.Tensor: ...
+
+
+def depthwise_conv2d(x: torch.Tensor, weight: torch.Tensor, stride: int, padding: int, dilation: int,
+                     relu: bool) -> torch.Tensor:
+    """The eager reference: ``F.conv2d(relu(x) if relu else x, weight, None, stride, padding, dilation, C)``."""
+    return F.conv2d(x.relu() if relu else x, weight, None, stride, padding, dilation, x.shape[1])
+
+
+def fused_depthwise_conv2d(x: torch.Tensor, weight: torch.Tensor, stride: int, padding: int, dilation: int,
+                           relu: bool) -> torch.Tensor:
+    """:func:`depthwise_conv2d` through ``dmc::depthwise_conv2d``. The first call on CPU or CUDA tensors loads the
+    fused kernels of that device (compiling them at their first use on the machine) or raises
+    :class:`~dmc.kernels.native.KernelBuildError`: the operator never silently runs its plain-PyTorch fallback."""
+    native.load_for(x)
+    return torch.ops.dmc.depthwise_conv2d(x, weight, stride, padding, dilation, relu)
+
+
+def output_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+@torch.library.impl("dmc::depthwise_conv2d", "CompositeExplicitAutograd")
+def _reference(x, weight, stride, padding, dilation, relu):
+    return depthwise_conv2d(x, weight, stride, padding, dilation, relu)
+
+
+@torch.library.impl("dmc::depthwise_conv2d_backward", "CompositeExplicitAutograd")
+def _backward_reference(grad, x, weight, stride, padding, dilation, relu, need_input, need_weight):
+    source = x.relu() if relu else x
+    grad_x, grad_w, _ = torch.ops.aten.convolution_backward(
+        grad, source, weight, None, [stride] * 2, [padding] * 2, [dilation] * 2, False, [0, 0], x.shape[1],
+        [need_input, need_weight, False])
+    if need_input and relu:
+        grad_x = grad_x.masked_fill(x <= 0, 0)
+    return (grad_x if need_input else x.new_empty(0)), (grad_w if need_weight else weight.new_empty(0))
+
+
+@torch.library.register_fake("dmc::depthwise_conv2d")
+def _fake(x, weight, stride, padding, dilation, relu):
+    n, c, h, w = x.shape
+    k = weight.shape[-1]
+    shape = (n, c, output_size(h, k, stride, padding, dilation), output_size(w, k, stride, padding, dilation))
+    return x.new_empty(shape).contiguous(memory_format=_memory_format(x))
+
+
+@torch.library.register_fake("dmc::depthwise_conv2d_backward")
+def _backward_fake(grad, x, weight, stride, padding, dilation, relu, need_input, need_weight):
+    return (torch.empty_like(x) if need_input else x.new_empty(0)), \
+        (torch.empty_like(weight) if need_weight else weight.new_empty(0))
+
+
+def _memory_format(x: torch.Tensor) -> torch.memory_format:
+    return torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous() \
+        else torch.contiguous_format
+
+
+def _setup_context(ctx, inputs, output) -> None:
+    x, weight, ctx.stride, ctx.padding, ctx.dilation, ctx.relu = inputs
+    ctx.save_for_backward(x, weight)
+
+
+def _backward(ctx, grad):
+    x, weight = ctx.saved_tensors
+    need_input, need_weight = ctx.needs_input_grad[:2]
+    grad_x, grad_w = torch.ops.dmc.depthwise_conv2d_backward(grad, x, weight, ctx.stride, ctx.padding, ctx.dilation,
+                                                             ctx.relu, need_input, need_weight)
+    return (grad_x if need_input else None), (grad_w if need_weight else None), None, None, None, None
+
+
+torch.library.register_autograd("dmc::depthwise_conv2d", _backward, setup_context=_setup_context)
