@@ -2,17 +2,29 @@
 
     python benchmarks/gpu_check.py [--steps 5]
 
-1. builds the CUDA kernels and checks dmc::mixed_sum forward/backward against the reference on random
-   shapes, layouts and K = 1..9 (float32, and bfloat16 at a looser tolerance);
-2. times the operator (fused vs eager expression, forward + backward, K = 8, S0 shapes);
-3. times one S0 search step (16 ch, 8 cells, batch 32 and 96): paper edges vs dmc fused vs dmc fused +
-   torch.compile (backend chosen as `dmc search --compile` chooses it), with peak CUDA memory.
-Prints one line per measurement; record them in benchmarks/RESULTS.md with the card's name.
+Sections, in order (cuDNN autotuning on, as `dmc search` runs; a section that raises prints its error in one
+line and the script goes on to the next):
+1. builds the CUDA kernels;
+2. the self-check a search runs before it uses them: `check_fused("cuda")` (both operators) against TOLERANCE;
+3. dmc::mixed_sum parity: forward/backward against the reference on random shapes, layouts and K = 1..9
+   (float32, and bfloat16 at a looser tolerance);
+4. dmc::depthwise_conv2d parity: kernels 3/5/7, dilation 1/2, stride 1/2, with and without ReLU, contiguous and
+   channels-last; output, grad x and grad weight against the reference computed in float32 from the same inputs,
+   in float32 (relative error 1e-4) and float16/bfloat16 (2e-2); the worst relative error per dtype;
+5. times dmc::mixed_sum (fused vs eager expression, forward + backward, K = 8, S0 shapes);
+6. times dmc::depthwise_conv2d on the S0 search shapes (batch 32 and 96, channels-last, ReLU): forward + backward
+   (grad x and grad weight), eager (ReLU + cuDNN) vs fused, for (k, d) = (3, 1), (5, 1), (3, 2), (5, 2), stride 1, 2;
+7. times one S0 search step (16 ch, 8 cells, batch 32 and 96): paper edges vs dmc reference + channels-last vs
+   dmc fused + channels-last vs dmc fused + torch.compile (backend chosen as `dmc search --compile` chooses it),
+   with peak CUDA memory.
+Prints one line per measurement; record them in benchmarks/RESULTS.md with the card's name. Exits 1 if a parity
+check failed or a section raised.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -23,11 +35,19 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).parent))
 from search_step import PaperArchitect, PaperMixedEdge  # noqa: E402
 
-from dmc.kernels import fused_mixed_sum, mixed_sum, native  # noqa: E402
+from dmc.kernels import depthwise_conv2d, fused_depthwise_conv2d, fused_mixed_sum, mixed_sum, native  # noqa: E402
+from dmc.kernels.depthwise import output_size  # noqa: E402
+from dmc.kernels.select import FUSED, REFERENCE  # noqa: E402
+from dmc.kernels.self_check import DEPTHWISE_CASES, TOLERANCE, check_fused  # noqa: E402
 from dmc.network import Cell  # noqa: E402
 from dmc.search.architect import Architect  # noqa: E402
 from dmc.space import load_space  # noqa: E402
 from dmc.supernet import build_supernet, compile_backend, compile_edges  # noqa: E402
+
+DEPTHWISE_TOLERANCE = {torch.float32: 1e-4, torch.float16: 2e-2, torch.bfloat16: 2e-2}
+"""Largest absolute difference allowed, relative to the largest reference value of the same tensor."""
+S0_SHAPES = [(32, 16, 32, 32), (32, 32, 16, 16), (32, 64, 8, 8), (96, 16, 32, 32), (96, 32, 16, 16), (96, 64, 8, 8)]
+LAYOUTS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
 
 
 def cuda_ms(fn, repeats=20, warmup=3):
@@ -43,7 +63,23 @@ def cuda_ms(fn, repeats=20, warmup=3):
     return start.elapsed_time(end) / repeats
 
 
-def parity() -> None:
+def verdict(error: float, tolerance: float) -> str:
+    return "OK" if error <= tolerance else "FAIL"  # NaN fails too
+
+
+def build() -> None:
+    native.load("cuda", on_build=print)
+    print("kernels: CUDA kernels loaded")
+
+
+def self_check() -> bool:
+    error = check_fused("cuda")
+    print(f"self-check check_fused('cuda') (mixed_sum + depthwise): max relative error {error:.1e}, "
+          f"tolerance {TOLERANCE:.0e} ({verdict(error, TOLERANCE)})")
+    return error <= TOLERANCE
+
+
+def parity() -> bool:
     gen = torch.Generator().manual_seed(0)
     worst = 0.0
     for k in range(1, 10):
@@ -59,14 +95,52 @@ def parity() -> None:
             aux, beta = torch.randn(shape, generator=gen).cuda().requires_grad_(), torch.tensor(0.3).cuda()
             g = torch.randn(shape, generator=gen).cuda()
             got, exp = fused_mixed_sum(ys, w, aux, beta), mixed_sum(ys, w, aux, beta)
-            worst = max(worst, (got - exp).abs().max().item())
+            worst = max(worst, _nan_inf((got - exp).abs().max().item()))
             for a, b in zip(torch.autograd.grad(got, [*ys, w, aux], g), torch.autograd.grad(exp, [*ys, w, aux], g)):
-                worst = max(worst, (a - b).abs().max().item())
-    print(f"parity float32, K=1..9, odd shapes and layouts: max abs error {worst:.2e} ({'OK' if worst < 1e-4 else 'FAIL'})")
+                worst = max(worst, _nan_inf((a - b).abs().max().item()))
+    print(f"parity float32, K=1..9, odd shapes and layouts: max abs error {worst:.2e} ({verdict(worst, 1e-4)})")
     ys = [torch.randn(8, 64, 33, 31, device="cuda", dtype=torch.bfloat16) for _ in range(8)]
     w = torch.rand(8, device="cuda", dtype=torch.bfloat16)
     err = (torch.ops.dmc.mixed_sum(ys, w).float() - sum(wk.float() * y.float() for wk, y in zip(w, ys))).abs().max().item()
-    print(f"parity bfloat16: max abs error {err:.2e} ({'OK' if err < 5e-2 else 'FAIL'})")
+    err = _nan_inf(err)
+    print(f"parity bfloat16: max abs error {err:.2e} ({verdict(err, 5e-2)})")
+    return worst <= 1e-4 and err <= 5e-2
+
+
+def _nan_inf(error: float) -> float:
+    return math.inf if math.isnan(error) else error
+
+
+def _depthwise_grads(fn, x, w, g, stride, padding, dilation, relu) -> list[torch.Tensor]:
+    x, w = x.detach().requires_grad_(), w.detach().requires_grad_()
+    out = fn(x, w, stride, padding, dilation, relu)
+    return [out.detach(), *torch.autograd.grad(out, [x, w], g)]
+
+
+def depthwise_parity() -> bool:
+    gen = torch.Generator().manual_seed(0)
+    ok = True
+    for dtype, tolerance in DEPTHWISE_TOLERANCE.items():
+        worst, where = 0.0, ""
+        for layout_name, layout in LAYOUTS.items():
+            for kernel, dilation, stride, relu in DEPTHWISE_CASES:
+                padding = dilation * (kernel - 1) // 2
+                x = torch.randn(3, 37, 19, 23, generator=gen).to("cuda", dtype).contiguous(memory_format=layout)
+                w = torch.randn(37, 1, kernel, kernel, generator=gen).to("cuda", dtype)
+                size = [output_size(n, kernel, stride, padding, dilation) for n in x.shape[2:]]
+                g = torch.randn(3, 37, *size, generator=gen).to("cuda", dtype).contiguous(memory_format=layout)
+                got = _depthwise_grads(fused_depthwise_conv2d, x, w, g, stride, padding, dilation, relu)
+                exp = _depthwise_grads(depthwise_conv2d, x.float(), w.float(), g.float(), stride, padding, dilation,
+                                       relu)
+                for what, a, b in zip(("output", "grad x", "grad w"), got, exp):
+                    error = _nan_inf(((a.float() - b).abs().max() / b.abs().max()).item())
+                    if error > worst:
+                        worst, where = error, f"k{kernel} d{dilation} s{stride} relu={relu} {layout_name} {what}"
+        print(f"depthwise parity {str(dtype).removeprefix('torch.')}, {len(DEPTHWISE_CASES) * len(LAYOUTS)} cases: "
+              f"worst relative error {worst:.1e} at {where or '-'}, tolerance {tolerance:.0e} "
+              f"({verdict(worst, tolerance)})")
+        ok = ok and worst <= tolerance
+    return ok
 
 
 def operator_timing() -> None:
@@ -82,39 +156,69 @@ def operator_timing() -> None:
               f"{times['eager'] / times['fused']:.2f}x; fused at {moved / times['fused'] / 1e6:.0f} GB/s")
 
 
-def search_step(batch: int, steps: int) -> None:
+def depthwise_timing() -> None:
+    for shape in S0_SHAPES:
+        x = torch.randn(shape, device="cuda").contiguous(memory_format=torch.channels_last).requires_grad_()
+        for kernel, dilation in ((3, 1), (5, 1), (3, 2), (5, 2)):
+            for stride in (1, 2):
+                padding = dilation * (kernel - 1) // 2
+                w = torch.randn(shape[1], 1, kernel, kernel, device="cuda", requires_grad=True)
+                size = [output_size(n, kernel, stride, padding, dilation) for n in shape[2:]]
+                g = torch.randn(*shape[:2], *size, device="cuda").contiguous(memory_format=torch.channels_last)
+                times = {name: cuda_ms(lambda: torch.autograd.grad(fn(x, w, stride, padding, dilation, True),
+                                                                   [x, w], g))
+                         for name, fn in (("eager", depthwise_conv2d), ("fused", fused_depthwise_conv2d))}
+                print(f"depthwise {shape} channels_last relu k{kernel} d{dilation} s{stride}: "
+                      f"eager {times['eager']:.3f} ms, fused {times['fused']:.3f} ms, "
+                      f"{times['eager'] / times['fused']:.2f}x")
+
+
+SEARCH_ROWS = ("paper edges", "dmc reference + channels_last", "dmc fused + channels_last", "dmc fused + compile")
+
+
+def search_step(batch: int, steps: int, name: str) -> None:
     backend = compile_backend("cuda")
-    for name in ("paper", "dmc fused", "dmc fused + compile"):
-        torch.manual_seed(0)
-        model = build_supernet(load_space("darts_s0"), 10, 3).cuda()
-        if name == "paper":
-            for cell in model.blocks:
-                if isinstance(cell, Cell):
-                    cell.edges = torch.nn.ModuleList(PaperMixedEdge(e) for e in cell.edges)
-        else:
-            model.set_kernels(fused_mixed_sum)
-            model.set_channels_last(True)
-            if "compile" in name:
-                compile_edges(model, backend)
-        w_opt = torch.optim.SGD(model.weight_parameters(), 0.025, momentum=0.9)
-        a_opt = torch.optim.Adam(model.arch_parameters(), 3e-4)
-        architect = (PaperArchitect if name == "paper" else Architect)(model, a_opt, order=1)
-        x, y = torch.randn(batch, 3, 32, 32, device="cuda"), torch.randint(0, 10, (batch,), device="cuda")
+    torch.manual_seed(0)
+    model = build_supernet(load_space("darts_s0"), 10, 3).cuda()
+    if name == "paper edges":
+        for cell in model.blocks:
+            if isinstance(cell, Cell):
+                cell.edges = torch.nn.ModuleList(PaperMixedEdge(e) for e in cell.edges)
+    else:
+        model.set_kernels(REFERENCE if "reference" in name else FUSED)
+        model.set_channels_last(True)
+        if "compile" in name:
+            compile_edges(model, backend)
+    w_opt = torch.optim.SGD(model.weight_parameters(), 0.025, momentum=0.9)
+    a_opt = torch.optim.Adam(model.arch_parameters(), 3e-4)
+    architect = (PaperArchitect if name == "paper edges" else Architect)(model, a_opt, order=1)
+    x, y = torch.randn(batch, 3, 32, 32, device="cuda"), torch.randint(0, 10, (batch,), device="cuda")
 
-        def step():
-            architect.step(x, y, x, y, 0.025, w_opt)
-            w_opt.zero_grad(set_to_none=True)
-            F.cross_entropy(model(x), y).backward(inputs=model.weight_parameters())
-            w_opt.step()
+    def step():
+        architect.step(x, y, x, y, 0.025, w_opt)
+        w_opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward(inputs=model.weight_parameters())
+        w_opt.step()
 
-        started = time.perf_counter()
-        step()
-        torch.cuda.synchronize()
-        first = time.perf_counter() - started
-        torch.cuda.reset_peak_memory_stats()
-        ms = cuda_ms(step, repeats=steps, warmup=1)
-        print(f"search step batch {batch} {name}{f' ({backend})' if 'compile' in name else ''}: {ms:.1f} ms/step, "
-              f"peak {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB, first step {first:.1f} s")
+    started = time.perf_counter()
+    step()
+    torch.cuda.synchronize()
+    first = time.perf_counter() - started
+    torch.cuda.reset_peak_memory_stats()
+    ms = cuda_ms(step, repeats=steps, warmup=1)
+    print(f"search step batch {batch} {name}{f' ({backend})' if 'compile' in name else ''}: {ms:.1f} ms/step, "
+          f"peak {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB, first step {first:.1f} s")
+
+
+def section(name: str, fn, *args) -> bool:
+    """Runs one section; False if it reported a failed check or raised (printed in one line)."""
+    try:
+        return fn(*args) is not False
+    except Exception as exc:  # noqa: BLE001 - one failing section must not hide the others
+        print(f"{name}: ERROR {type(exc).__name__}: {' '.join(str(exc).split())[:400]}", flush=True)
+        return False
+    finally:
+        sys.stdout.flush()
 
 
 def main() -> None:
@@ -122,11 +226,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     args = parser.parse_args()
     print(torch.cuda.get_device_name(), "torch", torch.__version__)
-    native.load("cuda", on_build=print)
-    parity()
-    operator_timing()
-    for batch in (32, 96):
-        search_step(batch, args.steps)
+    torch.backends.cudnn.benchmark = True  # as `dmc search` runs (dmc.runtime.seed_everything)
+    sections = [("build", build), ("self-check", self_check), ("mixed_sum parity", parity),
+                ("depthwise parity", depthwise_parity), ("mixed_sum timing", operator_timing),
+                ("depthwise timing", depthwise_timing)]
+    sections += [(f"search step batch {batch} {name}", search_step, batch, args.steps, name)
+                 for batch in (32, 96) for name in SEARCH_ROWS]
+    failed = [name for name, fn, *rest in sections if not section(name, fn, *rest)]
+    print(f"gpu_check: {'FAILED: ' + ', '.join(failed) if failed else 'all sections passed'}")
+    sys.exit(1 if failed else 0)
 
 
 if __name__ == "__main__":

@@ -74,18 +74,21 @@ def _fake(x, weight, stride, padding, dilation, relu):
     n, c, h, w = x.shape
     k = weight.shape[-1]
     shape = (n, c, output_size(h, k, stride, padding, dilation), output_size(w, k, stride, padding, dilation))
-    return x.new_empty(shape).contiguous(memory_format=_memory_format(x))
+    return _like(x, shape)
 
 
 @torch.library.register_fake("dmc::depthwise_conv2d_backward")
 def _backward_fake(grad, x, weight, stride, padding, dilation, relu, need_input, need_weight):
-    return (torch.empty_like(x) if need_input else x.new_empty(0)), \
-        (torch.empty_like(weight) if need_weight else weight.new_empty(0))
+    return (_like(x, x.shape) if need_input else x.new_empty(0)), \
+        (_like(weight, weight.shape) if need_weight else weight.new_empty(0))
 
 
-def _memory_format(x: torch.Tensor) -> torch.memory_format:
-    return torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous() \
-        else torch.contiguous_format
+def _like(model: torch.Tensor, shape) -> torch.Tensor:
+    """A result laid out as the kernels lay it out (``layout_of`` in depthwise_common.h): channels-last iff
+    ``model`` is channels-last and not also contiguous."""
+    channels_last = model.is_contiguous(memory_format=torch.channels_last) and not model.is_contiguous()
+    return model.new_empty(shape).contiguous(memory_format=torch.channels_last if channels_last
+                                             else torch.contiguous_format)
 
 
 def _setup_context(ctx, inputs, output) -> None:

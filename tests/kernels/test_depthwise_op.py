@@ -94,3 +94,17 @@ def test_bad_inputs_are_named():
     with pytest.raises(RuntimeError, match="float32 or float64"):
         torch.ops.dmc.depthwise_conv2d_backward(torch.randn(1, 4, 8, 8).half(), torch.randn(1, 4, 8, 8).half(),
                                                 torch.randn(4, 1, 3, 3).half(), 1, 1, 1, True, True, True)
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+@pytest.mark.parametrize("dilation", [1, 2])
+def test_fake_kernels_describe_the_real_results(layout, dilation):
+    """torch.compile's inductor asserts the real strides against the fake kernels' (opcheck checks both ops)."""
+    x = torch.randn(2, 5, 8, 8).contiguous(memory_format=layout)
+    w = torch.randn(5, 1, 3, 3).contiguous(memory_format=layout)
+    grad = torch.randn(2, 5, 8, 8).contiguous(memory_format=layout)
+    torch.library.opcheck(torch.ops.dmc.depthwise_conv2d.default, (x, w, 1, dilation, dilation, True),
+                          test_utils=("test_schema", "test_faketensor"))
+    torch.library.opcheck(torch.ops.dmc.depthwise_conv2d_backward.default,
+                          (grad, x, w, 1, dilation, dilation, True, True, True),
+                          test_utils=("test_schema", "test_faketensor"))

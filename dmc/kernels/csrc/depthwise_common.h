@@ -37,10 +37,16 @@ inline at::Tensor channels_last(const at::Tensor& t) {
   return t.contiguous(at::MemoryFormat::ChannelsLast);
 }
 
-// A result in the input's memory format, so the operator is layout-preserving like aten's convolution.
+// The layout of every result: channels-last iff its model tensor is channels-last and not also contiguous. The
+// fake kernels (depthwise.py) follow the same rule, which torch.compile checks against the real strides.
+inline at::MemoryFormat layout_of(const at::Tensor& t) {
+  return t.is_contiguous(at::MemoryFormat::ChannelsLast) && !t.is_contiguous() ? at::MemoryFormat::ChannelsLast
+                                                                                : at::MemoryFormat::Contiguous;
+}
+
+// A result (the output or the input gradient) in the input's layout, as aten's convolution keeps it.
 inline at::Tensor like_input(const at::Tensor& result, const at::Tensor& input) {
-  if (input.suggest_memory_format() == at::MemoryFormat::ChannelsLast) return result;
-  return result.contiguous();
+  return result.contiguous(layout_of(input));
 }
 
 // (C, 1, K, K) -> (K * K, C): the weights of one tap for a contiguous run of channels.
@@ -49,7 +55,7 @@ inline at::Tensor taps_by_channel(const at::Tensor& w) {
 }
 
 inline at::Tensor weight_from_taps(const at::Tensor& taps, const at::Tensor& w) {
-  return taps.t().reshape(w.sizes()).to(w.scalar_type()).contiguous(w.suggest_memory_format());
+  return taps.t().reshape(w.sizes()).to(w.scalar_type()).contiguous(layout_of(w));
 }
 
 }  // namespace dmc
