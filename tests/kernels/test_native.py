@@ -8,8 +8,8 @@ import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 from dmc.kernels import fused_mixed_sum, mixed_sum, native, select_kernels
-from dmc.kernels.select import FUSED, REFERENCE
 from dmc.kernels.native import KernelBuildError
+from dmc.kernels.select import FUSED, REFERENCE
 
 
 def test_build_name_depends_on_sources_and_torch():
@@ -17,6 +17,13 @@ def test_build_name_depends_on_sources_and_torch():
     assert native.build_name("cpu") == native.build_name("cpu")
     assert torch.__version__ not in native.build_name("cpu")  # hashed, a valid module name
     assert native.build_name("cpu").isidentifier()
+
+
+def test_cpu_build_name_depends_on_the_cpu(monkeypatch):
+    """The CPU library is built with -march=native: a home folder shared by different CPUs keeps one build each."""
+    here, cuda = native.build_name("cpu"), native.build_name("cuda")
+    monkeypatch.setattr(native, "cpu_features", lambda: "sse2 only")
+    assert native.build_name("cpu") != here and native.build_name("cuda") == cuda
 
 
 def test_cache_dir_follows_environment(monkeypatch, tmp_path):
