@@ -17,8 +17,8 @@ Targets (issue 15): default >= 4x faster than the paper's code at <= 0.6x its pe
 <= 0.3x the paper's peak memory and <= 1.3x the default's time.
 
 ``--space proxyless_s5``: the chain space (per-layer mixed edges of inverted residuals, c_in != c_out at each
-stage's first layer, factorized-reduce auxiliaries) at a CPU-sized width, with the reference and the fused mixed
-sum, channels-last off and on; time and memory are printed as ratios against the "dmc reference" row of the same
+stage's first layer, factorized-reduce auxiliaries) at a CPU-sized width, with the reference and the fused kernels
+(the mixed sum alone, then with the 5x5/7x7 depthwise convs), channels-last off and on; time and memory are printed as ratios against the "dmc reference" row of the same
 run (the paper's code path has no chain form here: its edges are the reference mixed sum).
 """
 
@@ -53,6 +53,7 @@ CELL_CONFIGS = {
 CHAIN_CONFIGS = {
     "dmc reference": dict(kernels="reference", channels_last=False),
     "dmc reference + channels_last": dict(kernels="reference", channels_last=True),
+    "dmc fused sum + channels_last": dict(kernels="sum", channels_last=True),
     "dmc fused": dict(kernels="fused", channels_last=False),
     "dmc fused + channels_last": dict(kernels="fused", channels_last=True),
 }

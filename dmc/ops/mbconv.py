@@ -67,7 +67,11 @@ class MBConv(nn.Module):
     optional squeeze-excitation, linear 1x1 projection; residual add when stride 1 and ``c_in == c_out``.
 
     ``groups=2`` makes both 1x1 convs group convs with a channel shuffle after the expansion (FBNet).
+    ``depthwise``: None runs the layers as they are; the supernet may set a fused depthwise conv
+    (:data:`dmc.kernels.DepthwiseConv`, without its ReLU) with the same math and the same parameters.
     """
+
+    depthwise = None
 
     def __init__(self, c_in: int, c_out: int, kernel: int, expansion: int, stride: int, groups: int = 1,
                  se: bool = False, act: str = "relu6", affine: bool = True):
@@ -77,9 +81,11 @@ class MBConv(nn.Module):
             raise InvalidInputError(f"a {groups}-group MBConv needs widths divisible by {groups}, got "
                                     f"{c_in} -> {hidden} -> {c_out}")
         self.residual = stride == 1 and c_in == c_out
+        self.kernel_size = kernel
         layers: list[nn.Module] = [conv_bn(c_in, hidden, 1, groups=groups, affine=affine, act=act)]
         if groups > 1:
             layers.append(ChannelShuffle(groups))
+        self.depthwise_index = len(layers)
         layers.append(conv_bn(hidden, hidden, kernel, stride, groups=hidden, affine=affine, act=act))
         if se:
             layers.append(SqueezeExcite(hidden, max(1, int(c_in * SE_RATIO)), act))
@@ -87,8 +93,19 @@ class MBConv(nn.Module):
         self.body = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.body(x)
+        out = self.body(x) if self.depthwise is None else self._forward_with_depthwise(x)
         return x + out if self.residual else out
+
+    def _forward_with_depthwise(self, x: torch.Tensor) -> torch.Tensor:
+        for i, layer in enumerate(self.body):
+            if i == self.depthwise_index:
+                conv, *rest = layer
+                x = self.depthwise(x, conv.weight, conv.stride[0], conv.padding[0], 1, False)
+                for module in rest:
+                    x = module(x)
+            else:
+                x = layer(x)
+        return x
 
 
 def chain_skip(c_in: int, c_out: int, stride: int, affine: bool = True, act: str = "relu") -> nn.Module:

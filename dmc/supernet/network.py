@@ -13,6 +13,7 @@ from dmc.genotype import Genotype
 from dmc.kernels import Kernels
 from dmc.network import Cell, CellSlot, LayerSlot, MacroNetwork
 from dmc.ops.conv import DilConv
+from dmc.ops.mbconv import MBConv
 from dmc.space import SearchSpace
 from dmc.supernet.mixed_edge import MixedEdge, auxiliary_edge, chain_auxiliary
 from dmc.supernet.recompute import recomputed
@@ -96,13 +97,17 @@ class Supernet(MacroNetwork):
         return [m for m in self.modules() if isinstance(m, MixedEdge)]
 
     def set_kernels(self, kernels: Kernels) -> None:
-        """Every mixed edge's weighted sum, and the ``ReLU -> depthwise conv`` of every separable and dilated conv
-        (:func:`dmc.kernels.select_kernels`)."""
+        """Every mixed edge's weighted sum, the ``ReLU -> depthwise conv`` of every separable and dilated conv, and
+        the depthwise conv of every inverted residual with a 5x5 or 7x7 kernel (:func:`dmc.kernels.select_kernels`).
+        The inverted residuals' 3x3 depthwise convs stay with oneDNN: with no ReLU to fold in, the fused op is slower
+        there (``benchmarks/RESULTS.md``)."""
         for edge in self.mixed_edges():
             edge.mixed_sum = kernels.mixed_sum
         for module in self.modules():
             if isinstance(module, DilConv):
                 module.depthwise = kernels.depthwise
+            elif isinstance(module, MBConv):
+                module.depthwise = kernels.depthwise if module.kernel_size >= 5 else None
 
     def set_recompute_edges(self, enabled: bool) -> None:
         self.recompute_edges = enabled

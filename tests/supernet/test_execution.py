@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from dmc.kernels import fused_mixed_sum, mixed_sum
 from dmc.kernels.select import FUSED
 from dmc.ops.conv import DilConv
+from dmc.ops.mbconv import MBConv
 from dmc.space import load_space
 from dmc.supernet import build_supernet, compile_backend, compile_edges
 from dmc.supernet.mixed_edge import MixedEdge, auxiliary_edge
@@ -147,4 +148,23 @@ def test_fused_kernels_give_the_reference_gradients_in_float64(channels_last):
     y = torch.randint(0, 10, (3,), generator=gen)
     step = [step_grads(model, x, y) for model in (fused, reference)]
     assert step[1][1]["alpha_normal"].abs().max() > 1e-6
+    assert_same_step(*step, tol=1e-10)
+
+
+def test_fused_kernels_give_the_reference_chain_gradients_in_float64(chain_spec):
+    """Inverted residuals with 3x3, 5x5 and 7x7 depthwise convs (the last two through the fused op), squeeze-excite
+    and group convs, strided and not: the fused chain supernet's loss and gradients are the reference's."""
+    candidates = ["mbconv_k3_e3", "mbconv_k5_e3_g2", "mbconv_k7_e6_se", "skip"]
+    space = load_space(chain_spec("fused_chain", candidates, candidates[:3]))
+    torch.manual_seed(0)
+    reference = build_supernet(space, 10, 3).double()
+    fused = copy.deepcopy(reference)
+    fused.set_kernels(FUSED)
+    fused.set_channels_last(True)
+    assert sum(m.depthwise is not None for m in fused.modules() if isinstance(m, MBConv)) == 2 * 4
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(3, 3, 16, 16, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, 10, (3,), generator=gen)
+    step = [step_grads(model, x, y) for model in (fused, reference)]
+    assert step[1][1]["alpha_layers"].abs().max() > 1e-6
     assert_same_step(*step, tol=1e-10)
