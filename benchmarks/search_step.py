@@ -18,8 +18,9 @@ Targets (issue 15): default >= 4x faster than the paper's code at <= 0.6x its pe
 
 ``--space proxyless_s5``: the chain space (per-layer mixed edges of inverted residuals, c_in != c_out at each
 stage's first layer, factorized-reduce auxiliaries) at a CPU-sized width, with the reference and the fused kernels
-(the mixed sum alone, then with the 5x5/7x7 depthwise convs), channels-last off and on; time and memory are printed as ratios against the "dmc reference" row of the same
-run (the paper's code path has no chain form here: its edges are the reference mixed sum).
+(the mixed sum alone, then with the 5x5/7x7 depthwise convs), channels-last off and on; time and memory are
+printed as ratios against the "dmc reference" row of the same run (the paper's code path has no chain form here:
+its edges are the reference mixed sum).
 """
 
 from __future__ import annotations

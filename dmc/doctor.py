@@ -132,8 +132,8 @@ def _nvcc_check(cuda_available: bool) -> Check:
 
 
 def _kernels_check(device_type: str) -> Check:
-    """Builds (first time) and runs the fused kernels (mixed sum, depthwise conv) against the reference, with the check searches
-    run (:func:`dmc.kernels.self_check.check_fused`); optional, since searches fall back to the reference."""
+    """Builds (first time) and runs the fused kernels (mixed sum, depthwise conv) against the reference, with the
+    check searches run (:func:`dmc.kernels.self_check.check_fused`); optional: searches fall back to the reference."""
     from dmc.kernels import native
     from dmc.kernels.self_check import TOLERANCE, check_fused
 
