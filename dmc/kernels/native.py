@@ -73,12 +73,13 @@ def is_loaded(device_type: str) -> bool:
 
 def load_for(x: torch.Tensor) -> None:
     """Loads the kernels of ``x``'s device type if there are any and they are not loaded yet (see :func:`load`)."""
+    if x.device.type in _loaded or x.device.type not in SOURCES:  # every call: the cheap test first
+        return
     # while torch.compile or a fake-tensor trace runs, only shapes flow: loading a library there would break the
     # trace, and the kernels are looked up when the traced graph runs on real tensors
     if torch.compiler.is_compiling() or is_fake(x):
         return
-    if x.device.type in SOURCES and x.device.type not in _loaded:
-        load(x.device.type)
+    load(x.device.type)
 
 
 def load(device_type: str, on_build: Callable[[str], None] | None = None) -> None:
