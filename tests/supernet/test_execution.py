@@ -134,37 +134,34 @@ def test_reference_kernels_are_the_default_of_a_bare_supernet():
     assert all(m.depthwise is FUSED.depthwise for m in convs)
 
 
-@pytest.mark.parametrize("channels_last", [False, True])
-def test_fused_kernels_give_the_reference_gradients_in_float64(channels_last):
-    """Every S0 candidate (separable and dilated 3x3/5x5, pools, skip) in a three-cell supernet: the fused mixed sums
-    and ReLU-depthwise convs give the reference's loss and gradients, alphas included, within float64 rounding."""
-    torch.manual_seed(0)
-    reference = build_supernet(load_space("darts_s0").with_macro(channels=4, layers=3), 10, 3).double()
-    fused = copy.deepcopy(reference)
-    fused.set_kernels(FUSED)
-    fused.set_channels_last(channels_last)
-    gen = torch.Generator().manual_seed(1)
-    x = torch.randn(3, 3, 12, 12, generator=gen, dtype=torch.float64)
-    y = torch.randint(0, 10, (3,), generator=gen)
-    step = [step_grads(model, x, y) for model in (fused, reference)]
-    assert step[1][1]["alpha_normal"].abs().max() > 1e-6
-    assert_same_step(*step, tol=1e-10)
-
-
-def test_fused_kernels_give_the_reference_chain_gradients_in_float64(chain_spec):
-    """Inverted residuals with 3x3, 5x5 and 7x7 depthwise convs (the last two through the fused op), squeeze-excite
-    and group convs, strided and not: the fused chain supernet's loss and gradients are the reference's."""
-    candidates = ["mbconv_k3_e3", "mbconv_k5_e3_g2", "mbconv_k7_e6_se", "skip"]
-    space = load_space(chain_spec("fused_chain", candidates, candidates[:3]))
+def assert_fused_step_is_the_reference_in_float64(space, channels_last, image_size, alpha):
+    """The fused supernet's loss and gradients, alphas included, equal the reference's within float64 rounding."""
     torch.manual_seed(0)
     reference = build_supernet(space, 10, 3).double()
     fused = copy.deepcopy(reference)
     fused.set_kernels(FUSED)
-    fused.set_channels_last(True)
-    assert sum(m.depthwise is not None for m in fused.modules() if isinstance(m, MBConv)) == 2 * 4
+    fused.set_channels_last(channels_last)
     gen = torch.Generator().manual_seed(1)
-    x = torch.randn(3, 3, 16, 16, generator=gen, dtype=torch.float64)
+    x = torch.randn(3, 3, image_size, image_size, generator=gen, dtype=torch.float64)
     y = torch.randint(0, 10, (3,), generator=gen)
     step = [step_grads(model, x, y) for model in (fused, reference)]
-    assert step[1][1]["alpha_layers"].abs().max() > 1e-6
+    assert step[1][1][alpha].abs().max() > 1e-6
     assert_same_step(*step, tol=1e-10)
+    return fused
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_fused_kernels_give_the_reference_gradients_in_float64(channels_last):
+    """Every S0 candidate (separable and dilated 3x3/5x5, pools, skip) in a three-cell supernet, through the fused
+    mixed sums and ReLU-depthwise convs."""
+    space = load_space("darts_s0").with_macro(channels=4, layers=3)
+    assert_fused_step_is_the_reference_in_float64(space, channels_last, 12, "alpha_normal")
+
+
+def test_fused_kernels_give_the_reference_chain_gradients_in_float64(chain_spec):
+    """Inverted residuals with 3x3, 5x5 and 7x7 depthwise convs (the last two through the fused op), squeeze-excite
+    and group convs, strided and not."""
+    candidates = ["mbconv_k3_e3", "mbconv_k5_e3_g2", "mbconv_k7_e6_se", "skip"]
+    space = load_space(chain_spec("fused_chain", candidates, candidates[:3]))
+    fused = assert_fused_step_is_the_reference_in_float64(space, True, 16, "alpha_layers")
+    assert sum(m.depthwise is not None for m in fused.modules() if isinstance(m, MBConv)) == 2 * 4
