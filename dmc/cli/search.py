@@ -76,6 +76,9 @@ def search_command(
                                          help="Recompute mixed edges in backward: far less memory, some more time."),
     compile: bool = typer.Option(None, "--compile/--no-compile",
                                  help="torch.compile each mixed edge (first steps compile, later ones are faster)."),
+    hessian_every: int = typer.Option(None, help="Every N epochs, record the dominant eigenvalue of the validation "
+                                                 "loss's Hessian w.r.t. alpha (R-DARTS's indicator) [0: never]."),
+    hessian_samples: int = typer.Option(None, help="Validation images the Hessian is taken on [256]."),
 ) -> None:
     """Search an architecture with DARTS- (auxiliary skip with decaying beta)."""
     console = Console()
@@ -93,7 +96,8 @@ def search_command(
                      beta_schedule=beta_schedule, beta0=beta0, beta_start=beta_start, beta_stop=beta_stop,
                      beta_convention=beta_convention, beta_max_epoch=beta_max_epoch, seed=seed, device=device,
                      deterministic=deterministic, kernels=kernels, channels_last=channels_last,
-                     recompute_edges=recompute_edges, compile=compile)
+                     recompute_edges=recompute_edges, compile=compile, hessian_every=hessian_every,
+                     hessian_samples=hessian_samples)
     if config is not None:
         cfg = load_search_config(config, **overrides)
     else:

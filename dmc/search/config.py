@@ -60,14 +60,20 @@ class SearchConfig:
     deterministic: bool = False
     num_workers: int = 0
     kernels: str = "auto"
-    """Mixed-sum implementation: fused (compiled CPU/CUDA kernels), reference (eager PyTorch), or auto
-    (fused where it builds)."""
+    """Kernels of the mixed sums and depthwise convs: fused (compiled CPU/CUDA kernels), reference (eager
+    PyTorch), or auto (fused where they build and pass their check)."""
     channels_last: bool = True
     """Activations in channels-last memory format (faster convolutions on CPU)."""
     recompute_edges: bool = False
     """Mixed edges keep only their input and recompute the candidates in backward: less memory."""
     compile: bool = False
     """torch.compile each mixed edge (inductor; aot_eager on CUDA without Triton)."""
+    hessian_every: int = 0
+    """Every N epochs, the dominant eigenvalue of the Hessian of the validation loss w.r.t. alpha (0: never)."""
+    hessian_samples: int = 256
+    """Validation images (the first of the architecture half, in batches of batch_size) the Hessian is taken on."""
+    hessian_iterations: int = 20
+    """Most power-iteration steps per eigenvalue (it stops earlier at 1e-3 relative change)."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Free-form notes kept with the run (not used by the search)."""
 
@@ -96,6 +102,11 @@ class SearchConfig:
             (self.width is None or 0 < self.width <= 8, "width must be in (0, 8]"),
             (8 <= self.image_size <= MAX_INPUT_SIZE, f"image_size must be in 8..{MAX_INPUT_SIZE}"),
             (self.kernels in KERNEL_CHOICES, f"kernels must be one of {', '.join(KERNEL_CHOICES)}"),
+            (self.hessian_every >= 0, "hessian_every must be >= 0 (0: never)"),
+            (self.hessian_samples >= 1 and self.hessian_iterations >= 1,
+             "hessian_samples and hessian_iterations must be >= 1"),
+            (not (self.hessian_every and self.compile),
+             "hessian_every needs eager mixed edges (double backward): drop --compile or --hessian-every"),
         ]
         for ok, problem in checks:
             if not ok:

@@ -34,6 +34,7 @@ from dmc.runtime import (
 from dmc.search.architect import Architect
 from dmc.search.config import SearchConfig
 from dmc.search.derive_run import derive_run
+from dmc.search.hessian import hessian_eigenvalue
 from dmc.space import SearchSpace, load_space
 from dmc.supernet import Supernet, build_supernet, compile_backend, compile_edges
 from dmc.version import __version__
@@ -74,6 +75,7 @@ class _Run:
                        num_workers=config.num_workers, pin_memory=self.device.type == "cuda")
             for part, sampler in zip((order[:split], order[split:]), self.samplers)
         ]
+        self.hessian_subset = Subset(data.train, order[split:][: config.hessian_samples])
         self.model: Supernet = build_supernet(space, data.num_classes, data.in_channels).to(self.device)
         self.model.check_input_size(data.image_size, data.image_size)  # before any step, in one line
         self._configure_execution()
@@ -148,6 +150,20 @@ class _Run:
         """Loss and accuracy on the architecture (validation) half."""
         return evaluate(self.model, self.loaders[1], self.device)
 
+    def hessian_due(self, epoch: int) -> bool:
+        every = self.config.hessian_every
+        return every > 0 and ((epoch + 1) % every == 0 or epoch + 1 == self.config.epochs)
+
+    def hessian_eigenvalue(self) -> float:
+        """On the first ``hessian_samples`` images of the architecture half, augmented the same way at every call
+        (a fixed seed inside a forked RNG); RNG, BN statistics, mode and kernels untouched
+        (:func:`dmc.search.hessian.hessian_eigenvalue`)."""
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            torch.manual_seed(self.config.seed)
+            batches = [(x.to(self.device), y.to(self.device))
+                       for x, y in DataLoader(self.hessian_subset, batch_size=self.config.batch_size)]
+        return hessian_eigenvalue(self.model, batches, self.config.hessian_iterations, seed=self.config.seed)
+
 
 def _start(config: SearchConfig, folder: RunFolder, resume: bool) -> tuple[SearchConfig, SearchSpace]:
     if resume:
@@ -204,8 +220,11 @@ def _search(config: SearchConfig, folder: RunFolder, space: SearchSpace, resume:
                 "epoch": epoch, "beta": beta, "lr": lr, "train_loss": train_loss, "train_acc": train_acc,
                 "val_loss": val_loss, "val_acc": val_acc,
                 "alphas": {c: [w.tolist() for w in ws] for c, ws in run.model.edge_weights().items()},
-                "genotype": run.model.genotype().to_dict(), "seconds": time.perf_counter() - started,
+                "genotype": run.model.genotype().to_dict(),
             }
+            if run.hessian_due(epoch):
+                record["hessian_eigenvalue"] = run.hessian_eigenvalue()
+            record["seconds"] = time.perf_counter() - started
             run.scheduler.step()
             run.epoch = epoch + 1
             improved = val_acc > run.best_val_acc
@@ -224,8 +243,9 @@ def _search(config: SearchConfig, folder: RunFolder, space: SearchSpace, resume:
 
 def _log_tensorboard(writer, record: dict[str, Any]) -> None:
     epoch = record["epoch"]
-    for key in ("beta", "lr", "train_loss", "train_acc", "val_loss", "val_acc"):
-        writer.add_scalar(key, record[key], epoch)
+    for key in ("beta", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "hessian_eigenvalue"):
+        if key in record:
+            writer.add_scalar(key, record[key], epoch)
     for group, rows in record["alphas"].items():
         row = "layer" if group == "layers" else "edge"
         for e, weights in enumerate(rows):

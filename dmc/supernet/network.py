@@ -11,6 +11,7 @@ from dmc.chain_space import ChainSpace
 from dmc.derive import derive, edge_weights
 from dmc.genotype import Genotype
 from dmc.kernels import Kernels
+from dmc.kernels.select import REFERENCE
 from dmc.network import Cell, CellSlot, LayerSlot, MacroNetwork
 from dmc.ops.conv import DilConv
 from dmc.ops.mbconv import MBConv
@@ -51,6 +52,7 @@ class Supernet(MacroNetwork):
         self._beta_value = 1.0
         self.channels_last = False
         self.recompute_edges = False
+        self.kernels = REFERENCE
 
     def _search_cell(self, slot: CellSlot) -> Cell:
         space = self.space
@@ -101,6 +103,7 @@ class Supernet(MacroNetwork):
         the depthwise conv of every inverted residual with a 5x5 or 7x7 kernel (:func:`dmc.kernels.select_kernels`).
         The inverted residuals' 3x3 depthwise convs stay with oneDNN: with no ReLU to fold in, the fused op is slower
         there (``benchmarks/RESULTS.md``)."""
+        self.kernels = kernels
         for edge in self.mixed_edges():
             edge.mixed_sum = kernels.mixed_sum
         for module in self.modules():

@@ -1,5 +1,5 @@
-"""A search's history as pictures: each edge's (or chain layer's) softmax weights over epochs, and beta with
-the accuracies."""
+"""A search's history as pictures: each edge's (or chain layer's) softmax weights over epochs, beta with the
+accuracies, and (where tracked) the Hessian's dominant eigenvalue."""
 
 from __future__ import annotations
 
@@ -116,5 +116,29 @@ def plot_beta(history: list[dict[str, Any]], path: str | Path) -> Path:
     lines = ax.get_legend_handles_labels()[0] + acc.get_legend_handles_labels()[0]
     ax.legend(lines, [line.get_label() for line in lines], loc="center right", fontsize=8)
     ax.set_title("DARTS- auxiliary skip scale beta")
+    fig.tight_layout()
+    return save_figure(fig, path, dpi=110, tight=False)[0]
+
+
+def plot_hessian(history: list[dict[str, Any]], path: str | Path) -> Path | None:
+    """The dominant eigenvalue of the validation loss's Hessian w.r.t. alpha at the epochs it was tracked
+    (``--hessian-every``), with the validation accuracy; a PNG, or None if the run did not track it."""
+    tracked = [r for r in history if "hessian_eigenvalue" in r]
+    if not tracked:
+        return None
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    ax.plot([r["epoch"] for r in tracked], [r["hessian_eigenvalue"] for r in tracked], "o-", color="#d35400",
+            label="dominant eigenvalue")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("eigenvalue")
+    acc = ax.twinx()
+    acc.plot([r["epoch"] for r in history], _series(history, "val_acc", lambda r: r["val_acc"]), ":",
+             color="#2980b9", label="val acc")
+    acc.set_ylabel("accuracy")
+    acc.set_ylim(0, 1)
+    lines = ax.get_legend_handles_labels()[0] + acc.get_legend_handles_labels()[0]
+    ax.legend(lines, [line.get_label() for line in lines], loc="best", fontsize=8)
+    ax.set_title("Hessian of the validation loss w.r.t. alpha")
     fig.tight_layout()
     return save_figure(fig, path, dpi=110, tight=False)[0]
