@@ -101,3 +101,14 @@ def test_hessian_tracking_is_refused_with_compiled_edges():
 
     with pytest.raises(InvalidInputError, match="hessian_every needs eager mixed edges"):
         SearchConfig(space="tiny", hessian_every=1, compile=True).validate()
+
+
+def test_cli_tracks_every_n_epochs_and_refuses_compile(cli, tmp_path, toy_data):
+    run = tmp_path / "run"
+    result = cli("search", "tiny", "--dataset", toy_data, "--epochs", "3", "--batch-size", "8", "--channels", "4",
+                 "--layers", "3", "--hessian-every", "2", "--hessian-samples", "8", "--out", str(run))
+    assert result.exit_code == 0, result.output
+    history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
+    assert ["hessian_eigenvalue" in r for r in history] == [False, True, True]  # epoch 1, and the last
+    bad = cli("search", "tiny", "--hessian-every", "1", "--compile", "--out", str(tmp_path / "x"))
+    assert bad.exit_code == 2 and "hessian_every needs eager mixed edges" in bad.stderr
