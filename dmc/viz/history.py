@@ -108,16 +108,8 @@ def plot_beta(history: list[dict[str, Any]], path: str | Path) -> Path:
     ax.set_xlabel("epoch")
     ax.set_ylabel("beta")
     ax.set_ylim(-0.05, max(1.0, *betas) + 0.05)
-    acc = ax.twinx()
-    acc.plot(epochs, train_acc, "--", color="#27ae60", label="train acc")
-    acc.plot(epochs, val_acc, ":", color="#2980b9", label="val acc")
-    acc.set_ylabel("accuracy")
-    acc.set_ylim(0, 1)
-    lines = ax.get_legend_handles_labels()[0] + acc.get_legend_handles_labels()[0]
-    ax.legend(lines, [line.get_label() for line in lines], loc="center right", fontsize=8)
-    ax.set_title("DARTS- auxiliary skip scale beta")
-    fig.tight_layout()
-    return save_figure(fig, path, dpi=110, tight=False)[0]
+    curves = [(epochs, train_acc, "--", "#27ae60", "train acc"), (epochs, val_acc, ":", "#2980b9", "val acc")]
+    return _finish_with_accuracy(fig, ax, curves, "DARTS- auxiliary skip scale beta", "center right", path)
 
 
 def plot_hessian(history: list[dict[str, Any]], path: str | Path) -> Path | None:
@@ -132,13 +124,21 @@ def plot_hessian(history: list[dict[str, Any]], path: str | Path) -> Path | None
             label="dominant eigenvalue")
     ax.set_xlabel("epoch")
     ax.set_ylabel("eigenvalue")
+    val_acc = _series(history, "val_acc", lambda r: r["val_acc"])
+    curves = [([r["epoch"] for r in history], val_acc, ":", "#2980b9", "val acc")]
+    return _finish_with_accuracy(fig, ax, curves, "Hessian of the validation loss w.r.t. alpha", "best", path)
+
+
+def _finish_with_accuracy(fig, ax, curves, title: str, legend_at: str, path: str | Path) -> Path:
+    """Accuracy curves ``(epochs, values, style, colour, label)`` on a right-hand axis of ``ax``, one legend for
+    both axes and the title; saves the PNG."""
     acc = ax.twinx()
-    acc.plot([r["epoch"] for r in history], _series(history, "val_acc", lambda r: r["val_acc"]), ":",
-             color="#2980b9", label="val acc")
+    for epochs, values, style, color, label in curves:
+        acc.plot(epochs, values, style, color=color, label=label)
     acc.set_ylabel("accuracy")
     acc.set_ylim(0, 1)
     lines = ax.get_legend_handles_labels()[0] + acc.get_legend_handles_labels()[0]
-    ax.legend(lines, [line.get_label() for line in lines], loc="best", fontsize=8)
-    ax.set_title("Hessian of the validation loss w.r.t. alpha")
+    ax.legend(lines, [line.get_label() for line in lines], loc=legend_at, fontsize=8)
+    ax.set_title(title)
     fig.tight_layout()
     return save_figure(fig, path, dpi=110, tight=False)[0]
