@@ -1,16 +1,20 @@
-// Fused CPU kernels of dmc::depthwise_conv2d: y = depthwise_conv(relu(x) or x, w), square kernel, no bias,
-// and its backward (input and weight gradients) without ever storing relu(x).
+// CPU kernels of dmc::depthwise_conv2d: y = depthwise_conv(relu(x) or x, w), square kernel, no bias, and its
+// backward (input and weight gradients) without ever storing relu(x).
 //
-// Every kernel works on channels-last (N, H, W, C) data, where one tap of a depthwise convolution is a
-// contiguous run of channels. Channels go in blocks of one vector register (GCC vector extensions: 64 bytes, then
-// 32 and 16 bytes for the remainder, then single channels), built for the machine's own instruction set
-// (-march=native, see native.py). Each kernel walks one row at a time, tap by tap: for tap (kh, kw) the output
-// pixels ow in [lo, hi) read input pixels iw = ow * stride + kw * dilation - padding, a range computed once per
-// call, so the inner loops have no bounds checks and no divisions. The forward and the input gradient accumulate
-// into their own row (in L1); the input gradient adds each output row into the input row it came from (each input
-// row belongs to one thread: no atomics). The weight gradient sums each tap in registers over fixed chunks of rows
-// into per-chunk partials added in chunk order, so it does not depend on the number of threads. ReLU is applied
-// where x is read (forward, weight gradient) and as the mask x > 0 on the input gradient.
+// Only what measured faster than oneDNN at the search's shapes is this file's own (benchmarks/depthwise_op.py):
+// the weight gradient everywhere and the input gradient of dilated convolutions. The forward and the undilated
+// input gradient call oneDNN through aten on a ReLU computed inside the op (and dropped after it).
+//
+// The kernels work on channels-last (N, H, W, C) data, where one tap of a depthwise convolution is a contiguous
+// run of channels. Channels go in blocks of one vector register (GCC vector extensions: 64 bytes, then 32 and 16
+// bytes for the remainder, then single channels), built for the machine's own instruction set (-march=native, see
+// native.py). For tap (kh, kw) the output columns ow in [lo, hi) read input columns ow * stride + kw * dilation -
+// padding, a range computed once per call, so the inner loops have no bounds checks and no divisions.
+// - The input gradient is gathered, one residue class of the stride at a time, so that for each tap a block of
+//   kPixels input pixels reads consecutive gradient pixels; the block's sums stay in registers over all taps and
+//   each pixel is written once (no scatter, no atomics), masked by x > 0 for the ReLU.
+// - The weight gradient sums each tap in registers along a row, over fixed chunks of rows, into per-chunk partials
+//   added in chunk order: the result does not depend on the number of threads.
 
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
@@ -47,11 +51,8 @@ inline void store(T* p, const V& v) {
 }
 
 template <bool Relu, typename V>
-inline V input_value(V v) {
-  if constexpr (Relu) {
-    asm("" : "+v"(v));
-    return v > V{} ? v : V{};
-  }
+inline V input_value(const V& v) {
+  if constexpr (Relu) return v > V{} ? v : V{};
   return v;
 }
 
