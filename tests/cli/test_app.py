@@ -1,5 +1,8 @@
 """The root command: help, version, and the one-line error policy shared by every command."""
 
+import subprocess
+import sys
+
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -20,6 +23,14 @@ def test_version(cli):
     result = cli("--version")
     assert result.exit_code == 0
     assert result.output.strip() == f"dmc {__version__}"
+
+
+def test_python_dash_m_dmc_is_the_command():
+    """``python -m dmc``: what launchers that run modules (torchrun -m) call; errors keep the one-line policy."""
+    run = subprocess.run([sys.executable, "-m", "dmc", "--version"], capture_output=True, text=True)
+    assert run.returncode == 0 and run.stdout.strip() == f"dmc {__version__}"
+    bad = subprocess.run([sys.executable, "-m", "dmc", "search", "no_such_space"], capture_output=True, text=True)
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr and "no_such_space" in bad.stderr
 
 
 def _app_raising(exc: Exception) -> typer.Typer:
