@@ -72,7 +72,7 @@ struct Columns {
   }
 };
 
-// One tap of a row correlation: out[j] += w * f(in[(j * step + offset) * C]) for j in [lo, hi).
+// One tap of a gathered row: out[j] += w * in[(j + offset) * C] for j in [lo, hi).
 template <typename T>
 struct Tap {
   const T* w;
@@ -80,13 +80,11 @@ struct Tap {
   int64_t offset, lo, hi;
 };
 
-// out[j * out_step * C] = sum over taps of w * f(in[(j * in_step + offset) * C]) for j < count, one channel block
-// (f: ReLU on the forward's input, the identity on the gradient); with a mask, zero wherever mask <= 0 (the input
-// gradient's ReLU). Outputs every tap covers go in blocks of kPixels accumulated in registers; the few others
-// near the borders one at a time.
-template <bool Relu, typename V, typename T>
-void correlate_row(const std::vector<Tap<T>>& taps, int64_t in_step, int64_t C, int64_t count, T* out,
-                   int64_t out_step, const T* mask) {
+// out[j * out_step * C] = sum over taps of w * in[(j + offset) * C] for j < count, one channel block, set to zero
+// wherever mask <= 0 when a mask is given (the ReLU's backward). Outputs every tap covers go in blocks of kPixels
+// accumulated in registers; the few others near the borders one at a time.
+template <typename V, typename T>
+void gather_row(const std::vector<Tap<T>>& taps, int64_t C, int64_t count, T* out, int64_t out_step, const T* mask) {
   int64_t lo = 0, hi = count;
   for (const auto& t : taps) {
     lo = std::max(lo, t.lo);
@@ -100,7 +98,7 @@ void correlate_row(const std::vector<Tap<T>>& taps, int64_t in_step, int64_t C, 
   auto border = [&](int64_t j) {
     V acc{};
     for (const auto& t : taps)
-      if (j >= t.lo && j < t.hi) acc += load<V>(t.w) * input_value<Relu>(load<V>(t.in + (j * in_step + t.offset) * C));
+      if (j >= t.lo && j < t.hi) acc += load<V>(t.w) * load<V>(t.in + (j + t.offset) * C);
     finish(j, acc);
   };
   int64_t j = 0;
@@ -109,9 +107,9 @@ void correlate_row(const std::vector<Tap<T>>& taps, int64_t in_step, int64_t C, 
     V acc[kPixels] = {};
     for (const auto& t : taps) {
       const V w = load<V>(t.w);
-      const T* in = t.in + (j * in_step + t.offset) * C;
+      const T* in = t.in + (j + t.offset) * C;
 #pragma GCC unroll 8
-      for (int p = 0; p < kPixels; ++p) acc[p] += w * input_value<Relu>(load<V>(in + p * in_step * C));
+      for (int p = 0; p < kPixels; ++p) acc[p] += w * load<V>(in + p * C);
     }
 #pragma GCC unroll 8
     for (int p = 0; p < kPixels; ++p) finish(j + p, acc[p]);
@@ -141,7 +139,7 @@ void grad_input_row(const DepthwiseShape& s, const Columns& cols, const T* g, co
       }
     }
     const int64_t at = ((n * s.H + ih) * s.W + r) * s.C + c0;
-    correlate_row<false, V>(taps, 1, s.C, count, gx + at, s.stride, Relu ? x + at : static_cast<const T*>(nullptr));
+    gather_row<V>(taps, s.C, count, gx + at, s.stride, Relu ? x + at : static_cast<const T*>(nullptr));
   }
 }
 
