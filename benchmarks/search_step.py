@@ -258,6 +258,11 @@ def main() -> None:
         summarize_cells(results, rounds)
 
 
+def per_round_ratios(rounds: dict, name: str, baseline: str) -> list[float]:
+    """``name``'s step time over ``baseline``'s, round by round (the rounds interleave, so drift cancels)."""
+    return [t / b for t, b in zip(rounds[name], rounds[baseline])]
+
+
 def summarize_ratios(results: dict, rounds: dict, baseline: str) -> None:
     """Time (median, and the range of the per-round ratios) and memory of every row against ``baseline``."""
     if baseline not in results:
@@ -265,7 +270,7 @@ def summarize_ratios(results: dict, rounds: dict, baseline: str) -> None:
     base = results[baseline]
     print(f"ratios against {baseline!r} (time: median and range of the per-round ratios):")
     for name, r in results.items():
-        per_round = [t / b for t, b in zip(rounds[name], rounds[baseline])]
+        per_round = per_round_ratios(rounds, name, baseline)
         print(f"{name:>48}: time {statistics.median(per_round):.2f}x ({min(per_round):.2f}-{max(per_round):.2f})  "
               f"peak memory {r['peak_gib'] / base['peak_gib']:.2f}x  "
               f"step memory {r['step_gib'] / base['step_gib']:.2f}x")
@@ -278,7 +283,7 @@ def summarize_cells(results: dict, rounds: dict) -> None:
         return
 
     def ratio(name, baseline):
-        return statistics.median(t / b for t, b in zip(rounds[name], rounds[baseline]))
+        return statistics.median(per_round_ratios(rounds, name, baseline))
 
     paper = results["paper"]
     print(f"default ({default}): {1 / ratio(default, 'paper'):.2f}x faster than the paper's code (target >= 4x), "

@@ -7,6 +7,7 @@ resumes to the uninterrupted result.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -155,14 +156,19 @@ class _Run:
         return every > 0 and ((epoch + 1) % every == 0 or epoch + 1 == self.config.epochs)
 
     def hessian_eigenvalue(self) -> float:
-        """On the first ``hessian_samples`` images of the architecture half, augmented the same way at every call
-        (a fixed seed inside a forked RNG); RNG, BN statistics, mode and kernels untouched
+        """On :attr:`hessian_batches`; RNG, BN statistics, mode and kernels untouched
         (:func:`dmc.search.hessian.hessian_eigenvalue`)."""
+        return hessian_eigenvalue(self.model, self.hessian_batches, self.config.hessian_iterations,
+                                  seed=self.config.seed)
+
+    @functools.cached_property
+    def hessian_batches(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The first ``hessian_samples`` images of the architecture half, loaded (and augmented, with a fixed seed
+        inside a forked RNG) once per process: every measurement sees the same batches, a resumed run too."""
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             torch.manual_seed(self.config.seed)
-            batches = [(x.to(self.device), y.to(self.device))
-                       for x, y in DataLoader(self.hessian_subset, batch_size=self.config.batch_size)]
-        return hessian_eigenvalue(self.model, batches, self.config.hessian_iterations, seed=self.config.seed)
+            return [(x.to(self.device), y.to(self.device))
+                    for x, y in DataLoader(self.hessian_subset, batch_size=self.config.batch_size)]
 
 
 def _start(config: SearchConfig, folder: RunFolder, resume: bool) -> tuple[SearchConfig, SearchSpace]:

@@ -9,10 +9,14 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
+from dmc.errors import InvalidInputError
 from dmc.kernels.select import FUSED
+from dmc.runfolder import SEARCH_RUN
+from dmc.search import SearchConfig, search
 from dmc.search.hessian import hessian_eigenvalue
 from dmc.space import load_space
 from dmc.supernet import build_supernet
+from dmc.viz import visualize
 
 
 def tiny(seed=0):
@@ -74,9 +78,6 @@ def test_the_supernet_is_left_as_it_was():
 def test_a_search_records_the_eigenvalue_and_is_otherwise_unchanged(tmp_path, toy_data):
     """--hessian-every 1: one eigenvalue per epoch in history.jsonl and TensorBoard; the search itself (alphas,
     weights, genotype) is the one without tracking, bit for bit."""
-    from dmc.search import SearchConfig, search
-    from dmc.runfolder import SEARCH_RUN
-
     settings = dict(space="tiny", dataset=toy_data, epochs=2, batch_size=8, channels=4, layers=3, seed=0,
                     deterministic=True, hessian_samples=16, hessian_iterations=5)
     tracked = search(SearchConfig(**settings, hessian_every=1), tmp_path / "tracked")
@@ -89,16 +90,11 @@ def test_a_search_records_the_eigenvalue_and_is_otherwise_unchanged(tmp_path, to
     for name, value in states[1].items():
         assert torch.equal(states[0][name], value), name
     assert tracked.genotype == plain.genotype
-    from dmc.viz import visualize
-
     assert "hessian.png" in [p.name for p in visualize(tracked.run_dir, tmp_path / "viz")]
     assert "hessian.png" not in [p.name for p in visualize(plain.run_dir, tmp_path / "viz-plain")]
 
 
 def test_hessian_tracking_is_refused_with_compiled_edges():
-    from dmc.errors import InvalidInputError
-    from dmc.search import SearchConfig
-
     with pytest.raises(InvalidInputError, match="hessian_every needs eager mixed edges"):
         SearchConfig(space="tiny", hessian_every=1, compile=True).validate()
 
