@@ -176,14 +176,27 @@ def restoring(run_dir: str | Path, what: str):
         raise DamagedRunFile(f"{run_dir}: its checkpoint does not fit {what} ({type(exc).__name__})") from None
 
 
+def check_world_size(state: dict[str, Any], process, run_dir: str | Path) -> None:
+    """Refuses to resume a checkpoint on another number of processes than it was written on: its data order and
+    per-process random generators belong to that number."""
+    saved = state.get("world_size", 1)
+    if saved != process.world_size:
+        launch = "one process" if saved == 1 else f"{saved} processes (--nproc {saved}, or torchrun --nproc-per-node)"
+        raise InvalidInputError(f"{run_dir} was run on {saved} process(es), this resume on {process.world_size}",
+                                f"resume it on {launch}")
+
+
 def written(label: str) -> None:
     """Marks a run-folder write done: ``history.jsonl@E``, ``best.pt@E``, ``last.pt@E`` (end of epoch E),
     ``config.json``, ``genotype.json``, ``result.json``.
 
     Test hook: with ``DMC_TEST_KILL_AFTER=<label>`` in the environment the process SIGKILLs itself right
-    there, so the tests can prove that a kill after any write resumes to the uninterrupted result.
+    there, so the tests can prove that a kill after any write resumes to the uninterrupted result. The loops
+    also pass ``step@E.S`` after training step S of epoch E; ``rank<R>:<label>`` kills only process R of a
+    distributed run.
     """
-    if os.environ.get(KILL_AFTER_ENV) == label:
+    target = os.environ.get(KILL_AFTER_ENV)
+    if target is not None and target in (label, f"rank{os.environ.get('RANK', '0')}:{label}"):
         os.kill(os.getpid(), signal.SIGKILL)
 
 

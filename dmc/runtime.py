@@ -1,17 +1,16 @@
-"""Run-time plumbing shared by search and training: devices, seeding, RNG snapshots, resumable data order,
-evaluation, divergence."""
+"""Run-time plumbing shared by search and training: devices, seeding, RNG snapshots, evaluation, divergence."""
 
 from __future__ import annotations
 
 import math
 import random
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Sampler
 
 from dmc.errors import DmcError, InvalidInputError
 
@@ -31,23 +30,6 @@ def seed_everything(seed: int, deterministic: bool) -> None:
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(deterministic, warn_only=False)
     torch.backends.cudnn.benchmark = not deterministic
-
-
-class EpochPermutation(Sampler[int]):
-    """A fresh permutation per epoch that depends only on (seed, epoch): resumable data order."""
-
-    def __init__(self, n: int, seed: int):
-        self.n, self.seed, self.epoch = n, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __iter__(self):
-        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        return iter(torch.randperm(self.n, generator=generator).tolist())
-
-    def __len__(self) -> int:
-        return self.n
 
 
 def rng_state() -> dict[str, Any]:
@@ -75,8 +57,11 @@ def _tuples(value):
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, loader, device: torch.device) -> tuple[float, float]:
-    """Mean cross-entropy and top-1 accuracy of ``model`` (in eval mode) over ``loader``."""
+def evaluate(model: torch.nn.Module, loader, device: torch.device,
+             total: Callable[[list[float]], list[float]] = list) -> tuple[float, float]:
+    """Mean cross-entropy and top-1 accuracy of ``model`` (in eval mode) over ``loader``; ``total`` sums the
+    counts over the processes of a distributed run (:meth:`dmc.distributed.Distributed.sum`), each of which
+    evaluates its own share."""
     model.eval()
     total_loss, correct, seen = 0.0, 0, 0
     for x, y in loader:
@@ -85,6 +70,7 @@ def evaluate(model: torch.nn.Module, loader, device: torch.device) -> tuple[floa
         total_loss += F.cross_entropy(logits, y, reduction="sum").item()
         correct += (logits.argmax(1) == y).sum().item()
         seen += len(y)
+    total_loss, correct, seen = total([total_loss, correct, seen])
     return total_loss / max(seen, 1), correct / max(seen, 1)
 
 

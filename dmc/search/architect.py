@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import torch
 import torch.nn.functional as F
 
@@ -14,11 +16,15 @@ class Architect:
     ``order=1`` uses dL_val/dalpha at the current weights. ``order=2`` evaluates it at the weights
     after one virtual SGD step w' = w - lr * (momentum buffer + dL_train/dw + wd * w), and subtracts
     lr * (d2 L_train / dalpha dw) . dL_val/dw', approximated by finite differences (DARTS, eq. 7-8).
+
+    On several processes, ``average`` (:meth:`dmc.distributed.Distributed.average_`) makes every gradient the
+    step combines the mean over the processes, as one process would compute it on the global batch.
     """
 
     def __init__(self, model: Supernet, optimizer: torch.optim.Optimizer, order: int = 1,
-                 momentum: float = 0.9, weight_decay: float = 3e-4, fd_radius: float = 1e-2):
-        self.model, self.optimizer, self.order = model, optimizer, order
+                 momentum: float = 0.9, weight_decay: float = 3e-4, fd_radius: float = 1e-2,
+                 average: Callable[[Sequence[torch.Tensor]], None] = lambda tensors: None):
+        self.model, self.optimizer, self.order, self.average = model, optimizer, order, average
         self.momentum, self.weight_decay = momentum, weight_decay
         self.fd_radius = fd_radius
         """Finite-difference step, relative to ||dL_val/dw'|| (DARTS uses 0.01)."""
@@ -31,8 +37,10 @@ class Architect:
         arch = self.model.arch_parameters()
         if self.order == 1:
             self._loss(x_val, y_val).backward(inputs=arch)
+            self.average([p.grad for p in arch])
         else:
             grads = self._unrolled_grads(x_train, y_train, x_val, y_val, lr, w_optimizer)
+            self.average(grads)
             for p, g in zip(arch, grads):
                 p.grad = g
         self.optimizer.step()
@@ -46,6 +54,7 @@ class Architect:
         with torch.enable_grad():
             g_train = torch.autograd.grad(self._loss(x_train, y_train), weights)
         with torch.no_grad():
+            self.average(g_train)
             step = []
             for w, g in zip(weights, g_train):
                 buf = w_optimizer.state.get(w, {}).get("momentum_buffer")
@@ -57,6 +66,7 @@ class Architect:
             grads = torch.autograd.grad(self._loss(x_val, y_val), arch + weights)
         d_alpha, d_w = list(grads[: len(arch)]), [g.detach() for g in grads[len(arch):]]
         with torch.no_grad():
+            self.average(d_w)
             torch._foreach_copy_(weights, original)
         # Hessian-vector product by central differences around w, radius fd_radius / ||dL_val/dw'||
         r = self.fd_radius / torch.cat([g.flatten() for g in d_w]).norm().clamp_min(1e-12).item()

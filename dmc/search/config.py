@@ -68,6 +68,9 @@ class SearchConfig:
     """Mixed edges keep only their input and recompute the candidates in backward: less memory."""
     compile: bool = False
     """torch.compile each mixed edge (inductor; aot_eager on CUDA without Triton)."""
+    sync_bn: bool = False
+    """Distributed runs: batch-norm statistics over the global batch (:class:`dmc.distributed.SyncBatchNorm2d`)
+    instead of each process's share."""
     hessian_every: int = 0
     """Every N epochs, the dominant eigenvalue of the Hessian of the validation loss w.r.t. alpha (0: never)."""
     hessian_samples: int = 256

@@ -9,7 +9,7 @@ recomputation setting, and the global RNG.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -18,7 +18,8 @@ from dmc.kernels.select import REFERENCE
 
 
 def hessian_eigenvalue(model, batches: Sequence[tuple[torch.Tensor, torch.Tensor]], iterations: int = 20,
-                       tolerance: float = 1e-3, seed: int = 0) -> float:
+                       tolerance: float = 1e-3, seed: int = 0,
+                       average: Callable[[Sequence[torch.Tensor]], None] = lambda tensors: None) -> float:
     """The eigenvalue of largest magnitude of the Hessian of the mean cross-entropy over ``batches`` (each
     ``(x, y)``, already on the model's device) with respect to every alpha of the supernet ``model``.
 
@@ -26,6 +27,9 @@ def hessian_eigenvalue(model, batches: Sequence[tuple[torch.Tensor, torch.Tensor
     iteration from a seeded random direction stops after ``iterations`` products or when the Rayleigh quotient
     changes by at most ``tolerance`` (relative). The fused kernels have no double backward, so the products run
     through the reference kernels (same math), without edge recomputation.
+
+    In a distributed run every process calls this on the same batches; ``average``
+    (:meth:`dmc.distributed.Distributed.average_`) averages each product so all of them iterate in lockstep.
     """
     alphas = model.arch_parameters()
     buffers = {name: b.clone() for name, b in model.named_buffers()}
@@ -41,6 +45,7 @@ def hessian_eigenvalue(model, batches: Sequence[tuple[torch.Tensor, torch.Tensor
             eigenvalue = 0.0
             for i in range(iterations):
                 hv = _hessian_vector_product(model, alphas, batches, v)
+                average(hv)
                 previous, eigenvalue = eigenvalue, sum((a * b).sum() for a, b in zip(v, hv)).item()
                 v = _normalized(hv)
                 if i > 0 and abs(eigenvalue - previous) <= tolerance * abs(eigenvalue):

@@ -19,15 +19,14 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 
 from dmc.data import load_dataset
+from dmc.distributed import Distributed, ShardedBatches, convert_sync_batchnorm, distributed
 from dmc.errors import InvalidInputError
 from dmc.genotype import Genotype
 from dmc.kernels import select_kernels
-from dmc.runfolder import SEARCH_RUN, RunFolder, restoring
+from dmc.runfolder import SEARCH_RUN, RunFolder, check_world_size, restoring, written
 from dmc.runtime import (
-    EpochPermutation,
     check_finite,
     evaluate,
-    resolve_device,
     restore_rng_state,
     rng_state,
     seed_everything,
@@ -57,10 +56,11 @@ class SearchResult:
 class _Run:
     """State of one search run; :func:`search` drives it."""
 
-    def __init__(self, config: SearchConfig, run_dir: Path, space: SearchSpace, on_event: EventHandler | None):
-        self.config, self.run_dir, self.space = config, run_dir, space
+    def __init__(self, config: SearchConfig, run_dir: Path, space: SearchSpace, on_event: EventHandler | None,
+                 process: Distributed):
+        self.config, self.run_dir, self.space, self.process = config, run_dir, space, process
         self.on_event = on_event or (lambda kind, **info: None)
-        self.device = resolve_device(config.device)
+        self.device = process.device
         seed_everything(config.seed, config.deterministic)
 
         data = load_dataset(config.dataset, config.data_root, augment=config.augment, image_size=config.image_size)
@@ -70,22 +70,30 @@ class _Run:
         if split < 1 or split >= len(order):
             raise InvalidInputError(f"train_portion {config.train_portion} leaves an empty half of "
                                     f"{len(order)} training images")
-        self.samplers = [EpochPermutation(split, config.seed), EpochPermutation(len(order) - split, config.seed + 1)]
-        self.loaders = [
-            DataLoader(Subset(data.train, part), batch_size=config.batch_size, sampler=sampler,
-                       num_workers=config.num_workers, pin_memory=self.device.type == "cuda")
-            for part, sampler in zip((order[:split], order[split:]), self.samplers)
-        ]
+        halves = (order[:split], order[split:])
+        self.samplers = [ShardedBatches(len(part), config.batch_size, config.seed + i, process.rank,
+                                        process.world_size) for i, part in enumerate(halves)]
+        self.loaders = [DataLoader(Subset(data.train, part), batch_sampler=sampler, num_workers=config.num_workers,
+                                   pin_memory=self.device.type == "cuda")
+                        for part, sampler in zip(halves, self.samplers)]
         self.hessian_subset = Subset(data.train, order[split:][: config.hessian_samples])
         self.model: Supernet = build_supernet(space, data.num_classes, data.in_channels).to(self.device)
         self.model.check_input_size(data.image_size, data.image_size)  # before any step, in one line
+        if config.sync_bn and process.active:
+            convert_sync_batchnorm(self.model)
         self._configure_execution()
+        process.broadcast_(self.model.arch_parameters())
+        self.trained = process.data_parallel(self.model, ignore=[f"alpha_{g}" for g in space.alpha_groups])
+        """The forward of the weight step: the supernet, wrapped in DDP on several processes."""
+        if process.active:  # independent augmentation draws per process (the model above is the same everywhere)
+            seed_everything(config.seed + 7919 * process.rank, config.deterministic)
         self.w_opt = torch.optim.SGD(self.model.weight_parameters(), config.lr, momentum=config.momentum,
                                      weight_decay=config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.w_opt, config.epochs, eta_min=config.lr_min)
         self.a_opt = torch.optim.Adam(self.model.arch_parameters(), config.arch_lr, betas=tuple(config.arch_betas),
                                       weight_decay=config.arch_weight_decay)
-        self.architect = Architect(self.model, self.a_opt, config.order, config.momentum, config.weight_decay)
+        self.architect = Architect(self.model, self.a_opt, config.order, config.momentum, config.weight_decay,
+                                   average=process.average_)
         self.epoch, self.best_val_acc, self.best_epoch = 0, -1.0, -1
 
     def _configure_execution(self) -> None:
@@ -104,26 +112,34 @@ class _Run:
 
     # ------------------------------------------------------------------------------- state
     def state(self) -> dict[str, Any]:
-        return {"epoch": self.epoch, "model": self.model.state_dict(), "w_opt": self.w_opt.state_dict(),
-                "a_opt": self.a_opt.state_dict(), "scheduler": self.scheduler.state_dict(), "rng": rng_state(),
-                "best_val_acc": self.best_val_acc, "best_epoch": self.best_epoch,
-                "space_hash": self.space.content_hash, "config": self.config.to_dict(), "dmc_version": __version__}
+        """The checkpoint (called on every process: it gathers their random generators)."""
+        rngs = self.process.gather_objects(rng_state())
+        state = {"epoch": self.epoch, "model": self.model.state_dict(), "w_opt": self.w_opt.state_dict(),
+                 "a_opt": self.a_opt.state_dict(), "scheduler": self.scheduler.state_dict(), "rng": rngs[0],
+                 "world_size": self.process.world_size, "best_val_acc": self.best_val_acc,
+                 "best_epoch": self.best_epoch, "space_hash": self.space.content_hash,
+                 "config": self.config.to_dict(), "dmc_version": __version__}
+        if self.process.active:
+            state["rng_ranks"] = rngs
+        return state
 
     def load_state(self, state: dict[str, Any]) -> None:
         if state.get("space_hash") != self.space.content_hash:
             raise InvalidInputError(f"{self.run_dir}: the checkpoint was searched in another space",
                                     "resume with the run folder's own space.yaml")
+        check_world_size(state, self.process, self.run_dir)
         with restoring(self.run_dir, "this supernet"):
             self.model.load_state_dict(state["model"])
             self.w_opt.load_state_dict(state["w_opt"])
             self.a_opt.load_state_dict(state["a_opt"])
             self.scheduler.load_state_dict(state["scheduler"])
-            restore_rng_state(state["rng"])
+            restore_rng_state(state["rng_ranks"][self.process.rank] if self.process.active else state["rng"])
             self.best_val_acc = float(state["best_val_acc"])
         self.epoch, self.best_epoch = state["epoch"], state["best_epoch"]
 
     # ------------------------------------------------------------------------------- epochs
     def train_epoch(self, lr: float) -> tuple[float, float]:
+        """Mean loss and accuracy over the epoch's training batches (of every process)."""
         self.model.train()
         for sampler in self.samplers:
             sampler.set_epoch(self.epoch)
@@ -135,7 +151,7 @@ class _Run:
             x_val, y_val = x_val.to(self.device, non_blocking=True), y_val.to(self.device, non_blocking=True)
             self.architect.step(x, y, x_val, y_val, lr, self.w_opt)  # alpha on the validation half
             self.w_opt.zero_grad(set_to_none=True)
-            logits = self.model(x)  # (B, classes)
+            logits = self.trained(x)  # (B, classes)
             loss = F.cross_entropy(logits, y)
             loss.backward(inputs=self.model.weight_parameters())
             torch.nn.utils.clip_grad_norm_(self.model.weight_parameters(), self.config.grad_clip)
@@ -145,11 +161,14 @@ class _Run:
             correct += (logits.argmax(1) == y).sum().item()
             seen += len(y)
             self.on_event("step", epoch=self.epoch, step=step + 1, steps=steps, loss=value)
+            written(f"step@{self.epoch}.{step + 1}")
+        total_loss, correct, seen = self.process.sum([total_loss, correct, seen])
         return total_loss / max(seen, 1), correct / max(seen, 1)
 
     def evaluate(self) -> tuple[float, float]:
-        """Loss and accuracy on the architecture (validation) half."""
-        return evaluate(self.model, self.loaders[1], self.device)
+        """Loss and accuracy on the architecture (validation) half, with rank 0's batch-norm statistics."""
+        self.process.broadcast_buffers(self.model)
+        return evaluate(self.model, self.loaders[1], self.device, self.process.sum)
 
     def hessian_due(self, epoch: int) -> bool:
         every = self.config.hessian_every
@@ -159,7 +178,7 @@ class _Run:
         """On :attr:`hessian_batches`; RNG, BN statistics, mode and kernels untouched
         (:func:`dmc.search.hessian.hessian_eigenvalue`)."""
         return hessian_eigenvalue(self.model, self.hessian_batches, self.config.hessian_iterations,
-                                  seed=self.config.seed)
+                                  seed=self.config.seed, average=self.process.average_)
 
     @functools.cached_property
     def hessian_batches(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -188,31 +207,37 @@ def search(config: SearchConfig, run_dir: str | Path, resume: bool = False,
 
     A resumed run reproduces the uninterrupted one: the checkpoint holds the weights, alphas, both
     optimisers, the LR scheduler and every RNG, and the data order depends only on (seed, epoch).
+
+    Launched on several processes (torchrun, a Slurm step, ``dmc search --nproc``), every process calls this:
+    they search together (:mod:`dmc.distributed`), rank 0 writes the run folder and gets the events, and every
+    process returns the same result.
     """
     folder = RunFolder(run_dir, SEARCH_RUN)
-    config, space = _start(config, folder, resume)
     deterministic_before = torch.are_deterministic_algorithms_enabled()
-    try:
-        return _search(config, folder, space, resume, on_event)
-    finally:
-        torch.use_deterministic_algorithms(deterministic_before)
+    with distributed() as process:
+        config, space = process.on_main(lambda: _start(config, folder, resume))
+        process = process.with_device(config.device)
+        try:
+            return _search(config, folder, space, resume, on_event if process.is_main else None, process)
+        finally:
+            torch.use_deterministic_algorithms(deterministic_before)
 
 
 def _search(config: SearchConfig, folder: RunFolder, space: SearchSpace, resume: bool,
-            on_event: EventHandler | None) -> SearchResult:
+            on_event: EventHandler | None, process: Distributed) -> SearchResult:
     from torch.utils.tensorboard import SummaryWriter
 
     run_dir = folder.path
-    run = _Run(config, run_dir, space, on_event)
-    state = folder.resume_state() if resume else None
+    run = _Run(config, run_dir, space, on_event, process)
+    state = process.on_main(folder.resume_state) if resume else None
     if state is not None:
         run.load_state(state)
-    folder.keep_history(run.epoch)
-    folder.write_config({"config": config.to_dict(), "space": space.name, "space_hash": space.content_hash,
-                         "dataset": run.data.describe(), "device": str(run.device), "kernels": run.kernels,
-                         "compile_backend": run.compile_backend, "dmc_version": __version__})
+    process.on_main(lambda: (folder.keep_history(run.epoch), folder.write_config({
+        "config": config.to_dict(), "space": space.name, "space_hash": space.content_hash,
+        "dataset": run.data.describe(), "device": str(run.device), "world_size": process.world_size,
+        "kernels": run.kernels, "compile_backend": run.compile_backend, "dmc_version": __version__})))
 
-    writer = SummaryWriter(str(run_dir / "tb"), purge_step=run.epoch)
+    writer = SummaryWriter(str(run_dir / "tb"), purge_step=run.epoch) if process.is_main else None
     try:
         while run.epoch < config.epochs:
             epoch, started = run.epoch, time.perf_counter()
@@ -236,15 +261,21 @@ def _search(config: SearchConfig, folder: RunFolder, space: SearchSpace, resume:
             improved = val_acc > run.best_val_acc
             if improved:
                 run.best_val_acc, run.best_epoch = val_acc, epoch
-            folder.end_epoch(epoch, record, run.state(), improved)
-            _log_tensorboard(writer, record)
+            state = run.state()
+            process.on_main(lambda: folder.end_epoch(epoch, record, state, improved))
+            if writer is not None:
+                _log_tensorboard(writer, record)
             run.on_event("epoch_end", record=record)
     finally:
-        writer.close()
+        if writer is not None:
+            writer.close()
 
-    genotype = derive_run(run_dir, "best")
-    folder.write_result("genotype.json", genotype.save)
-    return SearchResult(run_dir, run.best_epoch, run.best_val_acc, genotype)
+    def derive_and_write() -> Genotype:
+        genotype = derive_run(run_dir, "best")
+        folder.write_result("genotype.json", genotype.save)
+        return genotype
+
+    return SearchResult(run_dir, run.best_epoch, run.best_val_acc, process.on_main(derive_and_write))
 
 
 def _log_tensorboard(writer, record: dict[str, Any]) -> None:

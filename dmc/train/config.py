@@ -108,6 +108,9 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     deterministic: bool = False
+    sync_bn: bool = False
+    """Distributed runs: batch-norm statistics over the global batch (:class:`dmc.distributed.SyncBatchNorm2d`)
+    instead of each process's share."""
     num_workers: int = 0
 
     @classmethod

@@ -40,15 +40,14 @@ from dmc.compiler import (
 from dmc.compiler.saved import network_record
 from dmc.data import DataBundle, load_dataset
 from dmc.data.cutout import CutoutDataset
+from dmc.distributed import Distributed, ShardedBatches, convert_sync_batchnorm, distributed
 from dmc.errors import InvalidInputError
 from dmc.genotype import Genotype
 from dmc.io import atomic_write_text
-from dmc.runfolder import TRAIN_RUN, DamagedRunFile, RunFolder, restoring
+from dmc.runfolder import TRAIN_RUN, DamagedRunFile, RunFolder, check_world_size, restoring, written
 from dmc.runtime import (
-    EpochPermutation,
     check_finite,
     evaluate,
-    resolve_device,
     restore_rng_state,
     rng_state,
     seed_everything,
@@ -91,29 +90,38 @@ def train(source: Genotype | CompiledNetwork | str | Path | None, config: TrainC
     otherwise), or a compiled network or network file (`dmc compile`, `dmc train`): then that network, weights
     included, is what trains, and the config's build settings are not used; its classes and input channels
     must be the dataset's. Its starting weights are kept in the run folder as ``init.pt``.
+
+    Launched on several processes (torchrun, a Slurm step, ``dmc train --nproc``), every process calls this: they
+    train together with DDP (:mod:`dmc.distributed`), rank 0 writes the run folder and gets the events.
     """
     folder = RunFolder(run_dir, TRAIN_RUN)
-    on_event = on_event or (lambda kind, **info: None)
-    init = None
-    if resume:
-        genotype, config, state, init = _resume(folder)
-    else:
-        config.validate()
-        if isinstance(source, (str, Path)):
-            source = load_network(source)
-        if isinstance(source, CompiledNetwork):
-            genotype, init = source.genotype, source
-        else:
-            genotype = source
-        folder.claim()
-        if init is not None:
-            save_network(init, folder.init)
-        state = None
     deterministic_before = torch.are_deterministic_algorithms_enabled()
-    try:
-        return _train(genotype, config, folder, state, on_event, init)
-    finally:
-        torch.use_deterministic_algorithms(deterministic_before)
+    with distributed() as process:
+        genotype, config, state, init = process.on_main(lambda: _start(source, config, folder, resume))
+        process = process.with_device(config.device)
+        try:
+            return _train(genotype, config, folder, state, (on_event if process.is_main else None) or _ignore,
+                          init, process)
+        finally:
+            torch.use_deterministic_algorithms(deterministic_before)
+
+
+def _ignore(kind: str, **info) -> None:
+    pass
+
+
+def _start(source, config: TrainConfig, folder: RunFolder, resume: bool):
+    """(genotype, settings, checkpoint state or None, starting network or None) of the run, its folder claimed."""
+    if resume:
+        return _resume(folder)
+    config.validate()
+    if isinstance(source, (str, Path)):
+        source = load_network(source)
+    genotype, init = (source.genotype, source) if isinstance(source, CompiledNetwork) else (source, None)
+    folder.claim()
+    if init is not None:
+        save_network(init, folder.init)
+    return genotype, config, None, init
 
 
 def _resume(folder: RunFolder) -> tuple[Genotype, TrainConfig, dict[str, Any] | None, CompiledNetwork | None]:
@@ -200,20 +208,20 @@ def _splits(config: TrainConfig, data: DataBundle) -> tuple[Dataset, Dataset | N
 
 
 def _train(genotype: Genotype, config: TrainConfig, folder: RunFolder, state, on_event,
-           init: CompiledNetwork | None) -> TrainResult:
+           init: CompiledNetwork | None, process: Distributed) -> TrainResult:
     from torch.utils.tensorboard import SummaryWriter
 
     run_dir = folder.path
-    device = resolve_device(config.device)
+    device = process.device
     seed_everything(config.seed, config.deterministic)
     data = _load(config, augment=config.augment)
     train_images, val_images = _splits(config, data)
     train_set = CutoutDataset(train_images, config.cutout) if config.cutout > 0 else train_images
-    sampler = EpochPermutation(len(train_set), config.seed)
-    train_loader = DataLoader(train_set, config.batch_size, sampler=sampler, num_workers=config.num_workers,
+    sampler = ShardedBatches(len(train_set), config.batch_size, config.seed, process.rank, process.world_size)
+    train_loader = DataLoader(train_set, batch_sampler=sampler, num_workers=config.num_workers,
                               pin_memory=device.type == "cuda")
-    test_loader = DataLoader(data.test, config.batch_size * 2, num_workers=config.num_workers)
-    val_loader = None if val_images is None else DataLoader(val_images, config.batch_size * 2,
+    test_loader = DataLoader(process.shard(data.test), config.batch_size * 2, num_workers=config.num_workers)
+    val_loader = None if val_images is None else DataLoader(process.shard(val_images), config.batch_size * 2,
                                                             num_workers=config.num_workers)
 
     if init is None:
@@ -229,15 +237,21 @@ def _train(genotype: Genotype, config: TrainConfig, folder: RunFolder, state, on
                 "genotype")
     model.check_input_size(data.image_size, data.image_size)
     _check_auxiliary_head(model, data, device)
+    if config.sync_bn and process.active:
+        convert_sync_batchnorm(model)
     ema = WeightEMA(model, config.ema_decay) if config.ema_decay > 0 else None
     evaluated = model if ema is None else ema.network  # what validation, test and the checkpoints' network are
     if config.dropout > 0:
         add_classifier_dropout(model, config.dropout)
     optimizer = build_optimizer(model, config)
     scheduler = build_scheduler(optimizer, config, len(train_loader))
+    trained = process.data_parallel(model)
+    if process.active:  # independent augmentation, cutout and drop-path draws per process; same model everywhere
+        seed_everything(config.seed + 7919 * process.rank, config.deterministic)
     epoch, test_acc = 0, -1.0
     best = {"best_epoch": -1, "best_val_acc": -1.0, "best_test_acc": -1.0}
     if state is not None:
+        check_world_size(state, process, run_dir)
         with restoring(run_dir, "its own network"):
             model.load_state_dict(state["model"] if ema is None else state["train_model"])
             if ema is not None:
@@ -245,16 +259,17 @@ def _train(genotype: Genotype, config: TrainConfig, folder: RunFolder, state, on
                 ema.load_state_dict(state["ema"])
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
-            restore_rng_state(state["rng"])
+            restore_rng_state(state["rng_ranks"][process.rank] if process.active else state["rng"])
             best = {key: state[key] for key in best}
             test_acc = float(state["test_acc"])
         epoch = state["epoch"]
-    folder.keep_history(epoch)
     data_info = {**data.describe(), "validation": 0 if val_images is None else len(val_images)}
-    folder.write_config({"config": config.to_dict(), "genotype": genotype.to_dict(), "build_args": args.to_dict(),
-                         "dataset": data_info, "device": str(device), "dmc_version": __version__})
+    process.on_main(lambda: (folder.keep_history(epoch), folder.write_config({
+        "config": config.to_dict(), "genotype": genotype.to_dict(), "build_args": args.to_dict(),
+        "dataset": data_info, "device": str(device), "world_size": process.world_size,
+        "dmc_version": __version__})))
 
-    writer = SummaryWriter(str(run_dir / "tb"), purge_step=epoch)
+    writer = SummaryWriter(str(run_dir / "tb"), purge_step=epoch) if process.is_main else None
     try:
         while epoch < config.epochs:
             started = time.perf_counter()
@@ -267,7 +282,7 @@ def _train(genotype: Genotype, config: TrainConfig, folder: RunFolder, state, on
             for step, (x, y) in enumerate(train_loader):
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
                 optimizer.zero_grad(set_to_none=True)
-                loss, logits = training_loss(model(x), y, config)
+                loss, logits = training_loss(trained(x), y, config)
                 value = check_finite(loss.item(), "the training loss", epoch, step + 1, run_dir)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
@@ -280,12 +295,17 @@ def _train(genotype: Genotype, config: TrainConfig, folder: RunFolder, state, on
                 correct += (logits.argmax(1) == y).sum().item()
                 seen += len(y)
                 on_event("step", epoch=epoch, step=step + 1, steps=len(train_loader), loss=value)
+                written(f"step@{epoch}.{step + 1}")
+            total, correct, seen = process.sum([total, correct, seen])
             record = {"epoch": epoch, "lr": lr, "drop_path": model.drop_path_prob, "train_loss": total / seen,
                       "train_acc": correct / seen}
+            process.broadcast_buffers(model)  # rank 0's batch-norm statistics: one network everywhere
+            if ema is not None:
+                process.broadcast_buffers(evaluated)
             if val_loader is not None:
-                record["val_loss"], record["val_acc"] = evaluate(evaluated, val_loader, device)
+                record["val_loss"], record["val_acc"] = evaluate(evaluated, val_loader, device, process.sum)
                 check_finite(record["val_loss"], "the validation loss", epoch, None, run_dir)
-            record["test_loss"], record["test_acc"] = evaluate(evaluated, test_loader, device)
+            record["test_loss"], record["test_acc"] = evaluate(evaluated, test_loader, device, process.sum)
             check_finite(record["test_loss"], "the test loss", epoch, None, run_dir)
             record["seconds"] = time.perf_counter() - started
             test_acc = record["test_acc"]
@@ -296,25 +316,31 @@ def _train(genotype: Genotype, config: TrainConfig, folder: RunFolder, state, on
             if improved:
                 best = {"best_epoch": epoch - 1, "best_val_acc": record.get("val_acc", -1.0),
                         "best_test_acc": test_acc}
+            rngs = process.gather_objects(rng_state())
             checkpoint = {**network_record(evaluated), "optimizer": optimizer.state_dict(),
-                          "scheduler": scheduler.state_dict(), "rng": rng_state(), "epoch": epoch,
-                          "test_acc": test_acc, **best, "config": config.to_dict(), "data": data_info}
+                          "scheduler": scheduler.state_dict(), "rng": rngs[0], "world_size": process.world_size,
+                          "epoch": epoch, "test_acc": test_acc, **best, "config": config.to_dict(), "data": data_info}
+            if process.active:
+                checkpoint["rng_ranks"] = rngs
             if ema is not None:
                 checkpoint.update(train_model=model.state_dict(), ema=ema.state_dict())
-            folder.end_epoch(epoch - 1, record, checkpoint, improved)
-            for key in ("lr", "drop_path", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc"):
-                if key in record:
-                    writer.add_scalar(key, record[key], record["epoch"])
-            writer.flush()
+            process.on_main(lambda: folder.end_epoch(epoch - 1, record, checkpoint, improved))
+            if writer is not None:
+                for key in ("lr", "drop_path", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss",
+                            "test_acc"):
+                    if key in record:
+                        writer.add_scalar(key, record[key], record["epoch"])
+                writer.flush()
             on_event("epoch_end", record=record)
     finally:
-        writer.close()
+        if writer is not None:
+            writer.close()
     best_val_acc = best["best_val_acc"] if val_loader is not None else None
     result = TrainResult(run_dir, test_acc, best["best_test_acc"], best["best_epoch"], model.num_parameters(),
                          best_val_acc)
     summary = {"test_acc": result.test_acc, "best_epoch": result.best_epoch, "best_val_acc": best_val_acc,
                "best_test_acc": result.best_test_acc, "val_portion": config.val_portion,
                "parameters": result.parameters, "epochs": config.epochs}
-    folder.write_result("result.json", lambda path: atomic_write_text(
-        path, json.dumps(summary, indent=2, allow_nan=False) + "\n"))
+    process.on_main(lambda: folder.write_result("result.json", lambda path: atomic_write_text(
+        path, json.dumps(summary, indent=2, allow_nan=False) + "\n")))
     return result
