@@ -16,10 +16,12 @@ from dmc.detection.detector_checkpoints import (
     check_checkpoint_fits,
     read_detector_checkpoint,
 )
+import torch
 from mmengine.config import Config
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
+from dmc.distributed import join
 from dmc.errors import InvalidInputError
 from dmc.outputs import same_file
 
@@ -47,6 +49,8 @@ def build_runner(config: str | Path | dict | Config, work_dir: str | Path | None
     """
     cfg = load_config(config)
     cfg.launcher = launcher
+    if launcher != "none" and not torch.cuda.is_available():
+        _join_on_cpus(cfg)
     if work_dir is not None:
         cfg.work_dir = str(work_dir)
     if not cfg.get("work_dir"):
@@ -64,6 +68,17 @@ def build_runner(config: str | Path | dict | Config, work_dir: str | Path | None
     if weights is not None:
         check_checkpoint_fits(_unwrapped(runner), weights, resume)
     return runner
+
+
+def _join_on_cpus(cfg: Config) -> None:
+    """mmengine's launchers assume one GPU per process (they call ``torch.cuda.set_device`` and NCCL): without GPUs,
+    the processes of a torchrun or Slurm run join over gloo here, and the detector is wrapped in DDP without
+    device ids."""
+    if not join().active:
+        raise InvalidInputError(f"--launcher {cfg.launcher}: this process was not started by a distributed launcher",
+                                "run it under torchrun (or srun), or use --launcher none")
+    cfg.model_wrapper_cfg = dict(type="MMDistributedDataParallel", device_ids=None, broadcast_buffers=False,
+                                 find_unused_parameters=cfg.get("find_unused_parameters", False))
 
 
 def _unwrapped(runner: Runner):

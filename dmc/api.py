@@ -27,6 +27,7 @@ from dmc.compiler.source import (
 from dmc.data import DataBundle, load_dataset
 from dmc.data.detection_demo import DemoSpec, write_detection_demo
 from dmc.derive import derive
+from dmc.distributed import is_main_process, launch_environment, launch_local
 from dmc.doctor import diagnose
 from dmc.genotype import Genotype, load_genotype, published_genotypes
 from dmc.limits import MAX_INPUT_SIZE
@@ -53,7 +54,8 @@ from dmc.viz import visualize
 __all__ = ["CONVENTIONS", "MAX_INPUT_SIZE", "SCHEDULES", "STYLES", "__version__", "BetaSchedule", "BuildArgs",
            "ChainGenotype", "ChainSpace", "CompiledNetwork", "DataBundle", "DemoSpec", "Genotype", "Profile", "SearchConfig", "SearchResult",
            "SearchSpace", "Supernet", "TrainConfig", "TrainResult", "build_network", "build_supernet",
-           "bundled_spaces", "count_macs", "derive", "derive_run", "diagnose", "genotype_or_network", "load_dataset",
+           "bundled_spaces", "count_macs", "derive", "derive_run", "diagnose", "genotype_or_network", "is_main_process",
+           "launch_environment", "launch_local", "load_dataset",
            "load_genotype", "load_network", "load_search_config", "load_space", "network_from_source", "profile",
            "published_genotypes", "refuse_overwriting_inputs", "resolve_genotype", "save_network", "search",
            "search_seeds", "train", "visualize", "write_detection_demo", "write_report"]

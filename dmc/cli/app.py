@@ -44,6 +44,8 @@ def one_line_errors(func: F) -> F:
         except DmcError as exc:
             if debug_enabled():
                 raise
+            if getattr(exc, "quiet", False):  # another process of the run has printed the line
+                raise typer.Exit(exc.exit_code) from None
             raise _fail(str(exc), exc.exit_code) from None
         except KeyboardInterrupt:
             raise _fail("interrupted", 130) from None

@@ -14,10 +14,16 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from dmc.api import is_main_process
+
 
 @contextmanager
 def epoch_progress(console: Console | None = None, label: str = "search"):
-    """Yields an event handler that shows epochs and steps and prints a line per finished epoch."""
+    """Yields an event handler that shows epochs and steps and prints a line per finished epoch (on the process
+    that reports: alone, or rank 0 of a distributed run; the others show nothing)."""
+    if not is_main_process():
+        yield lambda kind, **info: None
+        return
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
                         console=console or Console(), transient=False)

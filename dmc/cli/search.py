@@ -12,11 +12,13 @@ from dmc.api import (
     CONVENTIONS,
     SCHEDULES,
     SearchConfig,
+    is_main_process,
     load_search_config,
     search_seeds,
 )
 from dmc.api import search as run_search
 from dmc.cli.app import command
+from dmc.cli.processes import NProc, SyncBN, run_processes
 from dmc.cli.progress import epoch_progress
 from dmc.cli.run_options import (
     BatchSize,
@@ -53,6 +55,7 @@ def search_command(
     layers: int = typer.Option(None, help="Cells (cells per stage for nb201) [the space's, 8]."),
     width: float = typer.Option(None, help="Chain spaces: width multiplier of the skeleton [the space's, 1]."),
     image_size: int = typer.Option(None, help="Image side for digits and image folders [32; chain spaces 224]."),
+    augment: bool = typer.Option(None, "--augment/--no-augment", help="Training augmentation [on]."),
     lr: float = typer.Option(None, help="Weight learning rate, cosine-annealed [0.025]."),
     arch_lr: float = typer.Option(None, help="Alpha learning rate (Adam) [3e-4]."),
     order: int = typer.Option(None, help="1: first-order; 2: second-order (unrolled) DARTS [1]."),
@@ -79,25 +82,24 @@ def search_command(
     hessian_every: int = typer.Option(None, help="Every N epochs, record the dominant eigenvalue of the validation "
                                                  "loss's Hessian w.r.t. alpha (R-DARTS's indicator) [0: never]."),
     hessian_samples: int = typer.Option(None, help="Validation images the Hessian is taken on [256]."),
+    nproc: int = NProc,
+    sync_bn: bool = SyncBN,
 ) -> None:
     """Search an architecture with DARTS- (auxiliary skip with decaying beta)."""
-    console = Console()
     if resume is not None:
         if space is not None or config is not None:
             raise InvalidInputError("--resume continues with the run folder's own settings",
                                     "drop the SPACE argument and --config")
-        with epoch_progress(console) as on_event:
-            result = run_search(SearchConfig(), resume, resume=True, on_event=on_event)
-        _report(console, [result])
+        run_processes(nproc, _search, SearchConfig(), resume, None, True, run_dir=resume)
         return
     overrides = dict(space=space, dataset=dataset, data_root=data_root, epochs=epochs, batch_size=batch_size,
-                     channels=channels, layers=layers, width=width, image_size=image_size, lr=lr, arch_lr=arch_lr,
-                     order=order,
+                     channels=channels, layers=layers, width=width, image_size=image_size, augment=augment, lr=lr,
+                     arch_lr=arch_lr, order=order,
                      beta_schedule=beta_schedule, beta0=beta0, beta_start=beta_start, beta_stop=beta_stop,
                      beta_convention=beta_convention, beta_max_epoch=beta_max_epoch, seed=seed, device=device,
                      deterministic=deterministic, kernels=kernels, channels_last=channels_last,
                      recompute_edges=recompute_edges, compile=compile, hessian_every=hessian_every,
-                     hessian_samples=hessian_samples)
+                     hessian_samples=hessian_samples, sync_bn=sync_bn)
     if config is not None:
         cfg = load_search_config(config, **overrides)
     else:
@@ -106,13 +108,19 @@ def search_command(
                                                              "or --config FILE")
         cfg = SearchConfig.for_space(overrides, "command line")
     out = out or Path("runs") / f"search-{Path(cfg.space).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-    seed_list = _seeds(seeds)
+    run_processes(nproc, _search, cfg, out, _seeds(seeds), False, run_dir=out)
+
+
+def _search(config: SearchConfig, out: Path, seeds: list[int] | None, resume: bool) -> None:
+    """The command's work, in each process of the run: search (or resume), then the report (one process)."""
+    console = Console()
     with epoch_progress(console) as on_event:
-        if seed_list:
-            results = search_seeds(cfg, out, seed_list, on_event=on_event)
+        if seeds:
+            results = search_seeds(config, out, seeds, resume=resume, on_event=on_event)
         else:
-            results = [run_search(cfg, out, on_event=on_event)]
-    _report(console, results)
+            results = [run_search(config, out, resume=resume, on_event=on_event)]
+    if is_main_process():
+        _report(console, results)
 
 
 def _report(console: Console, results) -> None:

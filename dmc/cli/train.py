@@ -8,8 +8,9 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from dmc.api import CompiledNetwork, Genotype, TrainConfig, genotype_or_network, train
+from dmc.api import CompiledNetwork, Genotype, TrainConfig, genotype_or_network, is_main_process, train
 from dmc.cli.app import command
+from dmc.cli.processes import NProc, SyncBN, run_processes
 from dmc.cli.progress import epoch_progress
 from dmc.cli.run_options import DataRoot, Dataset, Deterministic, Device, Seed
 from dmc.errors import InvalidInputError
@@ -77,9 +78,10 @@ def train_command(
     seed: int = Seed,
     device: str = Device,
     deterministic: bool = Deterministic,
+    nproc: int = NProc,
+    sync_bn: bool = SyncBN,
 ) -> None:
     """Train a genotype's network from scratch (or a `dmc compile` network file) and report its top-1 test accuracy."""
-    console = Console()
     if resume is not None:
         if genotype is not None:
             raise InvalidInputError("--resume continues with the run folder's own genotype and settings",
@@ -111,10 +113,18 @@ def train_command(
             label_smoothing=label_smoothing, dropout=dropout, ema_decay=ema_decay, auxiliary=auxiliary,
             auxiliary_weight=auxiliary_weight, drop_path=drop_path, cutout=cutout, grad_clip=grad_clip,
             val_portion=val_portion, num_workers=num_workers, seed=seed, device=device,
-            deterministic=deterministic)
+            deterministic=deterministic, sync_bn=sync_bn)
         run_dir = out or Path("runs") / f"train-{Path(genotype).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    run_processes(nproc, _train, g, config, run_dir, resume is not None, run_dir=run_dir)
+
+
+def _train(source, config: TrainConfig, run_dir: Path, resume: bool) -> None:
+    """The command's work, in each process of the run: train (or resume), then the report (one process)."""
+    console = Console()
     with epoch_progress(console, label="train") as on_event:
-        result = train(g, config, run_dir, resume=resume is not None, on_event=on_event)
+        result = train(source, config, run_dir, resume=resume, on_event=on_event)
+    if not is_main_process():
+        return
     selected = ("the last epoch" if result.best_val_acc is None else
                 f"best validation accuracy {result.best_val_acc:.4f}")
     console.print(f"[bold]top-1 test accuracy {result.test_acc:.4f}[/] after the last epoch; best.pt (epoch "

@@ -8,8 +8,10 @@ run folder.
 
 from dmc.distributed.batches import ShardedBatches
 from dmc.distributed.batchnorm import SyncBatchNorm2d, convert_sync_batchnorm
-from dmc.distributed.context import SINGLE, Distributed, LostPeers, PeerFailed, distributed
-from dmc.distributed.environment import launch_environment
+from dmc.distributed.context import SINGLE, Distributed, LostPeers, PeerFailed, distributed, join
+from dmc.distributed.environment import is_main_process, launch_environment
+from dmc.distributed.launch import ProcessesFailed, launch_local
 
-__all__ = ["SINGLE", "Distributed", "LostPeers", "PeerFailed", "ShardedBatches", "SyncBatchNorm2d",
-           "convert_sync_batchnorm", "distributed", "launch_environment"]
+__all__ = ["SINGLE", "Distributed", "LostPeers", "PeerFailed", "ProcessesFailed", "ShardedBatches",
+           "SyncBatchNorm2d", "convert_sync_batchnorm", "distributed", "is_main_process", "join", "launch_environment",
+           "launch_local"]

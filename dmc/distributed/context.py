@@ -24,6 +24,8 @@ from dmc.runtime import resolve_device
 
 T = TypeVar("T")
 
+LOCAL_LAUNCH_ENV = "DMC_LOCAL_LAUNCH"
+"""Set in the processes :func:`dmc.distributed.launch.launch_local` starts."""
 TIMEOUT_ENV = "DMC_DIST_TIMEOUT"
 """Seconds a collective may wait for the other processes before the run stops (default 1800)."""
 
@@ -35,7 +37,12 @@ class PeerFailed(DmcError):
 
 
 class LostPeers(DmcError):
-    """A collective failed because another process died or the network between them broke."""
+    """A collective failed because another process died or the network between them broke. Quiet under
+    ``--nproc``, whose launcher names the process that died."""
+
+    @property
+    def quiet(self) -> bool:
+        return os.environ.get(LOCAL_LAUNCH_ENV) == "1"
 
 
 @dataclass(frozen=True)
@@ -96,8 +103,9 @@ class Distributed:
     def broadcast_(self, tensors: Sequence[torch.Tensor]) -> None:
         """Overwrites ``tensors`` with rank 0's."""
         if self.active:
-            for t in tensors:
-                dist.broadcast(t, 0)
+            with torch.no_grad():
+                for t in tensors:
+                    dist.broadcast(t, 0)
 
     def broadcast_object(self, value: T) -> T:
         """Rank 0's ``value``, on every process (pickled between our own processes; never user files)."""
@@ -141,6 +149,29 @@ class Distributed:
             raise error
         return value
 
+    def everywhere(self, work: Callable[[], T]) -> T:
+        """Runs ``work`` on every process (loading data, building the model); when it fails on any, rank 0 reports
+        the first failing rank's error and the others exit quietly, instead of one line per process."""
+        if not self.active:
+            return work()
+        result, failure = None, None
+        try:
+            result = work()
+        except DmcError as exc:
+            failure = exc
+        except Exception:  # a bug: this process's own report says where
+            self.gather_objects((1, f"an unexpected error on rank {self.rank}"))
+            raise
+        reports = self.gather_objects(None if failure is None else (failure.exit_code, str(failure)))
+        first = next((report for report in reports if report is not None), None)
+        if first is None:
+            return result
+        if self.is_main and failure is not None:  # rank 0's own error is the first
+            raise failure
+        error = DmcError(first[1]) if self.is_main else PeerFailed(first[1])
+        error.exit_code = first[0]
+        raise error
+
     def data_parallel(self, module: torch.nn.Module, ignore: Sequence[str] = ()) -> torch.nn.Module:
         """``module`` wrapped in ``DistributedDataParallel`` (the forward to train its weights through: their
         gradients are averaged over the processes during backward), or ``module`` itself on one process.
@@ -154,7 +185,7 @@ class Distributed:
 
         DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(module, list(ignore))
         return DistributedDataParallel(module, device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                                       broadcast_buffers=False)
+                                       forward_sync_buffers=False)
 
     def broadcast_buffers(self, module: torch.nn.Module) -> None:
         """``module``'s floating-point buffers (BatchNorm running statistics) become rank 0's, so evaluation and
@@ -181,9 +212,22 @@ def _timeout() -> datetime.timedelta:
     return datetime.timedelta(seconds=seconds)
 
 
-def _join(env: dict[str, str]) -> None:
-    if dist.is_initialized():
-        return
+def join() -> Distributed:
+    """Joins the torch.distributed run this process was launched in (torchrun or a Slurm step:
+    :func:`dmc.distributed.environment.launch_environment`), once per process; :data:`SINGLE` when it runs alone.
+    The group carries CPU tensors over gloo and GPU tensors over NCCL; it is torn down at exit."""
+    env = launch_environment()
+    if env is None:
+        return SINGLE
+    rank, world, local = int(env["RANK"]), int(env["WORLD_SIZE"]), int(env["LOCAL_RANK"])
+    if not dist.is_initialized():
+        _init_group(env)
+    if dist.get_world_size() != world:
+        raise InvalidInputError(f"the process group has {dist.get_world_size()} processes, WORLD_SIZE says {world}")
+    return Distributed(rank, world, local)
+
+
+def _init_group(env: dict[str, str]) -> None:
     os.environ.update(env)
     # one group for both kinds of tensor: the run's device is only known once rank 0 has read a resumed run's
     # settings, and that read is itself shared over the group
@@ -212,22 +256,14 @@ def distributed() -> Iterator[Distributed]:
     A collective that fails because another process died becomes one :class:`LostPeers` line, and the process
     group is torn down so the process exits at once.
     """
-    env = launch_environment()
-    if env is None:
-        yield SINGLE
-        return
-    rank, world, local = int(env["RANK"]), int(env["WORLD_SIZE"]), int(env["LOCAL_RANK"])
-    _join(env)
-    if dist.get_world_size() != world:
-        raise InvalidInputError(f"the process group has {dist.get_world_size()} processes, WORLD_SIZE says {world}")
+    process = join()
     try:
-        yield Distributed(rank, world, local)
-    except DmcError:
-        raise
-    except Exception as exc:
-        if not _lost_peers(exc):
+        yield process
+    except BaseException as exc:
+        # the process is on its way out: without the group torn down now, gloo's threads may abort it at exit
+        _leave()
+        if isinstance(exc, DmcError) or not (process.active and _lost_peers(exc)):
             raise
-        _leave()  # without it, gloo's threads abort the process at exit
-        raise LostPeers(f"rank {rank} lost contact with the other processes of the run ({type(exc).__name__}): "
-                        "one of them stopped or the network failed",
+        raise LostPeers(f"rank {process.rank} lost contact with the other processes of the run "
+                        f"({type(exc).__name__}): one of them stopped or the network failed",
                         "see the other processes' output; resume the run with --resume") from None

@@ -50,3 +50,9 @@ def launch_environment(env: Mapping[str, str] | None = None) -> dict[str, str] |
                 "MASTER_ADDR": env.get("MASTER_ADDR") or _slurm_master(env),
                 "MASTER_PORT": env.get("MASTER_PORT", DEFAULT_MASTER_PORT)}
     return None
+
+
+def is_main_process() -> bool:
+    """True alone and on rank 0 of a distributed run: the process that reports."""
+    env = launch_environment()
+    return env is None or env["RANK"] == "0"

@@ -101,6 +101,9 @@ def _backward(ctx, grad):
     need_input, need_weight = ctx.needs_input_grad[:2]
     grad_x, grad_w = torch.ops.dmc.depthwise_conv2d_backward(grad, x, weight, ctx.stride, ctx.padding, ctx.dilation,
                                                              ctx.relu, need_input, need_weight)
+    if need_weight and grad_w.stride() != weight.stride():
+        # the weight's own strides (DDP's gradient buckets expect them; a [C, 1, k, k] weight has two layouts)
+        grad_w = torch.empty_like(weight).copy_(grad_w)
     return (grad_x if need_input else None), (grad_w if need_weight else None), None, None, None, None
 
 

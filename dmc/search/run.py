@@ -62,23 +62,7 @@ class _Run:
         self.on_event = on_event or (lambda kind, **info: None)
         self.device = process.device
         seed_everything(config.seed, config.deterministic)
-
-        data = load_dataset(config.dataset, config.data_root, augment=config.augment, image_size=config.image_size)
-        self.data = data
-        order = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(config.seed)).tolist()
-        split = int(len(order) * config.train_portion)
-        if split < 1 or split >= len(order):
-            raise InvalidInputError(f"train_portion {config.train_portion} leaves an empty half of "
-                                    f"{len(order)} training images")
-        halves = (order[:split], order[split:])
-        self.samplers = [ShardedBatches(len(part), config.batch_size, config.seed + i, process.rank,
-                                        process.world_size) for i, part in enumerate(halves)]
-        self.loaders = [DataLoader(Subset(data.train, part), batch_sampler=sampler, num_workers=config.num_workers,
-                                   pin_memory=self.device.type == "cuda")
-                        for part, sampler in zip(halves, self.samplers)]
-        self.hessian_subset = Subset(data.train, order[split:][: config.hessian_samples])
-        self.model: Supernet = build_supernet(space, data.num_classes, data.in_channels).to(self.device)
-        self.model.check_input_size(data.image_size, data.image_size)  # before any step, in one line
+        process.everywhere(self._prepare)  # local work only: an error in it is reported once, by rank 0
         if config.sync_bn and process.active:
             convert_sync_batchnorm(self.model)
         self._configure_execution()
@@ -95,6 +79,26 @@ class _Run:
         self.architect = Architect(self.model, self.a_opt, config.order, config.momentum, config.weight_decay,
                                    average=process.average_)
         self.epoch, self.best_val_acc, self.best_epoch = 0, -1.0, -1
+
+    def _prepare(self) -> None:
+        """The data, its two halves' loaders and the supernet."""
+        config, process = self.config, self.process
+        data = load_dataset(config.dataset, config.data_root, augment=config.augment, image_size=config.image_size)
+        self.data = data
+        order = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(config.seed)).tolist()
+        split = int(len(order) * config.train_portion)
+        if split < 1 or split >= len(order):
+            raise InvalidInputError(f"train_portion {config.train_portion} leaves an empty half of "
+                                    f"{len(order)} training images")
+        halves = (order[:split], order[split:])
+        self.samplers = [ShardedBatches(len(part), config.batch_size, config.seed + i, process.rank,
+                                        process.world_size) for i, part in enumerate(halves)]
+        self.loaders = [DataLoader(Subset(data.train, part), batch_sampler=sampler, num_workers=config.num_workers,
+                                   pin_memory=self.device.type == "cuda")
+                        for part, sampler in zip(halves, self.samplers)]
+        self.hessian_subset = Subset(data.train, order[split:][: config.hessian_samples])
+        self.model: Supernet = build_supernet(self.space, data.num_classes, data.in_channels).to(self.device)
+        self.model.check_input_size(data.image_size, data.image_size)  # before any step, in one line
 
     def _configure_execution(self) -> None:
         """Kernels, memory format, recomputation and compilation: how the supernet runs, not what it computes."""
@@ -153,7 +157,10 @@ class _Run:
             self.w_opt.zero_grad(set_to_none=True)
             logits = self.trained(x)  # (B, classes)
             loss = F.cross_entropy(logits, y)
-            loss.backward(inputs=self.model.weight_parameters())
+            if self.process.active:  # DDP's averaging hooks fire only in a full backward; the alphas' gradients
+                loss.backward()      # it also computes are dropped by the next architecture step
+            else:
+                loss.backward(inputs=self.model.weight_parameters())
             torch.nn.utils.clip_grad_norm_(self.model.weight_parameters(), self.config.grad_clip)
             value = check_finite(loss.item(), "the training loss", self.epoch, step + 1, self.run_dir)
             self.w_opt.step()

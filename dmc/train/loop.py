@@ -207,23 +207,10 @@ def _splits(config: TrainConfig, data: DataBundle) -> tuple[Dataset, Dataset | N
     return Subset(data.train, order[held_out:]), Subset(plain, order[:held_out])
 
 
-def _train(genotype: Genotype, config: TrainConfig, folder: RunFolder, state, on_event,
-           init: CompiledNetwork | None, process: Distributed) -> TrainResult:
-    from torch.utils.tensorboard import SummaryWriter
-
-    run_dir = folder.path
-    device = process.device
-    seed_everything(config.seed, config.deterministic)
+def _prepare(genotype: Genotype, config: TrainConfig, init: CompiledNetwork | None, device: torch.device):
+    """The data, its training and held-out images, and the network (built, or the given one) checked against them."""
     data = _load(config, augment=config.augment)
     train_images, val_images = _splits(config, data)
-    train_set = CutoutDataset(train_images, config.cutout) if config.cutout > 0 else train_images
-    sampler = ShardedBatches(len(train_set), config.batch_size, config.seed, process.rank, process.world_size)
-    train_loader = DataLoader(train_set, batch_sampler=sampler, num_workers=config.num_workers,
-                              pin_memory=device.type == "cuda")
-    test_loader = DataLoader(process.shard(data.test), config.batch_size * 2, num_workers=config.num_workers)
-    val_loader = None if val_images is None else DataLoader(process.shard(val_images), config.batch_size * 2,
-                                                            num_workers=config.num_workers)
-
     if init is None:
         args = _build_args(genotype, config, data)
         model = build_network(genotype, args).to(device)
@@ -237,6 +224,26 @@ def _train(genotype: Genotype, config: TrainConfig, folder: RunFolder, state, on
                 "genotype")
     model.check_input_size(data.image_size, data.image_size)
     _check_auxiliary_head(model, data, device)
+    return data, train_images, val_images, args, model
+
+
+def _train(genotype: Genotype, config: TrainConfig, folder: RunFolder, state, on_event,
+           init: CompiledNetwork | None, process: Distributed) -> TrainResult:
+    from torch.utils.tensorboard import SummaryWriter
+
+    run_dir = folder.path
+    device = process.device
+    seed_everything(config.seed, config.deterministic)
+    data, train_images, val_images, args, model = process.everywhere(  # local work: its errors reported once
+        lambda: _prepare(genotype, config, init, device))
+    train_set = CutoutDataset(train_images, config.cutout) if config.cutout > 0 else train_images
+    sampler = ShardedBatches(len(train_set), config.batch_size, config.seed, process.rank, process.world_size)
+    train_loader = DataLoader(train_set, batch_sampler=sampler, num_workers=config.num_workers,
+                              pin_memory=device.type == "cuda")
+    test_loader = DataLoader(process.shard(data.test), config.batch_size * 2, num_workers=config.num_workers)
+    val_loader = None if val_images is None else DataLoader(process.shard(val_images), config.batch_size * 2,
+                                                            num_workers=config.num_workers)
+
     if config.sync_bn and process.active:
         convert_sync_batchnorm(model)
     ema = WeightEMA(model, config.ema_decay) if config.ema_decay > 0 else None
