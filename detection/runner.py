@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 from dmc.detection.coco import check_config_datasets
 from dmc.detection.config_files import load_config
 from dmc.detection.detector_checkpoints import (
@@ -16,7 +17,6 @@ from dmc.detection.detector_checkpoints import (
     check_checkpoint_fits,
     read_detector_checkpoint,
 )
-import torch
 from mmengine.config import Config
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner

@@ -86,11 +86,13 @@ class Distributed:
         if device.index is not None:
             raise InvalidInputError(f"device {name!r}: in a distributed run each process uses the GPU of its "
                                     "local rank", "pass --device cuda (or auto)")
-        if self.local_rank >= torch.cuda.device_count():
-            raise InvalidInputError(f"local rank {self.local_rank} has no GPU ({torch.cuda.device_count()} "
-                                    "visible)", "start at most one process per GPU")
-        torch.cuda.set_device(self.local_rank)
-        return dataclasses.replace(self, device=torch.device("cuda", self.local_rank))
+        visible = torch.cuda.device_count()
+        index = 0 if visible == 1 else self.local_rank  # one visible GPU: the launcher gave each process its own
+        if index >= visible:
+            raise InvalidInputError(f"local rank {self.local_rank} has no GPU ({visible} visible)",
+                                    "start at most one process per GPU")
+        torch.cuda.set_device(index)
+        return dataclasses.replace(self, device=torch.device("cuda", index))
 
     def sum(self, values: Sequence[float]) -> list[float]:
         """Sums of ``values`` over the processes (float64)."""

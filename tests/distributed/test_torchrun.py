@@ -106,3 +106,11 @@ def test_train_on_two_processes_equals_one_on_the_doubled_batch(toy_data, tmp_pa
         for key in ("train_acc", "val_acc", "test_acc"):
             assert ra[key] == rb[key]
         assert ra["train_loss"] == pytest.approx(rb["train_loss"], rel=1e-4)
+
+
+def test_an_input_error_of_every_process_is_reported_once(tmp_path):
+    result = run("search", "tiny", "--dataset", f"folder:{tmp_path / 'missing'}", "--out", str(tmp_path / "run"),
+                 "--nproc", "2", timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.count("error:") == 1 and "no such folder" in result.stderr
+    assert "Traceback" not in result.stderr
