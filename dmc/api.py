@@ -35,6 +35,7 @@ from dmc.outputs import refuse_overwriting_inputs
 from dmc.profile import Profile, count_macs, profile
 from dmc.report import write_report
 from dmc.search import (
+                        METHODS,
                         SCHEDULES,
                         BetaSchedule,
                         SearchConfig,
@@ -51,7 +52,7 @@ from dmc.train import TrainConfig, TrainResult, train
 from dmc.version import __version__
 from dmc.viz import visualize
 
-__all__ = ["CONVENTIONS", "MAX_INPUT_SIZE", "SCHEDULES", "STYLES", "__version__", "BetaSchedule", "BuildArgs",
+__all__ = ["CONVENTIONS", "MAX_INPUT_SIZE", "METHODS", "SCHEDULES", "STYLES", "__version__", "BetaSchedule", "BuildArgs",
            "ChainGenotype", "ChainSpace", "CompiledNetwork", "DataBundle", "DemoSpec", "Genotype", "Profile", "SearchConfig", "SearchResult",
            "SearchSpace", "Supernet", "TrainConfig", "TrainResult", "build_network", "build_supernet",
            "bundled_spaces", "count_macs", "derive", "derive_run", "diagnose", "genotype_or_network", "is_main_process",

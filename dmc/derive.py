@@ -27,14 +27,26 @@ def edge_weights(alpha: torch.Tensor, space: SearchSpace | ChainSpace, group: st
     return [alpha[e, : len(ops)].float().softmax(-1) for e, ops in enumerate(rows)]
 
 
-def derive(alphas: Mapping[str, torch.Tensor], space: SearchSpace | ChainSpace) -> Genotype | ChainGenotype:
+def node_edge_weights(logits: torch.Tensor, space: SearchSpace) -> torch.Tensor:
+    """PC-DARTS's edge normalisation: the softmax of each node's incoming edges' logits, (E,) in edge order."""
+    counts = [len(inputs) for inputs in space.node_inputs]
+    if logits.dim() != 1 or logits.shape[0] != sum(counts):
+        raise InvalidInputError(f"edge-normalisation weights have shape {tuple(logits.shape)}, but space "
+                                f"{space.name!r} has {sum(counts)} edges", "derive with the space the search ran in")
+    return torch.cat([part.softmax(-1) for part in logits.split(counts)])
+
+
+def derive(alphas: Mapping[str, torch.Tensor], space: SearchSpace | ChainSpace,
+           edge_norms: Mapping[str, torch.Tensor] | None = None) -> Genotype | ChainGenotype:
     """Turns architecture logits (``{"normal": (E, K), "reduce": (E, K)}``, or ``{"layers": (L, K)}``) into a
     genotype.
 
     ``top_k`` (DARTS): for each node keep the k incoming edges whose strongest non-'none' op weighs most,
     each with that op. ``all`` (NAS-Bench-201): every edge keeps its strongest op, 'none' included.
     Chain spaces: every layer keeps its strongest op, 'skip' included (a skip that keeps the shape removes
-    the layer, so the depth is searched too).
+    the layer, so the depth is searched too). ``edge_norms`` (PC-DARTS: ``{"normal": (E,), ...}`` logits) scale
+    each edge's op weights by its normalised edge weight (:func:`node_edge_weights`) before edges are ranked,
+    as PC-DARTS derives.
     """
     for group in space.alpha_groups:
         if group not in alphas:
@@ -48,6 +60,9 @@ def derive(alphas: Mapping[str, torch.Tensor], space: SearchSpace | ChainSpace) 
     cells = {}
     for cell_type in space.cell_types:
         weights = edge_weights(alphas[cell_type].detach().cpu(), space, cell_type)
+        if edge_norms is not None:
+            scale = node_edge_weights(edge_norms[cell_type].detach().cpu().float(), space)
+            weights = [w * s for w, s in zip(weights, scale)]
         cells[cell_type] = CellGenotype(_derive_nodes(weights, space, cell_type), space.concat)
     return Genotype(normal=cells["normal"], reduce=cells.get("reduce"), kind=space.macro.kind,
                     space=space.name, space_hash=space.content_hash, macro=space.macro)

@@ -10,6 +10,7 @@ from rich.console import Console
 
 from dmc.api import (
     CONVENTIONS,
+    METHODS,
     SCHEDULES,
     SearchConfig,
     is_main_process,
@@ -59,6 +60,14 @@ def search_command(
     lr: float = typer.Option(None, help="Weight learning rate, cosine-annealed [0.025]."),
     arch_lr: float = typer.Option(None, help="Alpha learning rate (Adam) [3e-4]."),
     order: int = typer.Option(None, help="1: first-order; 2: second-order (unrolled) DARTS [1]."),
+    method: str = typer.Option(None, help=f"{' | '.join(METHODS)}: PC-DARTS's partial channels and edge "
+                                          "normalisation (cell spaces); with beta0 > 0 the DARTS- variant [darts]."),
+    partial_channels: int = typer.Option(None, help="pc-darts: K, each edge's candidates see 1/K of its channels "
+                                                    "[4]."),
+    channel_shuffle: bool = typer.Option(None, "--channel-shuffle/--no-channel-shuffle",
+                                         help="pc-darts: PC-DARTS's channel shuffle on each edge [on]."),
+    arch_warmup: int = typer.Option(None, help="Epochs of weight training before the architecture steps start "
+                                               "(PC-DARTS: 15 of 50) [0]."),
     beta_schedule: str = typer.Option(None, help=f"Beta decay: {', '.join(SCHEDULES)} [linear]."),
     beta0: float = typer.Option(None, help="Initial beta [1]; 0 runs plain DARTS."),
     beta_start: int = typer.Option(None, help="Epoch where beta starts to decay [0]."),
@@ -94,7 +103,8 @@ def search_command(
         return
     overrides = dict(space=space, dataset=dataset, data_root=data_root, epochs=epochs, batch_size=batch_size,
                      channels=channels, layers=layers, width=width, image_size=image_size, augment=augment, lr=lr,
-                     arch_lr=arch_lr, order=order,
+                     arch_lr=arch_lr, order=order, method=method, partial_channels=partial_channels,
+                     channel_shuffle=channel_shuffle, arch_warmup=arch_warmup,
                      beta_schedule=beta_schedule, beta0=beta0, beta_start=beta_start, beta_stop=beta_stop,
                      beta_convention=beta_convention, beta_max_epoch=beta_max_epoch, seed=seed, device=device,
                      deterministic=deterministic, kernels=kernels, channels_last=channels_last,

@@ -15,6 +15,8 @@ from dmc.limits import MAX_INPUT_SIZE
 from dmc.search.beta import BetaSchedule
 from dmc.settings import check_settings, settings_from_dict
 
+METHODS = ("darts", "pc-darts")
+
 
 @dataclass
 class SearchConfig:
@@ -37,6 +39,15 @@ class SearchConfig:
     arch_weight_decay: float = 1e-3
     order: int = 1
     """1: first-order DARTS; 2: unrolled step with the finite-difference Hessian-vector product."""
+    method: str = "darts"
+    """darts, or pc-darts: PC-DARTS's partial channel connections and edge normalisation (cell spaces). The
+    auxiliary skip (beta0 > 0) makes either the DARTS- variant."""
+    partial_channels: int = 4
+    """pc-darts: K, the candidates of an edge see 1/K of its channels."""
+    channel_shuffle: bool = True
+    """pc-darts: shuffle the channels of each edge's output (PC-DARTS's; the DARTS- paper removes it as a prior)."""
+    arch_warmup: int = 0
+    """Epochs that train only the weights before the architecture steps start (PC-DARTS: 15 of 50)."""
     channels: int | None = None
     """Initial channels; None keeps the space's macro setting."""
     layers: int | None = None
@@ -92,6 +103,9 @@ class SearchConfig:
             (self.batch_size >= 1, "batch_size must be >= 1"),
             (0 < self.train_portion < 1, "train_portion must be between 0 and 1"),
             (self.order in (1, 2), "order must be 1 or 2"),
+            (self.method in METHODS, f"method must be one of {', '.join(METHODS)}"),
+            (self.partial_channels >= 1, "partial_channels must be >= 1"),
+            (0 <= self.arch_warmup < self.epochs, "arch_warmup must be >= 0 and below epochs"),
             (self.lr > 0 and self.arch_lr > 0, "learning rates must be > 0"),
             (self.lr_min >= 0, "lr_min must be >= 0"),
             (self.momentum >= 0 and self.weight_decay >= 0 and self.arch_weight_decay >= 0,

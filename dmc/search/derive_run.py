@@ -25,7 +25,9 @@ def derive_run(run_dir: str | Path, checkpoint: str = "best") -> Genotype | Chai
             alphas = {g: state["model"][f"alpha_{g}"] for g in space.alpha_groups}
         except (KeyError, TypeError) as exc:
             raise DamagedRunFile(f"{path}: damaged (no architecture weights {exc})") from None
-        return derive(alphas, space)
+        edge_norms = {g: state["model"][f"edge_norm_{g}"] for g in space.alpha_groups
+                      if f"edge_norm_{g}" in state["model"]}  # PC-DARTS runs
+        return derive(alphas, space, edge_norms or None)
     kind, _, value = checkpoint.partition(":")
     if kind != "epoch" or not (value.isascii() and value.isdigit()):
         raise InvalidInputError(f"checkpoint {checkpoint!r} is not understood", "use best, last or epoch:N")

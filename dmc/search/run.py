@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 
 from dmc.data import load_dataset
+from dmc.derive import node_edge_weights
 from dmc.distributed import Distributed, ShardedBatches, convert_sync_batchnorm, distributed
 from dmc.errors import InvalidInputError
 from dmc.genotype import Genotype
@@ -67,7 +68,7 @@ class _Run:
             convert_sync_batchnorm(self.model)
         self._configure_execution()
         process.broadcast_(self.model.arch_parameters())
-        self.trained = process.data_parallel(self.model, ignore=[f"alpha_{g}" for g in space.alpha_groups])
+        self.trained = process.data_parallel(self.model, ignore=self.model.arch_parameter_names())
         """The forward of the weight step: the supernet, wrapped in DDP on several processes."""
         if process.active:  # independent augmentation draws per process (the model above is the same everywhere)
             seed_everything(config.seed + 7919 * process.rank, config.deterministic)
@@ -97,7 +98,11 @@ class _Run:
                                    pin_memory=self.device.type == "cuda")
                         for part, sampler in zip(halves, self.samplers)]
         self.hessian_subset = Subset(data.train, order[split:][: config.hessian_samples])
-        self.model: Supernet = build_supernet(self.space, data.num_classes, data.in_channels).to(self.device)
+        pc = config.method == "pc-darts"
+        self.model: Supernet = build_supernet(self.space, data.num_classes, data.in_channels,
+                                              partial_channels=config.partial_channels if pc else 1,
+                                              channel_shuffle=pc and config.channel_shuffle,
+                                              edge_normalization=pc).to(self.device)
         self.model.check_input_size(data.image_size, data.image_size)  # before any step, in one line
 
     def _configure_execution(self) -> None:
@@ -153,7 +158,8 @@ class _Run:
         for step, ((x, y), (x_val, y_val)) in enumerate(zip(*self.loaders)):
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
             x_val, y_val = x_val.to(self.device, non_blocking=True), y_val.to(self.device, non_blocking=True)
-            self.architect.step(x, y, x_val, y_val, lr, self.w_opt)  # alpha on the validation half
+            if self.epoch >= self.config.arch_warmup:
+                self.architect.step(x, y, x_val, y_val, lr, self.w_opt)  # alpha on the validation half
             self.w_opt.zero_grad(set_to_none=True)
             logits = self.trained(x)  # (B, classes)
             loss = F.cross_entropy(logits, y)
@@ -260,6 +266,9 @@ def _search(config: SearchConfig, folder: RunFolder, space: SearchSpace, resume:
                 "alphas": {c: [w.tolist() for w in ws] for c, ws in run.model.edge_weights().items()},
                 "genotype": run.model.genotype().to_dict(),
             }
+            edge_norms = run.model.edge_norms()
+            if edge_norms is not None:  # PC-DARTS: each edge's weight among its node's incoming edges
+                record["edge_norm"] = {g: node_edge_weights(v.detach(), space).tolist() for g, v in edge_norms.items()}
             if run.hessian_due(epoch):
                 record["hessian_eigenvalue"] = run.hessian_eigenvalue()
             record["seconds"] = time.perf_counter() - started

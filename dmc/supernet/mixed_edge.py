@@ -44,6 +44,14 @@ def identity_conv1x1(c_in: int, c_out: int, stride: int) -> nn.Conv2d:
     return conv
 
 
+def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """ShuffleNet's channel shuffle (as PC-DARTS applies it to an edge's output), in ``x``'s memory format."""
+    b, c, h, w = x.shape
+    channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+    out = x.reshape(b, groups, c // groups, h, w).transpose(1, 2).reshape(b, c, h, w)
+    return out.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+
+
 class MixedEdge(nn.Module):
     """All candidate ops of one edge (or chain layer) plus the auxiliary edge; weights and beta come from the
     supernet.
@@ -52,32 +60,58 @@ class MixedEdge(nn.Module):
     softmax that normalises the other weights. ``mixed_sum`` is the weighted sum's implementation
     (:func:`dmc.kernels.select_kernels`); the supernet sets it on every edge. ``row`` is the edge's row of
     its architecture weights (set for chain layers, which the supernet runs by it).
+
+    ``partial`` = K > 1 is PC-DARTS's partial channel connection: the candidates see the first C/K channels;
+    the others bypass them (a 2x2 max-pool on stride-2 edges) and are concatenated after the weighted sum,
+    then ``shuffle`` mixes the channels (PC-DARTS's channel shuffle). The auxiliary skip sees every channel.
     """
 
     def __init__(self, op_names: Sequence[str], c_in: int, c_out: int, stride: int, aux: Callable[[], nn.Module],
-                 pool_batchnorm: bool = True, act: str = "relu", row: int | None = None):
+                 pool_batchnorm: bool = True, act: str = "relu", row: int | None = None, partial: int = 1,
+                 shuffle: bool = False):
         super().__init__()
+        if partial > 1 and (c_in != c_out or c_in % partial):
+            raise ValueError(f"partial channels: {c_in} -> {c_out} channels do not split into {partial} parts")
         self.op_names = tuple(op_names)
         self.row = row
+        self.partial, self.shuffle = partial, shuffle
         self.computed = [k for k, name in enumerate(self.op_names) if not OPS[name].zero]
         ops = []
         for k in self.computed:
             spec = OPS[self.op_names[k]]
-            op = spec.build(c_in, c_out, stride, affine=False, act=act)
+            op = spec.build(c_in // partial, c_out // partial, stride, affine=False, act=act)
             if spec.pool and pool_batchnorm:
-                op = nn.Sequential(op, nn.BatchNorm2d(c_out, affine=False))
+                op = nn.Sequential(op, nn.BatchNorm2d(c_out // partial, affine=False))
             ops.append(op)
         self.ops = nn.ModuleList(ops)
-        self.zero = Zero(c_out, stride) if not ops else None  # an edge whose only candidate is 'none'
+        self.zero = Zero(c_out // partial, stride) if not ops else None  # an edge whose only candidate is 'none'
+        self.bypass = nn.MaxPool2d(2, 2) if partial > 1 and stride == 2 else None
         self.aux = aux()  # built after the candidates: the initialisation order (and so the RNG) is DARTS's
         self.register_buffer("computed_index", torch.tensor(self.computed, dtype=torch.long), persistent=False)
         self.mixed_sum: MixedSum = mixed_sum
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor, beta: torch.Tensor | None) -> torch.Tensor:
         """x: (B, C, H, W); weights: (K,) over all candidates; beta: scalar tensor, or None to skip aux."""
+        if self.partial > 1:
+            return self._forward_partial(x, weights, beta)
         if self.zero is not None:
             out = self.zero(x)
             return out if beta is None else out + beta * self.aux(x)
         outputs = [op(x) for op in self.ops]
         w = weights.index_select(0, self.computed_index)
         return self.mixed_sum(outputs, w, None if beta is None else self.aux(x), beta)
+
+    def _forward_partial(self, x: torch.Tensor, weights: torch.Tensor, beta: torch.Tensor | None) -> torch.Tensor:
+        c = x.shape[1] // self.partial
+        channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+        head = x[:, :c].contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+        rest = x[:, c:]
+        if self.zero is not None:
+            mixed = self.zero(head)
+        else:
+            mixed = self.mixed_sum([op(head) for op in self.ops], weights.index_select(0, self.computed_index),
+                                   None, None)
+        out = torch.cat([mixed, rest if self.bypass is None else self.bypass(rest)], dim=1)
+        if self.shuffle:
+            out = channel_shuffle(out, self.partial)
+        return out if beta is None else out + beta * self.aux(x)

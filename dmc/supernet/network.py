@@ -8,7 +8,8 @@ from torch import nn
 
 from dmc.chain_genotype import ChainGenotype
 from dmc.chain_space import ChainSpace
-from dmc.derive import derive, edge_weights
+from dmc.derive import derive, edge_weights, node_edge_weights
+from dmc.errors import InvalidInputError
 from dmc.genotype import Genotype
 from dmc.kernels import Kernels
 from dmc.kernels.select import REFERENCE
@@ -28,6 +29,9 @@ class Supernet(MacroNetwork):
     ``alpha_layers``: one row per chain layer), padded to the longest candidate list (padding is masked out
     of the softmax). ``beta`` scales the auxiliary skip on every mixed edge;
     :meth:`set_beta` sets it once per epoch, and beta = 0 skips the auxiliary edges (plain DARTS).
+    PC-DARTS (cell spaces): ``partial_channels`` K > 1 sends 1/K of each edge's channels through its candidates
+    (:class:`MixedEdge`), and ``edge_normalization`` adds ``edge_norm_<group>`` logits, one per edge, whose softmax
+    over each node's incoming edges scales the edges.
 
     Execution settings, none of which changes the result beyond float rounding: :meth:`set_kernels`
     (fused or reference kernels), :meth:`set_recompute_edges` (activation memory for compute),
@@ -35,10 +39,15 @@ class Supernet(MacroNetwork):
     """
 
     def __init__(self, space: SearchSpace | ChainSpace, num_classes: int, in_channels: int = 3,
-                 alpha_init_std: float = 1e-3):
+                 alpha_init_std: float = 1e-3, partial_channels: int = 1, channel_shuffle: bool = False,
+                 edge_normalization: bool = False):
         super().__init__()
+        if isinstance(space, ChainSpace) and (partial_channels > 1 or edge_normalization):
+            raise InvalidInputError(f"{space.name} is a chain space: partial channels and edge normalisation "
+                                    "(PC-DARTS) are defined for cell spaces", "search it with --method darts")
         self.space = space
         self.num_classes = num_classes
+        self.partial_channels, self.channel_shuffle = partial_channels, channel_shuffle
         self.build_body(space.macro, in_channels, num_classes,
                         self._search_layer if isinstance(space, ChainSpace) else self._search_cell)
 
@@ -48,6 +57,11 @@ class Supernet(MacroNetwork):
             mask = torch.tensor([[k < len(o) for k in range(width)] for o in ops])
             self.register_parameter(f"alpha_{group}", nn.Parameter(alpha_init_std * torch.randn(len(ops), width)))
             self.register_buffer(f"mask_{group}", mask, persistent=False)
+        self.edge_normalization = edge_normalization
+        if edge_normalization:  # PC-DARTS's edge weights, named apart from DARTS-'s beta
+            for group in space.alpha_groups:
+                self.register_parameter(f"edge_norm_{group}",
+                                        nn.Parameter(alpha_init_std * torch.randn(len(space.candidates(group)))))
         self.register_buffer("beta", torch.tensor(1.0), persistent=False)
         self._beta_value = 1.0
         self.channels_last = False
@@ -59,9 +73,14 @@ class Supernet(MacroNetwork):
         candidates = space.cell(slot.cell_type).edges
         c = slot.channels
 
+        if c % self.partial_channels:
+            raise InvalidInputError(f"a cell of {c} channels does not split into {self.partial_channels} partial "
+                                    "channel groups", "choose --channels so that every cell's width is divisible "
+                                    "by --partial-channels")
+
         def mixed_edge(e: int, stride: int) -> MixedEdge:
             return MixedEdge(candidates[e], c, c, stride, lambda: auxiliary_edge(c, stride, space.aux_conv1x1),
-                             space.pool_batchnorm)
+                             space.pool_batchnorm, partial=self.partial_channels, shuffle=self.channel_shuffle)
 
         return Cell(space.node_inputs, space.concat, space.inputs, c, slot.in_channels, mixed_edge, slot.reduction,
                     slot.reduction_prev, affine=False)
@@ -73,8 +92,13 @@ class Supernet(MacroNetwork):
                          act=space.macro.activation, row=slot.index)
 
     # --------------------------------------------------------------------------------- architecture
+    def arch_parameter_names(self) -> list[str]:
+        """The alphas (and PC-DARTS's edge-normalisation logits): what the architecture step trains."""
+        names = [f"alpha_{g}" for g in self.space.alpha_groups]
+        return names + ([f"edge_norm_{g}" for g in self.space.alpha_groups] if self.edge_normalization else [])
+
     def arch_parameters(self) -> list[nn.Parameter]:
-        return [getattr(self, f"alpha_{g}") for g in self.space.alpha_groups]
+        return [getattr(self, name) for name in self.arch_parameter_names()]
 
     def weight_parameters(self) -> list[nn.Parameter]:
         arch = {id(p) for p in self.arch_parameters()}
@@ -83,12 +107,18 @@ class Supernet(MacroNetwork):
     def alphas(self) -> dict[str, torch.Tensor]:
         return {g: getattr(self, f"alpha_{g}") for g in self.space.alpha_groups}
 
+    def edge_norms(self) -> dict[str, torch.Tensor] | None:
+        """PC-DARTS's edge-normalisation logits per cell type, (E,) each; None without edge normalisation."""
+        if not self.edge_normalization:
+            return None
+        return {g: getattr(self, f"edge_norm_{g}") for g in self.space.alpha_groups}
+
     def edge_weights(self) -> dict[str, list[torch.Tensor]]:
         """Softmax weights per edge (or chain layer) over its own candidates, detached (for logging)."""
         return {g: edge_weights(a.detach(), self.space, g) for g, a in self.alphas().items()}
 
     def genotype(self) -> Genotype | ChainGenotype:
-        return derive(self.alphas(), self.space)
+        return derive(self.alphas(), self.space, self.edge_norms())
 
     def set_beta(self, beta: float) -> None:
         self._beta_value = float(beta)
@@ -128,6 +158,8 @@ class Supernet(MacroNetwork):
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         weights = {g: self._weights(g) for g in self.space.alpha_groups}
+        edge_norms = self.edge_norms()
+        scales = None if edge_norms is None else {g: node_edge_weights(v, self.space) for g, v in edge_norms.items()}
         beta = self.beta if self._beta_value != 0 else None
         recompute = self.recompute_edges and torch.is_grad_enabled()
 
@@ -137,7 +169,10 @@ class Supernet(MacroNetwork):
         def run_cell(block: nn.Module, inputs: list[torch.Tensor]) -> torch.Tensor:
             if isinstance(block, MixedEdge):  # a chain layer
                 return run_edge(block, inputs[0], weights["layers"][block.row])
-            w = weights["reduce" if block.reduction else "normal"]  # (E, K)
+            group = "reduce" if block.reduction else "normal"
+            w = weights[group]  # (E, K)
+            if scales is not None:  # PC-DARTS: each edge scaled by its node-normalised edge weight
+                return block(inputs, lambda e, edge, h: run_edge(edge, h, w[e]) * scales[group][e])
             return block(inputs, lambda e, edge, h: run_edge(edge, h, w[e]))
 
         states = self.stem_states(x)
@@ -146,6 +181,10 @@ class Supernet(MacroNetwork):
         return self.logits(states[-1])
 
 
-def build_supernet(space: SearchSpace | ChainSpace, num_classes: int, in_channels: int = 3) -> Supernet:
-    """The supernet of ``space`` for ``num_classes`` classes (see :class:`Supernet`)."""
-    return Supernet(space, num_classes, in_channels)
+def build_supernet(space: SearchSpace | ChainSpace, num_classes: int, in_channels: int = 3,
+                   partial_channels: int = 1, channel_shuffle: bool = False,
+                   edge_normalization: bool = False) -> Supernet:
+    """The supernet of ``space`` for ``num_classes`` classes (see :class:`Supernet`); ``partial_channels``,
+    ``channel_shuffle`` and ``edge_normalization`` are PC-DARTS's (cell spaces only)."""
+    return Supernet(space, num_classes, in_channels, partial_channels=partial_channels,
+                    channel_shuffle=channel_shuffle, edge_normalization=edge_normalization)
