@@ -9,6 +9,7 @@ ONNX export (``dmc.exporters.onnx.export_onnx``) and MMDetection (``dmc.detectio
 command line (``dmc.cli``) reaches the core only through this module.
 """
 
+from dmc.bench import NB201Bench, NB201Result, nb201_arch_string, resolve_nb201_arch
 from dmc.chain_genotype import ChainGenotype
 from dmc.chain_space import ChainSpace
 from dmc.compiler import (
@@ -53,10 +54,12 @@ from dmc.version import __version__
 from dmc.viz import visualize
 
 __all__ = ["CONVENTIONS", "MAX_INPUT_SIZE", "METHODS", "SCHEDULES", "STYLES", "__version__", "BetaSchedule", "BuildArgs",
-           "ChainGenotype", "ChainSpace", "CompiledNetwork", "DataBundle", "DemoSpec", "Genotype", "Profile", "SearchConfig", "SearchResult",
+           "ChainGenotype", "ChainSpace", "CompiledNetwork", "DataBundle", "DemoSpec", "Genotype", "NB201Bench",
+           "NB201Result", "Profile", "SearchConfig", "SearchResult",
            "SearchSpace", "Supernet", "TrainConfig", "TrainResult", "build_network", "build_supernet",
            "bundled_spaces", "count_macs", "derive", "derive_run", "diagnose", "genotype_or_network", "is_main_process",
            "launch_environment", "launch_local", "load_dataset",
-           "load_genotype", "load_network", "load_search_config", "load_space", "network_from_source", "profile",
-           "published_genotypes", "refuse_overwriting_inputs", "resolve_genotype", "save_network", "search",
+           "load_genotype", "load_network", "load_search_config", "load_space", "nb201_arch_string",
+           "network_from_source", "profile", "published_genotypes", "refuse_overwriting_inputs", "resolve_genotype",
+           "resolve_nb201_arch", "save_network", "search",
            "search_seeds", "train", "visualize", "write_detection_demo", "write_report"]

@@ -74,6 +74,11 @@ def _convert(value: Any, hint: Any) -> Any:
         return float(value) if ok else _MISMATCH
     if hint is str:
         return value if isinstance(value, str) else _MISMATCH
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:  # a list of any length
+        if not isinstance(value, (list, tuple)):
+            return _MISMATCH
+        items = [_convert(v, args[0]) for v in value]
+        return _MISMATCH if any(i is _MISMATCH for i in items) else tuple(items)
     if origin is tuple:
         if not isinstance(value, (list, tuple)) or len(value) != len(args):
             return _MISMATCH
@@ -98,6 +103,8 @@ def _expected(hint: Any) -> str:
     if origin in (typing.Union, types.UnionType):
         (inner,) = [a for a in args if a is not type(None)]
         return f"{_expected(inner)} or null"
+    if origin is tuple and args[-1] is Ellipsis:
+        return f"a list of {_NAMES[args[0]][1]}"
     if origin is tuple:  # the settings' tuples hold one type
         return f"a list of {len(args)} {_NAMES[args[0]][1]}"
     if origin is dict:

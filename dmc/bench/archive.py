@@ -39,20 +39,36 @@ def _latin1_encode(text: Any, encoding: str = "latin1") -> bytes:
     return text.encode("latin1")
 
 
+class _NdarrayName:
+    """What ``numpy.ndarray`` resolves to: only :func:`_reconstruct_array` accepts it; it cannot be called, so a
+    pickle cannot allocate an array of any shape it likes."""
+
+
+_NDARRAY = _NdarrayName()
+
+
+def _reconstruct_array(subtype: Any, shape: Any, dtype: Any) -> np.ndarray:
+    # numpy pickles an array as _reconstruct(ndarray, (0,), b"b") then sets its state (shape, dtype, raw bytes):
+    # its size then comes from bytes in the file, bounded like the file
+    if subtype is not _NDARRAY or tuple(shape) != (0,):
+        raise pickle.UnpicklingError("_reconstruct is only called as numpy pickles arrays")
+    return _multiarray()._reconstruct(np.ndarray, (0,), dtype)
+
+
 def _allowed_globals() -> dict[tuple[str, str], Any]:
-    multiarray = _multiarray()
+    scalar = _multiarray().scalar
     allowed: dict[tuple[str, str], Any] = {
         ("collections", "OrderedDict"): OrderedDict,
         ("builtins", "set"): set,  # protocols < 4 rebuild sets by calling set(list)
         ("builtins", "frozenset"): frozenset,
         ("_codecs", "encode"): _latin1_encode,
         ("numpy", "dtype"): np.dtype,
-        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "ndarray"): _NDARRAY,
     }
     # numpy 1.x writes numpy.core.multiarray, numpy 2 numpy._core.multiarray: both name the same functions
     for module in ("numpy.core.multiarray", "numpy._core.multiarray"):
-        allowed[(module, "scalar")] = multiarray.scalar
-        allowed[(module, "_reconstruct")] = multiarray._reconstruct
+        allowed[(module, "scalar")] = scalar
+        allowed[(module, "_reconstruct")] = _reconstruct_array
     return allowed
 
 
@@ -73,7 +89,7 @@ class RestrictedUnpickler(pickle.Unpickler):
         key = (_OLD_MODULES.get(module, module), name)
         if key in self._allowed:
             return self._allowed[key]
-        raise InvalidInputError(f"{self.source}: the pickle refers to {module}.{name}, which benchmark data never "
+        raise InvalidInputError(f"{self.source}: the pickle refers to {key[0]}.{name}, which benchmark data never "
                                 "holds: refused (the file is read as data and nothing in it was run)",
                                 "use the archive as published; never open this file with pickle.load")
 

@@ -32,14 +32,16 @@ from dmc.cli.run_options import (
 from dmc.errors import InvalidInputError
 
 
-def _seeds(text: str | None) -> list[int] | None:
+def _numbers(text: str | None, flag: str, kind: type = int, example: str = "0,1,2,3") -> list | None:
+    """A comma-separated list of ``kind`` from option ``flag``; None when not given."""
     if text is None:
         return None
     try:
-        return [int(s) for s in text.split(",") if s.strip()]
+        return [kind(s) for s in text.split(",") if s.strip()]
     except ValueError:
-        raise InvalidInputError(f"--seeds {text!r} is not a comma-separated list of integers",
-                                "e.g. --seeds 0,1,2,3") from None
+        what = "integers" if kind is int else "numbers"
+        raise InvalidInputError(f"{flag} {text!r} is not a comma-separated list of {what}",
+                                f"e.g. {flag} {example}") from None
 
 
 @command(name="search")
@@ -67,7 +69,14 @@ def search_command(
     channel_shuffle: bool = typer.Option(None, "--channel-shuffle/--no-channel-shuffle",
                                          help="pc-darts: PC-DARTS's channel shuffle on each edge [on]."),
     arch_warmup: int = typer.Option(None, help="Epochs of weight training before the architecture steps start "
-                                               "(PC-DARTS: 15 of 50) [0]."),
+                                               "(PC-DARTS: 15 of 50; P-DARTS: 10 of 25 per stage) [0]."),
+    stage_layers: str = typer.Option(None, help="p-darts: cells of each stage, comma-separated [5,11,17]."),
+    stage_keep: str = typer.Option(None, help="p-darts: candidates kept per edge after each stage but the last "
+                                              "[5,3]."),
+    skip_dropout: str = typer.Option(None, help="P-DARTS's prior: skip-connection dropout, one rate per stage "
+                                                "(P-DARTS on CIFAR-10: 0.1,0.4,0.7) [none]."),
+    max_skips: int = typer.Option(None, help="P-DARTS's prior: at most M skip connections in the final normal "
+                                             "cell (P-DARTS: 2) [no limit]."),
     beta_schedule: str = typer.Option(None, help=f"Beta decay: {', '.join(SCHEDULES)} [linear]."),
     beta0: float = typer.Option(None, help="Initial beta [1]; 0 runs plain DARTS."),
     beta_start: int = typer.Option(None, help="Epoch where beta starts to decay [0]."),
@@ -105,6 +114,9 @@ def search_command(
                      channels=channels, layers=layers, width=width, image_size=image_size, augment=augment, lr=lr,
                      arch_lr=arch_lr, order=order, method=method, partial_channels=partial_channels,
                      channel_shuffle=channel_shuffle, arch_warmup=arch_warmup,
+                     stage_layers=_numbers(stage_layers, "--stage-layers", example="5,11,17"),
+                     stage_keep=_numbers(stage_keep, "--stage-keep", example="5,3"),
+                     skip_dropout=_numbers(skip_dropout, "--skip-dropout", float, "0.1,0.4,0.7"), max_skips=max_skips,
                      beta_schedule=beta_schedule, beta0=beta0, beta_start=beta_start, beta_stop=beta_stop,
                      beta_convention=beta_convention, beta_max_epoch=beta_max_epoch, seed=seed, device=device,
                      deterministic=deterministic, kernels=kernels, channels_last=channels_last,
@@ -118,7 +130,7 @@ def search_command(
                                                              "or --config FILE")
         cfg = SearchConfig.for_space(overrides, "command line")
     out = out or Path("runs") / f"search-{Path(cfg.space).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-    run_processes(nproc, _search, cfg, out, _seeds(seeds), False, run_dir=out)
+    run_processes(nproc, _search, cfg, out, _numbers(seeds, "--seeds"), False, run_dir=out)
 
 
 def _search(config: SearchConfig, out: Path, seeds: list[int] | None, resume: bool) -> None:
@@ -140,4 +152,6 @@ def _report(console: Console, results) -> None:
         console.print(f"[bold]{result.run_dir}[/]: best validation accuracy {result.best_val_acc:.4f} "
                       f"at epoch {result.best_epoch}", soft_wrap=True)
         console.print(f"  genotype: {text}", soft_wrap=True)
-        console.print(f"  files: {result.run_dir / 'genotype.json'}, history.jsonl, best.pt, last.pt, tb/", soft_wrap=True)
+        stages = sorted(p.name for p in result.run_dir.glob("stage-*") if p.is_dir())
+        runs = f"stage folders {', '.join(stages)} (each a search run)" if stages else "history.jsonl, best.pt, last.pt, tb/"
+        console.print(f"  files: {result.run_dir / 'genotype.json'}, {runs}", soft_wrap=True)

@@ -15,7 +15,7 @@ from dmc.limits import MAX_INPUT_SIZE
 from dmc.search.beta import BetaSchedule
 from dmc.settings import check_settings, settings_from_dict
 
-METHODS = ("darts", "pc-darts")
+METHODS = ("darts", "pc-darts", "p-darts")
 
 
 @dataclass
@@ -40,14 +40,25 @@ class SearchConfig:
     order: int = 1
     """1: first-order DARTS; 2: unrolled step with the finite-difference Hessian-vector product."""
     method: str = "darts"
-    """darts, or pc-darts: PC-DARTS's partial channel connections and edge normalisation (cell spaces). The
-    auxiliary skip (beta0 > 0) makes either the DARTS- variant."""
+    """darts; pc-darts: PC-DARTS's partial channel connections and edge normalisation (cell spaces); p-darts:
+    P-DARTS's progressive stages (cell spaces). The auxiliary skip (beta0 > 0) makes each the DARTS- variant."""
     partial_channels: int = 4
     """pc-darts: K, the candidates of an edge see 1/K of its channels."""
     channel_shuffle: bool = True
     """pc-darts: shuffle the channels of each edge's output (PC-DARTS's; the DARTS- paper removes it as a prior)."""
     arch_warmup: int = 0
-    """Epochs that train only the weights before the architecture steps start (PC-DARTS: 15 of 50)."""
+    """Epochs that train only the weights before the architecture steps start (PC-DARTS: 15 of 50; P-DARTS: 10
+    of 25, in every stage)."""
+    stage_layers: tuple[int, ...] = (5, 11, 17)
+    """p-darts: cells of each stage's supernet (epochs, arch_warmup and the beta schedule apply per stage)."""
+    stage_keep: tuple[int, ...] = (5, 3)
+    """p-darts: candidates kept per edge after each stage but the last (the strongest by the stage's alphas)."""
+    skip_dropout: tuple[float, ...] = ()
+    """P-DARTS's prior: dropout on skip connections, one rate per stage (one for a plain search), decayed to 0
+    over the stage's epochs; empty: none."""
+    max_skips: int | None = None
+    """P-DARTS's prior: at most this many skip connections in the final normal cell (P-DARTS: 2); None: no
+    limit."""
     channels: int | None = None
     """Initial channels; None keeps the space's macro setting."""
     layers: int | None = None
@@ -92,6 +103,11 @@ class SearchConfig:
     """Free-form notes kept with the run (not used by the search)."""
 
     @property
+    def stages(self) -> int:
+        """Searches this run is made of: P-DARTS's stages, or one."""
+        return len(self.stage_layers) if self.method == "p-darts" else 1
+
+    @property
     def beta(self) -> BetaSchedule:
         return BetaSchedule(self.beta_schedule, self.beta0, self.beta_start, self.beta_stop, self.beta_convention,
                             self.beta_max_epoch)
@@ -106,6 +122,14 @@ class SearchConfig:
             (self.method in METHODS, f"method must be one of {', '.join(METHODS)}"),
             (self.partial_channels >= 1, "partial_channels must be >= 1"),
             (0 <= self.arch_warmup < self.epochs, "arch_warmup must be >= 0 and below epochs"),
+            (len(self.stage_layers) >= 1 and all(n >= 1 for n in self.stage_layers),
+             "stage_layers must list at least one stage's cells, each >= 1"),
+            (len(self.stage_keep) == len(self.stage_layers) - 1 and all(k >= 1 for k in self.stage_keep)
+             and list(self.stage_keep) == sorted(self.stage_keep, reverse=True),
+             "stage_keep must give one count >= 1 per stage but the last, not increasing"),
+            (len(self.skip_dropout) in (0, self.stages) and all(0 <= p < 1 for p in self.skip_dropout),
+             "skip_dropout must give one rate in [0, 1) per stage (one for a plain search), or none"),
+            (self.max_skips is None or self.max_skips >= 0, "max_skips must be >= 0"),
             (self.lr > 0 and self.arch_lr > 0, "learning rates must be > 0"),
             (self.lr_min >= 0, "lr_min must be >= 0"),
             (self.momentum >= 0 and self.weight_decay >= 0 and self.arch_weight_decay >= 0,

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 
+from dmc.chain_space import ChainSpace
 from dmc.data import load_dataset
 from dmc.derive import node_edge_weights
 from dmc.distributed import Distributed, ShardedBatches, convert_sync_batchnorm, distributed
@@ -36,6 +37,7 @@ from dmc.search.architect import Architect
 from dmc.search.config import SearchConfig
 from dmc.search.derive_run import derive_run
 from dmc.search.hessian import hessian_eigenvalue
+from dmc.search.progressive import progressive_search
 from dmc.space import SearchSpace, load_space
 from dmc.supernet import Supernet, build_supernet, compile_backend, compile_edges
 from dmc.version import __version__
@@ -209,6 +211,12 @@ def _start(config: SearchConfig, folder: RunFolder, resume: bool) -> tuple[Searc
         return SearchConfig.from_dict(saved["config"], str(folder.config_path)), folder.read_space()
     config.validate()
     space = load_space(config.space).with_macro(channels=config.channels, layers=config.layers, width=config.width)
+    if config.method != "darts" and isinstance(space, ChainSpace):
+        raise InvalidInputError(f"{space.name} is a chain space: --method {config.method} is defined for cell spaces",
+                                "search it with --method darts")
+    if config.method == "p-darts":
+        for layers in config.stage_layers:  # every stage's depth fits the macro, before anything is written
+            space.with_macro(layers=layers)
     folder.claim()
     folder.write_space(space)
     return config, space
@@ -229,6 +237,10 @@ def search(config: SearchConfig, run_dir: str | Path, resume: bool = False,
     deterministic_before = torch.are_deterministic_algorithms_enabled()
     with distributed() as process:
         config, space = process.on_main(lambda: _start(config, folder, resume))
+        if config.method == "p-darts":  # stages of ordinary searches, in stage folders
+            genotype, stages = progressive_search(config, folder, space, process, search,
+                                                  on_event if process.is_main else None)
+            return SearchResult(folder.path, stages[-1].best_epoch, stages[-1].best_val_acc, genotype)
         process = process.with_device(config.device)
         try:
             return _search(config, folder, space, resume, on_event if process.is_main else None, process)
@@ -256,6 +268,8 @@ def _search(config: SearchConfig, folder: RunFolder, space: SearchSpace, resume:
             epoch, started = run.epoch, time.perf_counter()
             beta = config.beta(epoch, config.epochs)
             run.model.set_beta(beta)
+            if config.skip_dropout:  # P-DARTS: the rate decays to 0 over the (stage's) epochs
+                run.model.set_skip_dropout(config.skip_dropout[0] * (config.epochs - epoch - 1) / config.epochs)
             lr = run.scheduler.get_last_lr()[0]
             train_loss, train_acc = run.train_epoch(lr)
             val_loss, val_acc = run.evaluate()

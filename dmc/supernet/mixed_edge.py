@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from dmc.kernels import MixedSum, mixed_sum
@@ -89,6 +90,16 @@ class MixedEdge(nn.Module):
         self.aux = aux()  # built after the candidates: the initialisation order (and so the RNG) is DARTS's
         self.register_buffer("computed_index", torch.tensor(self.computed, dtype=torch.long), persistent=False)
         self.mixed_sum: MixedSum = mixed_sum
+        self.skip_dropout = 0.0
+        """P-DARTS's prior: dropout rate on the outputs of identity skip candidates (training only)."""
+        self._skips = [i for i, op in enumerate(self.ops) if isinstance(op, Identity)]
+
+    def _candidates(self, x: torch.Tensor) -> list[torch.Tensor]:
+        outputs = [op(x) for op in self.ops]
+        if self.skip_dropout > 0 and self.training:
+            for i in self._skips:
+                outputs[i] = F.dropout(outputs[i], self.skip_dropout)
+        return outputs
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor, beta: torch.Tensor | None) -> torch.Tensor:
         """x: (B, C, H, W); weights: (K,) over all candidates; beta: scalar tensor, or None to skip aux."""
@@ -97,7 +108,7 @@ class MixedEdge(nn.Module):
         if self.zero is not None:
             out = self.zero(x)
             return out if beta is None else out + beta * self.aux(x)
-        outputs = [op(x) for op in self.ops]
+        outputs = self._candidates(x)
         w = weights.index_select(0, self.computed_index)
         return self.mixed_sum(outputs, w, None if beta is None else self.aux(x), beta)
 
@@ -109,8 +120,7 @@ class MixedEdge(nn.Module):
         if self.zero is not None:
             mixed = self.zero(head)
         else:
-            mixed = self.mixed_sum([op(head) for op in self.ops], weights.index_select(0, self.computed_index),
-                                   None, None)
+            mixed = self.mixed_sum(self._candidates(head), weights.index_select(0, self.computed_index), None, None)
         out = torch.cat([mixed, rest if self.bypass is None else self.bypass(rest)], dim=1)
         if self.shuffle:
             out = channel_shuffle(out, self.partial)

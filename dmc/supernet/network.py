@@ -142,6 +142,11 @@ class Supernet(MacroNetwork):
             elif isinstance(module, MBConv):
                 module.depthwise = kernels.depthwise if module.kernel_size >= 5 else None
 
+    def set_skip_dropout(self, rate: float) -> None:
+        """P-DARTS's dropout on the identity skip candidates of every mixed edge (0: none)."""
+        for edge in self.mixed_edges():
+            edge.skip_dropout = rate
+
     def set_recompute_edges(self, enabled: bool) -> None:
         self.recompute_edges = enabled
 
