@@ -153,5 +153,6 @@ def _report(console: Console, results) -> None:
                       f"at epoch {result.best_epoch}", soft_wrap=True)
         console.print(f"  genotype: {text}", soft_wrap=True)
         stages = sorted(p.name for p in result.run_dir.glob("stage-*") if p.is_dir())
-        runs = f"stage folders {', '.join(stages)} (each a search run)" if stages else "history.jsonl, best.pt, last.pt, tb/"
+        runs = (f"stage folders {', '.join(stages)} (each a search run)" if stages
+                else "history.jsonl, best.pt, last.pt, tb/")
         console.print(f"  files: {result.run_dir / 'genotype.json'}, {runs}", soft_wrap=True)

@@ -2,7 +2,6 @@
 
 import json
 
-
 from dmc.derive import derive
 from dmc.runfolder import SEARCH_RUN
 from dmc.search import derive_run
