@@ -100,6 +100,8 @@ def search_command(
     hessian_every: int = typer.Option(None, help="Every N epochs, record the dominant eigenvalue of the validation "
                                                  "loss's Hessian w.r.t. alpha (R-DARTS's indicator) [0: never]."),
     hessian_samples: int = typer.Option(None, help="Validation images the Hessian is taken on [256]."),
+    bench: str = typer.Option(None, help="nb201 searches: NATS-Bench's topology archive folder; each epoch's cell "
+                                         "is looked up and its benchmark accuracies recorded in the history."),
     nproc: int = NProc,
     sync_bn: bool = SyncBN,
 ) -> None:
@@ -121,7 +123,7 @@ def search_command(
                      beta_convention=beta_convention, beta_max_epoch=beta_max_epoch, seed=seed, device=device,
                      deterministic=deterministic, kernels=kernels, channels_last=channels_last,
                      recompute_edges=recompute_edges, compile=compile, hessian_every=hessian_every,
-                     hessian_samples=hessian_samples, sync_bn=sync_bn)
+                     hessian_samples=hessian_samples, sync_bn=sync_bn, bench=bench)
     if config is not None:
         cfg = load_search_config(config, **overrides)
     else:

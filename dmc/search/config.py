@@ -93,6 +93,9 @@ class SearchConfig:
     sync_bn: bool = False
     """Distributed runs: batch-norm statistics over the global batch (:class:`dmc.distributed.SyncBatchNorm2d`)
     instead of each process's share."""
+    bench: str | None = None
+    """nb201 searches: NATS-Bench's topology archive folder; each epoch's derived cell is looked up in it and its
+    benchmark accuracies recorded (:class:`dmc.bench.NB201Bench`)."""
     hessian_every: int = 0
     """Every N epochs, the dominant eigenvalue of the Hessian of the validation loss w.r.t. alpha (0: never)."""
     hessian_samples: int = 256

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 
+from dmc.bench import NB201Bench
 from dmc.chain_space import ChainSpace
 from dmc.data import load_dataset
 from dmc.derive import node_edge_weights
@@ -185,6 +186,11 @@ class _Run:
         self.process.broadcast_buffers(self.model)
         return evaluate(self.model, self.loaders[1], self.device, self.process.sum)
 
+    @functools.cached_property
+    def bench(self) -> NB201Bench | None:
+        """The NAS-Bench-201 archive each epoch's cell is looked up in (read by rank 0 only)."""
+        return None if self.config.bench is None or not self.process.is_main else NB201Bench(self.config.bench)
+
     def hessian_due(self, epoch: int) -> bool:
         every = self.config.hessian_every
         return every > 0 and ((epoch + 1) % every == 0 or epoch + 1 == self.config.epochs)
@@ -217,6 +223,11 @@ def _start(config: SearchConfig, folder: RunFolder, resume: bool) -> tuple[Searc
     if config.method == "p-darts":
         for layers in config.stage_layers:  # every stage's depth fits the macro, before anything is written
             space.with_macro(layers=layers)
+    if config.bench is not None:
+        if space.kind != "nb201":
+            raise InvalidInputError(f"--bench looks cells up in NAS-Bench-201; {space.name} is not its space",
+                                    "search the nb201 space, or drop --bench")
+        NB201Bench(config.bench)  # the archive's meta file reads, before anything is written
     folder.claim()
     folder.write_space(space)
     return config, space
@@ -285,6 +296,8 @@ def _search(config: SearchConfig, folder: RunFolder, space: SearchSpace, resume:
                 record["edge_norm"] = {g: node_edge_weights(v.detach(), space).tolist() for g, v in edge_norms.items()}
             if run.hessian_due(epoch):
                 record["hessian_eigenvalue"] = run.hessian_eigenvalue()
+            if run.bench is not None:
+                record["nb201"] = process.on_main(lambda: nb201_record(run.bench, run.model.genotype()))
             record["seconds"] = time.perf_counter() - started
             run.scheduler.step()
             run.epoch = epoch + 1
@@ -308,11 +321,22 @@ def _search(config: SearchConfig, folder: RunFolder, space: SearchSpace, resume:
     return SearchResult(run_dir, run.best_epoch, run.best_val_acc, process.on_main(derive_and_write))
 
 
+def nb201_record(bench: NB201Bench, genotype: Genotype) -> dict[str, Any]:
+    """What history.jsonl records of an epoch's cell in NAS-Bench-201: its index, and per dataset the mean valid
+    and test accuracy (%) after 200 epochs."""
+    result = bench.lookup(genotype)
+    return {"index": result.index, **{d.dataset: {"valid": d.valid.mean, "test": d.test.mean}
+                                      for d in result.datasets}}
+
+
 def _log_tensorboard(writer, record: dict[str, Any]) -> None:
     epoch = record["epoch"]
     for key in ("beta", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "hessian_eigenvalue"):
         if key in record:
             writer.add_scalar(key, record[key], epoch)
+    for dataset, accuracies in record.get("nb201", {}).items():
+        if dataset != "index":
+            writer.add_scalars(f"nb201/{dataset}", accuracies, epoch)
     for group, rows in record["alphas"].items():
         row = "layer" if group == "layers" else "edge"
         for e, weights in enumerate(rows):
