@@ -38,7 +38,9 @@ from dmc.report import write_report
 from dmc.search import (
                         METHODS,
                         SCHEDULES,
+                        AblationResult,
                         BetaSchedule,
+                        ablate,
                         SearchConfig,
                         SearchResult,
                         derive_run,
@@ -53,7 +55,7 @@ from dmc.train import TrainConfig, TrainResult, train
 from dmc.version import __version__
 from dmc.viz import visualize
 
-__all__ = ["CONVENTIONS", "MAX_INPUT_SIZE", "METHODS", "SCHEDULES", "STYLES", "__version__", "BetaSchedule", "BuildArgs",
+__all__ = ["CONVENTIONS", "MAX_INPUT_SIZE", "METHODS", "AblationResult", "ablate", "SCHEDULES", "STYLES", "__version__", "BetaSchedule", "BuildArgs",
            "ChainGenotype", "ChainSpace", "CompiledNetwork", "DataBundle", "DemoSpec", "Genotype", "NB201Bench",
            "NB201Result", "Profile", "SearchConfig", "SearchResult",
            "SearchSpace", "Supernet", "TrainConfig", "TrainResult", "build_network", "build_supernet",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dmc.cli import (  # noqa: F401  (each module registers its commands)
+    ablate,
     bench,
     compile,
     data,

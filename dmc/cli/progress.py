@@ -33,6 +33,8 @@ def epoch_progress(console: Console | None = None, label: str = "search"):
         if kind == "epoch_start":
             if "epochs" not in tasks:
                 tasks["epochs"] = progress.add_task(label, total=info["epochs"], completed=info["epoch"], info="")
+            else:  # the same run's next epoch, or the next run of a grid (seeds, stages, ablation)
+                progress.update(tasks["epochs"], total=info["epochs"], completed=info["epoch"])
             if "steps" in tasks:
                 progress.reset(tasks["steps"], total=info["steps"], description=f"epoch {info['epoch']}")
             else:

@@ -1,10 +1,11 @@
 """DARTS- search: configuration, beta schedules, the bi-level loop, resume, and derivation from runs."""
 
 from dmc.runfolder import read_history
+from dmc.search.ablation import AblationResult, AblationRun, ablate
 from dmc.search.beta import SCHEDULES, BetaSchedule
 from dmc.search.config import METHODS, SearchConfig, load_search_config
 from dmc.search.derive_run import derive_run
 from dmc.search.run import SearchResult, search, search_seeds
 
-__all__ = ["METHODS", "SCHEDULES", "BetaSchedule", "SearchConfig", "SearchResult", "derive_run", "load_search_config",
+__all__ = ["METHODS", "SCHEDULES", "AblationResult", "AblationRun", "ablate", "BetaSchedule", "SearchConfig", "SearchResult", "derive_run", "load_search_config",
            "read_history", "search", "search_seeds"]
