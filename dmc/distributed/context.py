@@ -20,7 +20,7 @@ from torch.utils.data import Dataset, Subset
 
 from dmc.distributed.environment import launch_environment
 from dmc.errors import DmcError, InvalidInputError
-from dmc.runtime import resolve_device
+from dmc.runtime import resolve_device, restore_rng_state, rng_state
 
 T = TypeVar("T")
 
@@ -64,19 +64,6 @@ class Distributed:
         """Rank 0: the process that writes the run folder and reports progress."""
         return self.rank == 0
 
-    # ------------------------------------------------------------------ collectives
-    def average_(self, tensors: Sequence[torch.Tensor]) -> None:
-        """Replaces each tensor by its mean over the processes (one flat all-reduce)."""
-        if not self.active or not tensors:
-            return
-        flat = torch.cat([t.reshape(-1) for t in tensors])
-        dist.all_reduce(flat)
-        flat /= self.world_size
-        offset = 0
-        for t in tensors:
-            t.copy_(flat[offset: offset + t.numel()].view_as(t))
-            offset += t.numel()
-
     def with_device(self, name: str) -> Distributed:
         """This process on device ``name`` (auto, cpu, cuda): in a distributed run on GPUs, the GPU of its local
         rank (cuda:N is refused there)."""
@@ -93,6 +80,19 @@ class Distributed:
                                     "start at most one process per GPU")
         torch.cuda.set_device(index)
         return dataclasses.replace(self, device=torch.device("cuda", index))
+
+    # ------------------------------------------------------------------ collectives
+    def average_(self, tensors: Sequence[torch.Tensor]) -> None:
+        """Replaces each tensor by its mean over the processes (one flat all-reduce)."""
+        if not self.active or not tensors:
+            return
+        flat = torch.cat([t.reshape(-1) for t in tensors])
+        dist.all_reduce(flat)
+        flat /= self.world_size
+        offset = 0
+        for t in tensors:
+            t.copy_(flat[offset: offset + t.numel()].view_as(t))
+            offset += t.numel()
 
     def sum(self, values: Sequence[float]) -> list[float]:
         """Sums of ``values`` over the processes (float64)."""
@@ -173,6 +173,16 @@ class Distributed:
         error = DmcError(first[1]) if self.is_main else PeerFailed(first[1])
         error.exit_code = first[0]
         raise error
+
+    def rng_states(self) -> dict[str, Any]:
+        """A checkpoint's random generators: ``rng``, rank 0's (as one process writes it), and on several processes
+        ``rng_ranks``, every rank's in rank order (each draws its own augmentation)."""
+        states = self.gather_objects(rng_state())
+        return {"rng": states[0], **({"rng_ranks": states} if self.active else {})}
+
+    def restore_rng_states(self, checkpoint: dict[str, Any]) -> None:
+        """This process's generators as :meth:`rng_states` saved them in ``checkpoint``."""
+        restore_rng_state(checkpoint["rng_ranks"][self.rank] if self.active else checkpoint["rng"])
 
     def data_parallel(self, module: torch.nn.Module, ignore: Sequence[str] = ()) -> torch.nn.Module:
         """``module`` wrapped in ``DistributedDataParallel`` (the forward to train its weights through: their

@@ -30,8 +30,6 @@ from dmc.runfolder import SEARCH_RUN, RunFolder, check_world_size, restoring, wr
 from dmc.runtime import (
     check_finite,
     evaluate,
-    restore_rng_state,
-    rng_state,
     seed_everything,
 )
 from dmc.search.architect import Architect
@@ -125,15 +123,11 @@ class _Run:
     # ------------------------------------------------------------------------------- state
     def state(self) -> dict[str, Any]:
         """The checkpoint (called on every process: it gathers their random generators)."""
-        rngs = self.process.gather_objects(rng_state())
-        state = {"epoch": self.epoch, "model": self.model.state_dict(), "w_opt": self.w_opt.state_dict(),
-                 "a_opt": self.a_opt.state_dict(), "scheduler": self.scheduler.state_dict(), "rng": rngs[0],
-                 "world_size": self.process.world_size, "best_val_acc": self.best_val_acc,
-                 "best_epoch": self.best_epoch, "space_hash": self.space.content_hash,
-                 "config": self.config.to_dict(), "dmc_version": __version__}
-        if self.process.active:
-            state["rng_ranks"] = rngs
-        return state
+        return {"epoch": self.epoch, "model": self.model.state_dict(), "w_opt": self.w_opt.state_dict(),
+                "a_opt": self.a_opt.state_dict(), "scheduler": self.scheduler.state_dict(),
+                **self.process.rng_states(), "world_size": self.process.world_size,
+                "best_val_acc": self.best_val_acc, "best_epoch": self.best_epoch,
+                "space_hash": self.space.content_hash, "config": self.config.to_dict(), "dmc_version": __version__}
 
     def load_state(self, state: dict[str, Any]) -> None:
         if state.get("space_hash") != self.space.content_hash:
@@ -145,7 +139,7 @@ class _Run:
             self.w_opt.load_state_dict(state["w_opt"])
             self.a_opt.load_state_dict(state["a_opt"])
             self.scheduler.load_state_dict(state["scheduler"])
-            restore_rng_state(state["rng_ranks"][self.process.rank] if self.process.active else state["rng"])
+            self.process.restore_rng_states(state)
             self.best_val_acc = float(state["best_val_acc"])
         self.epoch, self.best_epoch = state["epoch"], state["best_epoch"]
 

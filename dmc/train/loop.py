@@ -48,8 +48,6 @@ from dmc.runfolder import TRAIN_RUN, DamagedRunFile, RunFolder, check_world_size
 from dmc.runtime import (
     check_finite,
     evaluate,
-    restore_rng_state,
-    rng_state,
     seed_everything,
 )
 from dmc.train.config import TrainConfig
@@ -266,7 +264,7 @@ def _train(genotype: Genotype, config: TrainConfig, folder: RunFolder, state, on
                 ema.load_state_dict(state["ema"])
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
-            restore_rng_state(state["rng_ranks"][process.rank] if process.active else state["rng"])
+            process.restore_rng_states(state)
             best = {key: state[key] for key in best}
             test_acc = float(state["test_acc"])
         epoch = state["epoch"]
@@ -323,12 +321,9 @@ def _train(genotype: Genotype, config: TrainConfig, folder: RunFolder, state, on
             if improved:
                 best = {"best_epoch": epoch - 1, "best_val_acc": record.get("val_acc", -1.0),
                         "best_test_acc": test_acc}
-            rngs = process.gather_objects(rng_state())
             checkpoint = {**network_record(evaluated), "optimizer": optimizer.state_dict(),
-                          "scheduler": scheduler.state_dict(), "rng": rngs[0], "world_size": process.world_size,
+                          "scheduler": scheduler.state_dict(), **process.rng_states(), "world_size": process.world_size,
                           "epoch": epoch, "test_acc": test_acc, **best, "config": config.to_dict(), "data": data_info}
-            if process.active:
-                checkpoint["rng_ranks"] = rngs
             if ema is not None:
                 checkpoint.update(train_model=model.state_dict(), ema=ema.state_dict())
             process.on_main(lambda: folder.end_epoch(epoch - 1, record, checkpoint, improved))
