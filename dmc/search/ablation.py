@@ -4,8 +4,9 @@ optionally training each found network, summarised in one report.
 ``out/beta0-<b>/seed-<s>/`` is each search's run folder (``.../seed-<s>-train/`` its training run). The grid is
 resumable: a finished run (its result file written) is read, an interrupted one resumed, a missing one started.
 The report (``ablation.md``, ``ablation.json``, ``ablation.png``) gives per beta0, mean and spread over the
-seeds: the skip connections of the normal cell derived at every epoch, the final genotype's skips, the supernet's
-validation accuracy (last and best epoch) and, with training, the derived networks' test accuracy.
+seeds: the skip connections of the normal cell derived at every epoch and of the run's genotype (``genotype.json``,
+from the best epoch: Algorithm 1), the supernet's validation accuracy (last and best epoch) and, with training,
+the derived networks' test accuracy.
 """
 
 from __future__ import annotations
@@ -153,7 +154,8 @@ def write_ablation_report(out_dir: Path, runs: Sequence[AblationRun], config: Se
     lines = [f"# beta0 ablation: {config.space} on {config.dataset}", "",
              f"{len(rows)} beta0 values x {len(rows[0]['seeds'])} seeds ({', '.join(map(str, rows[0]['seeds']))}), "
              f"{config.epochs} search epochs, {config.beta_schedule} beta decay; mean ± std over the seeds.", "",
-             "| beta0 | skips in the normal cell | supernet val acc % (last) | (best) |"
+             "| beta0 | skips in the normal cell (genotype.json: best epoch) | supernet val acc % (last epoch) | "
+             "(best) |"
              + (" derived network test acc % |" if trained else ""),
              "| --- | --- | --- | --- |" + (" --- |" if trained else "")]
     for row in rows:
