@@ -5,6 +5,7 @@ users and attackers damage them, through the real CLI. Each must give exactly on
 
 from __future__ import annotations
 
+import bz2
 import json
 import os
 import pickle
@@ -382,6 +383,13 @@ CASES: dict[str, tuple] = {
         "c.yaml", "model: !!python/object/apply:os.system ['touch pwned']\n")], "c.yaml", 2, NEEDS_MM),
     "detect: test a search checkpoint": case(lambda b: ["detect", "test", b.file("c.py", "x = 1\n"),
                                                         str(b.copy("search") / "last.pt")], "last.pt", 2, NEEDS_MM),
+    # ------------------------------------------------------------------------------- ablation, benchmarks
+    "ablate: seeds not integers": case(lambda b: ["ablate", "tiny", O, str(b.tmp / "grid"), "--seeds", "a"],
+                                       "--seeds 'a' is not a comma-separated list of integers"),
+    "bench: nb201 archive missing": case(lambda b: ["bench", "nb201", "0", "--data", str(b.tmp / "nowhere")],
+                                         "nowhere: no such folder"),
+    "bench: nb201 archive that runs code": case(lambda b: ["bench", "nb201", "0", "--data", str(Path(b.file(
+        "nats/meta.pickle.pbz2", bz2.compress(pickle.dumps(_Exploit())))).parent)], "refused"),
 }
 
 
