@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+import yaml
 
 from dmc.derive import derive, edge_weights
 from dmc.genotype import Genotype
@@ -103,8 +104,6 @@ def _prepare_stage(stage_dir: Path, space_file: Path, space: SearchSpace) -> str
     once), ``new`` otherwise, after writing the stage's space file."""
     if (stage_dir / "config.json").is_file():
         return "resume"
-    import yaml
-
     atomic_write_text(space_file, yaml.safe_dump(space.to_dict(), sort_keys=False))
     return "new"
 
