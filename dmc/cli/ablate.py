@@ -7,11 +7,10 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from dmc.api import SearchConfig, TrainConfig, ablate, is_main_process, load_search_config
+from dmc.api import TrainConfig, ablate, is_main_process
 from dmc.cli.app import command
 from dmc.cli.progress import epoch_progress
-from dmc.cli.run_options import BatchSize, DataRoot, Dataset, Device
-from dmc.cli.search import _numbers
+from dmc.cli.run_options import BatchSize, DataRoot, Dataset, Device, number_list, search_settings
 
 
 @command(name="ablate")
@@ -42,16 +41,15 @@ def ablate_command(
     overrides = dict(space=space, dataset=dataset, data_root=data_root, epochs=epochs, batch_size=batch_size,
                      channels=channels, layers=layers, image_size=image_size, beta_schedule=beta_schedule,
                      method=method, device=device)
-    settings = (load_search_config(config, **overrides) if config is not None
-                else SearchConfig.for_space(overrides, "command line"))
+    settings = search_settings(config, overrides)
     train_config = None
     if train_epochs is not None:
         train_config = TrainConfig.for_dataset(settings.dataset, data_root=settings.data_root, epochs=train_epochs,
                                                image_size=settings.image_size, device=settings.device)
     console = Console()
     with epoch_progress(console) as on_event:
-        result = ablate(settings, out, _numbers(beta0, "--beta0", float, "0,0.4,0.7,1"),
-                        _numbers(seeds, "--seeds", example="0,1,2"), train_config, on_event)
+        result = ablate(settings, out, number_list(beta0, "--beta0", float, "0,0.4,0.7,1"),
+                        number_list(seeds, "--seeds", example="0,1,2"), train_config, on_event)
     if not is_main_process():
         return
     for row in result.summary():

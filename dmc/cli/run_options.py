@@ -1,8 +1,14 @@
-"""Options shared by the commands that run training loops (search, train)."""
+"""Options shared by the commands that run training loops (search, train, ablate), and how they are read."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import typer
+
+from dmc.api import SearchConfig, load_search_config
+from dmc.errors import InvalidInputError
 
 Dataset = typer.Option(None, help="digits | cifar10[:PATH] | cifar100[:PATH] | folder:PATH [digits].")
 DataRoot = typer.Option(None, help="Folder holding the CIFAR data.")
@@ -11,3 +17,23 @@ Device = typer.Option(None, help="auto | cpu | cuda [auto].")
 Deterministic = typer.Option(None, "--deterministic/--nondeterministic",
                              help="Deterministic algorithms (bitwise reproducible on CPU).")
 BatchSize = typer.Option(None, help="Batch size [search 64, train 96].")
+
+
+def number_list(text: str | None, flag: str, kind: type = int, example: str = "0,1,2,3") -> list | None:
+    """A comma-separated list of ``kind`` from option ``flag``; None when not given."""
+    if text is None:
+        return None
+    try:
+        return [kind(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        what = "integers" if kind is int else "numbers"
+        raise InvalidInputError(f"{flag} {text!r} is not a comma-separated list of {what}",
+                                f"e.g. {flag} {example}") from None
+
+
+def search_settings(config_file: Path | None, overrides: dict[str, Any]) -> SearchConfig:
+    """Search settings from the command line: a YAML file's, which the flags (``overrides``, None = not given)
+    override, or the flags alone; the space's own search defaults fill in the rest."""
+    if config_file is not None:
+        return load_search_config(config_file, **overrides)
+    return SearchConfig.for_space(overrides, "command line")

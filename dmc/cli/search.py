@@ -14,7 +14,6 @@ from dmc.api import (
     SCHEDULES,
     SearchConfig,
     is_main_process,
-    load_search_config,
     search_seeds,
 )
 from dmc.api import search as run_search
@@ -28,20 +27,10 @@ from dmc.cli.run_options import (
     Deterministic,
     Device,
     Seed,
+    number_list,
+    search_settings,
 )
 from dmc.errors import InvalidInputError
-
-
-def _numbers(text: str | None, flag: str, kind: type = int, example: str = "0,1,2,3") -> list | None:
-    """A comma-separated list of ``kind`` from option ``flag``; None when not given."""
-    if text is None:
-        return None
-    try:
-        return [kind(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        what = "integers" if kind is int else "numbers"
-        raise InvalidInputError(f"{flag} {text!r} is not a comma-separated list of {what}",
-                                f"e.g. {flag} {example}") from None
 
 
 @command(name="search")
@@ -116,23 +105,20 @@ def search_command(
                      channels=channels, layers=layers, width=width, image_size=image_size, augment=augment, lr=lr,
                      arch_lr=arch_lr, order=order, method=method, partial_channels=partial_channels,
                      channel_shuffle=channel_shuffle, arch_warmup=arch_warmup,
-                     stage_layers=_numbers(stage_layers, "--stage-layers", example="5,11,17"),
-                     stage_keep=_numbers(stage_keep, "--stage-keep", example="5,3"),
-                     skip_dropout=_numbers(skip_dropout, "--skip-dropout", float, "0.1,0.4,0.7"), max_skips=max_skips,
+                     stage_layers=number_list(stage_layers, "--stage-layers", example="5,11,17"),
+                     stage_keep=number_list(stage_keep, "--stage-keep", example="5,3"),
+                     skip_dropout=number_list(skip_dropout, "--skip-dropout", float, "0.1,0.4,0.7"),
+                     max_skips=max_skips,
                      beta_schedule=beta_schedule, beta0=beta0, beta_start=beta_start, beta_stop=beta_stop,
                      beta_convention=beta_convention, beta_max_epoch=beta_max_epoch, seed=seed, device=device,
                      deterministic=deterministic, kernels=kernels, channels_last=channels_last,
                      recompute_edges=recompute_edges, compile=compile, hessian_every=hessian_every,
                      hessian_samples=hessian_samples, sync_bn=sync_bn, bench=bench)
-    if config is not None:
-        cfg = load_search_config(config, **overrides)
-    else:
-        if space is None:
-            raise InvalidInputError("no search space given", "pass a space, e.g. `dmc search rdarts_s3`, "
-                                                             "or --config FILE")
-        cfg = SearchConfig.for_space(overrides, "command line")
+    if config is None and space is None:
+        raise InvalidInputError("no search space given", "pass a space, e.g. `dmc search rdarts_s3`, or --config FILE")
+    cfg = search_settings(config, overrides)
     out = out or Path("runs") / f"search-{Path(cfg.space).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-    run_processes(nproc, _search, cfg, out, _numbers(seeds, "--seeds"), False, run_dir=out)
+    run_processes(nproc, _search, cfg, out, number_list(seeds, "--seeds"), False, run_dir=out)
 
 
 def _search(config: SearchConfig, out: Path, seeds: list[int] | None, resume: bool) -> None:
