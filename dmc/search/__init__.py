@@ -7,5 +7,5 @@ from dmc.search.config import METHODS, SearchConfig, load_search_config
 from dmc.search.derive_run import derive_run
 from dmc.search.run import SearchResult, search, search_seeds
 
-__all__ = ["METHODS", "SCHEDULES", "AblationResult", "AblationRun", "ablate", "BetaSchedule", "SearchConfig", "SearchResult", "derive_run", "load_search_config",
-           "read_history", "search", "search_seeds"]
+__all__ = ["METHODS", "SCHEDULES", "AblationResult", "AblationRun", "BetaSchedule", "SearchConfig", "SearchResult",
+           "ablate", "derive_run", "load_search_config", "read_history", "search", "search_seeds"]

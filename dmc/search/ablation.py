@@ -20,12 +20,11 @@ from typing import Any
 
 from dmc.distributed import is_main_process
 from dmc.errors import InvalidInputError
-from dmc.genotype import Genotype
+from dmc.genotype import Genotype, load_genotype
 from dmc.io import atomic_write_text
 from dmc.report import skip_connections
 from dmc.runfolder import read_history
 from dmc.search.config import SearchConfig
-from dmc.search.derive_run import derive_run
 from dmc.search.run import search
 
 
@@ -99,7 +98,7 @@ def _one(config: SearchConfig, run_dir: Path, train_config, on_event) -> Ablatio
     if not (run_dir / "genotype.json").is_file():
         search(config, run_dir, resume=(run_dir / "config.json").is_file(), on_event=on_event)
     history = read_history(run_dir)
-    genotype = derive_run(run_dir, "best")
+    genotype = load_genotype(run_dir / "genotype.json")  # the search derived it from best.pt
     test_acc = None
     if train_config is not None:
         test_acc = _train(genotype, train_config, run_dir.with_name(run_dir.name + "-train"), config.seed, on_event)

@@ -279,11 +279,12 @@ def _search(config: SearchConfig, folder: RunFolder, space: SearchSpace, resume:
             train_loss, train_acc = run.train_epoch(lr)
             val_loss, val_acc = run.evaluate()
             check_finite(val_loss, "the validation loss", epoch, None, run_dir)
+            genotype = run.model.genotype()
             record = {
                 "epoch": epoch, "beta": beta, "lr": lr, "train_loss": train_loss, "train_acc": train_acc,
                 "val_loss": val_loss, "val_acc": val_acc,
                 "alphas": {c: [w.tolist() for w in ws] for c, ws in run.model.edge_weights().items()},
-                "genotype": run.model.genotype().to_dict(),
+                "genotype": genotype.to_dict(),
             }
             edge_norms = run.model.edge_norms()
             if edge_norms is not None:  # PC-DARTS: each edge's weight among its node's incoming edges
@@ -291,7 +292,7 @@ def _search(config: SearchConfig, folder: RunFolder, space: SearchSpace, resume:
             if run.hessian_due(epoch):
                 record["hessian_eigenvalue"] = run.hessian_eigenvalue()
             if run.bench is not None:
-                record["nb201"] = process.on_main(lambda: nb201_record(run.bench, run.model.genotype()))
+                record["nb201"] = process.on_main(lambda: nb201_record(run.bench, genotype))
             record["seconds"] = time.perf_counter() - started
             run.scheduler.step()
             run.epoch = epoch + 1
