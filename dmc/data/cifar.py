@@ -16,6 +16,7 @@ import torch
 from dmc.data.bundle import DataBundle
 from dmc.data.tensors import TensorImageDataset
 from dmc.errors import InvalidInputError
+from dmc.pickles import DataUnpickler
 
 LAYOUTS = {
     "cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"], b"labels", 10,
@@ -24,23 +25,17 @@ LAYOUTS = {
                  (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
 }
 
-_ALLOWED_GLOBALS = {
+_CIFAR_GLOBALS = frozenset({
     ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
     ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
-}
-
-
-class _DataOnlyUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str):
-        if (module, name) in _ALLOWED_GLOBALS:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name}: CIFAR batches hold only arrays and lists")
+})
 
 
 def read_batch(path: Path) -> dict:
     """One CIFAR batch file as a dict with bytes keys (b'data', b'labels' / b'fine_labels', ...)."""
     try:
-        return _DataOnlyUnpickler(io.BytesIO(path.read_bytes()), encoding="bytes").load()
+        return DataUnpickler(io.BytesIO(path.read_bytes()), _CIFAR_GLOBALS, "CIFAR batches hold only arrays and lists",
+                             encoding="bytes").load()
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as exc:
         raise InvalidInputError(f"{path}: not a readable CIFAR batch ({exc})",
                                 "re-extract the python version of the dataset") from None
