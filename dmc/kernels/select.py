@@ -32,6 +32,14 @@ class Kernels(NamedTuple):
 
 REFERENCE = Kernels("reference", mixed_sum, None)
 FUSED = Kernels("fused", fused_mixed_sum, fused_depthwise_conv2d)
+FUSED_CUDA = Kernels("fused", fused_mixed_sum, None)
+"""On CUDA the depthwise convolutions stay with cuDNN: on an H200 our CUDA depthwise kernel was slower than
+cuDNN in 44 of the 48 search shapes measured (benchmarks/RESULTS.md); the fused mixed sum was 1.3-2x faster."""
+
+
+def fused_kernels(device: torch.device | str) -> Kernels:
+    """The fused kernels a search uses on ``device``: those that measured faster than the eager path there."""
+    return FUSED_CUDA if torch.device(device).type == "cuda" else FUSED
 
 
 def select_kernels(kind: str, device: torch.device | str,
@@ -57,4 +65,4 @@ def select_kernels(kind: str, device: torch.device | str,
         if on_status is not None:
             on_status(f"using the reference kernels: {exc}")
         return REFERENCE
-    return FUSED
+    return fused_kernels(device)

@@ -9,7 +9,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 
 from dmc.kernels import fused_mixed_sum, mixed_sum, native, select_kernels
 from dmc.kernels.native import KernelBuildError
-from dmc.kernels.select import FUSED, REFERENCE
+from dmc.kernels.select import FUSED, REFERENCE, fused_kernels
 
 
 def test_build_name_depends_on_sources_and_torch():
@@ -64,6 +64,13 @@ def test_select(monkeypatch):
     assert select_kernels("auto", "cpu") == FUSED and FUSED.mixed_sum is fused_mixed_sum
     with pytest.raises(ValueError, match="kernels must be one of"):
         select_kernels("triton", "cpu")
+
+
+def test_on_cuda_the_fused_kernels_leave_depthwise_convs_to_cudnn():
+    """Measured on an H200 (benchmarks/RESULTS.md): cuDNN's depthwise convs beat ours, the fused mixed sum wins."""
+    assert fused_kernels("cpu") is FUSED
+    assert fused_kernels("cuda") == ("fused", fused_mixed_sum, None)
+    assert fused_kernels(torch.device("cuda", 1)).depthwise is None
 
 
 def test_auto_falls_back_when_the_build_fails(monkeypatch):
