@@ -10,7 +10,8 @@ step on another. The baseline is the same supernet run as the paper's code runs 
 parameter (``loss.backward()``), where dmc asks autograd for the alpha gradients only. "paper edges"
 is that baseline with dmc's architecture step, to show the two effects apart. The dmc rows then add one
 optimisation at a time: channels-last activations, the fused mixed sum alone, the fused ReLU-depthwise conv
-alone, both (the default), torch.compile, edge recomputation. Each configuration runs in its own process, so its
+alone, the batch-norm-folding sum alone, the first two together, all three (the default), torch.compile, edge
+recomputation. Each configuration runs in its own process, so its
 peak resident memory (ru_maxrss) is its own; the first step (which compiles, with --compile) is timed apart.
 Times are the median and range of interleaved rounds; ratios are against the "paper" row of the same run.
 Targets (issue 15): default >= 4x faster than the paper's code at <= 0.6x its peak memory; --recompute-edges at
@@ -44,6 +45,8 @@ CELL_CONFIGS = {
     "dmc reference + channels_last": dict(kernels="reference", channels_last=True),
     "dmc fused sum + channels_last": dict(kernels="sum", channels_last=True),
     "dmc fused depthwise + channels_last": dict(kernels="depthwise", channels_last=True),
+    "dmc fused batchnorm sum + channels_last": dict(kernels="batchnorm", channels_last=True),
+    "dmc fused sum and depthwise + channels_last": dict(kernels="sum+depthwise", channels_last=True),
     "dmc fused": dict(kernels="fused", channels_last=False),
     "dmc fused + channels_last": dict(kernels="fused", channels_last=True),
     "dmc fused + channels_last + compile": dict(kernels="fused", channels_last=True, compile=True),
@@ -102,14 +105,13 @@ class PaperArchitect:
 
 
 def kernels_of(kind: str, select_kernels):
-    """The supernet's kernels for a configuration: 'reference', 'fused', or one fused operator alone ('sum',
-    'depthwise') to show what each contributes."""
+    """The supernet's kernels for a configuration: 'reference', 'fused', or some fused operators alone ('sum',
+    'depthwise', 'batchnorm', joined by '+') to show what each contributes."""
     reference, fused = select_kernels("reference", "cpu"), select_kernels("fused", "cpu")
-    if kind == "sum":
-        return reference._replace(kind="sum", mixed_sum=fused.mixed_sum)
-    if kind == "depthwise":
-        return reference._replace(kind="depthwise", depthwise=fused.depthwise)
-    return fused if kind == "fused" else reference
+    if kind in ("fused", "reference"):
+        return fused if kind == "fused" else reference
+    fields = {"sum": "mixed_sum", "depthwise": "depthwise", "batchnorm": "batchnorm_mixed_sum"}
+    return reference._replace(kind=kind, **{fields[part]: getattr(fused, fields[part]) for part in kind.split("+")})
 
 
 def build(name: str, args):

@@ -8,6 +8,7 @@ from typing import NamedTuple, Protocol
 import torch
 
 from dmc.kernels import native
+from dmc.kernels.batchnorm_sum import BatchNormMixedSum, fused_batchnorm_mixed_sum
 from dmc.kernels.depthwise import DepthwiseConv, fused_depthwise_conv2d
 from dmc.kernels.native import KernelBuildError
 from dmc.kernels.operator import fused_mixed_sum
@@ -23,18 +24,21 @@ class MixedSum(Protocol):
 
 
 class Kernels(NamedTuple):
-    """One implementation per hot spot. ``depthwise`` None: the ops' own eager ``ReLU -> Conv2d`` layers."""
+    """One implementation per hot spot. ``depthwise`` None: the ops' own eager ``ReLU -> Conv2d`` layers;
+    ``batchnorm_mixed_sum`` None: the candidates' own batch norms, then ``mixed_sum``."""
 
     kind: str
     mixed_sum: MixedSum
     depthwise: DepthwiseConv | None
+    batchnorm_mixed_sum: BatchNormMixedSum | None = None
 
 
 REFERENCE = Kernels("reference", mixed_sum, None)
-FUSED = Kernels("fused", fused_mixed_sum, fused_depthwise_conv2d)
+FUSED = Kernels("fused", fused_mixed_sum, fused_depthwise_conv2d, fused_batchnorm_mixed_sum)
 FUSED_CUDA = Kernels("fused", fused_mixed_sum, None)
 """On CUDA the depthwise convolutions stay with cuDNN: on an H200 our CUDA depthwise kernel was slower than
-cuDNN in 44 of the 48 search shapes measured (benchmarks/RESULTS.md); the fused mixed sum was 1.3-2x faster."""
+cuDNN in 44 of the 48 search shapes measured (benchmarks/RESULTS.md); the fused mixed sum was 1.3-2x faster.
+The batch-norm-folding sum has no CUDA kernel."""
 
 
 def fused_kernels(device: torch.device | str) -> Kernels:

@@ -3,8 +3,9 @@
 Kernels that build are not yet kernels that compute the right thing on this device (the CUDA kernels had never
 run on a GPU when this was written): :func:`check_fused` runs every fused operator forward and backward against
 its eager reference on small inputs, once per device type and process: ``dmc::mixed_sum`` on contiguous and
-channels-last inputs, with and without the auxiliary branch, and ``dmc::depthwise_conv2d`` with and without its
-ReLU for every kernel size, dilation and stride a search space uses, on both layouts.
+channels-last inputs, with and without the auxiliary branch; ``dmc::depthwise_conv2d`` with and without its
+ReLU for every kernel size, dilation and stride a search space uses, on both layouts; and, where it has a kernel
+(CPU), ``dmc::batchnorm_mixed_sum`` on both layouts, running statistics included.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from __future__ import annotations
 import itertools
 
 import torch
+from torch import nn
 
+from dmc.kernels.batchnorm_sum import batchnorm_mixed_sum, fused_batchnorm_mixed_sum
 from dmc.kernels.depthwise import depthwise_conv2d, fused_depthwise_conv2d
 from dmc.kernels.operator import fused_mixed_sum
 from dmc.kernels.reference import mixed_sum
@@ -32,7 +35,8 @@ def check_fused(device: torch.device | str) -> float:
         layouts = (torch.contiguous_format, torch.channels_last)
         _checked[device.type] = max(
             *(_mixed_sum_difference(device, layout, aux) for layout in layouts for aux in (False, True)),
-            *(_depthwise_difference(device, layout, *case) for layout in layouts for case in DEPTHWISE_CASES))
+            *(_depthwise_difference(device, layout, *case) for layout in layouts for case in DEPTHWISE_CASES),
+            *(_batchnorm_sum_difference(device, layout) for layout in layouts if device.type == "cpu"))
     return _checked[device.type]
 
 
@@ -76,4 +80,22 @@ def _depthwise_difference(device: torch.device, layout: torch.memory_format, ker
         out = implementation(inputs, w, stride, padding, dilation, relu)
         out.backward(torch.ones_like(out).cumsum(-1).sin())
         results.append([t.double() for t in (out.detach(), inputs.grad, w.grad)])
+    return _difference(results)
+
+
+def _batchnorm_sum_difference(device: torch.device, layout: torch.memory_format) -> float:
+    tensor = _random(device)
+    shape = (3, 21, 7, 5)
+    zs = [(tensor(*shape) * 2 + 1).contiguous(memory_format=layout) for _ in range(3)]
+    ys = [tensor(*shape).contiguous(memory_format=layout) for _ in range(2)]
+    weights, grad = tensor(5).softmax(0), tensor(*shape)
+    results = []
+    for implementation in (fused_batchnorm_mixed_sum, batchnorm_mixed_sum):
+        inputs = [t.detach().requires_grad_() for t in zs + ys]
+        w = weights.detach().requires_grad_()
+        norms = [nn.BatchNorm2d(shape[1], affine=False).to(device) for _ in zs]
+        out = implementation(inputs[:3], norms, inputs[3:], w)
+        out.backward(grad)
+        results.append([out.detach(), *(t.grad for t in inputs), w.grad,
+                        *(s for norm in norms for s in (norm.running_mean, norm.running_var))])
     return _difference(results)

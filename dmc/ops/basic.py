@@ -54,7 +54,14 @@ class FactorizedReduce(nn.Module):
         self.conv_2 = nn.Conv2d(c_in, c_out // 2, 1, bias=False)
         self.bn = nn.BatchNorm2d(c_out, affine=affine)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    @property
+    def norm(self) -> nn.Module:
+        return self.bn
+
+    def pre_norm(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(x)
-        out = torch.cat([self.conv_1(x[:, :, ::2, ::2]), self.conv_2(x[:, :, 1::2, 1::2])], dim=1)  # (B, C_out, H/2, W/2)
-        return self.bn(out)
+        # (B, C_out, H/2, W/2)
+        return torch.cat([self.conv_1(x[:, :, ::2, ::2]), self.conv_2(x[:, :, 1::2, 1::2])], dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(self.pre_norm(x))

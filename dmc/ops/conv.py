@@ -1,4 +1,9 @@
-"""Convolutional building blocks with the layer order of the DARTS and NAS-Bench-201 reference code."""
+"""Convolutional building blocks with the layer order of the DARTS and NAS-Bench-201 reference code.
+
+Blocks that end with a batch norm expose it as ``norm`` and everything before it as ``pre_norm(x)``
+(``block(x) == block.norm(block.pre_norm(x))``): the supernet folds those batch norms into its fused weighted sum
+(:mod:`dmc.kernels.batchnorm_sum`).
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,13 @@ class ReLUConvBN(nn.Sequential):
             nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding, dilation=dilation, bias=bias),
             nn.BatchNorm2d(c_out, affine=affine),
         )
+
+    @property
+    def norm(self) -> nn.Module:
+        return self[2]
+
+    def pre_norm(self, x):
+        return self[1](self[0](x))
 
 
 class DilConv(nn.Sequential):
@@ -37,11 +49,18 @@ class DilConv(nn.Sequential):
             nn.BatchNorm2d(c_out, affine=affine),
         )
 
-    def forward(self, x):
+    @property
+    def norm(self) -> nn.Module:
+        return self[3]
+
+    def pre_norm(self, x):
+        relu, conv, pointwise, _ = self
         if self.depthwise is None:
-            return super().forward(x)
-        _, conv, pointwise, bn = self
-        return bn(pointwise(self.depthwise(x, conv.weight, conv.stride[0], conv.padding[0], conv.dilation[0], True)))
+            return pointwise(conv(relu(x)))
+        return pointwise(self.depthwise(x, conv.weight, conv.stride[0], conv.padding[0], conv.dilation[0], True))
+
+    def forward(self, x):
+        return self.norm(self.pre_norm(x))
 
 
 class SepConv(nn.Sequential):
@@ -52,6 +71,13 @@ class SepConv(nn.Sequential):
             DilConv(c_in, c_in, kernel, stride, padding, 1, affine),
             DilConv(c_in, c_out, kernel, 1, padding, 1, affine),
         )
+
+    @property
+    def norm(self) -> nn.Module:
+        return self[1].norm
+
+    def pre_norm(self, x):
+        return self[1].pre_norm(self[0](x))
 
 
 class Conv7x1_1x7(nn.Sequential):
@@ -64,6 +90,13 @@ class Conv7x1_1x7(nn.Sequential):
             nn.Conv2d(c_out, c_out, (7, 1), stride=(stride, 1), padding=(3, 0), bias=False),
             nn.BatchNorm2d(c_out, affine=affine),
         )
+
+    @property
+    def norm(self) -> nn.Module:
+        return self[3]
+
+    def pre_norm(self, x):
+        return self[2](self[1](self[0](x)))
 
 
 class ResNetBasicBlock(nn.Module):

@@ -17,3 +17,18 @@ def pool_3x3(kind: str, c_in: int, c_out: int, stride: int, affine: bool) -> nn.
     if c_in == c_out:
         return pool
     return nn.Sequential(ReLUConvBN(c_in, c_out, 1, 1, 0, affine), pool)
+
+
+class WithBatchNorm(nn.Sequential):
+    """``op -> BatchNorm2d``: DARTS's search-time batch norm after a pooling candidate (state-dict keys ``0.*``,
+    ``1.*``); ``pre_norm`` and ``norm`` as the conv blocks expose them (:mod:`dmc.ops.conv`)."""
+
+    def __init__(self, op: nn.Module, channels: int, affine: bool = False):
+        super().__init__(op, nn.BatchNorm2d(channels, affine=affine))
+
+    @property
+    def norm(self) -> nn.Module:
+        return self[1]
+
+    def pre_norm(self, x):
+        return self[0](x)

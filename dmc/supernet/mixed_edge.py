@@ -9,9 +9,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from dmc.kernels import MixedSum, mixed_sum
+from dmc.kernels.batchnorm_sum import BatchNormMixedSum
 from dmc.ops import OPS
 from dmc.ops.basic import FactorizedReduce, Identity, Zero
 from dmc.ops.conv import ReLUConvBN
+from dmc.ops.pool import WithBatchNorm
 
 
 def auxiliary_edge(channels: int, stride: int, conv1x1: bool) -> nn.Module:
@@ -59,8 +61,11 @@ class MixedEdge(nn.Module):
 
     'none' candidates are not computed: their output is zero, so they only take part through the
     softmax that normalises the other weights. ``mixed_sum`` is the weighted sum's implementation
-    (:func:`dmc.kernels.select_kernels`); the supernet sets it on every edge. ``row`` is the edge's row of
-    its architecture weights (set for chain layers, which the supernet runs by it).
+    (:func:`dmc.kernels.select_kernels`); the supernet sets it on every edge. ``batchnorm_mixed_sum``, when
+    set, is the same sum with the candidates' final training-mode batch norms folded in: candidates ending with a
+    ``BatchNorm2d(affine=False)`` (exposed as ``norm``/``pre_norm``, :mod:`dmc.ops.conv`) hand it their output before
+    that batch norm. ``row`` is the edge's row of its architecture weights (set for chain layers, which the
+    supernet runs by it).
 
     ``partial`` = K > 1 is PC-DARTS's partial channel connection: the candidates see the first C/K channels;
     the others bypass them (a 2x2 max-pool on stride-2 edges) and are concatenated after the weighted sum,
@@ -82,7 +87,7 @@ class MixedEdge(nn.Module):
             spec = OPS[self.op_names[k]]
             op = spec.build(c_in // partial, c_out // partial, stride, affine=False, act=act)
             if spec.pool and pool_batchnorm:
-                op = nn.Sequential(op, nn.BatchNorm2d(c_out // partial, affine=False))
+                op = WithBatchNorm(op, c_out // partial)
             ops.append(op)
         self.ops = nn.ModuleList(ops)
         self.zero = Zero(c_out // partial, stride) if not ops else None  # an edge whose only candidate is 'none'
@@ -90,16 +95,39 @@ class MixedEdge(nn.Module):
         self.aux = aux()  # built after the candidates: the initialisation order (and so the RNG) is DARTS's
         self.register_buffer("computed_index", torch.tensor(self.computed, dtype=torch.long), persistent=False)
         self.mixed_sum: MixedSum = mixed_sum
+        self.batchnorm_mixed_sum: BatchNormMixedSum | None = None
         self.skip_dropout = 0.0
         """P-DARTS's prior: dropout rate on the outputs of identity skip candidates (training only)."""
         self._skips = [i for i, op in enumerate(self.ops) if isinstance(op, Identity)]
 
-    def _candidates(self, x: torch.Tensor) -> list[torch.Tensor]:
-        outputs = [op(x) for op in self.ops]
-        if self.skip_dropout > 0 and self.training:
-            for i in self._skips:
-                outputs[i] = F.dropout(outputs[i], self.skip_dropout)
-        return outputs
+    def _candidate(self, i: int, x: torch.Tensor) -> torch.Tensor:
+        out = self.ops[i](x)
+        if self.skip_dropout > 0 and self.training and i in self._skips:
+            out = F.dropout(out, self.skip_dropout)
+        return out
+
+    def _mixed(self, x: torch.Tensor, w: torch.Tensor, aux: torch.Tensor | None,
+               beta: torch.Tensor | None) -> torch.Tensor:
+        """``beta * aux + sum_k w_k op_k(x)`` over the computed candidates (w: one weight each)."""
+        if self.batchnorm_mixed_sum is None or not self.training:
+            return self.mixed_sum([self._candidate(i, x) for i in range(len(self.ops))], w, aux, beta)
+        zs, norms, ys, normed, plain = [], [], [], [], []
+        for i, op in enumerate(self.ops):
+            norm = getattr(op, "norm", None)
+            if type(norm) is nn.BatchNorm2d and not norm.affine:  # not SyncBatchNorm: its statistics are global
+                zs.append(op.pre_norm(x))
+                norms.append(norm)
+                normed.append(i)
+            else:
+                ys.append(self._candidate(i, x))
+                plain.append(i)
+        if not zs:
+            return self.mixed_sum(ys, w, aux, beta)
+        weights = w[normed + plain]
+        if aux is not None:
+            ys.append(aux)
+            weights = torch.cat([weights, beta.reshape(1).to(w.dtype)])
+        return self.batchnorm_mixed_sum(zs, norms, ys, weights)
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor, beta: torch.Tensor | None) -> torch.Tensor:
         """x: (B, C, H, W); weights: (K,) over all candidates; beta: scalar tensor, or None to skip aux."""
@@ -108,9 +136,8 @@ class MixedEdge(nn.Module):
         if self.zero is not None:
             out = self.zero(x)
             return out if beta is None else out + beta * self.aux(x)
-        outputs = self._candidates(x)
         w = weights.index_select(0, self.computed_index)
-        return self.mixed_sum(outputs, w, None if beta is None else self.aux(x), beta)
+        return self._mixed(x, w, None if beta is None else self.aux(x), beta)
 
     def _forward_partial(self, x: torch.Tensor, weights: torch.Tensor, beta: torch.Tensor | None) -> torch.Tensor:
         c = x.shape[1] // self.partial
@@ -120,7 +147,7 @@ class MixedEdge(nn.Module):
         if self.zero is not None:
             mixed = self.zero(head)
         else:
-            mixed = self.mixed_sum(self._candidates(head), weights.index_select(0, self.computed_index), None, None)
+            mixed = self._mixed(head, weights.index_select(0, self.computed_index), None, None)
         out = torch.cat([mixed, rest if self.bypass is None else self.bypass(rest)], dim=1)
         if self.shuffle:
             out = channel_shuffle(out, self.partial)

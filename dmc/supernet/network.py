@@ -129,13 +129,15 @@ class Supernet(MacroNetwork):
         return [m for m in self.modules() if isinstance(m, MixedEdge)]
 
     def set_kernels(self, kernels: Kernels) -> None:
-        """Every mixed edge's weighted sum, the ``ReLU -> depthwise conv`` of every separable and dilated conv, and
+        """Every mixed edge's weighted sum (with the candidates' final batch norms folded in where the kernels have
+        a ``batchnorm_mixed_sum``), the ``ReLU -> depthwise conv`` of every separable and dilated conv, and
         the depthwise conv of every inverted residual with a 5x5 or 7x7 kernel (:func:`dmc.kernels.select_kernels`).
         The inverted residuals' 3x3 depthwise convs stay with oneDNN: with no ReLU to fold in, the fused op is slower
         there (``benchmarks/RESULTS.md``)."""
         self.kernels = kernels
         for edge in self.mixed_edges():
             edge.mixed_sum = kernels.mixed_sum
+            edge.batchnorm_mixed_sum = kernels.batchnorm_mixed_sum
         for module in self.modules():
             if isinstance(module, DilConv):
                 module.depthwise = kernels.depthwise

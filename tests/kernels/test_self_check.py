@@ -7,6 +7,7 @@ import torch
 
 from dmc.kernels import fused_depthwise_conv2d, select_kernels
 from dmc.kernels import self_check as check
+from dmc.kernels.batchnorm_sum import fused_batchnorm_mixed_sum
 from dmc.kernels.native import KernelBuildError
 from dmc.kernels.operator import fused_mixed_sum
 from dmc.kernels.select import FUSED, REFERENCE
@@ -76,8 +77,21 @@ def test_the_check_runs_once_per_device_type(fresh, monkeypatch):
     monkeypatch.setattr(check, "_difference", lambda *args: calls.append(args) or original(*args))
     check.check_fused("cpu")
     check.check_fused(torch.device("cpu"))
-    # mixed sum: contiguous / channels-last x with / without the auxiliary branch; depthwise: 2 layouts x cases
-    assert len(calls) == 4 + 2 * len(check.DEPTHWISE_CASES)
+    # mixed sum: contiguous / channels-last x with / without the auxiliary branch; depthwise: 2 layouts x cases;
+    # the batch-norm-folding sum (a CPU kernel only): 2 layouts
+    assert len(calls) == 4 + 2 * len(check.DEPTHWISE_CASES) + 2
+
+
+def test_the_check_catches_a_batchnorm_sum_that_forgets_the_running_statistics(fresh, monkeypatch):
+    def forgetful(zs, norms, ys, weights):
+        state = [(norm.running_mean.clone(), norm.running_var.clone()) for norm in norms]
+        out = fused_batchnorm_mixed_sum(zs, norms, ys, weights)
+        for norm, (mean, var) in zip(norms, state):
+            norm.running_mean.copy_(mean), norm.running_var.copy_(var)
+        return out
+
+    monkeypatch.setattr(check, "fused_batchnorm_mixed_sum", forgetful)
+    assert check.check_fused("cpu") > check.TOLERANCE
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -152,10 +152,12 @@ def assert_fused_step_is_the_reference_in_float64(space, channels_last, image_si
 
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_fused_kernels_give_the_reference_gradients_in_float64(channels_last):
-    """Every S0 candidate (separable and dilated 3x3/5x5, pools, skip) in a three-cell supernet, through the fused
-    mixed sums and ReLU-depthwise convs."""
+    """Every S0 candidate (separable and dilated 3x3/5x5, pools with their batch norms, skip and the factorized
+    reduce) in a three-cell supernet, through the fused mixed sums with the batch norms folded in and the
+    ReLU-depthwise convs; the running statistics too."""
     space = load_space("darts_s0").with_macro(channels=4, layers=3)
-    assert_fused_step_is_the_reference_in_float64(space, channels_last, 12, "alpha_normal")
+    fused = assert_fused_step_is_the_reference_in_float64(space, channels_last, 12, "alpha_normal")
+    assert all(edge.batchnorm_mixed_sum is FUSED.batchnorm_mixed_sum for edge in fused.mixed_edges())
 
 
 def test_fused_kernels_give_the_reference_chain_gradients_in_float64(chain_spec):
