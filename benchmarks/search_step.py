@@ -10,8 +10,8 @@ step on another. The baseline is the same supernet run as the paper's code runs 
 parameter (``loss.backward()``), where dmc asks autograd for the alpha gradients only. "paper edges"
 is that baseline with dmc's architecture step, to show the two effects apart. The dmc rows then add one
 optimisation at a time: channels-last activations, the fused mixed sum alone, the fused ReLU-depthwise conv
-alone, the batch-norm-folding sum alone, the first two together, all three (the default), torch.compile, edge
-recomputation. Each configuration runs in its own process, so its
+alone, the batch-norm-folding sum alone, the index-free max pool alone, the first two together, all four (the
+default), torch.compile, edge recomputation. Each configuration runs in its own process, so its
 peak resident memory (ru_maxrss) is its own; the first step (which compiles, with --compile) is timed apart.
 Times are the median and range of interleaved rounds; ratios are against the "paper" row of the same run.
 Targets (issue 15): default >= 4x faster than the paper's code at <= 0.6x its peak memory; --recompute-edges at
@@ -46,6 +46,7 @@ CELL_CONFIGS = {
     "dmc fused sum + channels_last": dict(kernels="sum", channels_last=True),
     "dmc fused depthwise + channels_last": dict(kernels="depthwise", channels_last=True),
     "dmc fused batchnorm sum + channels_last": dict(kernels="batchnorm", channels_last=True),
+    "dmc index-free max pool + channels_last": dict(kernels="maxpool", channels_last=True),
     "dmc fused sum and depthwise + channels_last": dict(kernels="sum+depthwise", channels_last=True),
     "dmc fused": dict(kernels="fused", channels_last=False),
     "dmc fused + channels_last": dict(kernels="fused", channels_last=True),
@@ -106,11 +107,11 @@ class PaperArchitect:
 
 def kernels_of(kind: str, select_kernels):
     """The supernet's kernels for a configuration: 'reference', 'fused', or some fused operators alone ('sum',
-    'depthwise', 'batchnorm', joined by '+') to show what each contributes."""
+    'depthwise', 'batchnorm', 'maxpool', joined by '+') to show what each contributes."""
     reference, fused = select_kernels("reference", "cpu"), select_kernels("fused", "cpu")
     if kind in ("fused", "reference"):
         return fused if kind == "fused" else reference
-    fields = {"sum": "mixed_sum", "depthwise": "depthwise", "batchnorm": "batchnorm_mixed_sum"}
+    fields = {"sum": "mixed_sum", "depthwise": "depthwise", "batchnorm": "batchnorm_mixed_sum", "maxpool": "max_pool"}
     return reference._replace(kind=kind, **{fields[part]: getattr(fused, fields[part]) for part in kind.split("+")})
 
 

@@ -13,10 +13,22 @@ def pool_3x3(kind: str, c_in: int, c_out: int, stride: int, affine: bool) -> nn.
     A 1x1 ReLUConvBN adapts the channels first when ``c_in != c_out`` (NAS-Bench-201's rule).
     """
     pool = (nn.AvgPool2d(3, stride=stride, padding=1, count_include_pad=False) if kind == "avg"
-            else nn.MaxPool2d(3, stride=stride, padding=1))
+            else MaxPool(3, stride=stride, padding=1))
     if c_in == c_out:
         return pool
     return nn.Sequential(ReLUConvBN(c_in, c_out, 1, 1, 0, affine), pool)
+
+
+class MaxPool(nn.MaxPool2d):
+    """``nn.MaxPool2d`` (square, no dilation) whose implementation the supernet can set: ``function`` None runs
+    PyTorch's; the supernet sets :func:`dmc.kernels.max_pool.recomputing_max_pool2d`, same math, less memory."""
+
+    function = None
+
+    def forward(self, x):
+        if self.function is None:
+            return super().forward(x)
+        return self.function(x, self.kernel_size, self.stride, self.padding)
 
 
 class WithBatchNorm(nn.Sequential):

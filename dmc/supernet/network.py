@@ -16,6 +16,7 @@ from dmc.kernels.select import REFERENCE
 from dmc.network import Cell, CellSlot, LayerSlot, MacroNetwork
 from dmc.ops.conv import DilConv
 from dmc.ops.mbconv import MBConv
+from dmc.ops.pool import MaxPool
 from dmc.space import SearchSpace
 from dmc.supernet.mixed_edge import MixedEdge, auxiliary_edge, chain_auxiliary
 from dmc.supernet.recompute import recomputed
@@ -130,8 +131,9 @@ class Supernet(MacroNetwork):
 
     def set_kernels(self, kernels: Kernels) -> None:
         """Every mixed edge's weighted sum (with the candidates' final batch norms folded in where the kernels have
-        a ``batchnorm_mixed_sum``), the ``ReLU -> depthwise conv`` of every separable and dilated conv, and
-        the depthwise conv of every inverted residual with a 5x5 or 7x7 kernel (:func:`dmc.kernels.select_kernels`).
+        a ``batchnorm_mixed_sum``), the ``ReLU -> depthwise conv`` of every separable and dilated conv, the
+        depthwise conv of every inverted residual with a 5x5 or 7x7 kernel, and every max-pool candidate
+        (:func:`dmc.kernels.select_kernels`).
         The inverted residuals' 3x3 depthwise convs stay with oneDNN: with no ReLU to fold in, the fused op is slower
         there (``benchmarks/RESULTS.md``)."""
         self.kernels = kernels
@@ -143,6 +145,8 @@ class Supernet(MacroNetwork):
                 module.depthwise = kernels.depthwise
             elif isinstance(module, MBConv):
                 module.depthwise = kernels.depthwise if module.kernel_size >= 5 else None
+            elif isinstance(module, MaxPool):
+                module.function = kernels.max_pool
 
     def set_skip_dropout(self, rate: float) -> None:
         """P-DARTS's dropout on the identity skip candidates of every mixed edge (0: none)."""

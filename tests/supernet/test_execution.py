@@ -10,6 +10,7 @@ from dmc.kernels import fused_mixed_sum, mixed_sum
 from dmc.kernels.select import FUSED
 from dmc.ops.conv import DilConv
 from dmc.ops.mbconv import MBConv
+from dmc.ops.pool import MaxPool
 from dmc.space import load_space
 from dmc.supernet import build_supernet, compile_backend, compile_edges
 from dmc.supernet.mixed_edge import MixedEdge, auxiliary_edge
@@ -153,11 +154,13 @@ def assert_fused_step_is_the_reference_in_float64(space, channels_last, image_si
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_fused_kernels_give_the_reference_gradients_in_float64(channels_last):
     """Every S0 candidate (separable and dilated 3x3/5x5, pools with their batch norms, skip and the factorized
-    reduce) in a three-cell supernet, through the fused mixed sums with the batch norms folded in and the
-    ReLU-depthwise convs; the running statistics too."""
+    reduce) in a three-cell supernet, through the fused mixed sums with the batch norms folded in, the
+    ReLU-depthwise convs and the index-free max-pools; the running statistics too."""
     space = load_space("darts_s0").with_macro(channels=4, layers=3)
     fused = assert_fused_step_is_the_reference_in_float64(space, channels_last, 12, "alpha_normal")
     assert all(edge.batchnorm_mixed_sum is FUSED.batchnorm_mixed_sum for edge in fused.mixed_edges())
+    pools = [m for m in fused.modules() if isinstance(m, MaxPool)]
+    assert pools and all(m.function is FUSED.max_pool for m in pools)
 
 
 def test_fused_kernels_give_the_reference_chain_gradients_in_float64(chain_spec):
