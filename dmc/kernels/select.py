@@ -41,11 +41,12 @@ FUSED = Kernels("fused", fused_mixed_sum, fused_depthwise_conv2d, fused_batchnor
 FUSED_CUDA = Kernels("fused", fused_mixed_sum, None, None, recomputing_max_pool2d)
 """On CUDA the depthwise convolutions stay with cuDNN: on an H200 our CUDA depthwise kernel was slower than
 cuDNN in 44 of the 48 search shapes measured (benchmarks/RESULTS.md); the fused mixed sum was 1.3-2x faster.
-The batch-norm-folding sum has no CUDA kernel."""
+The batch-norm-folding sum has no CUDA kernel; the index-free max pool is plain PyTorch, so it serves both."""
 
 
 def fused_kernels(device: torch.device | str) -> Kernels:
-    """The fused kernels a search uses on ``device``: those that measured faster than the eager path there."""
+    """The fused kernels a search uses on ``device``: those that measured faster or leaner than the eager path
+    there."""
     return FUSED_CUDA if torch.device(device).type == "cuda" else FUSED
 
 
