@@ -53,7 +53,11 @@ def fused_batchnorm_mixed_sum(zs: Sequence[torch.Tensor], norms: Sequence[nn.Bat
     affine parameters; their running statistics are updated as ``BatchNorm2d`` updates them.
 
     The first call on CPU tensors loads the fused kernels (compiling them at their first use on the machine) or
-    raises :class:`~dmc.kernels.native.KernelBuildError` saying why they cannot be built."""
+    raises :class:`~dmc.kernels.native.KernelBuildError` saying why they cannot be built; so does a call on another
+    device, which has no kernel for this operator: it never silently runs its plain-PyTorch fallback."""
+    if zs[0].device.type != "cpu":
+        raise native.KernelBuildError(f"dmc::batchnorm_mixed_sum has a CPU kernel only, got {zs[0].device.type} "
+                                      "tensors", "use dmc.kernels.batchnorm_mixed_sum (the eager batch norms) there")
     native.load_for(zs[0])
     eps = norms[0].eps
     if any(norm.eps != eps or norm.affine or not norm.training for norm in norms):

@@ -6,6 +6,7 @@ from torch import nn
 
 from dmc.kernels import native
 from dmc.kernels.batchnorm_sum import batchnorm_mixed_sum, fused_batchnorm_mixed_sum
+from dmc.kernels.native import KernelBuildError
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -104,3 +105,9 @@ def test_refuses_what_it_cannot_fold():
         torch.ops.dmc.batchnorm_mixed_sum(zs, ys, torch.ones(3), 1e-5)
     with pytest.raises(RuntimeError, match="more than one value per channel"):
         torch.ops.dmc.batchnorm_mixed_sum([torch.randn(1, 3, 1, 1)], [], torch.ones(1), 1e-5)
+
+
+def test_other_devices_are_refused_not_run_through_the_fallback():
+    zs, ys, w = inputs(1, 0, (2, 3, 4, 4))
+    with pytest.raises(KernelBuildError, match="CPU kernel only, got meta"):
+        fused_batchnorm_mixed_sum([zs[0].detach().to("meta")], [nn.BatchNorm2d(3, affine=False)], [], w.to("meta")[:1])
