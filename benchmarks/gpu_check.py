@@ -141,7 +141,7 @@ def depthwise_parity() -> bool:
                 exp = _depthwise_grads(depthwise_conv2d, x.double(), w.double(), g.double(), stride, padding,
                                        dilation, relu)
                 for what, a, b in zip(("output", "grad x", "grad w"), got, exp):
-                    error = _nan_inf(((a.double() - b).abs().max() / b.abs().max()).item())
+                    error = _relative(a.double(), b)
                     if error > worst:
                         worst, where = error, f"k{kernel} d{dilation} s{stride} relu={relu} {layout_name} {what}"
         print(f"depthwise parity {str(dtype).removeprefix('torch.')}, {len(DEPTHWISE_CASES) * len(LAYOUTS)} cases: "

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from dmc.kernels import native
+from dmc.kernels.layout import layout_of
 from dmc.kernels.reference import mixed_sum
 
 torch.library.define("dmc::batchnorm_mixed_sum",
@@ -106,7 +107,7 @@ def _reference(zs, ys, w, eps):
         out = out + w[k] * (z - _per_channel(mean[k])) * _per_channel((var[k] + eps).rsqrt())
     for j, y in enumerate(ys):
         out = out + w[len(zs) + j] * y
-    return out.contiguous(memory_format=_layout(zs[0])), mean, var
+    return out.contiguous(memory_format=layout_of(zs[0])), mean, var
 
 
 @torch.library.impl("dmc::batchnorm_mixed_sum_backward", "CompositeExplicitAutograd")
@@ -121,15 +122,10 @@ def _backward_reference(grad, zs, ys, w, mean, var, eps):
         a = (grad * xhat).sum((0, 2, 3))
         grad_w.append(a.sum())
         dz = w[k] * _per_channel(rstd) * (grad - _per_channel(g_sum / n) - xhat * _per_channel(a / n))
-        grad_zs.append(dz.contiguous(memory_format=_layout(zs[0])))
-    grad_ys = [(w[len(zs) + j] * grad).contiguous(memory_format=_layout(zs[0])) for j in range(len(ys))]
+        grad_zs.append(dz.contiguous(memory_format=layout_of(zs[0])))
+    grad_ys = [(w[len(zs) + j] * grad).contiguous(memory_format=layout_of(zs[0])) for j in range(len(ys))]
     grad_w += [(grad * y).sum() for y in ys]
     return grad_zs, grad_ys, torch.stack(grad_w).to(w.dtype)
-
-
-def _layout(t: torch.Tensor) -> torch.memory_format:
-    channels_last = t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
-    return torch.channels_last if channels_last else torch.contiguous_format
 
 
 @torch.library.register_fake("dmc::batchnorm_mixed_sum")

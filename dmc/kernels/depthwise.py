@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from dmc.kernels import native
+from dmc.kernels.layout import layout_of
 
 torch.library.define("dmc::depthwise_conv2d",
                      "(Tensor x, Tensor weight, int stride, int padding, int dilation, bool relu) -> Tensor")
@@ -84,11 +85,8 @@ def _backward_fake(grad, x, weight, stride, padding, dilation, relu, need_input,
 
 
 def _like(model: torch.Tensor, shape) -> torch.Tensor:
-    """A result laid out as the kernels lay it out (``layout_of`` in depthwise_common.h): channels-last iff
-    ``model`` is channels-last and not also contiguous."""
-    channels_last = model.is_contiguous(memory_format=torch.channels_last) and not model.is_contiguous()
-    return model.new_empty(shape).contiguous(memory_format=torch.channels_last if channels_last
-                                             else torch.contiguous_format)
+    """A result laid out as the kernels lay it out (:func:`dmc.kernels.layout.layout_of`)."""
+    return model.new_empty(shape).contiguous(memory_format=layout_of(model))
 
 
 def _setup_context(ctx, inputs, output) -> None:

@@ -10,6 +10,7 @@ from torch import nn
 
 from dmc.kernels import MixedSum, mixed_sum
 from dmc.kernels.batchnorm_sum import BatchNormMixedSum
+from dmc.kernels.layout import layout_of
 from dmc.ops import OPS
 from dmc.ops.basic import FactorizedReduce, Identity, Zero
 from dmc.ops.conv import ReLUConvBN
@@ -50,9 +51,8 @@ def identity_conv1x1(c_in: int, c_out: int, stride: int) -> nn.Conv2d:
 def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
     """ShuffleNet's channel shuffle (as PC-DARTS applies it to an edge's output), in ``x``'s memory format."""
     b, c, h, w = x.shape
-    channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
     out = x.reshape(b, groups, c // groups, h, w).transpose(1, 2).reshape(b, c, h, w)
-    return out.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    return out.contiguous(memory_format=layout_of(x))
 
 
 class MixedEdge(nn.Module):
@@ -141,8 +141,7 @@ class MixedEdge(nn.Module):
 
     def _forward_partial(self, x: torch.Tensor, weights: torch.Tensor, beta: torch.Tensor | None) -> torch.Tensor:
         c = x.shape[1] // self.partial
-        channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
-        head = x[:, :c].contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+        head = x[:, :c].contiguous(memory_format=layout_of(x))
         rest = x[:, c:]
         if self.zero is not None:
             mixed = self.zero(head)

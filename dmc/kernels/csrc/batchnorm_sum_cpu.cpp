@@ -41,7 +41,7 @@ struct Layout {
 
   explicit Layout(const at::Tensor& t) {
     channels = t.size(1);
-    const bool channels_last = !t.is_contiguous() && t.is_contiguous(at::MemoryFormat::ChannelsLast);
+    const bool channels_last = layout_of(t) == at::MemoryFormat::ChannelsLast;
     rows = channels_last ? t.size(0) * t.size(2) * t.size(3) : t.size(0);
     inner = channels_last ? 1 : t.size(2) * t.size(3);
     row_block = std::max<int64_t>(1, kBlock / std::max<int64_t>(1, channels * inner));
@@ -60,9 +60,9 @@ void check(at::TensorList zs, at::TensorList ys, const at::Tensor& w, const char
               ": batch statistics need more than one value per channel, got ", zs[0].sizes());
 }
 
-std::vector<double> to_doubles(const at::Tensor& t) {
-  auto d = t.detach().to(at::kCPU, at::kDouble).contiguous();
-  return {d.data_ptr<double>(), d.data_ptr<double>() + d.numel()};
+// An uninitialised tensor shaped like `t`, contiguous or channels-last (layout_of), as every result here is.
+at::Tensor dense_like(const at::Tensor& t) {
+  return at::empty(t.sizes(), t.options().memory_format(layout_of(t)));
 }
 
 // A tensor of its own (from_blob alone would alias the vector) in `options`.
@@ -201,8 +201,7 @@ void weighted_rows(const std::vector<const scalar_t*>& z, const std::vector<doub
 std::tuple<at::Tensor, at::Tensor, at::Tensor> batchnorm_mixed_sum_cpu(at::TensorList zs_in, at::TensorList ys_in,
                                                                        const at::Tensor& w, double eps) {
   check(zs_in, ys_in, w, "dmc::batchnorm_mixed_sum");
-  auto out = at::empty_like(zs_in[0]);
-  if (!out.is_contiguous() && !out.is_contiguous(at::MemoryFormat::ChannelsLast)) out = out.contiguous();
+  auto out = dense_like(zs_in[0]);
   const auto zs = with_layout_of(zs_in, out);
   const auto ys = with_layout_of(ys_in, out);
   const Layout L(out);
@@ -331,8 +330,7 @@ std::tuple<std::vector<at::Tensor>, std::vector<at::Tensor>, at::Tensor> batchno
   const int64_t C = zs_in[0].size(1);
   TORCH_CHECK(mean_in.numel() == K * C && var_in.numel() == K * C, op, ": expected (", K, ", ", C,
               ") statistics");
-  auto like = at::empty_like(zs_in[0]);
-  if (!like.is_contiguous() && !like.is_contiguous(at::MemoryFormat::ChannelsLast)) like = like.contiguous();
+  const auto like = dense_like(zs_in[0]);
   const auto grad = with_layout_of(grad_in, like);
   const auto zs = with_layout_of(zs_in, like);
   const auto ys = with_layout_of(ys_in, like);

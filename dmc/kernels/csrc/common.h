@@ -1,4 +1,4 @@
-// Shared checks and layout matching for the fused mixed-sum kernels (CPU and CUDA).
+// Shared checks, layout helpers and weight reading for the fused kernels (CPU and CUDA).
 #pragma once
 
 #include <ATen/ATen.h>
@@ -25,6 +25,19 @@ inline void check_backward_inputs(const at::Tensor& grad, at::TensorList ys, con
   check_inputs(ys, w, "dmc::mixed_sum_backward");
   TORCH_CHECK(grad.sizes() == ys[0].sizes() && grad.scalar_type() == ys[0].scalar_type(),
               "dmc::mixed_sum_backward: the gradient must match the inputs' shape and dtype");
+}
+
+// The layout of every result: channels-last iff its model tensor is channels-last and not also contiguous. The
+// fake kernels (dmc/kernels/layout.py) follow the same rule, which torch.compile checks against the real strides.
+inline at::MemoryFormat layout_of(const at::Tensor& t) {
+  return t.is_contiguous(at::MemoryFormat::ChannelsLast) && !t.is_contiguous() ? at::MemoryFormat::ChannelsLast
+                                                                                : at::MemoryFormat::Contiguous;
+}
+
+// A small tensor's values (weights, statistics) on the host, in double.
+inline std::vector<double> to_doubles(const at::Tensor& t) {
+  auto d = t.detach().to(at::kCPU, at::kDouble).contiguous();
+  return {d.data_ptr<double>(), d.data_ptr<double>() + d.numel()};
 }
 
 // The kernels walk every tensor as one flat array, so all of them must share `like`'s dense strides.

@@ -3,6 +3,8 @@
 
 #include <ATen/ATen.h>
 
+#include "common.h"
+
 namespace dmc {
 
 // A depthwise convolution with a square K x K kernel, one filter per channel, no bias.
@@ -35,13 +37,6 @@ inline void check_grad(const at::Tensor& grad, const DepthwiseShape& s, const at
 // The kernels read (N, H, W, C) memory; channels-last tensors (the supernet's default) are used as they are.
 inline at::Tensor channels_last(const at::Tensor& t) {
   return t.contiguous(at::MemoryFormat::ChannelsLast);
-}
-
-// The layout of every result: channels-last iff its model tensor is channels-last and not also contiguous. The
-// fake kernels (depthwise.py) follow the same rule, which torch.compile checks against the real strides.
-inline at::MemoryFormat layout_of(const at::Tensor& t) {
-  return t.is_contiguous(at::MemoryFormat::ChannelsLast) && !t.is_contiguous() ? at::MemoryFormat::ChannelsLast
-                                                                                : at::MemoryFormat::Contiguous;
 }
 
 // A result (the output or the input gradient) in the input's layout, as aten's convolution keeps it.

@@ -24,11 +24,6 @@ namespace {
 constexpr int64_t kBlock = 16384;  // elements per block: a float block of every stream fits in L2
 constexpr int kGroup = 4;          // inputs per pass over a block: fewer passes, more streams in flight
 
-std::vector<double> weights_of(const at::Tensor& w) {
-  auto wd = w.detach().to(at::kCPU, at::kDouble).contiguous();
-  return {wd.data_ptr<double>(), wd.data_ptr<double>() + wd.numel()};
-}
-
 // acc[i] (=, or += unless first) sum_{j<N} w[j] * y[j][i] for one block.
 template <int N, typename scalar_t, typename acc_t>
 inline void accumulate(acc_t* acc, const scalar_t* const* y, const acc_t* w, int64_t b, int64_t len, bool first) {
@@ -170,7 +165,7 @@ at::Tensor mixed_sum_cpu(at::TensorList ys_in, const at::Tensor& w) {
   check_inputs(ys_in, w, "dmc::mixed_sum");
   auto out = at::empty_like(ys_in[0]);  // keeps a dense layout (e.g. channels_last) as it is
   const auto ys = with_layout_of(ys_in, out);
-  const auto wd = weights_of(w);
+  const auto wd = to_doubles(w);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, out.scalar_type(), "dmc_mixed_sum_cpu",
                                   [&] { forward_kernel<scalar_t>(ys, wd, out); });
   return out;
@@ -182,7 +177,7 @@ std::tuple<std::vector<at::Tensor>, at::Tensor> mixed_sum_backward_cpu(const at:
   const auto like = at::empty_like(ys_in[0]);
   const auto grad = with_layout_of(grad_in, like);
   const auto ys = with_layout_of(ys_in, like);
-  const auto wd = weights_of(w);
+  const auto wd = to_doubles(w);
   const int64_t K = static_cast<int64_t>(ys.size()), blocks = (like.numel() + kBlock - 1) / kBlock;
   std::vector<at::Tensor> grad_ys;
   for (int64_t k = 0; k < K; ++k) grad_ys.push_back(at::empty_like(like));
