@@ -11,13 +11,17 @@ line and the script goes on to the next):
 4. dmc::depthwise_conv2d parity: kernels 3/5/7, dilation 1/2, stride 1/2, with and without ReLU, contiguous and
    channels-last; output, grad x and grad weight against the reference computed in float64 from the same inputs,
    in float32 (relative error 1e-4) and float16/bfloat16 (2e-2); the worst relative error per dtype;
-5. times dmc::mixed_sum (fused vs eager expression, forward + backward, K = 8, S0 shapes);
-6. times dmc::depthwise_conv2d on the S0 search shapes (batch 32 and 96, channels-last, ReLU): forward + backward
+5. dmc::max_pool2d parity (the index-free max pool, which `--kernels fused` uses on CUDA too): output and input
+   gradient equal to F.max_pool2d's bit for bit, with and without ties, both layouts;
+6. times dmc::mixed_sum (fused vs eager expression, forward + backward, K = 8, S0 shapes);
+7. times dmc::depthwise_conv2d on the S0 search shapes (batch 32 and 96, channels-last, ReLU): forward + backward
    (grad x and grad weight), eager (ReLU + cuDNN) vs fused, for (k, d) = (3, 1), (5, 1), (3, 2), (5, 2), stride 1, 2;
-7. times one S0 search step (16 ch, 8 cells, batch 32 and 96): paper edges vs dmc reference + channels-last vs
-   dmc fused + channels-last vs dmc fused + torch.compile (backend chosen as `dmc search --compile` chooses it),
-   with peak CUDA memory; "fused" is what `--kernels fused` selects on CUDA (the fused mixed sum, cuDNN's
-   depthwise convolutions: see dmc.kernels.select.FUSED_CUDA).
+8. times one S0 search step (16 ch, 8 cells, batch 32 and 96): paper edges vs dmc reference + channels-last vs
+   dmc fused + channels-last, then the paper's and dmc's steps captured whole in one CUDA graph and replayed (the
+   step launches tens of thousands of small kernels: what launching them costs), and last dmc fused +
+   torch.compile (backend chosen as `dmc search --compile` chooses it); with peak CUDA memory. "fused" is what
+   `--kernels fused` selects on CUDA (the fused mixed sum, cuDNN's depthwise convolutions, the index-free max
+   pool: see dmc.kernels.select.FUSED_CUDA).
 Prints one line per measurement; record them in benchmarks/RESULTS.md with the card's name. Exits 1 if a parity
 check failed or a section raised.
 """
@@ -38,6 +42,7 @@ from search_step import PaperArchitect, PaperMixedEdge  # noqa: E402
 
 from dmc.kernels import depthwise_conv2d, fused_depthwise_conv2d, fused_mixed_sum, mixed_sum, native  # noqa: E402
 from dmc.kernels.depthwise import output_size  # noqa: E402
+from dmc.kernels.max_pool import recomputing_max_pool2d  # noqa: E402
 from dmc.kernels.select import REFERENCE, fused_kernels  # noqa: E402
 from dmc.kernels.self_check import DEPTHWISE_CASES, TOLERANCE, check_fused  # noqa: E402
 from dmc.network import Cell  # noqa: E402
@@ -151,6 +156,25 @@ def depthwise_parity() -> bool:
     return ok
 
 
+def max_pool_parity() -> bool:
+    """dmc::max_pool2d (no stored indices) against F.max_pool2d: output and input gradient, bit for bit, with ties."""
+    gen = torch.Generator().manual_seed(0)
+    worst = 0.0
+    for layout in LAYOUTS.values():
+        for kernel, stride, padding in MAX_POOL_CASES:
+            for ties in (False, True):
+                x = torch.randn(4, 24, 17, 19, generator=gen)
+                x = (x.round() if ties else x).cuda().contiguous(memory_format=layout).requires_grad_()
+                g = torch.randn(F.max_pool2d(x, kernel, stride, padding).shape, generator=gen).cuda()
+                got = recomputing_max_pool2d(x, kernel, stride, padding)
+                exp = F.max_pool2d(x, kernel, stride, padding)
+                for a, b in zip((got, *torch.autograd.grad(got, x, g)), (exp, *torch.autograd.grad(exp, x, g))):
+                    worst = max(worst, _nan_inf((a - b).abs().max().item()))
+    print(f"max_pool2d parity, {len(LAYOUTS) * len(MAX_POOL_CASES) * 2} cases (with ties): max abs difference "
+          f"{worst:.1e} ({verdict(worst, 0.0)})")
+    return worst == 0.0
+
+
 def operator_timing() -> None:
     for shape in [(32, 16, 32, 32), (32, 32, 16, 16), (32, 64, 8, 8), (256, 16, 32, 32)]:
         ys = [torch.randn(shape, device="cuda", requires_grad=True) for _ in range(7)]
@@ -181,14 +205,18 @@ def depthwise_timing() -> None:
                       f"{times['eager'] / times['fused']:.2f}x")
 
 
-SEARCH_ROWS = ("paper edges", "dmc reference + channels_last", "dmc fused + channels_last", "dmc fused + compile")
+SEARCH_ROWS = ("paper edges", "dmc reference + channels_last", "dmc fused + channels_last",
+               "paper edges + CUDA graph", "dmc fused + channels_last + CUDA graph", "dmc fused + compile")
+MAX_POOL_CASES = [(3, 1, 1), (3, 2, 1), (2, 2, 0)]
+"""(kernel, stride, padding): DARTS's max_pool_3x3 at strides 1 and 2, and PC-DARTS's 2x2 bypass."""
 
 
 def search_step(batch: int, steps: int, name: str) -> None:
     backend = compile_backend("cuda")
     torch.manual_seed(0)
     model = build_supernet(load_space("darts_s0"), 10, 3).cuda()
-    if name == "paper edges":
+    graphed = "CUDA graph" in name
+    if name.startswith("paper edges"):
         for cell in model.blocks:
             if isinstance(cell, Cell):
                 cell.edges = torch.nn.ModuleList(PaperMixedEdge(e) for e in cell.edges)
@@ -198,8 +226,8 @@ def search_step(batch: int, steps: int, name: str) -> None:
         if "compile" in name:
             compile_edges(model, backend)
     w_opt = torch.optim.SGD(model.weight_parameters(), 0.025, momentum=0.9)
-    a_opt = torch.optim.Adam(model.arch_parameters(), 3e-4)
-    architect = (PaperArchitect if name == "paper edges" else Architect)(model, a_opt, order=1)
+    a_opt = torch.optim.Adam(model.arch_parameters(), 3e-4, capturable=graphed)
+    architect = (PaperArchitect if name.startswith("paper edges") else Architect)(model, a_opt, order=1)
     x, y = torch.randn(batch, 3, 32, 32, device="cuda"), torch.randint(0, 10, (batch,), device="cuda")
 
     def step():
@@ -212,7 +240,20 @@ def search_step(batch: int, steps: int, name: str) -> None:
     step()
     torch.cuda.synchronize()
     first = time.perf_counter() - started
-    torch.cuda.reset_peak_memory_stats()
+    if graphed:  # the whole step replayed as one CUDA graph: no Python, no per-kernel launch cost
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):  # warm-up off the default stream, as torch.cuda.graph asks
+            for _ in range(2):
+                step()
+        torch.cuda.current_stream().wait_stream(side)
+        torch.cuda.reset_peak_memory_stats()  # the graph keeps what its capture allocated: count that
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            step()
+        step = graph.replay
+    else:
+        torch.cuda.reset_peak_memory_stats()
     ms = cuda_ms(step, repeats=steps, warmup=1)
     print(f"search step batch {batch} {name}{f' ({backend})' if 'compile' in name else ''}: {ms:.1f} ms/step, "
           f"peak {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB, first step {first:.1f} s")
@@ -240,7 +281,8 @@ def main() -> None:
     print(torch.cuda.get_device_name(), "torch", torch.__version__)
     torch.backends.cudnn.benchmark = True  # as `dmc search` runs (dmc.runtime.seed_everything)
     sections = [("build", build), ("self-check", self_check), ("mixed_sum parity", parity),
-                ("depthwise parity", depthwise_parity), ("mixed_sum timing", operator_timing),
+                ("depthwise parity", depthwise_parity), ("max_pool parity", max_pool_parity),
+                ("mixed_sum timing", operator_timing),
                 ("depthwise timing", depthwise_timing)]
     # torch.compile's rows last: their first step compiles every edge, the slowest part of the script
     sections += [(f"search step batch {batch} {name}", search_step, batch, args.steps, name)
