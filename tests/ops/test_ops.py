@@ -79,3 +79,22 @@ def test_registry_refuses_duplicates_and_names_known_ops():
     with pytest.raises(InvalidInputError, match="unknown operation 'b'") as info:
         registry["b"]
     assert "a" in info.value.hint
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_factorized_reduce_is_darts_and_keeps_the_gradient_layout(layout):
+    torch.manual_seed(0)
+    reduce = OPS["skip_connect"].build(8, 16, 2, False)
+    x = torch.randn(3, 8, 10, 12).contiguous(memory_format=layout).requires_grad_()
+    relu = torch.relu(x)  # DARTS: conv_1 on x[::2, ::2], conv_2 on x[1::2, 1::2], concatenated
+    expected = torch.cat([reduce.conv_1(relu[:, :, ::2, ::2]), reduce.conv_2(relu[:, :, 1::2, 1::2])], dim=1)
+    out = reduce.pre_norm(x)
+    assert torch.equal(out, expected) and out.is_contiguous(memory_format=layout)
+    g = torch.randn_like(out)
+    (grad,), (expected_grad,) = torch.autograd.grad(out, x, g), torch.autograd.grad(expected, x, g)
+    assert torch.equal(grad, expected_grad)
+    # the subsampling's own gradient keeps the layout: a slice's backward would hand back a contiguous one, and the
+    # ReLU's backward and the sums after it would take PyTorch's slow mixed-layout paths in a channels-last supernet
+    reduce.relu = nn.Identity()
+    (grad,) = torch.autograd.grad(reduce.pre_norm(x), x, g)
+    assert grad.is_contiguous(memory_format=layout)
