@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from dmc.kernels.layout import gradient_in_layout
 
 
 class Identity(nn.Module):
@@ -42,11 +43,11 @@ class FactorizedReduce(nn.Module):
     """Halves the resolution with two offset stride-2 1x1 convs whose outputs are concatenated (DARTS).
 
     Needs an even input height and width: the two branches must produce the same size. The stride is
-    taken before the 1x1 convs (same result as strided convs): less work, and it sidesteps an inductor CPU
-    miscompile of the strided form's backward at odd batch sizes (torch 2.14). It is taken by 1x1 average pools
-    at stride 2, which copy one pixel each (exact), not by slicing: a slice's backward writes its gradient in the
-    contiguous layout whatever the input's, and in a channels-last supernet every op on that gradient then takes
-    PyTorch's slow mixed-layout path (a DARTS search step was 20% slower for it; benchmarks/RESULTS.md).
+    taken by slicing before the 1x1 convs (same result as strided convs): less work, and it sidesteps
+    an inductor CPU miscompile of the strided form's backward at odd batch sizes (torch 2.14). A slice's backward
+    returns a contiguous gradient whatever the input's layout, so in training the gradient is turned back to the
+    input's layout once (:func:`gradient_in_layout`): in a channels-last supernet every op on it would otherwise
+    take PyTorch's slow mixed-layout paths (a DARTS search step was 20% slower for it; benchmarks/RESULTS.md).
     """
 
     def __init__(self, c_in: int, c_out: int, affine: bool = True):
@@ -64,9 +65,10 @@ class FactorizedReduce(nn.Module):
 
     def pre_norm(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(x)
-        even = F.avg_pool2d(x, 1, 2)  # x[:, :, ::2, ::2]
-        odd = F.avg_pool2d(F.pad(x, (-1, 1, -1, 1)), 1, 2)  # x[:, :, 1::2, 1::2]: drop the first row and column
-        return torch.cat([self.conv_1(even), self.conv_2(odd)], dim=1)  # (B, C_out, H/2, W/2)
+        if self.training:
+            x = gradient_in_layout(x)
+        # (B, C_out, H/2, W/2)
+        return torch.cat([self.conv_1(x[:, :, ::2, ::2]), self.conv_2(x[:, :, 1::2, 1::2])], dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.bn(self.pre_norm(x))
