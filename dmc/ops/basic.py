@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dmc.kernels.layout import gradient_in_layout
+from dmc.kernels.layout import layout_of
 
 
 class Identity(nn.Module):
@@ -39,15 +39,38 @@ class Noise(nn.Module):
         return torch.randn(shape, dtype=x.dtype, device=x.device) * self.std + self.mean
 
 
+def _pixel_grids(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The even and the odd pixels of ``x`` (rows and columns), as views."""
+    return x[:, :, ::2, ::2], x[:, :, 1::2, 1::2]
+
+
+class _PixelGrids(torch.autograd.Function):
+    """:func:`_pixel_grids` with a backward that writes its gradient in ``x``'s memory format."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        ctx.shape, ctx.layout = x.shape, layout_of(x)
+        return _pixel_grids(x)
+
+    @staticmethod
+    def backward(ctx, grad_even: torch.Tensor | None, grad_odd: torch.Tensor | None) -> torch.Tensor:
+        like = grad_even if grad_even is not None else grad_odd
+        grad = torch.empty(ctx.shape, dtype=like.dtype, device=like.device, memory_format=ctx.layout).zero_()
+        for part, g in zip(_pixel_grids(grad), (grad_even, grad_odd)):
+            if g is not None:
+                part.copy_(g)
+        return grad
+
+
 class FactorizedReduce(nn.Module):
     """Halves the resolution with two offset stride-2 1x1 convs whose outputs are concatenated (DARTS).
 
     Needs an even input height and width: the two branches must produce the same size. The stride is
     taken by slicing before the 1x1 convs (same result as strided convs): less work, and it sidesteps
-    an inductor CPU miscompile of the strided form's backward at odd batch sizes (torch 2.14). A slice's backward
-    returns a contiguous gradient whatever the input's layout, so in training the gradient is turned back to the
-    input's layout once (:func:`gradient_in_layout`): in a channels-last supernet every op on it would otherwise
-    take PyTorch's slow mixed-layout paths (a DARTS search step was 20% slower for it; benchmarks/RESULTS.md).
+    an inductor CPU miscompile of the strided form's backward at odd batch sizes (torch 2.14). In training the
+    slices go through :class:`_PixelGrids`, whose backward writes the gradient in the input's layout: a slice's own
+    backward writes a contiguous one, and in a channels-last supernet that costs a transposing copy per slice and
+    sends every op after it down PyTorch's slow mixed-layout paths (benchmarks/RESULTS.md).
     """
 
     def __init__(self, c_in: int, c_out: int, affine: bool = True):
@@ -65,10 +88,8 @@ class FactorizedReduce(nn.Module):
 
     def pre_norm(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(x)
-        if self.training:
-            x = gradient_in_layout(x)
-        # (B, C_out, H/2, W/2)
-        return torch.cat([self.conv_1(x[:, :, ::2, ::2]), self.conv_2(x[:, :, 1::2, 1::2])], dim=1)
+        even, odd = _PixelGrids.apply(x) if self.training and x.requires_grad else _pixel_grids(x)
+        return torch.cat([self.conv_1(even), self.conv_2(odd)], dim=1)  # (B, C_out, H/2, W/2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.bn(self.pre_norm(x))
