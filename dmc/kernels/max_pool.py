@@ -6,8 +6,11 @@ activation memory. This operator keeps only its input (which the edge keeps anyw
 finds the maxima again in the backward, one more pooling pass. Same results, bit for bit: the backward pools the
 same input the same way.
 
-Registered with ``torch.library`` like the other operators (plain-PyTorch implementations, so it runs on every
-device; a fake kernel for ``torch.compile``; an autograd formula through ``dmc::max_pool2d_backward``).
+Registered with ``torch.library`` like the other operators: plain-PyTorch implementations for every device, which
+the compiled CPU kernels override once loaded (``csrc/max_pool_cpu.cpp``: channels-last pooling vectorised over
+the channels, about twice as fast as PyTorch's with indices at the search's shapes; see
+``benchmarks/RESULTS.md``); a fake kernel for ``torch.compile``; an autograd formula through
+``dmc::max_pool2d_backward``.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from typing import Protocol
 
 import torch
 import torch.nn.functional as F
+
+from dmc.kernels import native
 
 torch.library.define("dmc::max_pool2d", "(Tensor x, int kernel, int stride, int padding) -> Tensor")
 torch.library.define("dmc::max_pool2d_backward",
@@ -32,7 +37,11 @@ def max_pool2d(x: torch.Tensor, kernel: int, stride: int, padding: int) -> torch
 
 
 def recomputing_max_pool2d(x: torch.Tensor, kernel: int, stride: int, padding: int) -> torch.Tensor:
-    """:func:`max_pool2d` through ``dmc::max_pool2d``: the backward finds the maxima again instead of storing them."""
+    """:func:`max_pool2d` through ``dmc::max_pool2d``: the backward finds the maxima again instead of storing them.
+
+    The first call on CPU tensors loads the fused kernels (compiling them at their first use on the machine) or
+    raises :class:`~dmc.kernels.native.KernelBuildError`; other devices run the plain-PyTorch implementation."""
+    native.load_for(x)
     return torch.ops.dmc.max_pool2d(x, kernel, stride, padding)
 
 

@@ -4,8 +4,9 @@ Kernels that build are not yet kernels that compute the right thing on this devi
 run on a GPU when this was written): :func:`check_fused` runs every fused operator forward and backward against
 its eager reference on small inputs, once per device type and process: ``dmc::mixed_sum`` on contiguous and
 channels-last inputs, with and without the auxiliary branch; ``dmc::depthwise_conv2d`` with and without its
-ReLU for every kernel size, dilation and stride a search space uses, on both layouts; and, where it has a kernel
-(CPU), ``dmc::batchnorm_mixed_sum`` on both layouts, running statistics included.
+ReLU for every kernel size, dilation and stride a search space uses, on both layouts; ``dmc::max_pool2d`` at
+strides 1 and 2 on both layouts, ties included; and, where it has a kernel (CPU), ``dmc::batchnorm_mixed_sum`` on
+both layouts, running statistics included.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from torch import nn
 
 from dmc.kernels.batchnorm_sum import batchnorm_mixed_sum, fused_batchnorm_mixed_sum
 from dmc.kernels.depthwise import depthwise_conv2d, fused_depthwise_conv2d
+from dmc.kernels.max_pool import max_pool2d, recomputing_max_pool2d
 from dmc.kernels.operator import fused_mixed_sum
 from dmc.kernels.reference import mixed_sum
 
@@ -36,7 +38,8 @@ def check_fused(device: torch.device | str) -> float:
         _checked[device.type] = max(
             *(_mixed_sum_difference(device, layout, aux) for layout in layouts for aux in (False, True)),
             *(_depthwise_difference(device, layout, *case) for layout in layouts for case in DEPTHWISE_CASES),
-            *(_batchnorm_sum_difference(device, layout) for layout in layouts if device.type == "cpu"))
+            *(_batchnorm_sum_difference(device, layout) for layout in layouts if device.type == "cpu"),
+            *(_max_pool_difference(device, layout, stride) for layout in layouts for stride in (1, 2)))
     return _checked[device.type]
 
 
@@ -98,4 +101,15 @@ def _batchnorm_sum_difference(device: torch.device, layout: torch.memory_format)
         out.backward(grad)
         results.append([out.detach(), *(t.grad for t in inputs), w.grad,
                         *(s for norm in norms for s in (norm.running_mean, norm.running_var))])
+    return _difference(results)
+
+
+def _max_pool_difference(device: torch.device, layout: torch.memory_format, stride: int) -> float:
+    x = _random(device)(2, 21, 9, 8).round().contiguous(memory_format=layout)  # rounded: ties
+    results = []
+    for implementation in (recomputing_max_pool2d, max_pool2d):
+        inputs = x.detach().requires_grad_()
+        out = implementation(inputs, 3, stride, 1)
+        out.backward(torch.ones_like(out).cumsum(-1).sin())
+        results.append([out.detach(), inputs.grad])
     return _difference(results)

@@ -8,6 +8,7 @@ import torch
 from dmc.kernels import fused_depthwise_conv2d, select_kernels
 from dmc.kernels import self_check as check
 from dmc.kernels.batchnorm_sum import fused_batchnorm_mixed_sum
+from dmc.kernels.max_pool import recomputing_max_pool2d
 from dmc.kernels.native import KernelBuildError
 from dmc.kernels.operator import fused_mixed_sum
 from dmc.kernels.select import FUSED, REFERENCE
@@ -40,6 +41,14 @@ def test_the_check_catches_a_depthwise_conv_wrong_in_one_case(case, fresh, monke
         return out * (1 + 1e-4) if (weight.shape[-1], dilation, stride, relu) == case else out
 
     monkeypatch.setattr(check, "fused_depthwise_conv2d", wrong_in_one_case)
+    assert check.check_fused("cpu") > check.TOLERANCE
+
+
+def test_the_check_catches_a_max_pool_that_breaks_ties_otherwise(fresh, monkeypatch):
+    def last_of_ties(x, kernel, stride, padding):  # flipped input: ties go to the window's last maximum
+        return recomputing_max_pool2d(x.flip(-1), kernel, stride, padding).flip(-1)
+
+    monkeypatch.setattr(check, "recomputing_max_pool2d", last_of_ties)
     assert check.check_fused("cpu") > check.TOLERANCE
 
 
@@ -78,8 +87,8 @@ def test_the_check_runs_once_per_device_type(fresh, monkeypatch):
     check.check_fused("cpu")
     check.check_fused(torch.device("cpu"))
     # mixed sum: contiguous / channels-last x with / without the auxiliary branch; depthwise: 2 layouts x cases;
-    # the batch-norm-folding sum (a CPU kernel only): 2 layouts
-    assert len(calls) == 4 + 2 * len(check.DEPTHWISE_CASES) + 2
+    # the batch-norm-folding sum (a CPU kernel only): 2 layouts; the max pool: 2 layouts x strides 1 and 2
+    assert len(calls) == 4 + 2 * len(check.DEPTHWISE_CASES) + 2 + 4
 
 
 def test_the_check_catches_a_batchnorm_sum_that_forgets_the_running_statistics(fresh, monkeypatch):
