@@ -56,9 +56,11 @@ class _PixelGrids(torch.autograd.Function):
     def backward(ctx, grad_even: torch.Tensor | None, grad_odd: torch.Tensor | None) -> torch.Tensor:
         like = grad_even if grad_even is not None else grad_odd
         grad = torch.empty(ctx.shape, dtype=like.dtype, device=like.device, memory_format=ctx.layout).zero_()
-        for part, g in zip(_pixel_grids(grad), (grad_even, grad_odd)):
+        # one view at a time: under create_graph (a Hessian) each write is recorded, and a view taken before the
+        # first write would be a view of a leaf that now requires grad
+        for offset, g in ((0, grad_even), (1, grad_odd)):
             if g is not None:
-                part.copy_(g)
+                grad[:, :, offset::2, offset::2] = g
         return grad
 
 

@@ -98,3 +98,12 @@ def test_factorized_reduce_is_darts_and_keeps_the_gradient_layout(layout):
     reduce.relu = nn.Identity()
     (grad,) = torch.autograd.grad(reduce.pre_norm(x), x, g)
     assert grad.is_contiguous(memory_format=layout)
+
+
+def test_factorized_reduce_is_twice_differentiable_in_training():
+    """Hessian-vector products (dmc.search.hessian) differentiate the search's backward once more."""
+    torch.manual_seed(0)
+    reduce = OPS["skip_connect"].build(3, 4, 2, False).double()
+    reduce.relu = nn.Identity()  # ReLU's second derivative is zero almost everywhere: check the subsampling's
+    x = torch.randn(2, 3, 4, 6, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    assert torch.autograd.gradgradcheck(reduce.pre_norm, (x.requires_grad_(),))
