@@ -25,7 +25,7 @@ class _GradientInLayout(torch.autograd.Function):
 def gradient_in_layout(x: torch.Tensor) -> torch.Tensor:
     """``x``, whose gradient is handed back in ``x``'s memory format.
 
-    Global average pooling (like slicing) returns a contiguous gradient whatever its input's layout. Placed
-    before the pool, this turns it back once, so that the backward of a channels-last network does not run every
-    op after it on mixed layouts, PyTorch's slow paths."""
+    Global average pooling returns a contiguous gradient whatever its input's layout. Placed before the pool (in
+    training: :meth:`dmc.network.MacroNetwork.logits`), this turns it back once, so that the backward of a
+    channels-last network does not run every op after it on mixed layouts, PyTorch's slow paths."""
     return _GradientInLayout.apply(x) if x.requires_grad else x

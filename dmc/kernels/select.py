@@ -41,7 +41,8 @@ FUSED = Kernels("fused", fused_mixed_sum, fused_depthwise_conv2d, fused_batchnor
 FUSED_CUDA = Kernels("fused", fused_mixed_sum, None, None, recomputing_max_pool2d)
 """On CUDA the depthwise convolutions stay with cuDNN: on an H200 our CUDA depthwise kernel was slower than
 cuDNN in 44 of the 48 search shapes measured (benchmarks/RESULTS.md); the fused mixed sum was 1.3-2x faster.
-The batch-norm-folding sum has no CUDA kernel; the index-free max pool is plain PyTorch, so it serves both."""
+The batch-norm-folding sum has no CUDA kernel; the index-free max pool runs its plain-PyTorch implementation
+there (its compiled kernels are CPU only)."""
 
 
 def fused_kernels(device: torch.device | str) -> Kernels:

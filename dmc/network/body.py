@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from dmc.errors import InvalidInputError
+from dmc.kernels.layout import gradient_in_layout
 from dmc.network.cell import Cell
 from dmc.network.chain_macro import ChainMacro, LayerSlot
 from dmc.network.macro import Macro
@@ -167,7 +168,10 @@ class MacroNetwork(nn.Module):
         return [run_made(block, [states[-1]])]
 
     def logits(self, last: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.global_pool(self.head_act(last)).flatten(1))  # (B, classes)
+        features = self.head_act(last)
+        if self.training:  # the global pool's backward returns a contiguous gradient: keep the network's layout
+            features = gradient_in_layout(features)
+        return self.classifier(self.global_pool(features).flatten(1))  # (B, classes)
 
     # ------------------------------------------------------------------------------------------ sizes
     def check_input_size(self, height: int, width: int) -> None:

@@ -12,7 +12,6 @@ from dmc.derive import derive, edge_weights, node_edge_weights
 from dmc.errors import InvalidInputError
 from dmc.genotype import Genotype
 from dmc.kernels import Kernels
-from dmc.kernels.layout import gradient_in_layout
 from dmc.kernels.select import REFERENCE
 from dmc.network import Cell, CellSlot, LayerSlot, MacroNetwork
 from dmc.ops.conv import DilConv
@@ -191,12 +190,6 @@ class Supernet(MacroNetwork):
         for i in range(len(self.blocks)):
             states = self.run_block(i, states, run_cell)
         return self.logits(states[-1])
-
-    def logits(self, last: torch.Tensor) -> torch.Tensor:
-        """The head of :class:`MacroNetwork`, with the global pool's gradient handed back in the activations'
-        layout (:func:`gradient_in_layout`): in a channels-last supernet it would otherwise send the backward of the
-        head and of the whole last stage down PyTorch's mixed-layout paths."""
-        return self.classifier(self.global_pool(gradient_in_layout(self.head_act(last))).flatten(1))
 
 
 def build_supernet(space: SearchSpace | ChainSpace, num_classes: int, in_channels: int = 3,
