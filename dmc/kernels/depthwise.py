@@ -5,7 +5,9 @@ DARTS's separable and dilated convolutions start with ``ReLU -> depthwise conv``
 ReLU on the fly, so the ReLU's output is never stored (the backward masks with ``x > 0``), and its backward
 computes the input and weight gradients with kernels written for the supernet's channels-last shapes, where
 oneDNN's depthwise backward takes slow paths (5x5 and dilated kernels, see ``benchmarks/depthwise_op.py``).
-Square kernels, no bias, any stride, padding and dilation.
+Square kernels, no bias, any stride, padding and dilation. A caller that runs several of these convolutions on
+one input (a mixed edge's separable and dilated candidates) may pass ``activated=relu(x)``, computed once, which the
+CPU forward then uses instead of its own ReLU; it is never stored, and autograd still sees only ``x``.
 
 Registered with ``torch.library`` like ``dmc::mixed_sum`` (:mod:`dmc.kernels.operator`): a plain-PyTorch
 implementation for every device, overridden by the compiled CPU and CUDA kernels once loaded; a fake kernel for
@@ -24,7 +26,8 @@ from dmc.kernels import native
 from dmc.kernels.layout import layout_of
 
 torch.library.define("dmc::depthwise_conv2d",
-                     "(Tensor x, Tensor weight, int stride, int padding, int dilation, bool relu) -> Tensor")
+                     "(Tensor x, Tensor weight, int stride, int padding, int dilation, bool relu, "
+                     "Tensor? activated=None) -> Tensor")
 torch.library.define("dmc::depthwise_conv2d_backward",
                      "(Tensor grad, Tensor x, Tensor weight, int stride, int padding, int dilation, bool relu, "
                      "bool need_input, bool need_weight) -> (Tensor, Tensor)")
@@ -32,22 +35,24 @@ torch.library.define("dmc::depthwise_conv2d_backward",
 
 class DepthwiseConv(Protocol):
     def __call__(self, x: torch.Tensor, weight: torch.Tensor, stride: int, padding: int, dilation: int,
-                 relu: bool) -> torch.Tensor: ...
+                 relu: bool, activated: torch.Tensor | None = None) -> torch.Tensor: ...
 
 
 def depthwise_conv2d(x: torch.Tensor, weight: torch.Tensor, stride: int, padding: int, dilation: int,
-                     relu: bool) -> torch.Tensor:
-    """The eager reference: ``F.conv2d(relu(x) if relu else x, weight, None, stride, padding, dilation, C)``."""
+                     relu: bool, activated: torch.Tensor | None = None) -> torch.Tensor:
+    """The eager reference: ``F.conv2d(relu(x) if relu else x, weight, None, stride, padding, dilation, C)``.
+    ``activated`` is ignored: the reference keeps one ReLU per convolution, as DARTS's code does."""
     return F.conv2d(x.relu() if relu else x, weight, None, stride, padding, dilation, x.shape[1])
 
 
 def fused_depthwise_conv2d(x: torch.Tensor, weight: torch.Tensor, stride: int, padding: int, dilation: int,
-                           relu: bool) -> torch.Tensor:
-    """:func:`depthwise_conv2d` through ``dmc::depthwise_conv2d``. The first call on CPU or CUDA tensors loads the
+                           relu: bool, activated: torch.Tensor | None = None) -> torch.Tensor:
+    """:func:`depthwise_conv2d` through ``dmc::depthwise_conv2d``; ``activated``, when given, must be ``relu(x)``
+    (without autograd history: its gradient is not computed). The first call on CPU or CUDA tensors loads the
     fused kernels of that device (compiling them at their first use on the machine) or raises
     :class:`~dmc.kernels.native.KernelBuildError`: the operator never silently runs its plain-PyTorch fallback."""
     native.load_for(x)
-    return torch.ops.dmc.depthwise_conv2d(x, weight, stride, padding, dilation, relu)
+    return torch.ops.dmc.depthwise_conv2d(x, weight, stride, padding, dilation, relu, activated)
 
 
 def output_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
@@ -55,7 +60,7 @@ def output_size(size: int, kernel: int, stride: int, padding: int, dilation: int
 
 
 @torch.library.impl("dmc::depthwise_conv2d", "CompositeExplicitAutograd")
-def _reference(x, weight, stride, padding, dilation, relu):
+def _reference(x, weight, stride, padding, dilation, relu, activated=None):
     return depthwise_conv2d(x, weight, stride, padding, dilation, relu)
 
 
@@ -71,7 +76,7 @@ def _backward_reference(grad, x, weight, stride, padding, dilation, relu, need_i
 
 
 @torch.library.register_fake("dmc::depthwise_conv2d")
-def _fake(x, weight, stride, padding, dilation, relu):
+def _fake(x, weight, stride, padding, dilation, relu, activated=None):
     n, c, h, w = x.shape
     k = weight.shape[-1]
     shape = (n, c, output_size(h, k, stride, padding, dilation), output_size(w, k, stride, padding, dilation))
@@ -90,7 +95,7 @@ def _like(model: torch.Tensor, shape) -> torch.Tensor:
 
 
 def _setup_context(ctx, inputs, output) -> None:
-    x, weight, ctx.stride, ctx.padding, ctx.dilation, ctx.relu = inputs
+    x, weight, ctx.stride, ctx.padding, ctx.dilation, ctx.relu, _ = inputs
     ctx.save_for_backward(x, weight)
 
 
@@ -102,7 +107,7 @@ def _backward(ctx, grad):
     if need_weight and grad_w.stride() != weight.stride():
         # the weight's own strides (DDP's gradient buckets expect them; a [C, 1, k, k] weight has two layouts)
         grad_w = torch.empty_like(weight).copy_(grad_w)
-    return (grad_x if need_input else None), (grad_w if need_weight else None), None, None, None, None
+    return (grad_x if need_input else None), (grad_w if need_weight else None), None, None, None, None, None
 
 
 torch.library.register_autograd("dmc::depthwise_conv2d", _backward, setup_context=_setup_context)

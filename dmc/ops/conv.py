@@ -34,10 +34,16 @@ class DilConv(nn.Sequential):
 
     ``depthwise``: None runs the layers as they are; the supernet sets it to a fused ``ReLU -> depthwise conv``
     (:data:`dmc.kernels.DepthwiseConv`) with the same math and the same parameters, so what was searched is still
-    what is deployed.
+    what is deployed. With it set, ``forward``/``pre_norm`` take ``activated``: ``relu(x)`` computed once by a mixed
+    edge for all its candidates that start with this ReLU (:attr:`shares_input_relu`).
     """
 
     depthwise = None
+
+    @property
+    def shares_input_relu(self) -> bool:
+        """Whether ``activated=relu(x)`` saves this op a ReLU of its input."""
+        return self.depthwise is not None
 
     def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int, dilation: int,
                  affine: bool = True):
@@ -53,14 +59,15 @@ class DilConv(nn.Sequential):
     def norm(self) -> nn.Module:
         return self[3]
 
-    def pre_norm(self, x):
+    def pre_norm(self, x, activated=None):
         relu, conv, pointwise, _ = self
         if self.depthwise is None:
             return pointwise(conv(relu(x)))
-        return pointwise(self.depthwise(x, conv.weight, conv.stride[0], conv.padding[0], conv.dilation[0], True))
+        return pointwise(self.depthwise(x, conv.weight, conv.stride[0], conv.padding[0], conv.dilation[0], True,
+                                        activated))
 
-    def forward(self, x):
-        return self.norm(self.pre_norm(x))
+    def forward(self, x, activated=None):
+        return self.norm(self.pre_norm(x, activated))
 
 
 class SepConv(nn.Sequential):
@@ -76,8 +83,16 @@ class SepConv(nn.Sequential):
     def norm(self) -> nn.Module:
         return self[1].norm
 
-    def pre_norm(self, x):
-        return self[1].pre_norm(self[0](x))
+    @property
+    def shares_input_relu(self) -> bool:
+        """Whether ``activated=relu(x)`` saves the first half a ReLU of its input (:class:`DilConv`)."""
+        return self[0].shares_input_relu
+
+    def pre_norm(self, x, activated=None):
+        return self[1].pre_norm(self[0](x, activated))
+
+    def forward(self, x, activated=None):
+        return self.norm(self.pre_norm(x, activated))
 
 
 class Conv7x1_1x7(nn.Sequential):

@@ -55,6 +55,10 @@ def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
     return out.contiguous(memory_format=layout_of(x))
 
 
+def _shares_input_relu(op: nn.Module) -> bool:
+    return getattr(op, "shares_input_relu", False)
+
+
 class MixedEdge(nn.Module):
     """All candidate ops of one edge (or chain layer) plus the auxiliary edge; weights and beta come from the
     supernet.
@@ -100,27 +104,42 @@ class MixedEdge(nn.Module):
         """P-DARTS's prior: dropout rate on the outputs of identity skip candidates (training only)."""
         self._skips = [i for i, op in enumerate(self.ops) if isinstance(op, Identity)]
 
-    def _candidate(self, i: int, x: torch.Tensor) -> torch.Tensor:
-        out = self.ops[i](x)
+    def _candidate(self, i: int, x: torch.Tensor, activated: torch.Tensor | None) -> torch.Tensor:
+        op = self.ops[i]
+        out = op(x, activated) if activated is not None and _shares_input_relu(op) else op(x)
         if self.skip_dropout > 0 and self.training and i in self._skips:
             out = F.dropout(out, self.skip_dropout)
         return out
 
+    def _shared_relu(self, x: torch.Tensor) -> torch.Tensor | None:
+        """``relu(x)`` once for the candidates that start with a fused ``ReLU -> depthwise conv`` (DARTS's separable
+        and dilated convs), where two or more do; a temporary without autograd history (their backward masks the
+        gradient with ``x > 0`` itself)."""
+        if sum(map(_shares_input_relu, self.ops)) < 2:
+            return None
+        with torch.no_grad():
+            return x.relu()
+
     def _mixed(self, x: torch.Tensor, w: torch.Tensor, aux: torch.Tensor | None,
                beta: torch.Tensor | None) -> torch.Tensor:
         """``beta * aux + sum_k w_k op_k(x)`` over the computed candidates (w: one weight each)."""
+        activated = self._shared_relu(x)
         if self.batchnorm_mixed_sum is None or not self.training:
-            return self.mixed_sum([self._candidate(i, x) for i in range(len(self.ops))], w, aux, beta)
+            outputs = [self._candidate(i, x, activated) for i in range(len(self.ops))]
+            activated = None  # freed before the sum allocates its output
+            return self.mixed_sum(outputs, w, aux, beta)
         zs, norms, ys, normed, plain = [], [], [], [], []
         for i, op in enumerate(self.ops):
             norm = getattr(op, "norm", None)
             if type(norm) is nn.BatchNorm2d and not norm.affine:  # not SyncBatchNorm: its statistics are global
-                zs.append(op.pre_norm(x))
+                zs.append(op.pre_norm(x, activated) if activated is not None and _shares_input_relu(op)
+                          else op.pre_norm(x))
                 norms.append(norm)
                 normed.append(i)
             else:
-                ys.append(self._candidate(i, x))
+                ys.append(self._candidate(i, x, activated))
                 plain.append(i)
+        activated = None
         if not zs:
             return self.mixed_sum(ys, w, aux, beta)
         weights = w[normed + plain]

@@ -59,6 +59,26 @@ def test_float32_matches_within_rounding():
                                rtol=1e-5, atol=1e-5)
 
 
+def test_a_precomputed_relu_serves_the_forward_and_autograd_still_sees_x():
+    torch.manual_seed(0)
+    x = torch.randn(2, 6, 9, 9, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(6, 1, 3, 3, dtype=torch.float64, requires_grad=True)
+    expected_x = x.clone().requires_grad_()
+    expected = depthwise_conv2d(expected_x, w, 1, 1, 1, True)
+    x.requires_grad_()
+    out = fused_depthwise_conv2d(x, w, 1, 1, 1, True, activated=x.detach().relu())
+    torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
+    grad = torch.randn_like(out)
+    got = torch.autograd.grad(out, (x, w), grad)
+    want = torch.autograd.grad(expected, (expected_x, w), grad)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    # the forward really reads it: the CPU kernel computes no ReLU of its own
+    assert not torch.equal(fused_depthwise_conv2d(x, w, 1, 1, 1, True, activated=x.detach().abs()), out)
+    with pytest.raises(RuntimeError, match="activated must be relu"):
+        fused_depthwise_conv2d(x, w, 1, 1, 1, True, activated=x.detach()[:1].relu())
+
+
 def test_only_the_gradients_autograd_asks_for_are_computed():
     """The architecture step differentiates through the convs but never needs their weight gradients."""
     x = torch.randn(2, 4, 8, 8, requires_grad=True)

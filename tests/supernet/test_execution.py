@@ -154,6 +154,34 @@ def assert_fused_step_is_the_reference_in_float64(space, channels_last, image_si
     return fused
 
 
+def relu_calls(fn) -> int:
+    """ReLUs computed by ``fn()``, including those inside compiled operators (the profiler sees aten calls made
+    from C++)."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
+        fn()
+    return sum(event.count for event in profile.key_averages() if event.key == "aten::relu")
+
+
+def test_a_fused_edge_computes_its_input_relu_once():
+    """DARTS's four separable and dilated candidates all start with ReLU(x): the fused edge computes it once
+    (the sep convs' second halves have their own), and the backward masks instead of recomputing it."""
+    torch.manual_seed(0)
+    names = ("none", "max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3",
+             "dil_conv_5x5")
+    edge = MixedEdge(names, 4, 4, 1, lambda: auxiliary_edge(4, 1, False))
+    x = torch.randn(2, 4, 8, 8, requires_grad=True)
+    weights = torch.rand(len(names), requires_grad=True)
+    counts = {}
+    for kind, depthwise in (("reference", None), ("fused", FUSED.depthwise)):
+        for module in edge.modules():
+            if isinstance(module, DilConv):
+                module.depthwise = depthwise
+        outputs = []
+        forward = relu_calls(lambda: outputs.append(edge(x, weights, torch.tensor(0.5))))
+        counts[kind] = forward, relu_calls(lambda: outputs[0].square().sum().backward())
+    assert counts == {"reference": (6, 0), "fused": (3, 0)}
+
+
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_fused_kernels_give_the_reference_gradients_in_float64(channels_last):
     """Every S0 candidate (separable and dilated 3x3/5x5, pools with their batch norms, skip and the factorized

@@ -243,15 +243,23 @@ void relu_mask_(at::Tensor& g, const at::Tensor& x) {
   });
 }
 
-// relu(x) or x, computed into a temporary the caller drops: never stored for the backward.
-at::Tensor source(const at::Tensor& x, bool relu) { return relu ? at::relu(x) : x; }
+// relu(x) (``activated`` when the caller computed it already, for several convolutions of one input) or x, as a
+// temporary the caller drops: never stored for the backward.
+at::Tensor source(const at::Tensor& x, bool relu, const std::optional<at::Tensor>& activated) {
+  if (!relu) return x;
+  if (!activated.has_value()) return at::relu(x);
+  TORCH_CHECK(activated->sizes() == x.sizes() && activated->scalar_type() == x.scalar_type() &&
+                  activated->device() == x.device(),
+              "dmc::depthwise_conv2d: activated must be relu(x), got shape ", activated->sizes());
+  return *activated;
+}
 
 // The forward is oneDNN's (through aten) on a ReLU computed here: its register-blocked depthwise forward beats
 // this file's kernels at every measured shape (benchmarks/depthwise_op.py), and no ReLU output outlives the call.
 at::Tensor depthwise_conv2d_cpu(const at::Tensor& x, const at::Tensor& w, int64_t stride, int64_t padding,
-                                int64_t dilation, bool relu) {
+                                int64_t dilation, bool relu, const std::optional<at::Tensor>& activated) {
   const auto s = depthwise_shape(x, w, stride, padding, dilation, "dmc::depthwise_conv2d");
-  return like_input(at::conv2d(source(x, relu), w, {}, stride, padding, dilation, s.C), x);
+  return like_input(at::conv2d(source(x, relu, activated), w, {}, stride, padding, dilation, s.C), x);
 }
 
 // The input gradient: this file's kernel for dilated convolutions, where oneDNN falls back to a slow path; oneDNN
@@ -268,7 +276,8 @@ std::tuple<at::Tensor, at::Tensor> depthwise_conv2d_backward_cpu(const at::Tenso
   const auto g = channels_last(grad_in);
   at::Tensor grad_x = at::empty({0}, x.options()), grad_w = at::empty({0}, w.options());
   if (need_input && dilation == 1) {
-    grad_x = std::get<0>(at::convolution_backward(g, source(x, relu), w, std::nullopt, {stride, stride},
+    // The input gradient needs only the input's shape and layout: x stands in for relu(x), then the mask.
+    grad_x = std::get<0>(at::convolution_backward(g, x, w, std::nullopt, {stride, stride},
                                                   {padding, padding}, {dilation, dilation}, false, {0, 0}, s.C,
                                                   {true, false, false}))
                  .contiguous(at::MemoryFormat::ChannelsLast);

@@ -146,8 +146,9 @@ int grid_for(int64_t n) {
   return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>((n + kThreads - 1) / kThreads, sms * 8)));
 }
 
+// ``activated`` (relu(x) computed by the caller) is not needed: the kernel applies the ReLU as it reads x.
 at::Tensor depthwise_conv2d_cuda(const at::Tensor& x_in, const at::Tensor& w, int64_t stride, int64_t padding,
-                                 int64_t dilation, bool relu) {
+                                 int64_t dilation, bool relu, const std::optional<at::Tensor>& /*activated*/) {
   const auto s = depthwise_shape(x_in, w, stride, padding, dilation, "dmc::depthwise_conv2d");
   const c10::cuda::CUDAGuard guard(x_in.device());
   const auto x = channels_last(x_in);
