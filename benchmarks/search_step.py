@@ -59,6 +59,7 @@ CHAIN_CONFIGS = {
     "dmc reference": dict(kernels="reference", channels_last=False),
     "dmc reference + channels_last": dict(kernels="reference", channels_last=True),
     "dmc fused sum + channels_last": dict(kernels="sum", channels_last=True),
+    "dmc fused batchnorm act + channels_last": dict(kernels="bnact", channels_last=True),
     "dmc fused": dict(kernels="fused", channels_last=False),
     "dmc fused + channels_last": dict(kernels="fused", channels_last=True),
 }
@@ -107,11 +108,12 @@ class PaperArchitect:
 
 def kernels_of(kind: str, select_kernels):
     """The supernet's kernels for a configuration: 'reference', 'fused', or some fused operators alone ('sum',
-    'depthwise', 'batchnorm', 'maxpool', joined by '+') to show what each contributes."""
+    'depthwise', 'batchnorm', 'maxpool', 'bnact', joined by '+') to show what each contributes."""
     reference, fused = select_kernels("reference", "cpu"), select_kernels("fused", "cpu")
     if kind in ("fused", "reference"):
         return fused if kind == "fused" else reference
-    fields = {"sum": "mixed_sum", "depthwise": "depthwise", "batchnorm": "batchnorm_mixed_sum", "maxpool": "max_pool"}
+    fields = {"sum": "mixed_sum", "depthwise": "depthwise", "batchnorm": "batchnorm_mixed_sum", "maxpool": "max_pool",
+              "bnact": "batchnorm_act"}
     return reference._replace(kind=kind, **{fields[part]: getattr(fused, fields[part]) for part in kind.split("+")})
 
 

@@ -65,11 +65,11 @@ def fused_batchnorm_mixed_sum(zs: Sequence[torch.Tensor], norms: Sequence[nn.Bat
         raise ValueError("dmc::batchnorm_mixed_sum folds in training-mode batch norms without affine parameters "
                          "and with one eps")
     out, mean, var = torch.ops.dmc.batchnorm_mixed_sum(list(zs), list(ys), weights, eps)
-    _update_running_stats(norms, mean, var, zs[0].numel() // zs[0].shape[1])
+    update_running_stats(norms, mean, var, zs[0].numel() // zs[0].shape[1])
     return out
 
 
-def _update_running_stats(norms: Sequence[nn.BatchNorm2d], mean: torch.Tensor, var: torch.Tensor,
+def update_running_stats(norms: Sequence[nn.BatchNorm2d], mean: torch.Tensor, var: torch.Tensor,
                           count: int) -> None:
     """What ``BatchNorm2d.forward`` does to its buffers in training mode (unbiased variance, momentum or, with
     ``momentum=None``, the cumulative average)."""

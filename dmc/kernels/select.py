@@ -8,6 +8,7 @@ from typing import NamedTuple, Protocol
 import torch
 
 from dmc.kernels import native
+from dmc.kernels.batchnorm_act import BatchNormAct, fused_batchnorm_act
 from dmc.kernels.batchnorm_sum import BatchNormMixedSum, fused_batchnorm_mixed_sum
 from dmc.kernels.depthwise import DepthwiseConv, fused_depthwise_conv2d
 from dmc.kernels.max_pool import MaxPool, recomputing_max_pool2d
@@ -27,22 +28,25 @@ class MixedSum(Protocol):
 class Kernels(NamedTuple):
     """One implementation per hot spot. ``depthwise`` None: the ops' own eager ``ReLU -> Conv2d`` layers;
     ``batchnorm_mixed_sum`` None: the candidates' own batch norms, then ``mixed_sum``; ``max_pool`` None: PyTorch's
-    max pooling, which stores indices for its backward."""
+    max pooling, which stores indices for its backward; ``batchnorm_act`` None: the inverted residuals' own
+    ``BN -> ReLU6`` layers."""
 
     kind: str
     mixed_sum: MixedSum
     depthwise: DepthwiseConv | None
     batchnorm_mixed_sum: BatchNormMixedSum | None = None
     max_pool: MaxPool | None = None
+    batchnorm_act: BatchNormAct | None = None
 
 
 REFERENCE = Kernels("reference", mixed_sum, None)
-FUSED = Kernels("fused", fused_mixed_sum, fused_depthwise_conv2d, fused_batchnorm_mixed_sum, recomputing_max_pool2d)
+FUSED = Kernels("fused", fused_mixed_sum, fused_depthwise_conv2d, fused_batchnorm_mixed_sum, recomputing_max_pool2d,
+                fused_batchnorm_act)
 FUSED_CUDA = Kernels("fused", fused_mixed_sum, None, None, recomputing_max_pool2d)
 """On CUDA the depthwise convolutions stay with cuDNN: on an H200 our CUDA depthwise kernel was slower than
 cuDNN in 44 of the 48 search shapes measured (benchmarks/RESULTS.md); the fused mixed sum was 1.3-2x faster.
-The batch-norm-folding sum has no CUDA kernel; the index-free max pool runs its plain-PyTorch implementation
-there (its compiled kernels are CPU only)."""
+The batch-norm-folding sum and the batch norm + activation have no CUDA kernels; the index-free max pool runs its
+plain-PyTorch implementation there (its compiled kernels are CPU only)."""
 
 
 def fused_kernels(device: torch.device | str) -> Kernels:

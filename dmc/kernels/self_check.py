@@ -5,8 +5,8 @@ run on a GPU when this was written): :func:`check_fused` runs every fused operat
 its eager reference on small inputs, once per device type and process: ``dmc::mixed_sum`` on contiguous and
 channels-last inputs, with and without the auxiliary branch; ``dmc::depthwise_conv2d`` with and without its
 ReLU for every kernel size, dilation and stride a search space uses, on both layouts; ``dmc::max_pool2d`` at
-strides 1 and 2 on both layouts, ties included; and, where it has a kernel (CPU), ``dmc::batchnorm_mixed_sum`` on
-both layouts, running statistics included.
+strides 1 and 2 on both layouts, ties included; and, where they have kernels (CPU), ``dmc::batchnorm_mixed_sum``
+and ``dmc::batchnorm_act`` (ReLU and ReLU6) on both layouts, running statistics included.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import itertools
 import torch
 from torch import nn
 
+from dmc.kernels.batchnorm_act import batchnorm_act, fused_batchnorm_act
 from dmc.kernels.batchnorm_sum import batchnorm_mixed_sum, fused_batchnorm_mixed_sum
 from dmc.kernels.depthwise import depthwise_conv2d, fused_depthwise_conv2d
 from dmc.kernels.max_pool import max_pool2d, recomputing_max_pool2d
@@ -39,6 +40,8 @@ def check_fused(device: torch.device | str) -> float:
             *(_mixed_sum_difference(device, layout, aux) for layout in layouts for aux in (False, True)),
             *(_depthwise_difference(device, layout, *case) for layout in layouts for case in DEPTHWISE_CASES),
             *(_batchnorm_sum_difference(device, layout) for layout in layouts if device.type == "cpu"),
+            *(_batchnorm_act_difference(device, layout, activation) for layout in layouts
+              for activation in ("relu", "relu6") if device.type == "cpu"),
             *(_max_pool_difference(device, layout, stride) for layout in layouts for stride in (1, 2)))
     return _checked[device.type]
 
@@ -101,6 +104,22 @@ def _batchnorm_sum_difference(device: torch.device, layout: torch.memory_format)
         out.backward(grad)
         results.append([out.detach(), *(t.grad for t in inputs), w.grad,
                         *(s for norm in norms for s in (norm.running_mean, norm.running_var))])
+    return _difference(results)
+
+
+def _batchnorm_act_difference(device: torch.device, layout: torch.memory_format, activation: str) -> float:
+    tensor = _random(device)
+    shape = (3, 21, 7, 5)
+    z, grad = tensor(*shape), tensor(*shape)
+    z[0, :, 0, 0] = 100  # an outlier per channel: normalised to ~10, which ReLU6 clips
+    z = z.contiguous(memory_format=layout)
+    results = []
+    for implementation in (fused_batchnorm_act, batchnorm_act):
+        inputs = z.detach().requires_grad_()
+        norm = nn.BatchNorm2d(shape[1], affine=False).to(device)
+        out = implementation(inputs, norm, activation)
+        out.backward(grad)
+        results.append([out.detach(), inputs.grad, norm.running_mean, norm.running_var])
     return _difference(results)
 
 

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from dmc.errors import InvalidInputError
+from dmc.kernels.batchnorm_act import activation_name, foldable
 
 ACTIVATIONS = {"relu": nn.ReLU, "relu6": nn.ReLU6, "swish": nn.SiLU, "hardswish": nn.Hardswish}
 SE_RATIO = 0.25
@@ -69,9 +70,13 @@ class MBConv(nn.Module):
     ``groups=2`` makes both 1x1 convs group convs with a channel shuffle after the expansion (FBNet).
     ``depthwise``: None runs the layers as they are; the supernet may set a fused depthwise conv
     (:data:`dmc.kernels.DepthwiseConv`, without its ReLU) with the same math and the same parameters.
+    ``batchnorm_act``: likewise, a fused training-mode ``BN -> ReLU/ReLU6`` (:data:`dmc.kernels.BatchNormAct`) for
+    the expansion's and the depthwise conv's batch norms and activations, where they can be folded (a search's
+    ``BatchNorm2d(affine=False)`` in training mode, :func:`dmc.kernels.batchnorm_act.foldable`).
     """
 
     depthwise = None
+    batchnorm_act = None
 
     def __init__(self, c_in: int, c_out: int, kernel: int, expansion: int, stride: int, groups: int = 1,
                  se: bool = False, act: str = "relu6", affine: bool = True):
@@ -93,18 +98,26 @@ class MBConv(nn.Module):
         self.body = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.body(x) if self.depthwise is None else self._forward_with_depthwise(x)
+        fused = self.depthwise is not None or self.batchnorm_act is not None
+        out = self._forward_fused(x) if fused else self.body(x)
         return x + out if self.residual else out
 
-    def _forward_with_depthwise(self, x: torch.Tensor) -> torch.Tensor:
+    def _forward_fused(self, x: torch.Tensor) -> torch.Tensor:
         for i, layer in enumerate(self.body):
-            if i == self.depthwise_index:
-                conv, *rest = layer
-                x = self.depthwise(x, conv.weight, conv.stride[0], conv.padding[0], 1, False)
-                for module in rest:
-                    x = module(x)
-            else:
+            if not isinstance(layer, nn.Sequential):  # the channel shuffle, squeeze-excitation
                 x = layer(x)
+                continue
+            conv, norm, *act = layer
+            if i == self.depthwise_index and self.depthwise is not None:
+                x = self.depthwise(x, conv.weight, conv.stride[0], conv.padding[0], 1, False)
+            else:
+                x = conv(x)
+            name = activation_name(act[0]) if act else None
+            if self.batchnorm_act is not None and name is not None and foldable(norm):
+                x = self.batchnorm_act(x, norm, name)
+            else:
+                for module in (norm, *act):
+                    x = module(x)
         return x
 
 

@@ -132,8 +132,8 @@ class Supernet(MacroNetwork):
     def set_kernels(self, kernels: Kernels) -> None:
         """Every mixed edge's weighted sum (with the candidates' final batch norms folded in where the kernels have
         a ``batchnorm_mixed_sum``), the ``ReLU -> depthwise conv`` of every separable and dilated conv, the
-        depthwise conv of every inverted residual with a 5x5 or 7x7 kernel, and every max-pool candidate
-        (:func:`dmc.kernels.select_kernels`).
+        depthwise conv of every inverted residual with a 5x5 or 7x7 kernel and their ``BN -> ReLU6`` layers, and every
+        max-pool candidate (:func:`dmc.kernels.select_kernels`).
         The inverted residuals' 3x3 depthwise convs stay with oneDNN: with no ReLU to fold in, the fused op is slower
         there (``benchmarks/RESULTS.md``)."""
         self.kernels = kernels
@@ -145,6 +145,7 @@ class Supernet(MacroNetwork):
                 module.depthwise = kernels.depthwise
             elif isinstance(module, MBConv):
                 module.depthwise = kernels.depthwise if module.kernel_size >= 5 else None
+                module.batchnorm_act = kernels.batchnorm_act
             elif isinstance(module, MaxPool):
                 module.function = kernels.max_pool
 

@@ -201,6 +201,10 @@ def test_fused_kernels_give_the_reference_chain_gradients_in_float64(chain_spec)
     space = load_space(chain_spec("fused_chain", candidates, candidates[:3]))
     fused = assert_fused_step_is_the_reference_in_float64(space, True, 16, "alpha_layers")
     assert sum(m.depthwise is not None for m in fused.modules() if isinstance(m, MBConv)) == 2 * 4
+    # every expansion's and depthwise conv's BN -> ReLU6 of the 3 x 4 inverted residuals went through the fused op
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
+        fused(torch.randn(3, 3, 16, 16, dtype=torch.float64))
+    assert {e.key: e.count for e in profile.key_averages()}.get("dmc::batchnorm_act") == 2 * 3 * 4
 
 
 class LayoutMixes(TorchDispatchMode):

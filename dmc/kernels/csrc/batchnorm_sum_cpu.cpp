@@ -25,30 +25,12 @@
 #include <tuple>
 #include <vector>
 
-#include "common.h"
+#include "batchnorm_common.h"
 
 namespace dmc {
 namespace {
 
-constexpr int64_t kBlock = 16384;  // elements of one tensor per block
-
-// The layout both passes walk: `rows` rows of C channels of `inner` contiguous elements each.
-struct Layout {
-  int64_t rows, channels, inner;
-  int64_t row_block;  // rows per block
-  int64_t blocks;
-  int64_t count;  // elements per channel
-
-  explicit Layout(const at::Tensor& t) {
-    channels = t.size(1);
-    const bool channels_last = layout_of(t) == at::MemoryFormat::ChannelsLast;
-    rows = channels_last ? t.size(0) * t.size(2) * t.size(3) : t.size(0);
-    inner = channels_last ? 1 : t.size(2) * t.size(3);
-    row_block = std::max<int64_t>(1, kBlock / std::max<int64_t>(1, channels * inner));
-    blocks = (rows + row_block - 1) / row_block;
-    count = t.size(0) * t.size(2) * t.size(3);
-  }
-};
+using namespace batchnorm;
 
 void check(at::TensorList zs, at::TensorList ys, const at::Tensor& w, const char* op) {
   TORCH_CHECK(!zs.empty(), op, ": needs at least one input to normalise");
@@ -58,91 +40,6 @@ void check(at::TensorList zs, at::TensorList ys, const at::Tensor& w, const char
   TORCH_CHECK(zs[0].dim() == 4, op, ": inputs must be (N, C, H, W), got ", zs[0].sizes());
   TORCH_CHECK(zs[0].size(0) * zs[0].size(2) * zs[0].size(3) > 1, op,
               ": batch statistics need more than one value per channel, got ", zs[0].sizes());
-}
-
-// An uninitialised tensor shaped like `t`, contiguous or channels-last (layout_of), as every result here is.
-at::Tensor dense_like(const at::Tensor& t) {
-  return at::empty(t.sizes(), t.options().memory_format(layout_of(t)));
-}
-
-// A tensor of its own (from_blob alone would alias the vector) in `options`.
-at::Tensor tensor_of(std::vector<double>& values, at::IntArrayRef sizes, const at::TensorOptions& options) {
-  return at::from_blob(values.data(), sizes, at::TensorOptions().dtype(at::kDouble)).clone().to(options);
-}
-
-template <typename scalar_t>
-std::vector<const scalar_t*> pointers(const std::vector<at::Tensor>& ts) {
-  std::vector<const scalar_t*> out;
-  for (const auto& t : ts) out.push_back(t.const_data_ptr<scalar_t>());
-  return out;
-}
-
-// Per-channel mean and biased variance of every z_k: sums shifted by the channel's first value, in double.
-template <typename scalar_t>
-void statistics(const std::vector<at::Tensor>& zs, const Layout& L, std::vector<double>& mean,
-                std::vector<double>& var) {
-  const int64_t K = static_cast<int64_t>(zs.size()), C = L.channels, I = L.inner;
-  const auto z = pointers<scalar_t>(zs);
-  std::vector<double> shift(K * C);
-  for (int64_t k = 0; k < K; ++k)
-    for (int64_t c = 0; c < C; ++c) shift[k * C + c] = static_cast<double>(z[k][c * I]);
-  const std::vector<scalar_t> shift_s(shift.begin(), shift.end());
-  std::vector<double> s1(L.blocks * K * C, 0.0), s2(L.blocks * K * C, 0.0);
-  at::parallel_for(0, L.blocks, 1, [&](int64_t first, int64_t last) {
-    std::vector<scalar_t> a1(C), a2(C);
-    for (int64_t blk = first; blk < last; ++blk) {
-      const int64_t r0 = blk * L.row_block, r1 = std::min(L.rows, r0 + L.row_block);
-      for (int64_t k = 0; k < K; ++k) {
-        std::fill(a1.begin(), a1.end(), scalar_t(0));
-        std::fill(a2.begin(), a2.end(), scalar_t(0));
-        scalar_t* b1 = a1.data();
-        scalar_t* b2 = a2.data();
-        const scalar_t* sh = shift_s.data() + k * C;
-        for (int64_t r = r0; r < r1; ++r) {
-          const scalar_t* row = z[k] + r * C * I;
-          if (I == 1) {
-#pragma omp simd
-            for (int64_t c = 0; c < C; ++c) {
-              const scalar_t d = row[c] - sh[c];
-              b1[c] += d;
-              b2[c] += d * d;
-            }
-          } else {
-            for (int64_t c = 0; c < C; ++c) {
-              const scalar_t* plane = row + c * I;
-              const scalar_t s = sh[c];
-              scalar_t t1 = 0, t2 = 0;
-#pragma omp simd reduction(+ : t1, t2)
-              for (int64_t i = 0; i < I; ++i) {
-                const scalar_t d = plane[i] - s;
-                t1 += d;
-                t2 += d * d;
-              }
-              b1[c] += t1;
-              b2[c] += t2;
-            }
-          }
-        }
-        for (int64_t c = 0; c < C; ++c) {
-          s1[(blk * K + k) * C + c] = static_cast<double>(b1[c]);
-          s2[(blk * K + k) * C + c] = static_cast<double>(b2[c]);
-        }
-      }
-    }
-  });
-  mean.assign(K * C, 0.0);
-  var.assign(K * C, 0.0);
-  const double n = static_cast<double>(L.count);
-  for (int64_t kc = 0; kc < K * C; ++kc) {
-    double t1 = 0, t2 = 0;
-    for (int64_t blk = 0; blk < L.blocks; ++blk) {
-      t1 += s1[blk * K * C + kc];
-      t2 += s2[blk * K * C + kc];
-    }
-    const double m = t1 / n;
-    mean[kc] = shift[kc] + m;
-    var[kc] = std::max(0.0, t2 / n - m * m);
-  }
 }
 
 // out = sum_k a_kc z_k + sum_j v_j y_j + b_c, walked row by row.

@@ -1,0 +1,124 @@
+// Pieces shared by the CPU batch-norm kernels (dmc::batchnorm_mixed_sum, dmc::batchnorm_act): the row layout both
+// walk, and the per-channel batch statistics, summed in fixed blocks so that the results do not depend on the number
+// of threads.
+#pragma once
+
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "common.h"
+
+namespace dmc {
+namespace batchnorm {
+
+constexpr int64_t kBlock = 16384;  // elements of one tensor per block
+
+// The layout both passes walk: `rows` rows of C channels of `inner` contiguous elements each.
+struct Layout {
+  int64_t rows, channels, inner;
+  int64_t row_block;  // rows per block
+  int64_t blocks;
+  int64_t count;  // elements per channel
+
+  explicit Layout(const at::Tensor& t) {
+    channels = t.size(1);
+    const bool channels_last = layout_of(t) == at::MemoryFormat::ChannelsLast;
+    rows = channels_last ? t.size(0) * t.size(2) * t.size(3) : t.size(0);
+    inner = channels_last ? 1 : t.size(2) * t.size(3);
+    row_block = std::max<int64_t>(1, kBlock / std::max<int64_t>(1, channels * inner));
+    blocks = (rows + row_block - 1) / row_block;
+    count = t.size(0) * t.size(2) * t.size(3);
+  }
+};
+
+// An uninitialised tensor shaped like `t`, contiguous or channels-last (layout_of), as every result here is.
+inline at::Tensor dense_like(const at::Tensor& t) {
+  return at::empty(t.sizes(), t.options().memory_format(layout_of(t)));
+}
+
+// A tensor of its own (from_blob alone would alias the vector) in `options`.
+inline at::Tensor tensor_of(std::vector<double>& values, at::IntArrayRef sizes, const at::TensorOptions& options) {
+  return at::from_blob(values.data(), sizes, at::TensorOptions().dtype(at::kDouble)).clone().to(options);
+}
+
+template <typename scalar_t>
+std::vector<const scalar_t*> pointers(const std::vector<at::Tensor>& ts) {
+  std::vector<const scalar_t*> out;
+  for (const auto& t : ts) out.push_back(t.const_data_ptr<scalar_t>());
+  return out;
+}
+
+// Sums over one block's rows [r0, r1) of one tensor, per channel, into acc[c] (in scalar_t): term(value, c).
+template <typename scalar_t, typename Term>
+void block_sums(const scalar_t* z, const Layout& L, int64_t r0, int64_t r1, scalar_t* acc, Term&& term) {
+  const int64_t C = L.channels, I = L.inner;
+  std::fill(acc, acc + C, scalar_t(0));
+  for (int64_t r = r0; r < r1; ++r) {
+    const scalar_t* row = z + r * C * I;
+    if (I == 1) {
+#pragma omp simd
+      for (int64_t c = 0; c < C; ++c) acc[c] += term(row[c], c);
+    } else {
+      for (int64_t c = 0; c < C; ++c) {
+        const scalar_t* plane = row + c * I;
+        scalar_t t = 0;
+#pragma omp simd reduction(+ : t)
+        for (int64_t i = 0; i < I; ++i) t += term(plane[i], c);
+        acc[c] += t;
+      }
+    }
+  }
+}
+
+// Per-channel mean and biased variance of every z_k. Each block (small enough to stay in cache) is read twice:
+// for its mean, then for its squared deviations from it; the blocks' moments are merged in double, in block
+// order (Chan et al.'s pairwise update), so one outlier cannot cancel the variance's digits away.
+template <typename scalar_t>
+void statistics(const std::vector<at::Tensor>& zs, const Layout& L, std::vector<double>& mean,
+                std::vector<double>& var) {
+  const int64_t K = static_cast<int64_t>(zs.size()), C = L.channels;
+  const auto z = pointers<scalar_t>(zs);
+  std::vector<double> block_mean(L.blocks * K * C), block_m2(L.blocks * K * C);
+  at::parallel_for(0, L.blocks, 1, [&](int64_t first, int64_t last) {
+    std::vector<scalar_t> sums(C), means(C);
+    for (int64_t blk = first; blk < last; ++blk) {
+      const int64_t r0 = blk * L.row_block, r1 = std::min(L.rows, r0 + L.row_block);
+      const scalar_t count = static_cast<scalar_t>((r1 - r0) * L.inner);
+      for (int64_t k = 0; k < K; ++k) {
+        block_sums(z[k], L, r0, r1, sums.data(), [](scalar_t v, int64_t) { return v; });
+        for (int64_t c = 0; c < C; ++c) means[c] = sums[c] / count;
+        const scalar_t* m = means.data();
+        block_sums(z[k], L, r0, r1, sums.data(), [m](scalar_t v, int64_t c) {
+          const scalar_t d = v - m[c];
+          return d * d;
+        });
+        for (int64_t c = 0; c < C; ++c) {
+          block_mean[(blk * K + k) * C + c] = static_cast<double>(means[c]);
+          block_m2[(blk * K + k) * C + c] = static_cast<double>(sums[c]);
+        }
+      }
+    }
+  });
+  mean.assign(K * C, 0.0);
+  var.assign(K * C, 0.0);
+  for (int64_t kc = 0; kc < K * C; ++kc) {
+    double n = 0, mu = 0, m2 = 0;
+    for (int64_t blk = 0; blk < L.blocks; ++blk) {
+      const int64_t r0 = blk * L.row_block;
+      const double nb = static_cast<double>((std::min(L.rows, r0 + L.row_block) - r0) * L.inner);
+      const double delta = block_mean[blk * K * C + kc] - mu, total = n + nb;
+      mu += delta * nb / total;
+      m2 += block_m2[blk * K * C + kc] + delta * delta * n * nb / total;
+      n = total;
+    }
+    mean[kc] = mu;
+    var[kc] = m2 / n;
+  }
+}
+
+}  // namespace batchnorm
+}  // namespace dmc
