@@ -18,6 +18,6 @@ from dmc.kernels.reference import mixed_sum
 from dmc.kernels.select import KERNEL_CHOICES, Kernels, MixedSum, select_kernels
 
 __all__ = ["KERNEL_CHOICES", "BatchNormAct", "BatchNormMixedSum", "DepthwiseConv", "Kernels", "MaxPool", "MixedSum",
-           "batchnorm_act", "batchnorm_mixed_sum", "depthwise_conv2d", "fused_batchnorm_act", "fused_batchnorm_mixed_sum",
-           "fused_depthwise_conv2d", "fused_mixed_sum", "max_pool2d", "mixed_sum", "recomputing_max_pool2d",
-           "select_kernels"]
+           "batchnorm_act", "batchnorm_mixed_sum", "depthwise_conv2d", "fused_batchnorm_act",
+           "fused_batchnorm_mixed_sum", "fused_depthwise_conv2d", "fused_mixed_sum", "max_pool2d", "mixed_sum",
+           "recomputing_max_pool2d", "select_kernels"]
