@@ -4,8 +4,8 @@
 
 Every candidate of an S5 (ProxylessNAS-like) mixed layer is an inverted residual whose expansion and depthwise
 convs each end with a training-mode ``BatchNorm2d(affine=False) -> ReLU6``; the shapes below are the most common
-ones of a search at batch 16 on 128-pixel images (``benchmarks/search_step.py --space proxyless_s5``). Compared,
-forward + backward (the input's gradient), channels-last:
+ones of ``benchmarks/search_step.py --space proxyless_s5`` (width 0.35, batch 16, 128-pixel images), one per
+stage. Compared, forward + backward (the input's gradient), channels-last:
 - "eager": ``BatchNorm2d`` then the activation module (``--kernels reference``);
 - "fused": ``dmc::batchnorm_act``.
 Times are the median and range of interleaved rounds (each round times both, 5 calls each); ratios are per round,
@@ -24,7 +24,7 @@ from torch import nn
 from dmc.kernels import native
 from dmc.kernels.batchnorm_act import batchnorm_act, fused_batchnorm_act
 
-SHAPES = [(16, 192, 32, 32), (16, 240, 16, 16), (16, 96, 64, 64), (16, 576, 8, 8), (16, 1152, 4, 4)]
+SHAPES = [(16, 96, 32, 32), (16, 48, 64, 64), (16, 96, 16, 16), (16, 192, 8, 8), (16, 384, 4, 4)]
 IMPLEMENTATIONS = {"eager": batchnorm_act, "fused": fused_batchnorm_act}
 
 
