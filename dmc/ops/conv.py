@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from torch import nn
 
+from dmc.kernels.batchnorm_act import foldable
+
 
 class ReLUConvBN(nn.Sequential):
     """ReLU -> Conv -> BN. ``bias`` is on for NAS-Bench-201's convs without affine BN (its reference code)."""
@@ -69,9 +71,24 @@ class DilConv(nn.Sequential):
     def forward(self, x, activated=None):
         return self.norm(self.pre_norm(x, activated))
 
+    def pre_norm_of_activated(self, activated):
+        """``pre_norm(x)`` from ``activated = relu(x)`` alone: the depthwise conv reads it as it is."""
+        _, conv, pointwise, _ = self
+        if self.depthwise is None:
+            return pointwise(conv(activated))
+        return pointwise(self.depthwise(activated, conv.weight, conv.stride[0], conv.padding[0], conv.dilation[0],
+                                        False))
+
 
 class SepConv(nn.Sequential):
-    """Two stacked (ReLU -> depthwise conv -> pointwise conv -> BN); only the first is strided."""
+    """Two stacked (ReLU -> depthwise conv -> pointwise conv -> BN); only the first is strided.
+
+    ``batchnorm_act``: None runs the halves as they are; the supernet may set a fused training-mode ``BN -> ReLU``
+    (:data:`dmc.kernels.BatchNormAct`) for the first half's batch norm and the second half's ReLU, where the batch
+    norm can be folded (:func:`dmc.kernels.batchnorm_act.foldable`): same math, one pass fewer each way.
+    """
+
+    batchnorm_act = None
 
     def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int, affine: bool = True):
         super().__init__(
@@ -89,7 +106,10 @@ class SepConv(nn.Sequential):
         return self[0].shares_input_relu
 
     def pre_norm(self, x, activated=None):
-        return self[1].pre_norm(self[0](x, activated))
+        first, second = self
+        if self.batchnorm_act is None or not foldable(first.norm):
+            return second.pre_norm(first(x, activated))
+        return second.pre_norm_of_activated(self.batchnorm_act(first.pre_norm(x, activated), first.norm, "relu"))
 
     def forward(self, x, activated=None):
         return self.norm(self.pre_norm(x, activated))

@@ -14,7 +14,7 @@ from dmc.genotype import Genotype
 from dmc.kernels import Kernels
 from dmc.kernels.select import REFERENCE
 from dmc.network import Cell, CellSlot, LayerSlot, MacroNetwork
-from dmc.ops.conv import DilConv
+from dmc.ops.conv import DilConv, SepConv
 from dmc.ops.mbconv import MBConv
 from dmc.ops.pool import MaxPool
 from dmc.space import SearchSpace
@@ -131,9 +131,10 @@ class Supernet(MacroNetwork):
 
     def set_kernels(self, kernels: Kernels) -> None:
         """Every mixed edge's weighted sum (with the candidates' final batch norms folded in where the kernels have
-        a ``batchnorm_mixed_sum``), the ``ReLU -> depthwise conv`` of every separable and dilated conv, the
-        depthwise conv of every inverted residual with a 5x5 or 7x7 kernel and their ``BN -> ReLU6`` layers, and every
-        max-pool candidate (:func:`dmc.kernels.select_kernels`).
+        a ``batchnorm_mixed_sum``), the ``ReLU -> depthwise conv`` of every separable and dilated conv and the
+        ``BN -> ReLU`` between a separable conv's halves, the depthwise conv of every inverted residual with a 5x5
+        or 7x7 kernel and its ``BN -> ReLU6`` layers, and every max-pool candidate
+        (:func:`dmc.kernels.select_kernels`).
         The inverted residuals' 3x3 depthwise convs stay with oneDNN: with no ReLU to fold in, the fused op is slower
         there (``benchmarks/RESULTS.md``)."""
         self.kernels = kernels
@@ -143,6 +144,8 @@ class Supernet(MacroNetwork):
         for module in self.modules():
             if isinstance(module, DilConv):
                 module.depthwise = kernels.depthwise
+            elif isinstance(module, SepConv):
+                module.batchnorm_act = kernels.batchnorm_act
             elif isinstance(module, MBConv):
                 module.depthwise = kernels.depthwise if module.kernel_size >= 5 else None
                 module.batchnorm_act = kernels.batchnorm_act
