@@ -5,7 +5,8 @@ In a chain-space search every candidate of a mixed layer is an inverted residual
 conv each end with ``BN -> ReLU6`` on the widest tensors of the network. Eagerly, the batch norm writes its output,
 the activation reads it and writes its own, and each keeps a tensor for its backward. This operator makes one pass
 for the batch statistics and one that writes the activation's output, and keeps only its input: the backward
-recomputes the normalised values (and from them the activation's mask) in its two passes.
+recomputes the normalised values (and from them the activation's mask) in its two passes. DARTS's separable convs
+use it too, for the batch norm between their halves and the second half's ReLU.
 
 Registered with ``torch.library`` like ``dmc::batchnorm_mixed_sum`` (:mod:`dmc.kernels.batchnorm_sum`): a
 plain-PyTorch implementation for every device, which the compiled CPU kernel (``csrc/batchnorm_act_cpu.cpp``)

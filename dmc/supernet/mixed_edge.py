@@ -59,6 +59,13 @@ def _shares_input_relu(op: nn.Module) -> bool:
     return getattr(op, "shares_input_relu", False)
 
 
+def _with_shared_relu(op: nn.Module, method: Callable, x: torch.Tensor, activated: torch.Tensor | None):
+    """``method(x)`` (``op`` or one of its methods), handing ``activated = relu(x)`` to ops that take it."""
+    if activated is not None and _shares_input_relu(op):
+        return method(x, activated)
+    return method(x)
+
+
 class MixedEdge(nn.Module):
     """All candidate ops of one edge (or chain layer) plus the auxiliary edge; weights and beta come from the
     supernet.
@@ -105,8 +112,7 @@ class MixedEdge(nn.Module):
         self._skips = [i for i, op in enumerate(self.ops) if isinstance(op, Identity)]
 
     def _candidate(self, i: int, x: torch.Tensor, activated: torch.Tensor | None) -> torch.Tensor:
-        op = self.ops[i]
-        out = op(x, activated) if activated is not None and _shares_input_relu(op) else op(x)
+        out = _with_shared_relu(self.ops[i], self.ops[i], x, activated)
         if self.skip_dropout > 0 and self.training and i in self._skips:
             out = F.dropout(out, self.skip_dropout)
         return out
@@ -132,8 +138,7 @@ class MixedEdge(nn.Module):
         for i, op in enumerate(self.ops):
             norm = getattr(op, "norm", None)
             if type(norm) is nn.BatchNorm2d and not norm.affine:  # not SyncBatchNorm: its statistics are global
-                zs.append(op.pre_norm(x, activated) if activated is not None and _shares_input_relu(op)
-                          else op.pre_norm(x))
+                zs.append(_with_shared_relu(op, op.pre_norm, x, activated))
                 norms.append(norm)
                 normed.append(i)
             else:
