@@ -59,31 +59,12 @@ inline scalar_t clamp(scalar_t t, scalar_t top) {
   return t > top ? top : t;
 }
 
-// Calls body(offset, length, channel) for every run of elements of rows [r0, r1): channels-last, a row of all C
-// channels (channel -1: element i is channel i); contiguous, one channel's plane of a row.
-template <typename Body>
-void for_runs(const Layout& L, int64_t r0, int64_t r1, Body&& body) {
-  const int64_t C = L.channels, I = L.inner;
-  for (int64_t r = r0; r < r1; ++r) {
-    if (I == 1) {
-      body(r * C, C, int64_t{-1});
-    } else {
-      for (int64_t c = 0; c < C; ++c) body((r * C + c) * I, I, c);
-    }
-  }
-}
-
-// y = act(a_c z + b_c), a_c = rstd_c, b_c = -mean_c rstd_c.
+// y = act(a_c z + b_c) (normalisation's coefficients).
 template <typename scalar_t>
 void forward_kernel(const Layout& L, const std::vector<double>& mean, const std::vector<double>& var, double eps,
                     double hi, const scalar_t* zp, scalar_t* yp) {
-  const int64_t C = L.channels;
-  std::vector<scalar_t> a(C), b(C);
-  for (int64_t c = 0; c < C; ++c) {
-    const double rstd = 1.0 / std::sqrt(var[c] + eps);
-    a[c] = static_cast<scalar_t>(rstd);
-    b[c] = static_cast<scalar_t>(-mean[c] * rstd);
-  }
+  std::vector<scalar_t> a, b;
+  normalisation(mean, var, eps, a, b);
   const scalar_t top = static_cast<scalar_t>(hi);
   at::parallel_for(0, L.rows, L.row_block, [&](int64_t r0, int64_t r1) {
     for_runs(L, r0, r1, [&](int64_t at, int64_t n, int64_t c) {
@@ -126,13 +107,9 @@ template <typename scalar_t>
 void backward_kernel(const Layout& L, const std::vector<double>& mean, const std::vector<double>& var, double eps,
                      double hi, const scalar_t* gp, const scalar_t* zp, scalar_t* dz) {
   const int64_t C = L.channels;
-  std::vector<scalar_t> a(C), b(C), m(C);
-  for (int64_t c = 0; c < C; ++c) {
-    const double rstd = 1.0 / std::sqrt(var[c] + eps);
-    a[c] = static_cast<scalar_t>(rstd);
-    b[c] = static_cast<scalar_t>(-mean[c] * rstd);
-    m[c] = static_cast<scalar_t>(mean[c]);
-  }
+  std::vector<scalar_t> a, b;
+  normalisation(mean, var, eps, a, b);
+  const std::vector<scalar_t> m(mean.begin(), mean.end());
   const scalar_t top = static_cast<scalar_t>(hi);
   // pass 1: per block, sum(g') and sum(g' (z - mean)) per channel, added in double in block order
   std::vector<double> s1(L.blocks * C, 0.0), s2(L.blocks * C, 0.0);

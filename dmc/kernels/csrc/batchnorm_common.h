@@ -52,25 +52,48 @@ std::vector<const scalar_t*> pointers(const std::vector<at::Tensor>& ts) {
   return out;
 }
 
+// Calls body(offset, length, channel) for every run of elements of rows [r0, r1): channels-last, a row of all C
+// channels (channel -1: element i is channel i); contiguous, one channel's plane of a row.
+template <typename Body>
+void for_runs(const Layout& L, int64_t r0, int64_t r1, Body&& body) {
+  const int64_t C = L.channels, I = L.inner;
+  for (int64_t r = r0; r < r1; ++r) {
+    if (I == 1) {
+      body(r * C, C, int64_t{-1});
+    } else {
+      for (int64_t c = 0; c < C; ++c) body((r * C + c) * I, I, c);
+    }
+  }
+}
+
 // Sums over one block's rows [r0, r1) of one tensor, per channel, into acc[c] (in scalar_t): term(value, c).
 template <typename scalar_t, typename Term>
 void block_sums(const scalar_t* z, const Layout& L, int64_t r0, int64_t r1, scalar_t* acc, Term&& term) {
-  const int64_t C = L.channels, I = L.inner;
-  std::fill(acc, acc + C, scalar_t(0));
-  for (int64_t r = r0; r < r1; ++r) {
-    const scalar_t* row = z + r * C * I;
-    if (I == 1) {
+  std::fill(acc, acc + L.channels, scalar_t(0));
+  for_runs(L, r0, r1, [&](int64_t at, int64_t n, int64_t c) {
+    const scalar_t* run = z + at;
+    if (c < 0) {
 #pragma omp simd
-      for (int64_t c = 0; c < C; ++c) acc[c] += term(row[c], c);
+      for (int64_t i = 0; i < n; ++i) acc[i] += term(run[i], i);
     } else {
-      for (int64_t c = 0; c < C; ++c) {
-        const scalar_t* plane = row + c * I;
-        scalar_t t = 0;
+      scalar_t t = 0;
 #pragma omp simd reduction(+ : t)
-        for (int64_t i = 0; i < I; ++i) t += term(plane[i], c);
-        acc[c] += t;
-      }
+      for (int64_t i = 0; i < n; ++i) t += term(run[i], c);
+      acc[c] += t;
     }
+  });
+}
+
+// The normalisation's per-channel coefficients: (z - mean) rstd = a_c z + b_c, a_c = rstd_c, b_c = -mean_c rstd_c.
+template <typename scalar_t>
+void normalisation(const std::vector<double>& mean, const std::vector<double>& var, double eps,
+                   std::vector<scalar_t>& a, std::vector<scalar_t>& b) {
+  a.resize(mean.size());
+  b.resize(mean.size());
+  for (size_t c = 0; c < mean.size(); ++c) {
+    const double rstd = 1.0 / std::sqrt(var[c] + eps);
+    a[c] = static_cast<scalar_t>(rstd);
+    b[c] = static_cast<scalar_t>(-mean[c] * rstd);
   }
 }
 
