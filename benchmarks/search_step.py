@@ -11,8 +11,8 @@ parameter (``loss.backward()``), where dmc asks autograd for the alpha gradients
 is that baseline with dmc's architecture step, to show the two effects apart. The dmc rows then add one
 optimisation at a time: channels-last activations, the fused mixed sum alone, the fused ReLU-depthwise conv
 alone, the batch-norm-folding sum alone, the index-free max pool alone, the first two together, all four (the
-default), torch.compile, edge recomputation. Each configuration runs in its own process, so its
-peak resident memory (ru_maxrss) is its own; the first step (which compiles, with --compile) is timed apart.
+default), torch.compile, edge recomputation (dmc's default share of the edges, then every edge). Each
+configuration runs in its own process, so its peak resident memory (ru_maxrss) is its own; the first step (which compiles, with --compile) is timed apart.
 Times are the median and range of interleaved rounds; ratios are against the "paper" row of the same run.
 Targets (issue 15): default >= 4x faster than the paper's code at <= 0.6x its peak memory; --recompute-edges at
 <= 0.3x the paper's peak memory and <= 1.3x the default's time.
@@ -52,6 +52,8 @@ CELL_CONFIGS = {
     "dmc fused + channels_last": dict(kernels="fused", channels_last=True),
     "dmc fused + channels_last + compile": dict(kernels="fused", channels_last=True, compile=True),
     "dmc fused + channels_last + recompute": dict(kernels="fused", channels_last=True, recompute=True),
+    "dmc fused + channels_last + recompute every edge": dict(kernels="fused", channels_last=True, recompute=True,
+                                                            recompute_share=0.0),
     "dmc fused + channels_last + compile + recompute": dict(kernels="fused", channels_last=True, compile=True,
                                                             recompute=True),
 }
@@ -139,7 +141,7 @@ def build(name: str, args):
     else:
         model.set_kernels(kernels_of(settings["kernels"], select_kernels))
         model.set_channels_last(settings["channels_last"])
-        model.set_recompute_edges(settings.get("recompute", False))
+        model.set_recompute_edges(settings.get("recompute", False), settings.get("recompute_share"))
         if settings.get("compile"):
             compile_edges(model, "inductor")
     w_opt = torch.optim.SGD(model.weight_parameters(), 0.025, momentum=0.9, weight_decay=3e-4)

@@ -72,15 +72,31 @@ def fused_batchnorm_mixed_sum(zs: Sequence[torch.Tensor], norms: Sequence[nn.Bat
 def update_running_stats(norms: Sequence[nn.BatchNorm2d], mean: torch.Tensor, var: torch.Tensor,
                           count: int) -> None:
     """What ``BatchNorm2d.forward`` does to its buffers in training mode (unbiased variance, momentum or, with
-    ``momentum=None``, the cumulative average)."""
+    ``momentum=None``, the cumulative average). ``mean`` and ``var``: (len(norms), C), the batch's biased moments.
+
+    Norms sharing one momentum are updated by three ``torch._foreach_*`` calls: one small op per buffer cost more
+    than the fused kernels on an S0 edge's small tensors."""
+    rows = [k for k, norm in enumerate(norms) if norm.track_running_stats and norm.running_mean is not None]
+    if not rows:
+        return
+    tracked = [norms[k] for k in rows]
     with torch.no_grad():
-        for norm, m, v in zip(norms, mean, var):
-            if not norm.track_running_stats or norm.running_mean is None:
-                continue
-            norm.num_batches_tracked.add_(1)
+        if len(rows) < len(norms):
+            index = torch.tensor(rows, device=mean.device)
+            mean, var = mean.index_select(0, index), var.index_select(0, index)
+        dtype = tracked[0].running_mean.dtype
+        mean, var = mean.to(dtype), (var * (count / max(count - 1, 1))).to(dtype)
+        torch._foreach_add_([norm.num_batches_tracked for norm in tracked], 1)
+        momentum = tracked[0].momentum
+        if momentum is not None and all(norm.momentum == momentum and norm.running_mean.dtype == dtype
+                                        for norm in tracked):
+            torch._foreach_lerp_([norm.running_mean for norm in tracked], list(mean.unbind()), momentum)
+            torch._foreach_lerp_([norm.running_var for norm in tracked], list(var.unbind()), momentum)
+            return
+        for norm, m, v in zip(tracked, mean, var):
             factor = 1.0 / float(norm.num_batches_tracked) if norm.momentum is None else norm.momentum
             norm.running_mean.lerp_(m.to(norm.running_mean.dtype), factor)
-            norm.running_var.lerp_((v * (count / max(count - 1, 1))).to(norm.running_var.dtype), factor)
+            norm.running_var.lerp_(v.to(norm.running_var.dtype), factor)
 
 
 def _check(zs, ys, w) -> None:

@@ -90,7 +90,10 @@ class MixedEdge(nn.Module):
         if partial > 1 and (c_in != c_out or c_in % partial):
             raise ValueError(f"partial channels: {c_in} -> {c_out} channels do not split into {partial} parts")
         self.op_names = tuple(op_names)
+        self.out_channels = c_out
         self.row = row
+        self.recompute = False
+        """Whether the supernet recomputes this edge in backward (:meth:`Supernet.set_recompute_edges`)."""
         self.partial, self.shuffle = partial, shuffle
         self.computed = [k for k, name in enumerate(self.op_names) if not OPS[name].zero]
         ops = []

@@ -21,6 +21,10 @@ from dmc.space import SearchSpace
 from dmc.supernet.mixed_edge import MixedEdge, auxiliary_edge, chain_auxiliary
 from dmc.supernet.recompute import recomputed
 
+RECOMPUTE_MIN_SHARE = 0.5
+"""Default of :meth:`Supernet.set_recompute_edges`: edges whose output is at least half the largest edge output's are
+recomputed; the smaller ones (S0's last stage, a quarter of the first stage's size) keep their activations."""
+
 
 class Supernet(MacroNetwork):
     """A weight-sharing network over every architecture of ``space``, laid out by the space's macro exactly
@@ -67,6 +71,7 @@ class Supernet(MacroNetwork):
         self._beta_value = 1.0
         self.channels_last = False
         self.recompute_edges = False
+        self.recompute_min_share = RECOMPUTE_MIN_SHARE
         self.kernels = REFERENCE
 
     def _search_cell(self, slot: CellSlot) -> Cell:
@@ -157,8 +162,30 @@ class Supernet(MacroNetwork):
         for edge in self.mixed_edges():
             edge.skip_dropout = rate
 
-    def set_recompute_edges(self, enabled: bool) -> None:
+    def set_recompute_edges(self, enabled: bool, min_share: float | None = None) -> None:
+        """Trades compute for activation memory: the mixed edges that hold the most memory keep only their input
+        and recompute their candidates in backward (:func:`dmc.supernet.recompute.recomputed`). Those are the edges
+        whose output (channels x pixels) is at least ``min_share`` of the largest edge output's (default
+        :data:`RECOMPUTE_MIN_SHARE`, kept across calls; 0 recomputes every edge). The edges of the last,
+        lowest-resolution stages hold little memory for the time their recomputation costs
+        (``benchmarks/RESULTS.md``)."""
         self.recompute_edges = enabled
+        if min_share is not None:
+            self.recompute_min_share = min_share
+        sizes = self._edge_output_sizes()
+        largest = max(sizes.values())
+        for edge, size in sizes.items():
+            edge.recompute = enabled and size >= self.recompute_min_share * largest
+
+    def _edge_output_sizes(self) -> dict[MixedEdge, float]:
+        """Each mixed edge's output size per input pixel: its channels over its stage's stride squared."""
+        sizes = {}
+        for i, block in enumerate(self.blocks):
+            stride = next(stage["reduction"] for stage in self.feature_info if stage["block"] >= i)
+            for edge in block.modules():
+                if isinstance(edge, MixedEdge):
+                    sizes[edge] = edge.out_channels / stride ** 2
+        return sizes
 
     def set_channels_last(self, enabled: bool) -> None:
         self.channels_last = enabled
@@ -179,7 +206,7 @@ class Supernet(MacroNetwork):
         recompute = self.recompute_edges and torch.is_grad_enabled()
 
         def run_edge(edge: MixedEdge, h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-            return recomputed(edge, h, w, beta) if recompute else edge(h, w, beta)
+            return recomputed(edge, h, w, beta) if recompute and edge.recompute else edge(h, w, beta)
 
         def run_cell(block: nn.Module, inputs: list[torch.Tensor]) -> torch.Tensor:
             if isinstance(block, MixedEdge):  # a chain layer

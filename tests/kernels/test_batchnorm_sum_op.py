@@ -56,6 +56,25 @@ def test_float64_to_rounding_and_momentum_none():
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
+def test_running_statistics_follow_each_norms_own_settings():
+    """One update call over norms that differ: momenta, the cumulative average, one that tracks nothing."""
+    zs, ys, w = inputs(4, 1, (3, 5, 4, 4), dtype=torch.float64)
+
+    def norms():
+        made = [nn.BatchNorm2d(5, affine=False, momentum=m).double() for m in (0.1, 0.3, None, 0.1)]
+        made[3].track_running_stats = False
+        return made
+
+    fused, eager = norms(), norms()
+    for _ in range(2):
+        fused_batchnorm_mixed_sum(zs, fused, ys, w)
+        batchnorm_mixed_sum(zs, eager, ys, w)
+    for a, b in zip(fused, eager):
+        for x, y in zip(a.buffers(), b.buffers()):
+            torch.testing.assert_close(x, y, rtol=1e-12, atol=1e-12)
+    assert int(fused[0].num_batches_tracked) == 2 and int(fused[3].num_batches_tracked) == 0
+
+
 def test_mixed_layouts_are_accepted():
     zs, ys, w = inputs(2, 1, (2, 4, 5, 5))
     zs[1] = zs[1].detach().contiguous(memory_format=torch.channels_last).requires_grad_()
