@@ -42,14 +42,17 @@ def assert_same_network(a: dict, b: dict, rtol: float, atol: float) -> None:
 
 
 def search_args(data: str, out, batch: int) -> list[str]:
-    # 16 images per half: 2 global batches of 8 per epoch
+    """16 images per half: 2 global batches of 8 per epoch. Batch 4 is the two-process run's, which also recomputes
+    its largest edges in backward (where the batch norms' statistics are all-reduced again) while the one-process
+    run keeps its activations: the results must still agree."""
     return ["search", "tiny", "--dataset", data, "--epochs", "3", "--batch-size", str(batch), "--image-size", "16",
-            "--no-augment", "--device", "cpu", "--sync-bn", "--out", str(out)]
+            "--no-augment", "--device", "cpu", "--sync-bn", "--out", str(out),
+            *(["--recompute-edges"] if batch == 4 else [])]
 
 
 @pytest.fixture(scope="module")
 def searches(toy_data, tmp_path_factory):
-    """The same search on two processes of batch 4 and on one of batch 8."""
+    """The same search on two processes of batch 4 (recomputing edges) and on one of batch 8 (not)."""
     root = tmp_path_factory.mktemp("searches")
     checked(run(*search_args(toy_data, root / "two", 4), nproc=2))
     checked(run(*search_args(toy_data, root / "one", 8)))
@@ -66,6 +69,7 @@ def test_search_on_two_processes_equals_one_on_the_doubled_batch(searches):
     assert json.loads((two / "genotype.json").read_text()) == json.loads((one / "genotype.json").read_text())
     config = json.loads((two / "config.json").read_text())
     assert config["world_size"] == 2 and config["config"]["sync_bn"] is True
+    assert config["config"]["recompute_edges"] is True
 
 
 def test_killed_process_stops_the_run_which_resumes_to_the_uninterrupted_result(searches, toy_data, tmp_path):

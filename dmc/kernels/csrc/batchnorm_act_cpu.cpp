@@ -65,6 +65,8 @@ void forward_kernel(const Layout& L, const std::vector<double>& mean, const std:
                     double hi, const scalar_t* zp, scalar_t* yp) {
   std::vector<scalar_t> a, b;
   normalisation(mean, var, eps, a, b);
+  a = tiled<scalar_t>(a, L);
+  b = tiled<scalar_t>(b, L);
   const scalar_t top = static_cast<scalar_t>(hi);
   at::parallel_for(0, L.rows, L.row_block, [&](int64_t r0, int64_t r1) {
     for_runs(L, r0, r1, [&](int64_t at, int64_t n, int64_t c) {
@@ -109,12 +111,14 @@ void backward_kernel(const Layout& L, const std::vector<double>& mean, const std
   const int64_t C = L.channels;
   std::vector<scalar_t> a, b;
   normalisation(mean, var, eps, a, b);
-  const std::vector<scalar_t> m(mean.begin(), mean.end());
+  a = tiled<scalar_t>(a, L);
+  b = tiled<scalar_t>(b, L);
+  const auto m = tiled<scalar_t>(mean, L);
   const scalar_t top = static_cast<scalar_t>(hi);
   // pass 1: per block, sum(g') and sum(g' (z - mean)) per channel, added in double in block order
   std::vector<double> s1(L.blocks * C, 0.0), s2(L.blocks * C, 0.0);
   at::parallel_for(0, L.blocks, 1, [&](int64_t first, int64_t last) {
-    std::vector<scalar_t> p1(C), p2(C);
+    std::vector<scalar_t> p1(L.span()), p2(L.span());
     for (int64_t blk = first; blk < last; ++blk) {
       std::fill(p1.begin(), p1.end(), scalar_t(0));
       std::fill(p2.begin(), p2.end(), scalar_t(0));
@@ -149,6 +153,8 @@ void backward_kernel(const Layout& L, const std::vector<double>& mean, const std
           p2[c] += t2;
         }
       });
+      fold(p1.data(), L);
+      fold(p2.data(), L);
       for (int64_t c = 0; c < C; ++c) {
         s1[blk * C + c] = static_cast<double>(p1[c]);
         s2[blk * C + c] = static_cast<double>(p2[c]);
@@ -170,6 +176,9 @@ void backward_kernel(const Layout& L, const std::vector<double>& mean, const std
     gamma[c] = static_cast<scalar_t>(ga);
     beta[c] = static_cast<scalar_t>(-al * sg / count - ga * mean[c]);
   }
+  alpha = tiled<scalar_t>(alpha, L);
+  gamma = tiled<scalar_t>(gamma, L);
+  beta = tiled<scalar_t>(beta, L);
   // pass 2
   at::parallel_for(0, L.rows, L.row_block, [&](int64_t r0, int64_t r1) {
     for_runs(L, r0, r1, [&](int64_t at, int64_t n, int64_t c) {

@@ -16,13 +16,22 @@ namespace dmc {
 namespace batchnorm {
 
 constexpr int64_t kBlock = 16384;  // elements of one tensor per block
+constexpr int64_t kRun = 512;      // channels-last rows shorter than kShortRow: elements per run of whole rows
+constexpr int64_t kShortRow = 64;
 
 // The layout both passes walk: `rows` rows of C channels of `inner` contiguous elements each.
+//
+// Channels-last rows can be short (16 channels in S0's first cells: one AVX-512 vector), and a loop per row then
+// costs more than its arithmetic; below kShortRow channels the loops take `tile` rows at a time: a run of tile * C
+// elements whose element i is channel i % C. Per-channel coefficients and accumulators are `tiled` to that length;
+// the runs' loops then index them with the run's own index. (At 64 channels and more, runs of several rows measured
+// slower than row by row: benchmarks/RESULTS.md.)
 struct Layout {
   int64_t rows, channels, inner;
   int64_t row_block;  // rows per block
   int64_t blocks;
   int64_t count;  // elements per channel
+  int64_t tile;   // rows per run: short channels-last rows, about kRun elements' worth; otherwise 1
 
   explicit Layout(const at::Tensor& t) {
     channels = t.size(1);
@@ -32,8 +41,27 @@ struct Layout {
     row_block = std::max<int64_t>(1, kBlock / std::max<int64_t>(1, channels * inner));
     blocks = (rows + row_block - 1) / row_block;
     count = t.size(0) * t.size(2) * t.size(3);
+    tile = channels_last && channels < kShortRow ? kRun / std::max<int64_t>(1, channels) : 1;
   }
+
+  // Length of a run's per-channel arrays (C when contiguous).
+  int64_t span() const { return tile * channels; }
 };
+
+// `values` (one per channel) repeated for every row of a run: L.span() entries, entry i is channel i % C.
+template <typename T, typename U>
+std::vector<T> tiled(const std::vector<U>& values, const Layout& L) {
+  std::vector<T> out(L.span());
+  for (int64_t i = 0; i < L.span(); ++i) out[i] = static_cast<T>(values[i % L.channels]);
+  return out;
+}
+
+// Adds a run-length accumulator's rows into its first C entries (one per channel).
+template <typename T>
+void fold(T* acc, const Layout& L) {
+  for (int64_t t = 1; t < L.tile; ++t)
+    for (int64_t c = 0; c < L.channels; ++c) acc[c] += acc[t * L.channels + c];
+}
 
 // An uninitialised tensor shaped like `t`, contiguous or channels-last (layout_of), as every result here is.
 inline at::Tensor dense_like(const at::Tensor& t) {
@@ -52,24 +80,25 @@ std::vector<const scalar_t*> pointers(const std::vector<at::Tensor>& ts) {
   return out;
 }
 
-// Calls body(offset, length, channel) for every run of elements of rows [r0, r1): channels-last, a row of all C
-// channels (channel -1: element i is channel i); contiguous, one channel's plane of a row.
+// Calls body(offset, length, channel) for every run of elements of rows [r0, r1): channels-last, up to `tile` whole
+// rows (channel -1: element i is channel i % C, the index of `tiled` arrays); contiguous, one channel's plane of a
+// row.
 template <typename Body>
 void for_runs(const Layout& L, int64_t r0, int64_t r1, Body&& body) {
   const int64_t C = L.channels, I = L.inner;
-  for (int64_t r = r0; r < r1; ++r) {
-    if (I == 1) {
-      body(r * C, C, int64_t{-1});
-    } else {
-      for (int64_t c = 0; c < C; ++c) body((r * C + c) * I, I, c);
-    }
+  if (I == 1) {
+    for (int64_t r = r0; r < r1; r += L.tile) body(r * C, std::min(L.tile, r1 - r) * C, int64_t{-1});
+    return;
   }
+  for (int64_t r = r0; r < r1; ++r)
+    for (int64_t c = 0; c < C; ++c) body((r * C + c) * I, I, c);
 }
 
-// Sums over one block's rows [r0, r1) of one tensor, per channel, into acc[c] (in scalar_t): term(value, c).
+// Sums over one block's rows [r0, r1) of one tensor, per channel, into acc[c] (in scalar_t): term(value, i), i the
+// run index (channels-last) or the channel. acc has L.span() entries; the sums end in the first C.
 template <typename scalar_t, typename Term>
 void block_sums(const scalar_t* z, const Layout& L, int64_t r0, int64_t r1, scalar_t* acc, Term&& term) {
-  std::fill(acc, acc + L.channels, scalar_t(0));
+  std::fill(acc, acc + L.span(), scalar_t(0));
   for_runs(L, r0, r1, [&](int64_t at, int64_t n, int64_t c) {
     const scalar_t* run = z + at;
     if (c < 0) {
@@ -82,6 +111,7 @@ void block_sums(const scalar_t* z, const Layout& L, int64_t r0, int64_t r1, scal
       acc[c] += t;
     }
   });
+  fold(acc, L);
 }
 
 // The normalisation's per-channel coefficients: (z - mean) rstd = a_c z + b_c, a_c = rstd_c, b_c = -mean_c rstd_c.
@@ -107,13 +137,13 @@ void statistics(const std::vector<at::Tensor>& zs, const Layout& L, std::vector<
   const auto z = pointers<scalar_t>(zs);
   std::vector<double> block_mean(L.blocks * K * C), block_m2(L.blocks * K * C);
   at::parallel_for(0, L.blocks, 1, [&](int64_t first, int64_t last) {
-    std::vector<scalar_t> sums(C), means(C);
+    std::vector<scalar_t> sums(L.span()), means(L.span());
     for (int64_t blk = first; blk < last; ++blk) {
       const int64_t r0 = blk * L.row_block, r1 = std::min(L.rows, r0 + L.row_block);
       const scalar_t count = static_cast<scalar_t>((r1 - r0) * L.inner);
       for (int64_t k = 0; k < K; ++k) {
         block_sums(z[k], L, r0, r1, sums.data(), [](scalar_t v, int64_t) { return v; });
-        for (int64_t c = 0; c < C; ++c) means[c] = sums[c] / count;
+        for (int64_t i = 0; i < L.span(); ++i) means[i] = sums[i % C] / count;  // tiled
         const scalar_t* m = means.data();
         block_sums(z[k], L, r0, r1, sums.data(), [m](scalar_t v, int64_t c) {
           const scalar_t d = v - m[c];

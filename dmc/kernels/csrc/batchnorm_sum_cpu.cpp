@@ -12,9 +12,9 @@
 // (the batch-norm backward with dxhat = w_k g), grad y_j = v_j g and grad v_j = <g, y_j>.
 //
 // Tensors are (N, C, H, W), all in one dense layout: contiguous, walked as [N][C][H*W], or channels-last, walked
-// as [N*H*W][C]. Rows are split into fixed blocks; within a block, sums accumulate in the input's own precision
-// (full-width vectors: one AVX-512 register is a row of 16 float channels), and the blocks' partial sums are added
-// in double, in block order, so the results do not depend on the number of threads.
+// as [N*H*W][C] in runs of several rows (batchnorm_common.h). Rows are split into fixed blocks; within a block, sums
+// accumulate in the input's own precision (full-width vectors), and the blocks' partial sums are added in double, in
+// block order, so the results do not depend on the number of threads.
 
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
@@ -42,56 +42,56 @@ void check(at::TensorList zs, at::TensorList ys, const at::Tensor& w, const char
               ": batch statistics need more than one value per channel, got ", zs[0].sizes());
 }
 
-// out = sum_k a_kc z_k + sum_j v_j y_j + b_c, walked row by row.
+// K per-channel coefficient rows (K x C, row k for tensor k), each tiled to a run's length: K x L.span().
+template <typename scalar_t>
+std::vector<scalar_t> tiled_rows(const std::vector<double>& rows, int64_t K, const Layout& L) {
+  const int64_t C = L.channels, S = L.span();
+  std::vector<scalar_t> out(K * S);
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t i = 0; i < S; ++i) out[k * S + i] = static_cast<scalar_t>(rows[k * C + i % C]);
+  return out;
+}
+
+// out = sum_k a_kc z_k + sum_j v_j y_j + b_c, run by run.
 template <typename scalar_t>
 void weighted_rows(const std::vector<const scalar_t*>& z, const std::vector<double>& a,
                    const std::vector<const scalar_t*>& y, const std::vector<double>& v, const std::vector<double>& b,
                    const Layout& L, scalar_t* out) {
-  using acc_t = scalar_t;  // float or double (the dispatch below)
-  const int64_t K = static_cast<int64_t>(z.size()), J = static_cast<int64_t>(y.size());
-  const int64_t C = L.channels, I = L.inner;
-  std::vector<acc_t> ak(a.begin(), a.end()), bk(b.begin(), b.end()), vk(v.begin(), v.end());
+  const int64_t K = static_cast<int64_t>(z.size()), J = static_cast<int64_t>(y.size()), S = L.span();
+  const auto ak = tiled_rows<scalar_t>(a, K, L);
+  const auto bk = tiled<scalar_t>(b, L);
+  const std::vector<scalar_t> vk(v.begin(), v.end());
   at::parallel_for(0, L.rows, L.row_block, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const int64_t base = r * C * I;
-      scalar_t* o = out + base;
-      if (I == 1) {
-        const acc_t* bc = bk.data();
+    for_runs(L, r0, r1, [&](int64_t at, int64_t n, int64_t c) {
+      scalar_t* o = out + at;
+      if (c < 0) {
+        const scalar_t* bc = bk.data();
 #pragma omp simd
-        for (int64_t c = 0; c < C; ++c) o[c] = bc[c];
+        for (int64_t i = 0; i < n; ++i) o[i] = bc[i];
         for (int64_t k = 0; k < K; ++k) {
-          const scalar_t* zr = z[k] + base;
-          const acc_t* ac = ak.data() + k * C;
+          const scalar_t* zr = z[k] + at;
+          const scalar_t* ac = ak.data() + k * S;
 #pragma omp simd
-          for (int64_t c = 0; c < C; ++c) o[c] += ac[c] * zr[c];
-        }
-        for (int64_t j = 0; j < J; ++j) {
-          const scalar_t* yr = y[j] + base;
-          const acc_t vj = vk[j];
-#pragma omp simd
-          for (int64_t c = 0; c < C; ++c) o[c] += vj * yr[c];
+          for (int64_t i = 0; i < n; ++i) o[i] += ac[i] * zr[i];
         }
       } else {
-        for (int64_t c = 0; c < C; ++c) {
-          scalar_t* op = o + c * I;
-          const acc_t bc = bk[c];
+        const scalar_t bc = bk[c];
 #pragma omp simd
-          for (int64_t i = 0; i < I; ++i) op[i] = bc;
-          for (int64_t k = 0; k < K; ++k) {
-            const scalar_t* zp = z[k] + base + c * I;
-            const acc_t akc = ak[k * C + c];
+        for (int64_t i = 0; i < n; ++i) o[i] = bc;
+        for (int64_t k = 0; k < K; ++k) {
+          const scalar_t* zr = z[k] + at;
+          const scalar_t akc = ak[k * S + c];
 #pragma omp simd
-            for (int64_t i = 0; i < I; ++i) op[i] += akc * zp[i];
-          }
-          for (int64_t j = 0; j < J; ++j) {
-            const scalar_t* yp = y[j] + base + c * I;
-            const acc_t vj = vk[j];
-#pragma omp simd
-            for (int64_t i = 0; i < I; ++i) op[i] += vj * yp[i];
-          }
+          for (int64_t i = 0; i < n; ++i) o[i] += akc * zr[i];
         }
       }
-    }
+      for (int64_t j = 0; j < J; ++j) {
+        const scalar_t* yr = y[j] + at;
+        const scalar_t vj = vk[j];
+#pragma omp simd
+        for (int64_t i = 0; i < n; ++i) o[i] += vj * yr[i];
+      }
+    });
   });
 }
 
@@ -127,31 +127,29 @@ void gradient_sums(const scalar_t* g, const std::vector<const scalar_t*>& z, con
                    const std::vector<const scalar_t*>& y, const Layout& L, std::vector<double>& sg,
                    std::vector<double>& gz, std::vector<double>& gy) {
   const int64_t K = static_cast<int64_t>(z.size()), J = static_cast<int64_t>(y.size());
-  const int64_t C = L.channels, I = L.inner;
+  const int64_t C = L.channels, I = L.inner, S = L.span();
   sg.assign(L.blocks * C, 0.0);
   gz.assign(L.blocks * K * C, 0.0);
   gy.assign(L.blocks * J, 0.0);
-  const std::vector<scalar_t> mean_s(mean.begin(), mean.end());
+  const auto mean_s = tiled_rows<scalar_t>(mean, K, L);
   at::parallel_for(0, L.blocks, 1, [&](int64_t first, int64_t last) {
-    std::vector<scalar_t> part(C);
+    std::vector<scalar_t> part(S);
     scalar_t* acc = part.data();
-    // sums over one block's rows (in scalar_t) into out[c] (double)
+    // sums over one block's rows (in scalar_t) into out[c] (double); term(element, run index or channel)
     auto per_channel = [&](int64_t r0, int64_t r1, auto term, double* out) {
       std::fill(part.begin(), part.end(), scalar_t(0));
-      for (int64_t r = r0; r < r1; ++r) {
-        const int64_t base = r * C * I;
-        if (I == 1) {
+      for_runs(L, r0, r1, [&](int64_t at, int64_t n, int64_t c) {
+        if (c < 0) {
 #pragma omp simd
-          for (int64_t c = 0; c < C; ++c) acc[c] += term(base + c, c);
+          for (int64_t i = 0; i < n; ++i) acc[i] += term(at + i, i);
         } else {
-          for (int64_t c = 0; c < C; ++c) {
-            scalar_t t = 0;
+          scalar_t t = 0;
 #pragma omp simd reduction(+ : t)
-            for (int64_t i = 0; i < I; ++i) t += term(base + c * I + i, c);
-            acc[c] += t;
-          }
+          for (int64_t i = 0; i < n; ++i) t += term(at + i, c);
+          acc[c] += t;
         }
-      }
+      });
+      fold(acc, L);
       for (int64_t c = 0; c < C; ++c) out[c] = static_cast<double>(acc[c]);
     };
     for (int64_t blk = first; blk < last; ++blk) {
@@ -160,7 +158,7 @@ void gradient_sums(const scalar_t* g, const std::vector<const scalar_t*>& z, con
       per_channel(r0, r1, [&](int64_t i, int64_t) { return g[i]; }, sg.data() + blk * C);
       for (int64_t k = 0; k < K; ++k) {
         const scalar_t* zk = z[k];
-        const scalar_t* m = mean_s.data() + k * C;
+        const scalar_t* m = mean_s.data() + k * S;
         per_channel(r0, r1, [&](int64_t i, int64_t c) { return g[i] * (zk[i] - m[c]); },
                     gz.data() + (blk * K + k) * C);
       }
@@ -175,38 +173,37 @@ void gradient_sums(const scalar_t* g, const std::vector<const scalar_t*>& z, con
   });
 }
 
-// grad z_k = alpha_kc g + gamma_kc z_k + beta_kc and grad y_j = v_j g, row by row.
+// grad z_k = alpha_kc g + gamma_kc z_k + beta_kc and grad y_j = v_j g, one tensor at a time through a chunk of
+// rows (three streams at once), run by run.
 template <typename scalar_t>
 void write_gradients(const scalar_t* g, const std::vector<const scalar_t*>& z, const std::vector<double>& alpha,
                      const std::vector<double>& gamma, const std::vector<double>& beta, const std::vector<double>& v,
                      const Layout& L, const std::vector<scalar_t*>& grad_z, const std::vector<scalar_t*>& grad_y) {
-  const int64_t K = static_cast<int64_t>(z.size()), J = static_cast<int64_t>(grad_y.size());
+  const int64_t K = static_cast<int64_t>(z.size()), J = static_cast<int64_t>(grad_y.size()), S = L.span();
   const int64_t C = L.channels, I = L.inner;
-  std::vector<scalar_t> al(alpha.begin(), alpha.end()), ga(gamma.begin(), gamma.end()), be(beta.begin(), beta.end());
-  std::vector<scalar_t> vj(v.begin(), v.end());
+  const auto al = tiled_rows<scalar_t>(alpha, K, L), ga = tiled_rows<scalar_t>(gamma, K, L);
+  const auto be = tiled_rows<scalar_t>(beta, K, L);
+  const std::vector<scalar_t> vj(v.begin(), v.end());
   at::parallel_for(0, L.rows, L.row_block, [&](int64_t r0, int64_t r1) {
-    const int64_t begin = r0 * C * I, end = r1 * C * I;
     for (int64_t k = 0; k < K; ++k) {
-      for (int64_t r = r0; r < r1; ++r) {
-        const int64_t base = r * C * I;
-        const scalar_t* gr = g + base;
-        const scalar_t* zr = z[k] + base;
-        scalar_t* dz = grad_z[k] + base;
-        if (I == 1) {
-          const scalar_t* a = al.data() + k * C;
-          const scalar_t* m = ga.data() + k * C;
-          const scalar_t* b = be.data() + k * C;
+      const scalar_t* zk = z[k];
+      scalar_t* dk = grad_z[k];
+      const scalar_t *a = al.data() + k * S, *m = ga.data() + k * S, *b = be.data() + k * S;
+      for_runs(L, r0, r1, [&](int64_t at, int64_t n, int64_t c) {
+        const scalar_t* gr = g + at;
+        const scalar_t* zr = zk + at;
+        scalar_t* dz = dk + at;
+        if (c < 0) {
 #pragma omp simd
-          for (int64_t c = 0; c < C; ++c) dz[c] = a[c] * gr[c] + m[c] * zr[c] + b[c];
+          for (int64_t i = 0; i < n; ++i) dz[i] = a[i] * gr[i] + m[i] * zr[i] + b[i];
         } else {
-          for (int64_t c = 0; c < C; ++c) {
-            const scalar_t a = al[k * C + c], m = ga[k * C + c], b = be[k * C + c];
+          const scalar_t ac = a[c], mc = m[c], bc = b[c];
 #pragma omp simd
-            for (int64_t i = 0; i < I; ++i) dz[c * I + i] = a * gr[c * I + i] + m * zr[c * I + i] + b;
-          }
+          for (int64_t i = 0; i < n; ++i) dz[i] = ac * gr[i] + mc * zr[i] + bc;
         }
-      }
+      });
     }
+    const int64_t begin = r0 * C * I, end = r1 * C * I;
     for (int64_t j = 0; j < J; ++j) {
       scalar_t* dy = grad_y[j];
       const scalar_t s = vj[j];
