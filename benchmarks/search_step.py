@@ -12,7 +12,8 @@ is that baseline with dmc's architecture step, to show the two effects apart. Th
 optimisation at a time: channels-last activations, the fused mixed sum alone, the fused ReLU-depthwise conv
 alone, the batch-norm-folding sum alone, the index-free max pool alone, the first two together, all four (the
 default), torch.compile, edge recomputation (dmc's default share of the edges, then every edge). Each
-configuration runs in its own process, so its peak resident memory (ru_maxrss) is its own; the first step (which compiles, with --compile) is timed apart.
+configuration runs in its own process, so its peak resident memory (ru_maxrss) is its own; the first step (which
+compiles, with --compile) is timed apart.
 Times are the median and range of interleaved rounds; ratios are against the "paper" row of the same run.
 Targets (issue 15): default >= 4x faster than the paper's code at <= 0.6x its peak memory; --recompute-edges at
 <= 0.3x the paper's peak memory and <= 1.3x the default's time.

@@ -77,7 +77,8 @@ def test_random_parity_with_reference(device, k):
             expected = mixed_sum(ys, w, *args)
             got = fused_mixed_sum(ys, w, *args)
             torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
-            for g_got, g_exp in zip(torch.autograd.grad(got, inputs, grad), torch.autograd.grad(expected, inputs, grad)):
+            grads = zip(torch.autograd.grad(got, inputs, grad), torch.autograd.grad(expected, inputs, grad))
+            for g_got, g_exp in grads:
                 torch.testing.assert_close(g_got, g_exp, rtol=1e-4, atol=1e-4)
 
 

@@ -92,4 +92,5 @@ def test_ragged_candidate_lists_are_masked_out_of_the_softmax():
 def test_reference_mixed_sum():
     ys = [torch.randn(3, 2) for _ in range(3)]
     w, aux = torch.tensor([0.2, 0.3, 0.5]), torch.randn(3, 2)
-    torch.testing.assert_close(mixed_sum(ys, w, aux, torch.tensor(0.5)), 0.2 * ys[0] + 0.3 * ys[1] + 0.5 * ys[2] + 0.5 * aux)
+    torch.testing.assert_close(mixed_sum(ys, w, aux, torch.tensor(0.5)),
+                               0.2 * ys[0] + 0.3 * ys[1] + 0.5 * ys[2] + 0.5 * aux)
