@@ -83,7 +83,8 @@ def search_command(
     channels_last: bool = typer.Option(None, "--channels-last/--no-channels-last",
                                        help="Channels-last activations [on]."),
     recompute_edges: bool = typer.Option(None, "--recompute-edges/--no-recompute-edges",
-                                         help="Recompute mixed edges in backward: far less memory, some more time."),
+                                         help="Recompute in backward the mixed edges that hold the most memory: "
+                                              "far less memory, some more time."),
     compile: bool = typer.Option(None, "--compile/--no-compile",
                                  help="torch.compile each mixed edge (first steps compile, later ones are faster)."),
     hessian_every: int = typer.Option(None, help="Every N epochs, record the dominant eigenvalue of the validation "

@@ -87,7 +87,8 @@ class SearchConfig:
     channels_last: bool = True
     """Activations in channels-last memory format (faster convolutions on CPU)."""
     recompute_edges: bool = False
-    """Mixed edges keep only their input and recompute the candidates in backward: less memory."""
+    """The mixed edges that hold the most memory keep only their input and recompute their candidates in backward
+    (:meth:`dmc.supernet.Supernet.set_recompute_edges`): less memory, some more time."""
     compile: bool = False
     """torch.compile each mixed edge (inductor; aot_eager on CUDA without Triton)."""
     sync_bn: bool = False
