@@ -253,6 +253,17 @@ def _leave() -> None:
         dist.destroy_process_group()
 
 
+def _leave_together() -> None:
+    """Waits, briefly, until every process has reached its error: an error that one process reports and the others
+    received (:meth:`Distributed.on_main`, :meth:`Distributed.everywhere`) stops them all, and a process that tore
+    its group down while a peer was still receiving made the peer's gloo threads abort it (SIGABRT, about one run in
+    eight). An error that only this process met ends the wait at its timeout."""
+    try:
+        dist.monitored_barrier(timeout=datetime.timedelta(seconds=10), wait_all_ranks=True)
+    except Exception:  # noqa: BLE001 - a peer that does not come, or a backend without the barrier: leave anyway
+        pass
+
+
 def _lost_peers(exc: BaseException) -> bool:
     text = str(exc)
     return isinstance(exc, dist.DistError) or (isinstance(exc, RuntimeError) and any(
@@ -273,6 +284,8 @@ def distributed() -> Iterator[Distributed]:
         yield process
     except BaseException as exc:
         # the process is on its way out: without the group torn down now, gloo's threads may abort it at exit
+        if process.active and isinstance(exc, DmcError):
+            _leave_together()
         _leave()
         if isinstance(exc, DmcError) or not (process.active and _lost_peers(exc)):
             raise
