@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -34,17 +33,9 @@ def run_processes(nproc: int | None, work: Callable[..., None], *args: Any, run_
 
 
 def _worker(work: Callable[..., None], *args: Any) -> None:
-    """One process of ``--nproc``: the command's error policy, its exit code as the process's.
-
-    A failing process ends at once (``os._exit``, after flushing its output): the interpreter's teardown, with the
-    other processes tearing theirs down at the same moment, sometimes let gloo's threads abort it (SIGABRT), and the
-    run then reported that instead of its error."""
+    """One process of ``--nproc``: the command's error policy, its exit code as the process's."""
     try:
         one_line_errors(work)(*args)
     except typer.Exit as exc:
-        if not exc.exit_code:
-            sys.exit(0)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(exc.exit_code)
+        sys.exit(exc.exit_code)
 
