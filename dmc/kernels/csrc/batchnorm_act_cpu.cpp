@@ -64,9 +64,7 @@ template <typename scalar_t>
 void forward_kernel(const Layout& L, const std::vector<double>& mean, const std::vector<double>& var, double eps,
                     double hi, const scalar_t* zp, scalar_t* yp) {
   std::vector<scalar_t> a, b;
-  normalisation(mean, var, eps, a, b);
-  a = tiled<scalar_t>(a, L);
-  b = tiled<scalar_t>(b, L);
+  normalisation(mean, var, eps, L, a, b);
   const scalar_t top = static_cast<scalar_t>(hi);
   at::parallel_for(0, L.rows, L.row_block, [&](int64_t r0, int64_t r1) {
     for_runs(L, r0, r1, [&](int64_t at, int64_t n, int64_t c) {
@@ -110,9 +108,7 @@ void backward_kernel(const Layout& L, const std::vector<double>& mean, const std
                      double hi, const scalar_t* gp, const scalar_t* zp, scalar_t* dz) {
   const int64_t C = L.channels;
   std::vector<scalar_t> a, b;
-  normalisation(mean, var, eps, a, b);
-  a = tiled<scalar_t>(a, L);
-  b = tiled<scalar_t>(b, L);
+  normalisation(mean, var, eps, L, a, b);
   const auto m = tiled<scalar_t>(mean, L);
   const scalar_t top = static_cast<scalar_t>(hi);
   // pass 1: per block, sum(g') and sum(g' (z - mean)) per channel, added in double in block order

@@ -48,11 +48,14 @@ struct Layout {
   int64_t span() const { return tile * channels; }
 };
 
-// `values` (one per channel) repeated for every row of a run: L.span() entries, entry i is channel i % C.
+// `values` (one per channel; or `rows` x C, one row per tensor) with each row repeated for every row of a run:
+// rows x L.span() entries, entry i of a row is channel i % C.
 template <typename T, typename U>
-std::vector<T> tiled(const std::vector<U>& values, const Layout& L) {
-  std::vector<T> out(L.span());
-  for (int64_t i = 0; i < L.span(); ++i) out[i] = static_cast<T>(values[i % L.channels]);
+std::vector<T> tiled(const std::vector<U>& values, const Layout& L, int64_t rows = 1) {
+  const int64_t C = L.channels, S = L.span();
+  std::vector<T> out(rows * S);
+  for (int64_t k = 0; k < rows; ++k)
+    for (int64_t i = 0; i < S; ++i) out[k * S + i] = static_cast<T>(values[k * C + i % C]);
   return out;
 }
 
@@ -114,17 +117,18 @@ void block_sums(const scalar_t* z, const Layout& L, int64_t r0, int64_t r1, scal
   fold(acc, L);
 }
 
-// The normalisation's per-channel coefficients: (z - mean) rstd = a_c z + b_c, a_c = rstd_c, b_c = -mean_c rstd_c.
+// The normalisation's per-channel coefficients, tiled to a run's length: (z - mean) rstd = a_c z + b_c,
+// a_c = rstd_c, b_c = -mean_c rstd_c.
 template <typename scalar_t>
-void normalisation(const std::vector<double>& mean, const std::vector<double>& var, double eps,
+void normalisation(const std::vector<double>& mean, const std::vector<double>& var, double eps, const Layout& L,
                    std::vector<scalar_t>& a, std::vector<scalar_t>& b) {
-  a.resize(mean.size());
-  b.resize(mean.size());
+  std::vector<double> rstd(mean.size()), shift(mean.size());
   for (size_t c = 0; c < mean.size(); ++c) {
-    const double rstd = 1.0 / std::sqrt(var[c] + eps);
-    a[c] = static_cast<scalar_t>(rstd);
-    b[c] = static_cast<scalar_t>(-mean[c] * rstd);
+    rstd[c] = 1.0 / std::sqrt(var[c] + eps);
+    shift[c] = -mean[c] * rstd[c];
   }
+  a = tiled<scalar_t>(rstd, L);
+  b = tiled<scalar_t>(shift, L);
 }
 
 // Per-channel mean and biased variance of every z_k. Each block (small enough to stay in cache) is read twice:

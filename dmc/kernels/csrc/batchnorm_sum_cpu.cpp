@@ -42,23 +42,13 @@ void check(at::TensorList zs, at::TensorList ys, const at::Tensor& w, const char
               ": batch statistics need more than one value per channel, got ", zs[0].sizes());
 }
 
-// K per-channel coefficient rows (K x C, row k for tensor k), each tiled to a run's length: K x L.span().
-template <typename scalar_t>
-std::vector<scalar_t> tiled_rows(const std::vector<double>& rows, int64_t K, const Layout& L) {
-  const int64_t C = L.channels, S = L.span();
-  std::vector<scalar_t> out(K * S);
-  for (int64_t k = 0; k < K; ++k)
-    for (int64_t i = 0; i < S; ++i) out[k * S + i] = static_cast<scalar_t>(rows[k * C + i % C]);
-  return out;
-}
-
 // out = sum_k a_kc z_k + sum_j v_j y_j + b_c, run by run.
 template <typename scalar_t>
 void weighted_rows(const std::vector<const scalar_t*>& z, const std::vector<double>& a,
                    const std::vector<const scalar_t*>& y, const std::vector<double>& v, const std::vector<double>& b,
                    const Layout& L, scalar_t* out) {
   const int64_t K = static_cast<int64_t>(z.size()), J = static_cast<int64_t>(y.size()), S = L.span();
-  const auto ak = tiled_rows<scalar_t>(a, K, L);
+  const auto ak = tiled<scalar_t>(a, L, K);
   const auto bk = tiled<scalar_t>(b, L);
   const std::vector<scalar_t> vk(v.begin(), v.end());
   at::parallel_for(0, L.rows, L.row_block, [&](int64_t r0, int64_t r1) {
@@ -131,7 +121,7 @@ void gradient_sums(const scalar_t* g, const std::vector<const scalar_t*>& z, con
   sg.assign(L.blocks * C, 0.0);
   gz.assign(L.blocks * K * C, 0.0);
   gy.assign(L.blocks * J, 0.0);
-  const auto mean_s = tiled_rows<scalar_t>(mean, K, L);
+  const auto mean_s = tiled<scalar_t>(mean, L, K);
   at::parallel_for(0, L.blocks, 1, [&](int64_t first, int64_t last) {
     std::vector<scalar_t> part(S);
     scalar_t* acc = part.data();
@@ -181,8 +171,8 @@ void write_gradients(const scalar_t* g, const std::vector<const scalar_t*>& z, c
                      const Layout& L, const std::vector<scalar_t*>& grad_z, const std::vector<scalar_t*>& grad_y) {
   const int64_t K = static_cast<int64_t>(z.size()), J = static_cast<int64_t>(grad_y.size()), S = L.span();
   const int64_t C = L.channels, I = L.inner;
-  const auto al = tiled_rows<scalar_t>(alpha, K, L), ga = tiled_rows<scalar_t>(gamma, K, L);
-  const auto be = tiled_rows<scalar_t>(beta, K, L);
+  const auto al = tiled<scalar_t>(alpha, L, K), ga = tiled<scalar_t>(gamma, L, K);
+  const auto be = tiled<scalar_t>(beta, L, K);
   const std::vector<scalar_t> vj(v.begin(), v.end());
   at::parallel_for(0, L.rows, L.row_block, [&](int64_t r0, int64_t r1) {
     for (int64_t k = 0; k < K; ++k) {
