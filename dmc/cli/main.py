@@ -19,10 +19,17 @@ from dmc.cli import (  # noqa: F401  (each module registers its commands)
     viz,
 )
 from dmc.cli.app import app
+from dmc.distributed import launch_environment
+from dmc.distributed.process_exit import run_and_exit
 
 
 def main() -> None:
-    app()
+    """Runs the command line; a process of a distributed run (torchrun, srun) ends without the interpreter's
+    finalization (:mod:`dmc.distributed.process_exit`)."""
+    if launch_environment() is None:
+        app()
+    else:
+        run_and_exit(app)
 
 
 if __name__ == "__main__":

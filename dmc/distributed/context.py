@@ -255,9 +255,10 @@ def _leave() -> None:
 
 def _leave_together() -> None:
     """Waits, briefly, until every process has reached its error: an error that one process reports and the others
-    received (:meth:`Distributed.on_main`, :meth:`Distributed.everywhere`) stops them all, and a process that tore
-    its group down while a peer was still receiving made the peer's gloo threads abort it (SIGABRT, about one run in
-    eight). An error that only this process met ends the wait at its timeout."""
+    received (:meth:`Distributed.on_main`, :meth:`Distributed.everywhere`) stops them all, and they tear the group
+    down together rather than one while a peer still receives from it (before the processes ended through
+    :mod:`dmc.distributed.process_exit`, that let a peer abort now and then). An error that only this process met
+    ends the wait at its timeout."""
     try:
         dist.monitored_barrier(timeout=datetime.timedelta(seconds=10), wait_all_ranks=True)
     except Exception:  # noqa: BLE001 - a peer that does not come, or a backend without the barrier: leave anyway
