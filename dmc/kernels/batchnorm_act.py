@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from dmc.kernels import native
-from dmc.kernels.batchnorm_sum import update_running_stats
 from dmc.kernels.layout import layout_of
+from dmc.kernels.running_stats import update_running_stats
 
 ACTIVATIONS = {"relu": F.relu, "relu6": F.relu6}
 """The activations this operator folds in, by the name its schema takes."""

@@ -29,6 +29,7 @@ from torch import nn
 from dmc.kernels import native
 from dmc.kernels.layout import layout_of
 from dmc.kernels.reference import mixed_sum
+from dmc.kernels.running_stats import update_running_stats
 
 torch.library.define("dmc::batchnorm_mixed_sum",
                      "(Tensor[] zs, Tensor[] ys, Tensor w, float eps) -> (Tensor, Tensor, Tensor)")
@@ -67,36 +68,6 @@ def fused_batchnorm_mixed_sum(zs: Sequence[torch.Tensor], norms: Sequence[nn.Bat
     out, mean, var = torch.ops.dmc.batchnorm_mixed_sum(list(zs), list(ys), weights, eps)
     update_running_stats(norms, mean, var, zs[0].numel() // zs[0].shape[1])
     return out
-
-
-def update_running_stats(norms: Sequence[nn.BatchNorm2d], mean: torch.Tensor, var: torch.Tensor,
-                          count: int) -> None:
-    """What ``BatchNorm2d.forward`` does to its buffers in training mode (unbiased variance, momentum or, with
-    ``momentum=None``, the cumulative average). ``mean`` and ``var``: (len(norms), C), the batch's biased moments.
-
-    Norms sharing one momentum are updated by three ``torch._foreach_*`` calls: one small op per buffer cost more
-    than the fused kernels on an S0 edge's small tensors."""
-    rows = [k for k, norm in enumerate(norms) if norm.track_running_stats and norm.running_mean is not None]
-    if not rows:
-        return
-    tracked = [norms[k] for k in rows]
-    with torch.no_grad():
-        if len(rows) < len(norms):
-            index = torch.tensor(rows, device=mean.device)
-            mean, var = mean.index_select(0, index), var.index_select(0, index)
-        dtype = tracked[0].running_mean.dtype
-        mean, var = mean.to(dtype), (var * (count / max(count - 1, 1))).to(dtype)
-        torch._foreach_add_([norm.num_batches_tracked for norm in tracked], 1)
-        momentum = tracked[0].momentum
-        if momentum is not None and all(norm.momentum == momentum and norm.running_mean.dtype == dtype
-                                        for norm in tracked):
-            torch._foreach_lerp_([norm.running_mean for norm in tracked], list(mean.unbind()), momentum)
-            torch._foreach_lerp_([norm.running_var for norm in tracked], list(var.unbind()), momentum)
-            return
-        for norm, m, v in zip(tracked, mean, var):
-            factor = 1.0 / float(norm.num_batches_tracked) if norm.momentum is None else norm.momentum
-            norm.running_mean.lerp_(m.to(norm.running_mean.dtype), factor)
-            norm.running_var.lerp_(v.to(norm.running_var.dtype), factor)
 
 
 def _check(zs, ys, w) -> None:
