@@ -1,11 +1,12 @@
 // dmc::max_pool2d and dmc::max_pool2d_backward on CPU: max pooling that stores no indices.
 //
-// The forward keeps each window's maximum and nothing else; the backward finds each window's maximum again and adds
-// the output gradient there. Both follow PyTorch's CPU max pooling exactly: a window's maximum is its first element
-// in scan order that no later one exceeds (a NaN wins and propagates), so outputs and gradients equal
-// F.max_pool2d's bit for bit, and the backward accumulates into each input in the same order (by output row, then
-// column). Channels-last tensors run here, vectorised over the channels, one image row (forward) or one image
-// (backward, whose windows overlap) per task; contiguous ones go to ATen's kernels, which handle that layout well.
+// The forward keeps each window's maximum and nothing else; the backward finds each window's maximum again, with
+// its position, in one scan, and adds the output gradient there. Both follow PyTorch's CPU max pooling exactly: a
+// window's maximum is its first element in scan order that no later one exceeds (a NaN wins and propagates), so
+// outputs and gradients equal F.max_pool2d's bit for bit, and the backward accumulates into each input in the same
+// order (by output row, then column). Channels-last tensors run here, vectorised over the channels, one image row
+// (forward) or one image (backward, whose windows overlap) per task; contiguous ones go to ATen's kernels, which
+// handle that layout well.
 
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
@@ -13,6 +14,8 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <cstdint>
+#include <limits>
 
 #include "common.h"
 
@@ -63,44 +66,32 @@ inline void window_max(const T* __restrict__ image, T* __restrict__ out, int64_t
   }
 }
 
-// Adds one output's gradient `g` (channels [k0, k0 + B)) at its window's maximum: the first element equal to it,
-// or, when the maximum is NaN, the last NaN (every NaN takes over). Elsewhere it adds zero, which changes nothing:
-// the sums never hold -0.
+// Adds one output's gradient `g` (channels [k0, k0 + B)) at its window's maximum as window_max finds it (the first
+// element that no later one exceeds; with NaNs, the last NaN): one scan that keeps each channel's position along
+// with its maximum (as an offset within the image: the caller sends larger images to ATen), then one add per channel.
 template <typename T, int64_t B>
 inline void add_at_max(const T* __restrict__ image, T* __restrict__ target, const T* __restrict__ g, int64_t c,
                        int64_t width, int64_t h0, int64_t h1, int64_t w0, int64_t w1) {
-  T m[B], pending[B];  // pending: 1 until the maximum is found (a float flag: the loops stay vector code)
-  window_max<T, B>(image, m, c, width, h0, h1, w0, w1);
-  bool nan = false;
+  T m[B];
+  int32_t where[B];
+  const int64_t start = (h0 * width + w0) * c;
   for (int64_t k = 0; k < B; ++k) {
-    pending[k] = T(1);
-    nan |= m[k] != m[k];
+    m[k] = image[start + k];
+    where[k] = static_cast<int32_t>(start);
   }
   for (int64_t ih = h0; ih < h1; ++ih) {
-    for (int64_t iw = w0; iw < w1; ++iw) {
+    for (int64_t iw = (ih == h0 ? w0 + 1 : w0); iw < w1; ++iw) {
       const int64_t at = (ih * width + iw) * c;
       const T* __restrict__ v = image + at;
-      T* __restrict__ out = target + at;
 #pragma omp simd
       for (int64_t k = 0; k < B; ++k) {
-        const bool take = (v[k] == m[k]) & (pending[k] != T(0));
-        out[k] += take ? g[k] : T(0);
-        pending[k] = take ? T(0) : pending[k];
+        const bool take = takes_over(v[k], m[k]);
+        m[k] = take ? v[k] : m[k];
+        where[k] = take ? static_cast<int32_t>(at) : where[k];
       }
     }
   }
-  if (!nan) return;
-  for (int64_t k = 0; k < B; ++k) {
-    if (m[k] == m[k]) continue;
-    int64_t last = 0;
-    for (int64_t ih = h0; ih < h1; ++ih) {
-      for (int64_t iw = w0; iw < w1; ++iw) {
-        const int64_t at = (ih * width + iw) * c + k;
-        if (image[at] != image[at]) last = at;
-      }
-    }
-    target[last] += g[k];
-  }
+  for (int64_t k = 0; k < B; ++k) target[where[k] + k] += g[k];
 }
 
 template <typename T>
@@ -166,7 +157,9 @@ at::Tensor max_pool2d_backward_cpu(const at::Tensor& grad, const at::Tensor& x, 
   TORCH_CHECK(grad.dim() == 4 && grad.size(0) == win.n && grad.size(1) == win.c && grad.size(2) == win.oh &&
                   grad.size(3) == win.ow && grad.scalar_type() == x.scalar_type(),
               "dmc::max_pool2d_backward: the gradient ", grad.sizes(), " does not match the pooled input");
-  if (!channels_last(x)) {
+  // the kernel keeps positions within an image as int32 (half the width of int64 in its vector loops)
+  const bool large_images = win.h * win.w * win.c > std::numeric_limits<int32_t>::max();
+  if (!channels_last(x) || large_images) {
     auto indices = std::get<1>(at::max_pool2d_with_indices(x, kernel, stride, padding));
     return at::max_pool2d_with_indices_backward(grad, x, kernel, stride, padding, 1, false, indices);
   }
