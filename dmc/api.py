@@ -28,7 +28,7 @@ from dmc.compiler.source import (
 from dmc.data import DataBundle, load_dataset
 from dmc.data.detection_demo import DemoSpec, write_detection_demo
 from dmc.derive import derive
-from dmc.distributed import is_main_process, launch_environment, launch_local
+from dmc.distributed import is_main_process, launch_environment, launch_local, run_and_exit
 from dmc.doctor import diagnose
 from dmc.genotype import Genotype, load_genotype, published_genotypes
 from dmc.limits import MAX_INPUT_SIZE
@@ -63,5 +63,5 @@ __all__ = ["CONVENTIONS", "MAX_INPUT_SIZE", "METHODS", "AblationResult", "ablate
            "launch_environment", "launch_local", "load_dataset",
            "load_genotype", "load_network", "load_search_config", "load_space", "nb201_arch_string",
            "network_from_source", "profile", "published_genotypes", "refuse_overwriting_inputs", "resolve_genotype",
-           "resolve_nb201_arch", "save_network", "search",
+           "resolve_nb201_arch", "run_and_exit", "save_network", "search",
            "search_seeds", "train", "visualize", "write_detection_demo", "write_report"]

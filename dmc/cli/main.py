@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dmc.api import launch_environment, run_and_exit
 from dmc.cli import (  # noqa: F401  (each module registers its commands)
     ablate,
     bench,
@@ -19,8 +20,6 @@ from dmc.cli import (  # noqa: F401  (each module registers its commands)
     viz,
 )
 from dmc.cli.app import app
-from dmc.distributed import launch_environment
-from dmc.distributed.process_exit import run_and_exit
 
 
 def main() -> None:
