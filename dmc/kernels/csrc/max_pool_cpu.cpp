@@ -113,7 +113,8 @@ void forward_kernel(const T* x, T* y, const Window& win) {
   });
 }
 
-// One image per task: windows overlap, so two tasks never add into the same input.
+// One image per task: windows overlap, so two tasks never add into the same input. Each task zeroes its image's
+// gradient right before adding into it (while it is in cache), not in a pass of its own.
 template <typename T>
 void backward_kernel(const T* grad, const T* x, T* grad_x, const Window& win) {
   const int64_t c = win.c, plane = win.h * win.w * c;
@@ -121,6 +122,7 @@ void backward_kernel(const T* grad, const T* x, T* grad_x, const Window& win) {
     for (int64_t n = first; n < last; ++n) {
       const T* image = x + n * plane;
       T* target = grad_x + n * plane;
+      std::fill(target, target + plane, T(0));
       for (int64_t oh = 0; oh < win.oh; ++oh) {
         const int64_t h0 = win.begin(oh), h1 = win.end(oh, win.h);
         for (int64_t ow = 0; ow < win.ow; ++ow) {
@@ -164,7 +166,7 @@ at::Tensor max_pool2d_backward_cpu(const at::Tensor& grad, const at::Tensor& x, 
     return at::max_pool2d_with_indices_backward(grad, x, kernel, stride, padding, 1, false, indices);
   }
   auto g = grad.contiguous(at::MemoryFormat::ChannelsLast);
-  auto grad_x = at::zeros_like(x, x.options().memory_format(at::MemoryFormat::ChannelsLast));
+  auto grad_x = at::empty_like(x, x.options().memory_format(at::MemoryFormat::ChannelsLast));
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "dmc::max_pool2d_backward", [&] {
     backward_kernel<scalar_t>(g.const_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(),
                               grad_x.mutable_data_ptr<scalar_t>(), win);
