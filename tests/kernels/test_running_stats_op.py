@@ -47,6 +47,21 @@ def test_kernel_equals_the_plain_implementation_in_float64():
     assert [int(n) for n in by_kernel[2]] == [4, 5, 6]
 
 
+def test_versions_move_as_an_in_place_op_s_do():
+    """Autograd then refuses a backward that reads a running statistic saved before the update."""
+    written = buffers(2, 5)
+    before = [t._version for ts in written for t in ts]
+    torch.ops.dmc.update_running_stats(*written, torch.randn(2, 5, dtype=torch.float64),
+                                       torch.rand(2, 5, dtype=torch.float64), 6, [0.1, 0.1])
+    assert all(t._version > v for t, v in zip([t for ts in written for t in ts], before))
+    x = torch.randn(4, 5, 3, 3, dtype=torch.float64, requires_grad=True)
+    norm = nn.BatchNorm2d(5, affine=False).double().eval()  # eval: the batch norm saves its running statistics
+    out = norm(x)
+    update_running_stats([norm], torch.randn(1, 5, dtype=torch.float64), torch.rand(1, 5, dtype=torch.float64), 36)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        out.sum().backward()
+
+
 def test_opcheck():
     torch.library.opcheck(torch.ops.dmc.update_running_stats.default,
                           (*buffers(2, 5, torch.float32), torch.randn(2, 5), torch.rand(2, 5), 6, [0.1, 0.2]))

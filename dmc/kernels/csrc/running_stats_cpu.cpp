@@ -6,6 +6,8 @@
 // small tensors of a search step, more time than the fused kernel itself.
 
 #include <ATen/Dispatch.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <torch/autograd.h>
 #include <torch/library.h>
 
 namespace dmc {
@@ -52,8 +54,30 @@ void update_running_stats_cpu(at::TensorList running_means, at::TensorList runni
   });
 }
 
+// As every in-place op does, the update moves the version counters of what it writes (eager BatchNorm's update
+// does too), so autograd refuses a backward that would read a running statistic it saved before the update.
+void update_running_stats_versioned(c10::DispatchKeySet keys, at::TensorList running_means,
+                                    at::TensorList running_vars, at::TensorList counts, const at::Tensor& mean,
+                                    const at::Tensor& var, int64_t count, at::ArrayRef<double> factors) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("dmc::update_running_stats", "")
+                       .typed<void(at::TensorList, at::TensorList, at::TensorList, const at::Tensor&,
+                                   const at::Tensor&, int64_t, at::ArrayRef<double>)>();
+  {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    op.redispatch(keys & c10::after_ADInplaceOrView_keyset, running_means, running_vars, counts, mean, var, count,
+                  factors);
+  }
+  for (const auto& written : {running_means, running_vars, counts})
+    for (const auto& t : written) torch::autograd::impl::bump_version(t);
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(dmc, CPU, m) { m.impl("update_running_stats", &update_running_stats_cpu); }
+
+TORCH_LIBRARY_IMPL(dmc, ADInplaceOrView, m) {
+  m.impl("update_running_stats", TORCH_FN(update_running_stats_versioned));
+}
 
 }  // namespace dmc
