@@ -51,33 +51,16 @@ inline bool takes_over(T value, T best) {
 constexpr int64_t kBlock = 16;  // channels per block: compile-time loops the compiler turns into vector code
 
 // One window's maximum for channels [k0, k0 + B) into `out`: its first element, then every later one that takes
-// over. Pointers address element (0, 0, k0) of the image (channels-last); `c` is the image's channel count.
-template <typename T, int64_t B>
+// over. Pointers address element (0, 0, k0) of the image (channels-last); `c` is the image's channel count. With
+// `where`, each channel's maximum's offset within the image goes there too (int32: the caller sends images of 2^31
+// elements or more to ATen); without, that bookkeeping compiles away.
+template <typename T, int64_t B, bool kWhere = false>
 inline void window_max(const T* __restrict__ image, T* __restrict__ out, int64_t c, int64_t width, int64_t h0,
-                       int64_t h1, int64_t w0, int64_t w1) {
-  const T* first = image + (h0 * width + w0) * c;
-  for (int64_t k = 0; k < B; ++k) out[k] = first[k];
-  for (int64_t ih = h0; ih < h1; ++ih) {
-    for (int64_t iw = (ih == h0 ? w0 + 1 : w0); iw < w1; ++iw) {
-      const T* __restrict__ v = image + (ih * width + iw) * c;
-#pragma omp simd
-      for (int64_t k = 0; k < B; ++k) out[k] = takes_over(v[k], out[k]) ? v[k] : out[k];
-    }
-  }
-}
-
-// Adds one output's gradient `g` (channels [k0, k0 + B)) at its window's maximum as window_max finds it (the first
-// element that no later one exceeds; with NaNs, the last NaN): one scan that keeps each channel's position along
-// with its maximum (as an offset within the image: the caller sends larger images to ATen), then one add per channel.
-template <typename T, int64_t B>
-inline void add_at_max(const T* __restrict__ image, T* __restrict__ target, const T* __restrict__ g, int64_t c,
-                       int64_t width, int64_t h0, int64_t h1, int64_t w0, int64_t w1) {
-  T m[B];
-  int32_t where[B];
+                       int64_t h1, int64_t w0, int64_t w1, int32_t* __restrict__ where = nullptr) {
   const int64_t start = (h0 * width + w0) * c;
   for (int64_t k = 0; k < B; ++k) {
-    m[k] = image[start + k];
-    where[k] = static_cast<int32_t>(start);
+    out[k] = image[start + k];
+    if constexpr (kWhere) where[k] = static_cast<int32_t>(start);
   }
   for (int64_t ih = h0; ih < h1; ++ih) {
     for (int64_t iw = (ih == h0 ? w0 + 1 : w0); iw < w1; ++iw) {
@@ -85,12 +68,23 @@ inline void add_at_max(const T* __restrict__ image, T* __restrict__ target, cons
       const T* __restrict__ v = image + at;
 #pragma omp simd
       for (int64_t k = 0; k < B; ++k) {
-        const bool take = takes_over(v[k], m[k]);
-        m[k] = take ? v[k] : m[k];
-        where[k] = take ? static_cast<int32_t>(at) : where[k];
+        const bool take = takes_over(v[k], out[k]);
+        out[k] = take ? v[k] : out[k];
+        if constexpr (kWhere) where[k] = take ? static_cast<int32_t>(at) : where[k];
       }
     }
   }
+}
+
+// Adds one output's gradient `g` (channels [k0, k0 + B)) at its window's maximum as window_max finds it (the first
+// element that no later one exceeds; with NaNs, the last NaN): one scan for the maxima and their positions, then one
+// add per channel.
+template <typename T, int64_t B>
+inline void add_at_max(const T* __restrict__ image, T* __restrict__ target, const T* __restrict__ g, int64_t c,
+                       int64_t width, int64_t h0, int64_t h1, int64_t w0, int64_t w1) {
+  T m[B];
+  int32_t where[B];
+  window_max<T, B, true>(image, m, c, width, h0, h1, w0, w1, where);
   for (int64_t k = 0; k < B; ++k) target[where[k] + k] += g[k];
 }
 
