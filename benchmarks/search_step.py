@@ -10,8 +10,9 @@ step on another. The baseline is the same supernet run as the paper's code runs 
 parameter (``loss.backward()``), where dmc asks autograd for the alpha gradients only. "paper edges"
 is that baseline with dmc's architecture step, to show the two effects apart. The dmc rows then add one
 optimisation at a time: channels-last activations, the fused mixed sum alone, the fused ReLU-depthwise conv
-alone, the batch-norm-folding sum alone, the index-free max pool alone, the first two together, all four (the
-default), torch.compile, edge recomputation (dmc's default share of the edges, then every edge). Each
+alone, then with the pointwise conv after it in one op (storing no depthwise output), the batch-norm-folding sum
+alone, the index-free max pool alone, the first two together, all of them (the default), torch.compile, edge
+recomputation (dmc's default share of the edges, then every edge). Each
 configuration runs in its own process, so its peak resident memory (ru_maxrss) is its own; the first step (which
 compiles, with --compile) is timed apart.
 Times are the median and range of interleaved rounds; ratios are against the "paper" row of the same run.
@@ -46,6 +47,7 @@ CELL_CONFIGS = {
     "dmc reference + channels_last": dict(kernels="reference", channels_last=True),
     "dmc fused sum + channels_last": dict(kernels="sum", channels_last=True),
     "dmc fused depthwise + channels_last": dict(kernels="depthwise", channels_last=True),
+    "dmc fused depthwise + separable + channels_last": dict(kernels="depthwise+separable", channels_last=True),
     "dmc fused batchnorm sum + channels_last": dict(kernels="batchnorm", channels_last=True),
     "dmc index-free max pool + channels_last": dict(kernels="maxpool", channels_last=True),
     "dmc fused sum and depthwise + channels_last": dict(kernels="sum+depthwise", channels_last=True),
@@ -111,12 +113,13 @@ class PaperArchitect:
 
 def kernels_of(kind: str, select_kernels):
     """The supernet's kernels for a configuration: 'reference', 'fused', or some fused operators alone ('sum',
-    'depthwise', 'batchnorm', 'maxpool', 'bnact', joined by '+') to show what each contributes."""
+    'depthwise', 'separable' (with 'depthwise'), 'batchnorm', 'maxpool', 'bnact', joined by '+') to show what each
+    contributes."""
     reference, fused = select_kernels("reference", "cpu"), select_kernels("fused", "cpu")
     if kind in ("fused", "reference"):
         return fused if kind == "fused" else reference
     fields = {"sum": "mixed_sum", "depthwise": "depthwise", "batchnorm": "batchnorm_mixed_sum", "maxpool": "max_pool",
-              "bnact": "batchnorm_act"}
+              "bnact": "batchnorm_act", "separable": "separable"}
     return reference._replace(kind=kind, **{fields[part]: getattr(fused, fields[part]) for part in kind.split("+")})
 
 

@@ -16,6 +16,7 @@ from dmc.kernels.native import KernelBuildError
 from dmc.kernels.operator import fused_mixed_sum
 from dmc.kernels.reference import mixed_sum
 from dmc.kernels.self_check import TOLERANCE, check_fused
+from dmc.kernels.separable import SeparableConv, fused_separable_conv2d
 
 KERNEL_CHOICES = ("auto", "fused", "reference")
 
@@ -29,7 +30,8 @@ class Kernels(NamedTuple):
     """One implementation per hot spot. ``depthwise`` None: the ops' own eager ``ReLU -> Conv2d`` layers;
     ``batchnorm_mixed_sum`` None: the candidates' own batch norms, then ``mixed_sum``; ``max_pool`` None: PyTorch's
     max pooling, which stores indices for its backward; ``batchnorm_act`` None: the inverted residuals' own
-    ``BN -> ReLU6`` layers."""
+    ``BN -> ReLU6`` layers; ``separable`` None: a separable or dilated conv's pointwise conv after ``depthwise``
+    (storing the depthwise output for its weight gradient), else the two in one op that stores neither."""
 
     kind: str
     mixed_sum: MixedSum
@@ -37,11 +39,12 @@ class Kernels(NamedTuple):
     batchnorm_mixed_sum: BatchNormMixedSum | None = None
     max_pool: MaxPool | None = None
     batchnorm_act: BatchNormAct | None = None
+    separable: SeparableConv | None = None
 
 
 REFERENCE = Kernels("reference", mixed_sum, None)
 FUSED = Kernels("fused", fused_mixed_sum, fused_depthwise_conv2d, fused_batchnorm_mixed_sum, recomputing_max_pool2d,
-                fused_batchnorm_act)
+                fused_batchnorm_act, fused_separable_conv2d)
 FUSED_CUDA = Kernels("fused", fused_mixed_sum, None, None, recomputing_max_pool2d)
 """On CUDA the depthwise convolutions stay with cuDNN: on an H200 our CUDA depthwise kernel was slower than
 cuDNN in 44 of the 48 search shapes measured (benchmarks/RESULTS.md); the fused mixed sum was 1.3-2x faster.

@@ -6,7 +6,8 @@ its eager reference on small inputs, once per device type and process: ``dmc::mi
 channels-last inputs, with and without the auxiliary branch; ``dmc::depthwise_conv2d`` with and without its
 ReLU for every kernel size, dilation and stride a search space uses, on both layouts; ``dmc::max_pool2d`` at
 strides 1 and 2 on both layouts, ties included; and, where they have kernels (CPU), ``dmc::batchnorm_mixed_sum``
-and ``dmc::batchnorm_act`` (ReLU and ReLU6) on both layouts, running statistics included.
+and ``dmc::batchnorm_act`` (ReLU and ReLU6) on both layouts, running statistics included, and
+``dmc::separable_conv2d`` (an undilated and a dilated, strided case) on both layouts.
 """
 
 from __future__ import annotations
@@ -22,11 +23,14 @@ from dmc.kernels.depthwise import depthwise_conv2d, fused_depthwise_conv2d
 from dmc.kernels.max_pool import max_pool2d, recomputing_max_pool2d
 from dmc.kernels.operator import fused_mixed_sum
 from dmc.kernels.reference import mixed_sum
+from dmc.kernels.separable import fused_separable_conv2d, separable_conv2d
 
 TOLERANCE = 1e-5
 """Largest absolute difference allowed, relative to the largest reference value (float32 rounding is ~1e-7)."""
 DEPTHWISE_CASES = tuple(itertools.product((3, 5, 7), (1, 2), (1, 2), (False, True)))
 """(kernel, dilation, stride, relu) of every depthwise case checked."""
+SEPARABLE_CASES = ((3, 1, 1, True), (5, 2, 2, False))
+"""(kernel, dilation, stride, relu) of every separable case checked."""
 _checked: dict[str, float] = {}
 
 
@@ -42,6 +46,8 @@ def check_fused(device: torch.device | str) -> float:
             *(_batchnorm_sum_difference(device, layout) for layout in layouts if device.type == "cpu"),
             *(_batchnorm_act_difference(device, layout, activation) for layout in layouts
               for activation in ("relu", "relu6") if device.type == "cpu"),
+            *(_separable_difference(device, layout, *case) for layout in layouts for case in SEPARABLE_CASES
+              if device.type == "cpu"),
             *(_max_pool_difference(device, layout, stride) for layout in layouts for stride in (1, 2)))
     return _checked[device.type]
 
@@ -86,6 +92,20 @@ def _depthwise_difference(device: torch.device, layout: torch.memory_format, ker
         out = implementation(inputs, w, stride, padding, dilation, relu)
         out.backward(torch.ones_like(out).cumsum(-1).sin())
         results.append([t.double() for t in (out.detach(), inputs.grad, w.grad)])
+    return _difference(results)
+
+
+def _separable_difference(device: torch.device, layout: torch.memory_format, kernel: int, dilation: int,
+                          stride: int, relu: bool) -> float:
+    tensor = _random(device)
+    x = tensor(3, 21, 9, 8).contiguous(memory_format=layout)
+    depthwise, pointwise = tensor(21, 1, kernel, kernel), tensor(10, 21, 1, 1)
+    results = []
+    for implementation, dtype in ((fused_separable_conv2d, torch.float32), (separable_conv2d, torch.float64)):
+        leaves = [t.detach().to(dtype).requires_grad_() for t in (x, depthwise, pointwise)]
+        out = implementation(*leaves, stride, dilation * (kernel - 1) // 2, dilation, relu)
+        out.backward(torch.ones_like(out).cumsum(-1).sin())
+        results.append([t.double() for t in (out.detach(), *(leaf.grad for leaf in leaves))])
     return _difference(results)
 
 

@@ -37,10 +37,13 @@ class DilConv(nn.Sequential):
     ``depthwise``: None runs the layers as they are; the supernet sets it to a fused ``ReLU -> depthwise conv``
     (:data:`dmc.kernels.DepthwiseConv`) with the same math and the same parameters, so what was searched is still
     what is deployed. With it set, ``forward``/``pre_norm`` take ``activated``: ``relu(x)`` computed once by a mixed
-    edge for all its candidates that start with this ReLU (:attr:`shares_input_relu`).
+    edge for all its candidates that start with this ReLU (:attr:`shares_input_relu`). ``separable``, set with it,
+    runs the depthwise and the pointwise conv as one op (:data:`dmc.kernels.SeparableConv`) that stores no
+    depthwise output for the backward.
     """
 
     depthwise = None
+    separable = None
 
     @property
     def shares_input_relu(self) -> bool:
@@ -65,8 +68,14 @@ class DilConv(nn.Sequential):
         relu, conv, pointwise, _ = self
         if self.depthwise is None:
             return pointwise(conv(relu(x)))
-        return pointwise(self.depthwise(x, conv.weight, conv.stride[0], conv.padding[0], conv.dilation[0], True,
-                                        activated))
+        return self._fused(x, True, activated)
+
+    def _fused(self, x, relu: bool, activated=None):
+        _, conv, pointwise, _ = self
+        args = conv.stride[0], conv.padding[0], conv.dilation[0], relu, activated
+        if self.separable is not None and pointwise.bias is None:
+            return self.separable(x, conv.weight, pointwise.weight, *args)
+        return pointwise(self.depthwise(x, conv.weight, *args))
 
     def forward(self, x, activated=None):
         return self.norm(self.pre_norm(x, activated))
@@ -76,8 +85,7 @@ class DilConv(nn.Sequential):
         _, conv, pointwise, _ = self
         if self.depthwise is None:
             return pointwise(conv(activated))
-        return pointwise(self.depthwise(activated, conv.weight, conv.stride[0], conv.padding[0], conv.dilation[0],
-                                        False))
+        return self._fused(activated, False)
 
 
 class SepConv(nn.Sequential):

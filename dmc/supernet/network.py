@@ -136,9 +136,9 @@ class Supernet(MacroNetwork):
 
     def set_kernels(self, kernels: Kernels) -> None:
         """Every mixed edge's weighted sum (with the candidates' final batch norms folded in where the kernels have
-        a ``batchnorm_mixed_sum``), the ``ReLU -> depthwise conv`` of every separable and dilated conv and the
-        ``BN -> ReLU`` between a separable conv's halves, the depthwise conv of every inverted residual with a 5x5
-        or 7x7 kernel and its ``BN -> ReLU6`` layers, and every max-pool candidate
+        a ``batchnorm_mixed_sum``), the ``ReLU -> depthwise conv -> pointwise conv`` of every separable and dilated
+        conv and the ``BN -> ReLU`` between a separable conv's halves, the depthwise conv of every inverted residual
+        with a 5x5 or 7x7 kernel and its ``BN -> ReLU6`` layers, and every max-pool candidate
         (:func:`dmc.kernels.select_kernels`).
         The inverted residuals' 3x3 depthwise convs stay with oneDNN: with no ReLU to fold in, the fused op is slower
         there (``benchmarks/RESULTS.md``)."""
@@ -149,6 +149,7 @@ class Supernet(MacroNetwork):
         for module in self.modules():
             if isinstance(module, DilConv):
                 module.depthwise = kernels.depthwise
+                module.separable = kernels.separable
             elif isinstance(module, SepConv):
                 module.batchnorm_act = kernels.batchnorm_act
             elif isinstance(module, MBConv):

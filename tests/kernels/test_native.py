@@ -64,7 +64,7 @@ def test_unknown_device_type_is_refused():
 
 
 def test_select(monkeypatch):
-    assert select_kernels("reference", "cpu") == REFERENCE == ("reference", mixed_sum, None, None, None, None)
+    assert select_kernels("reference", "cpu") == REFERENCE == ("reference", mixed_sum, None, None, None, None, None)
     assert select_kernels("fused", "cpu") == FUSED
     assert select_kernels("auto", "cpu") == FUSED and FUSED.mixed_sum is fused_mixed_sum
     with pytest.raises(ValueError, match="kernels must be one of"):
@@ -74,7 +74,7 @@ def test_select(monkeypatch):
 def test_on_cuda_the_fused_kernels_leave_depthwise_convs_to_cudnn():
     """Measured on an H200 (benchmarks/RESULTS.md): cuDNN's depthwise convs beat ours, the fused mixed sum wins."""
     assert fused_kernels("cpu") is FUSED
-    assert fused_kernels("cuda") == ("fused", fused_mixed_sum, None, None, recomputing_max_pool2d, None)
+    assert fused_kernels("cuda") == ("fused", fused_mixed_sum, None, None, recomputing_max_pool2d, None, None)
     assert fused_kernels(torch.device("cuda", 1)).depthwise is None
 
 

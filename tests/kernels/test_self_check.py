@@ -88,8 +88,8 @@ def test_the_check_runs_once_per_device_type(fresh, monkeypatch):
     check.check_fused(torch.device("cpu"))
     # mixed sum: contiguous / channels-last x with / without the auxiliary branch; depthwise: 2 layouts x cases;
     # the batch-norm-folding sum (a CPU kernel only): 2 layouts; the batch norm + activation (CPU only): 2 layouts x
-    # ReLU and ReLU6; the max pool: 2 layouts x strides 1 and 2
-    assert len(calls) == 4 + 2 * len(check.DEPTHWISE_CASES) + 2 + 4 + 4
+    # ReLU and ReLU6; the separable conv (CPU only): 2 layouts x cases; the max pool: 2 layouts x strides 1 and 2
+    assert len(calls) == 4 + 2 * len(check.DEPTHWISE_CASES) + 2 + 4 + 2 * len(check.SEPARABLE_CASES) + 4
 
 
 def test_the_check_catches_a_batchnorm_sum_that_forgets_the_running_statistics(fresh, monkeypatch):
@@ -107,6 +107,14 @@ def test_the_check_catches_a_batchnorm_sum_that_forgets_the_running_statistics(f
 def test_the_check_catches_a_batchnorm_act_with_the_wrong_activation(fresh, monkeypatch):
     fused = check.fused_batchnorm_act
     monkeypatch.setattr(check, "fused_batchnorm_act", lambda z, norm, activation: fused(z, norm, "relu"))
+    assert check.check_fused("cpu") > check.TOLERANCE
+
+
+def test_the_check_catches_a_separable_conv_that_skips_the_relu(fresh, monkeypatch):
+    fused = check.fused_separable_conv2d
+    monkeypatch.setattr(check, "fused_separable_conv2d",
+                        lambda x, dw, pw, stride, padding, dilation, relu: fused(x, dw, pw, stride, padding, dilation,
+                                                                                  False))
     assert check.check_fused("cpu") > check.TOLERANCE
 
 

@@ -28,6 +28,12 @@ c10::TypedOperatorHandle<Signature> op(const char* name) {
 
 at::Tensor undefined() { return {}; }
 
+// A weight's gradient in the weight's own strides (DDP's gradient buckets expect them; a [C, 1, k, k] or
+// [C, C', 1, 1] weight has two layouts).
+at::Tensor in_strides_of(const at::Tensor& weight, const at::Tensor& grad) {
+  return grad.strides() == weight.strides() ? grad : at::empty_like(weight).copy_(grad);
+}
+
 // dmc::depthwise_conv2d: saves x and the weight (never relu(x)); computes only the gradients autograd asks for.
 struct DepthwiseConv : torch::autograd::Function<DepthwiseConv> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& w, int64_t stride,
@@ -54,18 +60,55 @@ struct DepthwiseConv : torch::autograd::Function<DepthwiseConv> {
     auto [grad_x, grad_w] = backward_op.call(
         grads[0], x, w, ctx->saved_data["stride"].toInt(), ctx->saved_data["padding"].toInt(),
         ctx->saved_data["dilation"].toInt(), ctx->saved_data["relu"].toBool(), need_x, need_w);
-    if (need_w && grad_w.strides() != w.strides()) {
-      // the weight's own strides (DDP's gradient buckets expect them; a [C, 1, k, k] weight has two layouts)
-      grad_w = at::empty_like(w).copy_(grad_w);
-    }
-    return {need_x ? grad_x : undefined(), need_w ? grad_w : undefined(), undefined(), undefined(), undefined(),
-            undefined(), undefined()};
+    return {need_x ? grad_x : undefined(), need_w ? in_strides_of(w, grad_w) : undefined(), undefined(),
+            undefined(), undefined(), undefined(), undefined()};
   }
 };
 
 at::Tensor depthwise_conv2d_autograd(const at::Tensor& x, const at::Tensor& w, int64_t stride, int64_t padding,
                                      int64_t dilation, bool relu, const std::optional<at::Tensor>& activated) {
   return DepthwiseConv::apply(x, w, stride, padding, dilation, relu, activated);
+}
+
+// dmc::separable_conv2d: saves x and the weights (neither relu(x) nor the depthwise output); computes only the
+// gradients autograd asks for.
+struct SeparableConv : torch::autograd::Function<SeparableConv> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& dw, const at::Tensor& pw,
+                            int64_t stride, int64_t padding, int64_t dilation, bool relu,
+                            const std::optional<at::Tensor>& activated) {
+    static auto forward_op =
+        op<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&, int64_t, int64_t, int64_t, bool,
+                      const std::optional<at::Tensor>&)>("dmc::separable_conv2d");
+    at::AutoDispatchBelowADInplaceOrView guard;
+    ctx->save_for_backward({x, dw, pw});
+    ctx->saved_data["stride"] = stride;
+    ctx->saved_data["padding"] = padding;
+    ctx->saved_data["dilation"] = dilation;
+    ctx->saved_data["relu"] = relu;
+    return forward_op.call(x, dw, pw, stride, padding, dilation, relu, activated);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    static auto backward_op =
+        op<std::tuple<at::Tensor, at::Tensor, at::Tensor>(const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                                                          const at::Tensor&, int64_t, int64_t, int64_t, bool, bool,
+                                                          bool, bool)>("dmc::separable_conv2d_backward");
+    const auto saved = ctx->get_saved_variables();
+    const bool need_x = ctx->needs_input_grad(0), need_dw = ctx->needs_input_grad(1),
+               need_pw = ctx->needs_input_grad(2);
+    auto [grad_x, grad_dw, grad_pw] = backward_op.call(
+        grads[0], saved[0], saved[1], saved[2], ctx->saved_data["stride"].toInt(), ctx->saved_data["padding"].toInt(),
+        ctx->saved_data["dilation"].toInt(), ctx->saved_data["relu"].toBool(), need_x, need_dw, need_pw);
+    return {need_x ? grad_x : undefined(), need_dw ? in_strides_of(saved[1], grad_dw) : undefined(),
+            need_pw ? in_strides_of(saved[2], grad_pw) : undefined(), undefined(), undefined(), undefined(),
+            undefined(), undefined()};
+  }
+};
+
+at::Tensor separable_conv2d_autograd(const at::Tensor& x, const at::Tensor& dw, const at::Tensor& pw, int64_t stride,
+                                     int64_t padding, int64_t dilation, bool relu,
+                                     const std::optional<at::Tensor>& activated) {
+  return SeparableConv::apply(x, dw, pw, stride, padding, dilation, relu, activated);
 }
 
 // dmc::batchnorm_act: saves z and the statistics; the statistics are not differentiable.
@@ -201,6 +244,7 @@ at::Tensor max_pool2d_autograd(const at::Tensor& x, int64_t kernel, int64_t stri
 
 TORCH_LIBRARY_IMPL(dmc, AutogradCPU, m) {
   m.impl("depthwise_conv2d", &depthwise_conv2d_autograd);
+  m.impl("separable_conv2d", &separable_conv2d_autograd);
   m.impl("batchnorm_act", &batchnorm_act_autograd);
   m.impl("mixed_sum", &mixed_sum_autograd);
   m.impl("batchnorm_mixed_sum", &batchnorm_mixed_sum_autograd);
