@@ -149,7 +149,6 @@ class Supernet(MacroNetwork):
         for module in self.modules():
             if isinstance(module, DilConv):
                 module.depthwise = kernels.depthwise
-                module.separable = kernels.separable
             elif isinstance(module, SepConv):
                 module.batchnorm_act = kernels.batchnorm_act
             elif isinstance(module, MBConv):
@@ -157,6 +156,7 @@ class Supernet(MacroNetwork):
                 module.batchnorm_act = kernels.batchnorm_act
             elif isinstance(module, MaxPool):
                 module.function = kernels.max_pool
+        self._set_separable_convs()
 
     def set_skip_dropout(self, rate: float) -> None:
         """P-DARTS's dropout on the identity skip candidates of every mixed edge (0: none)."""
@@ -177,6 +177,15 @@ class Supernet(MacroNetwork):
         largest = max(sizes.values())
         for edge, size in sizes.items():
             edge.recompute = enabled and size >= self.recompute_min_share * largest
+        self._set_separable_convs()
+
+    def _set_separable_convs(self) -> None:
+        """The kernels' one-op separable conv stores no depthwise output and runs the depthwise conv again in the
+        weight step's backward; a recomputed edge stores nothing anyway, so its convs run the plain pair."""
+        for edge in self.mixed_edges():
+            for module in edge.modules():
+                if isinstance(module, DilConv):
+                    module.separable = None if edge.recompute else self.kernels.separable
 
     def _edge_output_sizes(self) -> dict[MixedEdge, float]:
         """Each mixed edge's output size per input pixel: its channels over its stage's stride squared."""

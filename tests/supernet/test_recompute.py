@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from dmc.kernels.select import FUSED
+from dmc.ops.conv import DilConv
 from dmc.space import load_space
 from dmc.supernet import build_supernet, compile_edges
 from dmc.supernet.mixed_edge import MixedEdge, auxiliary_edge
@@ -131,6 +132,27 @@ def test_by_default_the_edges_holding_the_most_memory_are_recomputed():
     assert recomputed_cells() == [False] * 8
     model.set_recompute_edges(True)
     assert recomputed_cells() == [True] * 8
+
+
+def test_recomputed_edges_run_the_plain_separable_pair():
+    """The one-op separable conv saves memory by computing the depthwise conv twice; a recomputed edge has no
+    memory to save, so only the edges that keep their activations use it, whatever the order of the settings."""
+    model = build_supernet(load_space("darts_s0").with_macro(channels=8, layers=5), 10, 3)
+
+    def fused_convs():  # recomputed or not -> whether the edges' convs use the one-op separable conv
+        seen = {}
+        for edge in model.mixed_edges():
+            seen.setdefault(edge.recompute, set()).update(
+                m.separable is FUSED.separable for m in edge.modules() if isinstance(m, DilConv))
+        return seen
+
+    model.set_recompute_edges(True)
+    model.set_kernels(FUSED)
+    assert fused_convs() == {True: {False}, False: {True}}
+    model.set_recompute_edges(False)
+    assert fused_convs() == {False: {True}}
+    model.set_recompute_edges(True, min_share=0)
+    assert fused_convs() == {True: {False}}
 
 
 def test_chain_layers_are_chosen_by_their_output_size(chain_spec):
