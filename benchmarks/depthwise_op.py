@@ -4,8 +4,10 @@
 
 Shapes: the inputs of the DARTS S0 supernet's separable and dilated convs (16 channels, batch 32, 32x32 images,
 at its three widths), channels-last as the supernet runs them, for every (kernel, dilation) the space uses and
-strides 1 and 2. Three measurements per case, each as a search step needs it: forward alone; forward + input
-gradient (the architecture step, which needs no weight gradient); forward + both gradients (the weight step).
+strides 1 and 2. Four measurements per case, three as a search step needs them: forward alone; forward + input
+gradient (the architecture step, which needs no weight gradient); forward + both gradients (the weight step); and
+the weight gradient alone (oneDNN's on ``relu(x)`` vs the op's backward asked for that gradient only: the one part
+that is dmc's own kernel at every shape, where the forward and the undilated input gradient are oneDNN's).
 Gradients through ``torch.autograd.grad`` as inside a network. Each round times every case of both
 implementations in turn; the table gives the median over rounds of eager / fused and its range.
 Target (issue 15): >= 1.5x forward + backward wherever the fused op replaces oneDNN.
@@ -24,11 +26,18 @@ from dmc.profile import median_ms
 
 SHAPES = [(32, 16, 32, 32), (32, 32, 16, 16), (32, 64, 8, 8)]
 KERNELS = [(3, 1), (5, 1), (3, 2), (5, 2)]  # sep_conv_3x3/5x5, dil_conv_3x3/5x5
-PASSES = ("forward", "fwd + grad x", "fwd + both grads")
+PASSES = ("forward", "fwd + grad x", "fwd + both grads", "weight grad alone")
 
 
 def runner(impl, x, w, stride, dilation, grad, which):
     padding = dilation * (w.shape[-1] - 1) // 2
+    if which == "weight grad alone":  # the one part of the op that is dmc's own at every shape
+        if impl is depthwise_conv2d:
+            return lambda: torch.ops.aten.convolution_backward(grad, x.relu(), w, None, [stride] * 2, [padding] * 2,
+                                                               [dilation] * 2, False, [0, 0], x.shape[1],
+                                                               [False, True, False])
+        return lambda: torch.ops.dmc.depthwise_conv2d_backward(grad, x, w, stride, padding, dilation, True, False,
+                                                               True)
     inputs = {"forward": None, "fwd + grad x": (x,), "fwd + both grads": (x, w)}[which]
     if inputs is None:
         return lambda: impl(x, w, stride, padding, dilation, True)
