@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from dmc.kernels import native
-from dmc.kernels.layout import layout_of
+from dmc.kernels.layout import in_strides_of, layout_of
 
 torch.library.define("dmc::depthwise_conv2d",
                      "(Tensor x, Tensor weight, int stride, int padding, int dilation, bool relu, "
@@ -104,10 +104,8 @@ def _backward(ctx, grad):
     need_input, need_weight = ctx.needs_input_grad[:2]
     grad_x, grad_w = torch.ops.dmc.depthwise_conv2d_backward(grad, x, weight, ctx.stride, ctx.padding, ctx.dilation,
                                                              ctx.relu, need_input, need_weight)
-    if need_weight and grad_w.stride() != weight.stride():
-        # the weight's own strides (DDP's gradient buckets expect them; a [C, 1, k, k] weight has two layouts)
-        grad_w = torch.empty_like(weight).copy_(grad_w)
-    return (grad_x if need_input else None), (grad_w if need_weight else None), None, None, None, None, None
+    grad_w = in_strides_of(weight, grad_w) if need_weight else None
+    return (grad_x if need_input else None), grad_w, None, None, None, None, None
 
 
 torch.library.register_autograd("dmc::depthwise_conv2d", _backward, setup_context=_setup_context)

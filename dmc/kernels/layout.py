@@ -29,3 +29,9 @@ def gradient_in_layout(x: torch.Tensor) -> torch.Tensor:
     training: :meth:`dmc.network.MacroNetwork.logits`), this turns it back once, so that the backward of a
     channels-last network does not run every op after it on mixed layouts, PyTorch's slow paths."""
     return _GradientInLayout.apply(x) if x.requires_grad else x
+
+
+def in_strides_of(weight: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    """A weight's gradient in the weight's own strides: DDP's gradient buckets expect them, and a [C, 1, k, k] or
+    [C, C', 1, 1] weight has two layouts (``in_strides_of`` in csrc/autograd_cpu.cpp)."""
+    return grad if grad.stride() == weight.stride() else torch.empty_like(weight).copy_(grad)

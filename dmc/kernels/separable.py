@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from dmc.kernels import native
 from dmc.kernels.depthwise import depthwise_conv2d, output_size
-from dmc.kernels.layout import layout_of
+from dmc.kernels.layout import in_strides_of, layout_of
 
 torch.library.define("dmc::separable_conv2d",
                      "(Tensor x, Tensor depthwise_weight, Tensor pointwise_weight, int stride, int padding, "
@@ -56,13 +56,11 @@ def fused_separable_conv2d(x: torch.Tensor, depthwise_weight: torch.Tensor, poin
                                           activated)
 
 
-@torch.library.impl("dmc::separable_conv2d", "CompositeExplicitAutograd")
-def _forward(x, depthwise_weight, pointwise_weight, stride, padding, dilation, relu, activated=None):
+def _forward_composite(x, depthwise_weight, pointwise_weight, stride, padding, dilation, relu, activated=None):
     depthwise = torch.ops.dmc.depthwise_conv2d(x, depthwise_weight, stride, padding, dilation, relu, activated)
     return F.conv2d(depthwise, pointwise_weight).contiguous(memory_format=layout_of(x))
 
 
-@torch.library.impl("dmc::separable_conv2d_backward", "CompositeExplicitAutograd")
 def _backward_composite(grad, x, depthwise_weight, pointwise_weight, stride, padding, dilation, relu, need_input,
                         need_depthwise, need_pointwise):
     if need_pointwise:
@@ -79,6 +77,10 @@ def _backward_composite(grad, x, depthwise_weight, pointwise_weight, stride, pad
         grad_x, grad_dw = torch.ops.dmc.depthwise_conv2d_backward(grad_depthwise, x, depthwise_weight, stride,
                                                                   padding, dilation, relu, need_input, need_depthwise)
     return grad_x, grad_dw, (grad_pointwise if need_pointwise else pointwise_weight.new_empty(0))
+
+
+torch.library.impl("dmc::separable_conv2d", "CompositeExplicitAutograd", _forward_composite)
+torch.library.impl("dmc::separable_conv2d_backward", "CompositeExplicitAutograd", _backward_composite)
 
 
 def _depthwise_shape(x, weight, stride, padding, dilation) -> tuple[int, int, int, int]:
@@ -112,14 +114,8 @@ def _backward(ctx, grad):
     grad_x, grad_dw, grad_pw = torch.ops.dmc.separable_conv2d_backward(
         grad, x, depthwise_weight, pointwise_weight, ctx.stride, ctx.padding, ctx.dilation, ctx.relu, need_x, need_dw,
         need_pw)
-    return ((grad_x if need_x else None), (_in_strides_of(depthwise_weight, grad_dw) if need_dw else None),
-            (_in_strides_of(pointwise_weight, grad_pw) if need_pw else None), None, None, None, None, None)
-
-
-def _in_strides_of(weight: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
-    """``grad`` in the weight's own strides (DDP's gradient buckets expect them; a [C, 1, k, k] or [C, C', 1, 1]
-    weight has two layouts)."""
-    return grad if grad.stride() == weight.stride() else torch.empty_like(weight).copy_(grad)
+    return ((grad_x if need_x else None), (in_strides_of(depthwise_weight, grad_dw) if need_dw else None),
+            (in_strides_of(pointwise_weight, grad_pw) if need_pw else None), None, None, None, None, None)
 
 
 torch.library.register_autograd("dmc::separable_conv2d", _backward, setup_context=_setup_context)

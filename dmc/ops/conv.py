@@ -73,7 +73,7 @@ class DilConv(nn.Sequential):
     def _fused(self, x, relu: bool, activated=None):
         _, conv, pointwise, _ = self
         args = conv.stride[0], conv.padding[0], conv.dilation[0], relu, activated
-        if self.separable is not None and pointwise.bias is None:
+        if self.separable is not None:
             return self.separable(x, conv.weight, pointwise.weight, *args)
         return pointwise(self.depthwise(x, conv.weight, *args))
 

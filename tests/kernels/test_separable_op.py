@@ -86,7 +86,7 @@ def test_only_the_gradients_autograd_asks_for_are_computed(wanted):
     assert [r.numel() > 0 for r in results] == needs
 
 
-def test_input_gradient_runs_no_depthwise_forward(monkeypatch):
+def test_input_gradient_runs_no_depthwise_forward():
     """Without the pointwise weight's gradient the backward never computes the depthwise output again."""
     x, dw, pw = (t.float().requires_grad_() for t in inputs())
     out = fused_separable_conv2d(x, dw, pw, 1, 1, 1, True)
@@ -147,3 +147,19 @@ def test_fake_kernels_describe_the_real_results(layout, dilation):
     torch.library.opcheck(torch.ops.dmc.separable_conv2d_backward.default,
                           (grad, x, dw, pw, 1, dilation, dilation, True, True, True, True),
                           test_utils=("test_schema", "test_faketensor"))
+
+
+@pytest.mark.parametrize("needs", [(True, True, True), (True, False, False), (False, False, True)])
+def test_the_plain_pytorch_implementations_equal_the_cpu_kernels(needs):
+    """Devices without compiled kernels (CUDA here) run the composite forward and backward: same results."""
+    from dmc.kernels import separable
+
+    x, dw, pw = inputs(kernel=5)
+    args = (2, 4, 2, True)
+    torch.testing.assert_close(separable._forward_composite(x, dw, pw, *args),
+                               torch.ops.dmc.separable_conv2d(x, dw, pw, *args), rtol=1e-12, atol=1e-12)
+    grad = torch.randn_like(torch.ops.dmc.separable_conv2d(x, dw, pw, *args))
+    got = separable._backward_composite(grad, x, dw, pw, *args, *needs)
+    want = torch.ops.dmc.separable_conv2d_backward(grad, x, dw, pw, *args, *needs)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)

@@ -29,7 +29,7 @@ c10::TypedOperatorHandle<Signature> op(const char* name) {
 at::Tensor undefined() { return {}; }
 
 // A weight's gradient in the weight's own strides (DDP's gradient buckets expect them; a [C, 1, k, k] or
-// [C, C', 1, 1] weight has two layouts).
+// [C, C', 1, 1] weight has two layouts). The Python formulas use dmc/kernels/layout.py's in_strides_of.
 at::Tensor in_strides_of(const at::Tensor& weight, const at::Tensor& grad) {
   return grad.strides() == weight.strides() ? grad : at::empty_like(weight).copy_(grad);
 }
