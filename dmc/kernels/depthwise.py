@@ -59,6 +59,14 @@ def output_size(size: int, kernel: int, stride: int, padding: int, dilation: int
     return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
 
 
+def output_shape(x: torch.Tensor, weight: torch.Tensor, stride: int, padding: int,
+                 dilation: int) -> tuple[int, int, int, int]:
+    """The depthwise convolution's output shape for input ``x`` and a (C, 1, K, K) ``weight``."""
+    n, c, h, w = x.shape
+    k = weight.shape[-1]
+    return n, c, output_size(h, k, stride, padding, dilation), output_size(w, k, stride, padding, dilation)
+
+
 @torch.library.impl("dmc::depthwise_conv2d", "CompositeExplicitAutograd")
 def _reference(x, weight, stride, padding, dilation, relu, activated=None):
     return depthwise_conv2d(x, weight, stride, padding, dilation, relu)
@@ -77,10 +85,7 @@ def _backward_reference(grad, x, weight, stride, padding, dilation, relu, need_i
 
 @torch.library.register_fake("dmc::depthwise_conv2d")
 def _fake(x, weight, stride, padding, dilation, relu, activated=None):
-    n, c, h, w = x.shape
-    k = weight.shape[-1]
-    shape = (n, c, output_size(h, k, stride, padding, dilation), output_size(w, k, stride, padding, dilation))
-    return _like(x, shape)
+    return _like(x, output_shape(x, weight, stride, padding, dilation))
 
 
 @torch.library.register_fake("dmc::depthwise_conv2d_backward")

@@ -30,7 +30,7 @@ CSRC = Path(__file__).parent / "csrc"
 SOURCES = {"cpu": ["mixed_sum_cpu.cpp", "depthwise_cpu.cpp", "batchnorm_sum_cpu.cpp", "batchnorm_act_cpu.cpp",
                    "max_pool_cpu.cpp", "running_stats_cpu.cpp", "separable_cpu.cpp", "autograd_cpu.cpp"],
            "cuda": ["mixed_sum_cuda.cu", "depthwise_cuda.cu"]}
-HEADERS = ["common.h", "depthwise_common.h", "batchnorm_common.h"]
+HEADERS = ["common.h", "depthwise_common.h", "batchnorm_common.h", "dispatch.h"]
 _loaded: set[str] = set()
 _lock = threading.Lock()
 

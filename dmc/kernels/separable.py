@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from dmc.kernels import native
-from dmc.kernels.depthwise import depthwise_conv2d, output_size
+from dmc.kernels.depthwise import depthwise_conv2d, output_shape
 from dmc.kernels.layout import in_strides_of, layout_of
 
 torch.library.define("dmc::separable_conv2d",
@@ -66,7 +66,7 @@ def _backward_composite(grad, x, depthwise_weight, pointwise_weight, stride, pad
     if need_pointwise:
         depthwise = torch.ops.dmc.depthwise_conv2d(x, depthwise_weight, stride, padding, dilation, relu)
     else:  # the input gradient reads only the depthwise output's shape
-        depthwise = torch.empty(_depthwise_shape(x, depthwise_weight, stride, padding, dilation), dtype=x.dtype,
+        depthwise = torch.empty(output_shape(x, depthwise_weight, stride, padding, dilation), dtype=x.dtype,
                                 device=x.device, memory_format=layout_of(x))
     need_depthwise_output = need_input or need_depthwise
     grad_depthwise, grad_pointwise, _ = torch.ops.aten.convolution_backward(
@@ -83,15 +83,9 @@ torch.library.impl("dmc::separable_conv2d", "CompositeExplicitAutograd", _forwar
 torch.library.impl("dmc::separable_conv2d_backward", "CompositeExplicitAutograd", _backward_composite)
 
 
-def _depthwise_shape(x, weight, stride, padding, dilation) -> tuple[int, int, int, int]:
-    n, c, h, w = x.shape
-    k = weight.shape[-1]
-    return n, c, output_size(h, k, stride, padding, dilation), output_size(w, k, stride, padding, dilation)
-
-
 @torch.library.register_fake("dmc::separable_conv2d")
 def _fake(x, depthwise_weight, pointwise_weight, stride, padding, dilation, relu, activated=None):
-    n, _, h, w = _depthwise_shape(x, depthwise_weight, stride, padding, dilation)
+    n, _, h, w = output_shape(x, depthwise_weight, stride, padding, dilation)
     return x.new_empty((n, pointwise_weight.shape[0], h, w)).contiguous(memory_format=layout_of(x))
 
 

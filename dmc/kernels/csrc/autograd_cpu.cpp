@@ -7,7 +7,6 @@
 // dispatcher prefers to the alias), take over for CPU tensors once the compiled kernels are loaded. Each calls the
 // operator and its backward through the dispatcher, so tracing (torch.compile) still sees the opaque ops.
 
-#include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/autograd.h>
 #include <torch/library.h>
 
@@ -15,16 +14,13 @@
 #include <tuple>
 #include <vector>
 
+#include "dispatch.h"
+
 namespace dmc {
 namespace {
 
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
-
-template <typename Signature>
-c10::TypedOperatorHandle<Signature> op(const char* name) {
-  return c10::Dispatcher::singleton().findSchemaOrThrow(name, "").typed<Signature>();
-}
 
 at::Tensor undefined() { return {}; }
 

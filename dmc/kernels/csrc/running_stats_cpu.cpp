@@ -6,9 +6,10 @@
 // small tensors of a search step, more time than the fused kernel itself.
 
 #include <ATen/Dispatch.h>
-#include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/autograd.h>
 #include <torch/library.h>
+
+#include "dispatch.h"
 
 namespace dmc {
 namespace {
@@ -59,13 +60,11 @@ void update_running_stats_cpu(at::TensorList running_means, at::TensorList runni
 void update_running_stats_versioned(c10::DispatchKeySet keys, at::TensorList running_means,
                                     at::TensorList running_vars, at::TensorList counts, const at::Tensor& mean,
                                     const at::Tensor& var, int64_t count, at::ArrayRef<double> factors) {
-  static auto op = c10::Dispatcher::singleton()
-                       .findSchemaOrThrow("dmc::update_running_stats", "")
-                       .typed<void(at::TensorList, at::TensorList, at::TensorList, const at::Tensor&,
-                                   const at::Tensor&, int64_t, at::ArrayRef<double>)>();
+  static auto update = op<void(at::TensorList, at::TensorList, at::TensorList, const at::Tensor&, const at::Tensor&,
+                               int64_t, at::ArrayRef<double>)>("dmc::update_running_stats");
   {
     at::AutoDispatchBelowADInplaceOrView guard;
-    op.redispatch(keys & c10::after_ADInplaceOrView_keyset, running_means, running_vars, counts, mean, var, count,
+    update.redispatch(keys & c10::after_ADInplaceOrView_keyset, running_means, running_vars, counts, mean, var, count,
                   factors);
   }
   for (const auto& written : {running_means, running_vars, counts})

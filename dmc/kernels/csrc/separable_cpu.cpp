@@ -4,40 +4,32 @@
 // only composes them, in C++ so that a call costs no Python.
 
 #include <ATen/ATen.h>
-#include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/library.h>
 
 #include <optional>
 #include <tuple>
 
-#include "common.h"
+#include "depthwise_common.h"
+#include "dispatch.h"
 
 namespace dmc {
 namespace {
 
 at::Tensor depthwise(const at::Tensor& x, const at::Tensor& w, int64_t stride, int64_t padding, int64_t dilation,
                      bool relu, const std::optional<at::Tensor>& activated) {
-  static auto op = c10::Dispatcher::singleton()
-                       .findSchemaOrThrow("dmc::depthwise_conv2d", "")
-                       .typed<at::Tensor(const at::Tensor&, const at::Tensor&, int64_t, int64_t, int64_t, bool,
-                                         const std::optional<at::Tensor>&)>();
-  return op.call(x, w, stride, padding, dilation, relu, activated);
+  static auto forward = op<at::Tensor(const at::Tensor&, const at::Tensor&, int64_t, int64_t, int64_t, bool,
+                                      const std::optional<at::Tensor>&)>("dmc::depthwise_conv2d");
+  return forward.call(x, w, stride, padding, dilation, relu, activated);
 }
 
 std::tuple<at::Tensor, at::Tensor> depthwise_backward(const at::Tensor& grad, const at::Tensor& x,
                                                       const at::Tensor& w, int64_t stride, int64_t padding,
                                                       int64_t dilation, bool relu, bool need_input,
                                                       bool need_weight) {
-  static auto op = c10::Dispatcher::singleton()
-                       .findSchemaOrThrow("dmc::depthwise_conv2d_backward", "")
-                       .typed<std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, const at::Tensor&,
-                                                                 const at::Tensor&, int64_t, int64_t, int64_t, bool,
-                                                                 bool, bool)>();
-  return op.call(grad, x, w, stride, padding, dilation, relu, need_input, need_weight);
-}
-
-int64_t output_size(int64_t size, int64_t kernel, int64_t stride, int64_t padding, int64_t dilation) {
-  return (size + 2 * padding - dilation * (kernel - 1) - 1) / stride + 1;
+  static auto backward = op<std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, const at::Tensor&,
+                                                               const at::Tensor&, int64_t, int64_t, int64_t, bool,
+                                                               bool, bool)>("dmc::depthwise_conv2d_backward");
+  return backward.call(grad, x, w, stride, padding, dilation, relu, need_input, need_weight);
 }
 
 void check_pointwise(const at::Tensor& x, const at::Tensor& pw) {
@@ -60,10 +52,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> separable_conv2d_backward_cpu(
   if (need_pointwise) {
     middle = depthwise(x, dw, stride, padding, dilation, relu, std::nullopt);
   } else {  // the input gradient reads only the depthwise output's shape: an allocation nothing touches
-    const int64_t k = dw.size(-1);
-    middle = at::empty({x.size(0), x.size(1), output_size(x.size(2), k, stride, padding, dilation),
-                        output_size(x.size(3), k, stride, padding, dilation)},
-                       x.options().memory_format(layout_of(x)));
+    const auto s = depthwise_shape(x, dw, stride, padding, dilation, "dmc::separable_conv2d_backward");
+    middle = at::empty({s.N, s.C, s.Ho, s.Wo}, x.options().memory_format(layout_of(x)));
   }
   const bool need_middle = need_input || need_depthwise;
   auto [grad_middle, grad_pw, unused] = at::convolution_backward(grad, middle, pw, std::nullopt, {1, 1}, {0, 0},
