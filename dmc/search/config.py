@@ -54,8 +54,8 @@ class SearchConfig:
     stage_keep: tuple[int, ...] = (5, 3)
     """p-darts: candidates kept per edge after each stage but the last (the strongest by the stage's alphas)."""
     skip_dropout: tuple[float, ...] = ()
-    """P-DARTS's prior: dropout on skip connections, one rate per stage (one for a plain search), decayed to 0
-    over the stage's epochs; empty: none."""
+    """P-DARTS's prior: dropout on skip connections, one rate per stage (one for a plain search), scheduled over
+    the stage's epochs as P-DARTS does (:func:`dmc.search.skip_dropout.skip_dropout_rate`); empty: none."""
     max_skips: int | None = None
     """P-DARTS's prior: at most this many skip connections in the final normal cell (P-DARTS: 2); None: no
     limit."""

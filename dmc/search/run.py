@@ -37,6 +37,7 @@ from dmc.search.config import SearchConfig
 from dmc.search.derive_run import derive_run
 from dmc.search.hessian import hessian_eigenvalue
 from dmc.search.progressive import progressive_search
+from dmc.search.skip_dropout import skip_dropout_rate
 from dmc.space import SearchSpace, load_space
 from dmc.supernet import Supernet, build_supernet, compile_backend, compile_edges
 from dmc.version import __version__
@@ -273,8 +274,9 @@ def _search(config: SearchConfig, folder: RunFolder, space: SearchSpace, resume:
             epoch, started = run.epoch, time.perf_counter()
             beta = config.beta(epoch, config.epochs)
             run.model.set_beta(beta)
-            if config.skip_dropout:  # P-DARTS: the rate decays to 0 over the (stage's) epochs
-                run.model.set_skip_dropout(config.skip_dropout[0] * (config.epochs - epoch - 1) / config.epochs)
+            if config.skip_dropout:
+                run.model.set_skip_dropout(skip_dropout_rate(config.skip_dropout[0], epoch, config.epochs,
+                                                             config.arch_warmup))
             lr = run.scheduler.get_last_lr()[0]
             train_loss, train_acc = run.train_epoch(lr)
             val_loss, val_acc = run.evaluate()
