@@ -4,52 +4,69 @@ Kernels that build are not yet kernels that compute the right thing on this devi
 run on a GPU when this was written): :func:`check_fused` runs every fused operator forward and backward against
 its eager reference on small inputs, once per device type and process: ``dmc::mixed_sum`` on contiguous and
 channels-last inputs, with and without the auxiliary branch; ``dmc::depthwise_conv2d`` with and without its
-ReLU for every kernel size, dilation and stride a search space uses, on both layouts; ``dmc::max_pool2d`` at
-strides 1 and 2 on both layouts, ties included; and, where they have kernels (CPU), ``dmc::batchnorm_mixed_sum``
-and ``dmc::batchnorm_act`` (ReLU and ReLU6) on both layouts, running statistics included, and
-``dmc::separable_conv2d`` (an undilated and a dilated, strided case) on both layouts.
+ReLU, and with the ReLU shared (``activated=relu(x)``, as a mixed edge hands it to its candidates), for every
+kernel size, dilation and stride a search space uses, on both layouts; ``dmc::max_pool2d`` at strides 1 and 2 on
+both layouts, ties included, against max pooling written without PyTorch's pooling kernels (on CUDA the operator
+*is* ``F.max_pool2d``); and, where they have kernels (CPU), ``dmc::batchnorm_mixed_sum`` and ``dmc::batchnorm_act``
+(ReLU and ReLU6) on both layouts, running statistics included, and ``dmc::separable_conv2d`` (undilated and
+dilated, strided cases, the ReLU shared or not) on both layouts.
+
+Each output, gradient and running statistic is measured against its own scale: a small gradient's error is not
+hidden by a large output.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from dmc.kernels.batchnorm_act import batchnorm_act, fused_batchnorm_act
 from dmc.kernels.batchnorm_sum import batchnorm_mixed_sum, fused_batchnorm_mixed_sum
 from dmc.kernels.depthwise import depthwise_conv2d, fused_depthwise_conv2d
-from dmc.kernels.max_pool import max_pool2d, recomputing_max_pool2d
+from dmc.kernels.max_pool import recomputing_max_pool2d
 from dmc.kernels.operator import fused_mixed_sum
 from dmc.kernels.reference import mixed_sum
 from dmc.kernels.separable import fused_separable_conv2d, separable_conv2d
 
 TOLERANCE = 1e-5
-"""Largest absolute difference allowed, relative to the largest reference value (float32 rounding is ~1e-7)."""
+"""Largest difference allowed between a fused result and its reference, relative to the largest value of that
+reference tensor (float32 rounding is ~1e-7)."""
 DEPTHWISE_CASES = tuple(itertools.product((3, 5, 7), (1, 2), (1, 2), (False, True)))
-"""(kernel, dilation, stride, relu) of every depthwise case checked."""
-SEPARABLE_CASES = ((3, 1, 1, True), (5, 2, 2, False))
-"""(kernel, dilation, stride, relu) of every separable case checked."""
+"""(kernel, dilation, stride, relu) of every depthwise case checked (those with the ReLU twice: see
+:func:`relu_sharing`)."""
+SEPARABLE_CASES = ((3, 1, 1, True), (5, 2, 2, False), (5, 2, 2, True))
+"""(kernel, dilation, stride, relu) of every separable case checked (as the depthwise cases)."""
 _checked: dict[str, float] = {}
 
 
 def check_fused(device: torch.device | str) -> float:
-    """The largest relative difference between a fused operator and its reference (outputs and every input
-    gradient) on ``device``; computed once per device type and process."""
+    """The largest relative difference between a fused operator and its reference on ``device``, over outputs,
+    input gradients and running statistics, each against its own largest reference value; computed once per
+    device type and process."""
     device = torch.device(device)
     if device.type not in _checked:
         layouts = (torch.contiguous_format, torch.channels_last)
         _checked[device.type] = max(
             *(_mixed_sum_difference(device, layout, aux) for layout in layouts for aux in (False, True)),
-            *(_depthwise_difference(device, layout, *case) for layout in layouts for case in DEPTHWISE_CASES),
+            *(_depthwise_difference(device, layout, *case, shared) for layout in layouts for case in DEPTHWISE_CASES
+              for shared in relu_sharing(case)),
             *(_batchnorm_sum_difference(device, layout) for layout in layouts if device.type == "cpu"),
             *(_batchnorm_act_difference(device, layout, activation) for layout in layouts
               for activation in ("relu", "relu6") if device.type == "cpu"),
-            *(_separable_difference(device, layout, *case) for layout in layouts for case in SEPARABLE_CASES
-              if device.type == "cpu"),
+            *(_separable_difference(device, layout, *case, shared) for layout in layouts for case in SEPARABLE_CASES
+              for shared in relu_sharing(case) if device.type == "cpu"),
             *(_max_pool_difference(device, layout, stride) for layout in layouts for stride in (1, 2)))
     return _checked[device.type]
+
+
+def relu_sharing(case: tuple[int, int, int, bool]) -> tuple[bool, ...]:
+    """How a convolution case is checked: with its own ReLU, and where it has one, also with ``relu(x)`` handed in
+    as ``activated`` (computed once by a mixed edge for its candidates, as searches run them)."""
+    return (False, True) if case[-1] else (False,)
 
 
 def _random(device: torch.device):
@@ -58,8 +75,20 @@ def _random(device: torch.device):
 
 
 def _difference(results: list[list[torch.Tensor]]) -> float:
-    scale = max(r.abs().max().item() for r in results[1])
-    return max((a - b).abs().max().item() for a, b in zip(*results)) / scale
+    """The largest relative difference between the fused results (``results[0]``) and the reference's."""
+    return max(_relative_difference(result, reference) for result, reference in zip(*results))
+
+
+def _relative_difference(result: torch.Tensor, reference: torch.Tensor) -> float:
+    """``max |result - reference|`` over ``max |reference|`` (absolute where the reference is all zero); NaN
+    anywhere is an infinite difference, so that no ordering of the cases lets it through ``max``."""
+    difference = (result - reference).abs().max().item()
+    return math.inf if math.isnan(difference) else difference / (reference.abs().max().item() or 1.0)
+
+
+def _shared_relu(x: torch.Tensor, shared: bool) -> torch.Tensor | None:
+    """``activated`` as a mixed edge computes it for its candidates: ``relu(x)`` without autograd history."""
+    return x.detach().relu() if shared else None
 
 
 def _mixed_sum_difference(device: torch.device, layout: torch.memory_format, aux: bool) -> float:
@@ -80,7 +109,7 @@ def _mixed_sum_difference(device: torch.device, layout: torch.memory_format, aux
 
 
 def _depthwise_difference(device: torch.device, layout: torch.memory_format, kernel: int, dilation: int,
-                          stride: int, relu: bool) -> float:
+                          stride: int, relu: bool, shared: bool) -> float:
     tensor = _random(device)
     x = tensor(2, 21, 11, 9).contiguous(memory_format=layout)  # 21 channels: vector blocks and a scalar rest
     weight = tensor(21, 1, kernel, kernel)
@@ -89,21 +118,22 @@ def _depthwise_difference(device: torch.device, layout: torch.memory_format, ker
     # the reference in float64: cuDNN's float32 convolutions may round through TF32 (~1e-3 relative)
     for implementation, dtype in ((fused_depthwise_conv2d, torch.float32), (depthwise_conv2d, torch.float64)):
         inputs, w = x.detach().to(dtype).requires_grad_(), weight.detach().to(dtype).requires_grad_()
-        out = implementation(inputs, w, stride, padding, dilation, relu)
+        out = implementation(inputs, w, stride, padding, dilation, relu, _shared_relu(inputs, shared))
         out.backward(torch.ones_like(out).cumsum(-1).sin())
         results.append([t.double() for t in (out.detach(), inputs.grad, w.grad)])
     return _difference(results)
 
 
 def _separable_difference(device: torch.device, layout: torch.memory_format, kernel: int, dilation: int,
-                          stride: int, relu: bool) -> float:
+                          stride: int, relu: bool, shared: bool) -> float:
     tensor = _random(device)
     x = tensor(3, 21, 9, 8).contiguous(memory_format=layout)
     depthwise, pointwise = tensor(21, 1, kernel, kernel), tensor(10, 21, 1, 1)
     results = []
     for implementation, dtype in ((fused_separable_conv2d, torch.float32), (separable_conv2d, torch.float64)):
         leaves = [t.detach().to(dtype).requires_grad_() for t in (x, depthwise, pointwise)]
-        out = implementation(*leaves, stride, dilation * (kernel - 1) // 2, dilation, relu)
+        out = implementation(*leaves, stride, dilation * (kernel - 1) // 2, dilation, relu,
+                             _shared_relu(leaves[0], shared))
         out.backward(torch.ones_like(out).cumsum(-1).sin())
         results.append([t.double() for t in (out.detach(), *(leaf.grad for leaf in leaves))])
     return _difference(results)
@@ -146,9 +176,20 @@ def _batchnorm_act_difference(device: torch.device, layout: torch.memory_format,
 def _max_pool_difference(device: torch.device, layout: torch.memory_format, stride: int) -> float:
     x = _random(device)(2, 21, 9, 8).round().contiguous(memory_format=layout)  # rounded: ties
     results = []
-    for implementation in (recomputing_max_pool2d, max_pool2d):
-        inputs = x.detach().requires_grad_()
+    for implementation, dtype in ((recomputing_max_pool2d, torch.float32), (_unfolded_max_pool2d, torch.float64)):
+        inputs = x.detach().to(dtype).requires_grad_()
         out = implementation(inputs, 3, stride, 1)
         out.backward(torch.ones_like(out).cumsum(-1).sin())
-        results.append([out.detach(), inputs.grad])
+        results.append([t.double() for t in (out.detach(), inputs.grad)])
     return _difference(results)
+
+
+def _unfolded_max_pool2d(x: torch.Tensor, kernel: int, stride: int, padding: int) -> torch.Tensor:
+    """Max pooling without PyTorch's pooling kernels, the max pool's reference: every window of ``x`` padded with
+    -inf, unfolded, reduced by ``torch.max``, which returns (and sends the gradient to) the first maximum of a
+    window in its row-major order, the element PyTorch's max pooling picks among ties. For finite ``x`` (a window
+    of -inf would send its gradient to the padding)."""
+    n, c, h, w = x.shape
+    windows = F.unfold(F.pad(x, [padding] * 4, value=-math.inf), kernel, stride=stride)
+    out = windows.view(n, c, kernel * kernel, -1).max(2).values
+    return out.view(n, c, (h + 2 * padding - kernel) // stride + 1, (w + 2 * padding - kernel) // stride + 1)
