@@ -15,10 +15,16 @@ from dmc.viz.figure import png_and_svg, pyplot, save_figure
 SKIP_COLOR, OP_COLOR = "#c0392b", "#34495e"
 
 
-def node_names(cell: CellGenotype, inputs: int) -> list[str]:
-    """Cell inputs (c_{k-2}, c_{k-1} for DARTS; 'input' for one-input cells), then nodes 0..n-1."""
+def node_names(nodes: int, inputs: int) -> list[str]:
+    """What a cell's indices are called: its inputs (c_{k-2}, c_{k-1} for DARTS; 'input' for one-input cells),
+    then its intermediate nodes 0..nodes-1."""
     names = ["c_{k-2}", "c_{k-1}"] if inputs == 2 else ["input"]
-    return names + [str(i) for i in range(len(cell.nodes))]
+    return names + [str(i) for i in range(nodes)]
+
+
+def text_label(name: str) -> str:
+    """``name`` as matplotlib text: subscripted names (c_{k-1}) as mathtext."""
+    return f"${name}$" if "_" in name else name
 
 
 def draw_cell(cell: CellGenotype, inputs: int, title: str, stem: str | Path) -> list[Path]:
@@ -26,7 +32,7 @@ def draw_cell(cell: CellGenotype, inputs: int, title: str, stem: str | Path) -> 
     plt = pyplot()
     from matplotlib.patches import FancyArrowPatch
 
-    names = node_names(cell, inputs)
+    names = node_names(len(cell.nodes), inputs)
     n = len(cell.nodes)
     pos = {i: (0.0, (inputs - 1) / 2 - i) for i in range(inputs)}
     for i in range(n):
@@ -55,7 +61,7 @@ def draw_cell(cell: CellGenotype, inputs: int, title: str, stem: str | Path) -> 
     labels = {**dict(enumerate(names)), out: "c_{k}" if inputs == 2 else "output"}
     for i, (x, y) in pos.items():
         fill = "#d5e8d4" if i < inputs else "#fff2cc" if i < out else "#dae8fc"
-        ax.text(x, y, f"${labels[i]}$" if "_" in labels[i] else labels[i], ha="center", va="center", fontsize=11,
+        ax.text(x, y, text_label(labels[i]), ha="center", va="center", fontsize=11,
                 bbox=dict(boxstyle="round,pad=0.45", fc=fill, ec="#555555"))
     ax.axis("off")
     ax.set_title(title)

@@ -10,6 +10,7 @@ from typing import Any
 from dmc.chain_space import ChainSpace
 from dmc.runfolder import DamagedRunFile
 from dmc.space import SearchSpace
+from dmc.viz.cell import node_names, text_label
 from dmc.viz.figure import pyplot, save_figure
 
 SKIPS, SKIP_COLOR = ("skip_connect", "skip"), "#c0392b"
@@ -76,12 +77,13 @@ def alpha_figure(history: list[dict[str, Any]], space: SearchSpace | ChainSpace,
 
 
 def _panel_title(space: SearchSpace | ChainSpace, row: int) -> str:
-    """``layer 3: stage 1, 24->32, s2`` (chain spaces) or ``edge 3: 1 -> node 1``."""
+    """``layer 3: stage 1, 24->32, s2`` (chain spaces) or ``edge 3: c_{k-1} -> node 1``, the edge's input named
+    as the cell pictures name it (cell inputs, then nodes from 0)."""
     if space.kind == "chain":
         slot = space.layer_slots()[row]
         return f"layer {row}: stage {slot.stage}, {slot.c_in}->{slot.c_out}" + (", s2" if slot.stride == 2 else "")
-    src, dst = space.edges[row]
-    return f"edge {row}: {src} -> node {dst}"
+    node, source = space.edges[row]
+    return f"edge {row}: {text_label(node_names(space.nodes, space.inputs)[source])} -> node {node}"
 
 
 def _candidate_colors(operations: list[str]) -> dict[str, Any]:

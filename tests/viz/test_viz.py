@@ -8,7 +8,8 @@ from PIL import Image
 
 from dmc.genotype import Genotype, published_genotypes
 from dmc.search import SearchConfig, search
-from dmc.viz import draw_genotype, visualize
+from dmc.space import load_space
+from dmc.viz import alpha_figure, draw_genotype, visualize
 
 
 def svg_labels(path):
@@ -46,6 +47,23 @@ def test_nb201_genotype(tmp_path):
     labels = svg_labels(tmp_path / "nb201_normal.svg")
     assert "input" in labels and "output" in labels
     assert sum(label in {op for op, _ in genotype.normal.edges} for label in labels) == len(genotype.normal.edges)
+
+
+@pytest.mark.parametrize("space_name, expected", [
+    ("darts_s0", {0: "edge 0: $c_{k-2}$ -> node 0", 1: "edge 1: $c_{k-1}$ -> node 0", 4: "edge 4: 0 -> node 1",
+                  13: "edge 13: 2 -> node 3"}),
+    ("nb201", {0: "edge 0: input -> node 0", 2: "edge 2: 0 -> node 1", 5: "edge 5: 1 -> node 2"}),
+])
+def test_alpha_panels_name_each_edges_input_as_the_cell_pictures_do(space_name, expected):
+    """``space.edges`` lists (node, input); the panel title reads input -> node, inputs named c_{k-2}, c_{k-1} (or
+    input), then nodes from 0, as in the cell pictures."""
+    space = load_space(space_name)
+    rows = space.candidates("normal")
+    history = [{"epoch": epoch, "alphas": {"normal": [[1 / len(ops)] * len(ops) for ops in rows]}}
+               for epoch in range(2)]
+    panels = [ax for ax in alpha_figure(history, space, "normal").axes if ax.axison]
+    titles = {e: panels[e].get_title() for e in expected}
+    assert titles == expected
 
 
 def test_run_folder_gives_cells_alphas_and_beta(tmp_path, toy_data):
