@@ -4,20 +4,21 @@ mmengine 0.10.7 calls ``torch.load`` without ``weights_only``, which torch >= 2.
 so resuming an mmengine run fails on the non-tensor objects its checkpoints hold: numpy arrays and
 scalars in ``meta``, and ``HistoryBuffer``s in the message hub, whose statistics methods pickle as
 ``getattr(HistoryBuffer, "min")``. Rather than turning ``weights_only`` off (which would let a
-checkpoint run arbitrary code), we allowlist exactly those objects, with a ``getattr`` that only
-resolves HistoryBuffer's registered statistics methods.
+checkpoint run arbitrary code), :func:`mmengine_checkpoint_globals` allowlists exactly those objects, for the
+duration of one load only: numpy values through :mod:`dmc.pickles` (checked before numpy reads them), and a
+``getattr`` that only resolves HistoryBuffer's registered statistics methods.
 """
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
-import numpy as np
 import torch
 from mmengine.logging.history_buffer import HistoryBuffer
+from mmengine.runner import Runner
 
 from dmc.errors import InvalidInputError
+from dmc.pickles import torch_safe_globals
 
 # HistoryBuffer fills _statistics_methods with these four only when a first buffer is made.
 _BUILTIN_STATISTICS = ("min", "max", "current", "mean")
@@ -31,23 +32,24 @@ def _history_buffer_getattr(owner: object, name: str):
         f"refusing getattr({owner!r}, {name!r}) while loading a checkpoint")
 
 
-def _numpy_globals() -> list:
-    dtypes = [type(np.dtype(t)) for t in (np.float64, np.float32, np.float16, np.int64, np.int32, np.uint8, np.bool_)]
-    return [np._core.multiarray._reconstruct, np._core.multiarray.scalar, np.ndarray, np.dtype, *dtypes]
-
-
-@functools.cache
-def allow_mmengine_checkpoints() -> None:
-    """Lets ``torch.load(..., weights_only=True)`` read checkpoints written by mmengine's Runner.
-
-    Idempotent; call it before resuming or loading an mmengine checkpoint.
-    """
-    torch.serialization.add_safe_globals([
-        *_numpy_globals(),
+def mmengine_checkpoint_globals() -> torch.serialization.safe_globals:
+    """A context in which ``torch.load(..., weights_only=True)`` reads checkpoints written by mmengine's Runner; the
+    allowlist is torch's again when it ends."""
+    return torch.serialization.safe_globals([
+        *torch_safe_globals(),
         HistoryBuffer,
         (_history_buffer_getattr, "builtins.getattr"),
         (_history_buffer_getattr, "__builtin__.getattr"),
     ])
+
+
+class DataCheckpointRunner(Runner):
+    """mmengine's Runner, loading the checkpoint it resumes from or starts with inside
+    :func:`mmengine_checkpoint_globals` (as data, with nothing allowlisted for the rest of the process)."""
+
+    def load_or_resume(self) -> None:
+        with mmengine_checkpoint_globals():
+            super().load_or_resume()
 
 
 def read_detector_checkpoint(path: str | Path, resume: bool = False) -> dict:
@@ -58,11 +60,15 @@ def read_detector_checkpoint(path: str | Path, resume: bool = False) -> dict:
     """
     path = Path(path)
     hint = "pass a .pth file written by `dmc detect train` (in its work_dir)"
+    if path.is_dir():
+        saved = sorted(path.glob("*.pth"), key=lambda p: p.stat().st_mtime)
+        raise InvalidInputError(f"{path}: is a folder, not a checkpoint",
+                                f"pass one of its checkpoints, e.g. {saved[-1]}" if saved else hint)
     if not path.is_file():
         raise InvalidInputError(f"checkpoint {path} does not exist", hint)
-    allow_mmengine_checkpoints()
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with mmengine_checkpoint_globals():
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated, foreign or tampered files raise many types
         raise InvalidInputError(f"{path}: corrupt or unreadable checkpoint ({type(exc).__name__})", hint) from None
     if isinstance(state, dict) and str(state.get("format", "")).startswith("dmc."):

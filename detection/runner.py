@@ -12,14 +12,10 @@ from pathlib import Path
 import torch
 from dmc.detection.coco import check_config_datasets
 from dmc.detection.config_files import load_config
-from dmc.detection.detector_checkpoints import (
-    allow_mmengine_checkpoints,
-    check_checkpoint_fits,
-    read_detector_checkpoint,
-)
+from dmc.detection.detector_checkpoints import DataCheckpointRunner, check_checkpoint_fits, read_detector_checkpoint
 from mmengine.config import Config
 from mmengine.model import is_model_wrapper
-from mmengine.runner import Runner
+from mmengine.runner import Runner, find_latest_checkpoint
 
 from dmc.distributed import join
 from dmc.errors import InvalidInputError
@@ -57,16 +53,17 @@ def build_runner(config: str | Path | dict | Config, work_dir: str | Path | None
         raise InvalidInputError("the config sets no work_dir", "pass a work directory")
     _refuse_overwriting_the_config(cfg)
     check_config_datasets(cfg, datasets)
-    weights = None
+    checkpoint = None
     if isinstance(resume, (str, Path)) and not isinstance(resume, bool):
-        weights = read_detector_checkpoint(resume, resume=True)
+        checkpoint = resume
         cfg.resume, cfg.load_from = True, str(resume)
     elif resume:
+        checkpoint = find_latest_checkpoint(cfg.work_dir)  # what mmengine resumes from (None: it starts afresh)
         cfg.resume = True
-    allow_mmengine_checkpoints()
-    runner = Runner.from_cfg(cfg)
+    weights = None if checkpoint is None else read_detector_checkpoint(checkpoint, resume=True)
+    runner = DataCheckpointRunner.from_cfg(cfg)
     if weights is not None:
-        check_checkpoint_fits(_unwrapped(runner), weights, resume)
+        check_checkpoint_fits(_unwrapped(runner), weights, checkpoint)
     return runner
 
 

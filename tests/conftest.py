@@ -1,3 +1,6 @@
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +38,34 @@ def cli():
         return runner.invoke(app, list(args), **kwargs)
 
     return invoke
+
+
+@pytest.fixture
+def dmc_process():
+    """Runs ``python -m dmc ARGS`` in a child process, for inputs that could end the interpreter itself (a crash
+    there fails the test instead of the whole test session); returns the CompletedProcess (text)."""
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        env = {k: v for k, v in os.environ.items() if k != "DMC_DEBUG"}
+        return subprocess.run([sys.executable, "-m", "dmc", *args], capture_output=True, text=True, env=env,
+                              timeout=300)
+
+    return run
+
+
+class _ObjectArrayState:
+    """Pickles as numpy pickles an array, with the state of 1000 objects taken from a one-element list: numpy's own
+    unpickling reads past the list (a segmentation fault)."""
+
+    def __reduce__(self):
+        reconstruct = np.zeros(0).__reduce__()[0]  # numpy.(_)core.multiarray._reconstruct
+        return reconstruct, (np.ndarray, (0,), b"b"), (1, (1000,), np.dtype("O"), False, [1])
+
+
+@pytest.fixture
+def hostile_array():
+    """An object that pickles (pickle, torch.save) as a numpy array whose state would crash numpy's unpickling."""
+    return _ObjectArrayState()
 
 
 @pytest.fixture(scope="session")

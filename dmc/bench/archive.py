@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from dmc.errors import DmcError, InvalidInputError
-from dmc.pickles import DataUnpickler, RefusedGlobal
+from dmc.pickles import DataUnpickler, RefusedGlobal, RefusedNumpyState
 
 MAX_DECOMPRESSED_BYTES = 256 * 2**20
 """Upper bound on one file's decompressed pickle (NATS-Bench's files are a few MB): a bz2 bomb is refused in one
@@ -67,6 +67,9 @@ def read_pickle_bz2(path: str | Path, what: str) -> Any:
         return RestrictedUnpickler(io.BytesIO(data), str(path)).load()
     except DmcError:
         raise
+    except RefusedNumpyState as refused:
+        raise InvalidInputError(f"{path}: {refused}: refused (the file is read as data and nothing in it was run)",
+                                "use the archive as published; never open this file with pickle.load") from None
     except Exception as exc:  # any failure to rebuild a hostile or damaged pickle is a property of the file
         detail = (str(exc).strip().splitlines() or [""])[0][:200]
         raise InvalidInputError(f"{path}: not a readable {what} (corrupt pickle: {type(exc).__name__}: {detail})",

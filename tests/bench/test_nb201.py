@@ -202,6 +202,16 @@ def test_errors_are_one_line_with_exit_2(cli, archive, tmp_path, monkeypatch, ki
     assert not (tmp_path / "pwned").exists()  # a refused global is never called
 
 
+@pytest.mark.parametrize("file", ["meta.pickle.pbz2", "000000.pickle.pbz2"])
+def test_an_array_that_would_crash_numpy_is_one_error_line(dmc_process, archive, hostile_array, file):
+    with bz2.BZ2File(archive.path / file, "wb") as f:
+        pickle.dump({"meta_archs": list(archive.archs), "x": hostile_array}, f, protocol=2)
+    result = dmc_process("bench", "nb201", archive.archs[0], "--data", str(archive.path))
+    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: "), result.stderr
+    assert f"{file}: numpy dtype 'O8' is not plain data" in result.stderr, result.stderr
+
+
 def test_the_refused_global_is_never_imported_or_called(tmp_path):
     """The unpickler refuses before importing: a global of a module not yet loaded stays unloaded."""
     marker = tmp_path / "pwned"

@@ -63,6 +63,17 @@ def test_cifar_batches_are_read_as_data_never_code(tmp_path):
         load_dataset("cifar10", tmp_path)
 
 
+def test_a_cifar_array_that_would_crash_numpy_is_one_error_line(dmc_process, tmp_path, hostile_array):
+    folder = _write_cifar10(tmp_path)
+    with open(folder / "data_batch_3", "wb") as f:
+        pickle.dump({b"data": hostile_array, b"labels": [0]}, f, protocol=2)
+    result = dmc_process("search", "tiny", "--dataset", f"cifar10:{tmp_path}", "--epochs", "1",
+                         "-o", str(tmp_path / "run"))
+    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: "), result.stderr
+    assert "data_batch_3: not a readable CIFAR batch (numpy dtype 'O8' is not plain data" in result.stderr
+
+
 def test_image_folder_dataset(tmp_path):
     for split in ("train", "val"):
         for c, color in enumerate(["red", "blue"]):

@@ -37,6 +37,26 @@ def test_wrong_kinds_of_checkpoint_are_refused_by_detect_test(cli, detector_conf
         assert problem in result.stderr and "mAP" not in result.stdout
 
 
+def test_a_checkpoint_array_that_would_crash_numpy_is_one_error_line(dmc_process, detector_config, tmp_path,
+                                                                      hostile_array):
+    path = detector_config(tmp_path)
+    checkpoint = tmp_path / "epoch_1.pth"
+    torch.save({"meta": {"epoch": 1, "iter": 2, "history": hostile_array}, "state_dict": {}}, checkpoint)
+    for args in (["detect", "test", str(path), str(checkpoint)],
+                 ["detect", "train", str(path), "--resume-from", str(checkpoint)]):
+        result = dmc_process(*args)
+        assert result.returncode == 2, (args, result.returncode, result.stderr[-2000:])
+        assert result.stderr.count("\n") == 1 and "epoch_1.pth: corrupt or unreadable checkpoint" in result.stderr
+    # the latest checkpoint of a work_dir, found by mmengine when resuming, is read the same way
+    (tmp_path / "work").mkdir()
+    torch.save({"meta": {"epoch": 1, "iter": 2, "history": hostile_array}, "state_dict": {}},
+               tmp_path / "work" / "epoch_1.pth")
+    (tmp_path / "work" / "last_checkpoint").write_text(str(tmp_path / "work" / "epoch_1.pth"))
+    result = dmc_process("detect", "train", str(path), "--resume")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, (result.returncode, result.stderr[-2000:])
+    assert "epoch_1.pth: corrupt or unreadable checkpoint" in result.stderr
+
+
 def test_wrong_kinds_of_checkpoint_are_refused_for_resuming(cli, detector_config, tmp_path):
     path = detector_config(tmp_path)
     for name, problem in _bad_checkpoints(tmp_path).items():

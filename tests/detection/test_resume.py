@@ -6,7 +6,7 @@ import sys
 
 import pytest
 import torch
-from dmc.detection.detector_checkpoints import allow_mmengine_checkpoints
+from dmc.detection.detector_checkpoints import mmengine_checkpoint_globals
 from dmc.detection.runner import build_runner, train
 from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.model import BaseModel
@@ -70,13 +70,21 @@ def test_resume_from_an_explicit_checkpoint(tmp_path):
 
 
 def test_allowlist_refuses_other_getattr_calls(tmp_path):
-    allow_mmengine_checkpoints()
-
     class Sneaky:
         def __reduce__(self):
             return getattr, (HistoryBuffer, "__init__")
 
     path = tmp_path / "sneaky.pth"
     torch.save({"x": Sneaky()}, path)
-    with pytest.raises(pickle.UnpicklingError, match="refusing getattr"):
+    with pytest.raises(pickle.UnpicklingError, match="refusing getattr"), mmengine_checkpoint_globals():
         torch.load(path, weights_only=True)
+
+
+def test_the_allowlist_holds_for_one_load_only(tmp_path):
+    """Resuming leaves torch's allowlist as it found it: a later plain load refuses mmengine's globals again."""
+    before = torch.serialization.get_safe_globals()
+    train(_config(tmp_path, epochs=1))
+    build_runner(_config(tmp_path, epochs=2), resume=True).train()
+    assert torch.serialization.get_safe_globals() == before
+    with pytest.raises(pickle.UnpicklingError, match="Unsupported global"):
+        torch.load(tmp_path / "epoch_2.pth", weights_only=True)
