@@ -25,6 +25,14 @@ class Profile:
     """Median eval-mode latency per batch size, on this machine's CPU (or ``device``)."""
     threads: int = 1
     device: str = "cpu"
+    latency_range_ms: dict[int, tuple[float, float]] = field(default_factory=dict)
+    """Fastest and slowest of the timed runs behind each median, per batch size."""
+    repeats: int = 0
+    """Timed runs per batch size."""
+
+    @property
+    def has_auxiliary_head(self) -> bool:
+        return self.parameters_with_auxiliary != self.parameters
 
 
 def count_macs(network: CompiledNetwork, input_size: int) -> int:
@@ -37,10 +45,10 @@ def count_macs(network: CompiledNetwork, input_size: int) -> int:
     return counter.get_total_flops() // 2
 
 
-def median_ms(fn: Callable[[], object], repeats: int = 10, warmup: int = 2,
-              synchronize: Callable[[], None] | None = None) -> float:
-    """Median wall time of ``fn()`` in milliseconds over ``repeats`` runs after ``warmup`` untimed ones;
-    ``synchronize`` (e.g. ``torch.cuda.synchronize``) runs before and after each timed call."""
+def times_ms(fn: Callable[[], object], repeats: int = 10, warmup: int = 2,
+             synchronize: Callable[[], None] | None = None) -> list[float]:
+    """Wall times of ``fn()`` in milliseconds, ``repeats`` runs after ``warmup`` untimed ones; ``synchronize``
+    (e.g. ``torch.cuda.synchronize``) runs before and after each timed call."""
     sync = synchronize or (lambda: None)
     for _ in range(warmup):
         fn()
@@ -51,23 +59,31 @@ def median_ms(fn: Callable[[], object], repeats: int = 10, warmup: int = 2,
         fn()
         sync()
         times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+    return times
 
 
-def measure_latency(network: CompiledNetwork, batch: int, input_size: int, repeats: int = 10, warmup: int = 2) -> float:
-    """Median wall time of one eval forward pass, in milliseconds."""
+def median_ms(fn: Callable[[], object], repeats: int = 10, warmup: int = 2,
+              synchronize: Callable[[], None] | None = None) -> float:
+    """Median of :func:`times_ms`."""
+    return statistics.median(times_ms(fn, repeats, warmup, synchronize))
+
+
+def latency_times_ms(network: CompiledNetwork, batch: int, input_size: int, repeats: int = 10,
+                    warmup: int = 2) -> list[float]:
+    """Wall times of ``repeats`` eval forward passes, in milliseconds."""
     network = network.eval()
     device = next(network.parameters()).device
     x = torch.randn(batch, network.build_args.in_channels, input_size, input_size, device=device)
     with torch.no_grad():
-        return median_ms(lambda: network(x), repeats, warmup,
-                         torch.cuda.synchronize if device.type == "cuda" else None)
+        return times_ms(lambda: network(x), repeats, warmup, torch.cuda.synchronize if device.type == "cuda" else None)
 
 
 def profile(network: CompiledNetwork, input_size: int, batches: tuple[int, ...] = (1, 32), repeats: int = 10) -> Profile:
-    """Parameters, MACs and latency of ``network`` at ``input_size`` x ``input_size``."""
+    """Parameters, MACs and latency (median and range of ``repeats`` runs per batch size) of ``network`` at
+    ``input_size`` x ``input_size``."""
     network.check_input_size(input_size, input_size)
-    latency = {b: measure_latency(network, b, input_size, repeats) for b in batches}
+    times = {b: latency_times_ms(network, b, input_size, repeats) for b in batches}
     return Profile(network.num_parameters(), network.num_parameters(include_auxiliary=True),
-                   count_macs(network, input_size), input_size, latency, torch.get_num_threads(),
-                   str(next(network.parameters()).device))
+                   count_macs(network, input_size), input_size, {b: statistics.median(t) for b, t in times.items()},
+                   torch.get_num_threads(), str(next(network.parameters()).device),
+                   {b: (min(t), max(t)) for b, t in times.items()}, repeats)

@@ -24,7 +24,7 @@ def profile_command(
     style: str = Style, channels: int = Channels, layers: int = Layers, classes: int = Classes, width: float = Width,
     input_size: int = typer.Option(None, min=1, max=MAX_INPUT_SIZE,
                                    help="Input size [the training data's; 32; imagenet and chain 224]."),
-    repeats: int = typer.Option(10, min=1, max=10_000, help="Timed runs per batch size (median reported)."),
+    repeats: int = typer.Option(10, min=1, max=10_000, help="Timed runs per batch size (median and range reported)."),
 ) -> None:
     """Parameters, MACs (PyTorch's flop counter) and CPU latency at batch 1 and 32."""
     loaded = network_from_source(source, **build_overrides(style, channels, layers, classes, width=width))
@@ -34,8 +34,11 @@ def profile_command(
         result = profile(network, size, repeats=repeats)
     table = Table(box=None, show_header=False)
     table.add_row("network", f"{network.build_args.describe()}{' (trained weights)' if loaded.data else ''}")
-    table.add_row("parameters", f"{result.parameters:,} ({result.parameters_with_auxiliary:,} with auxiliary head)")
+    auxiliary = f" ({result.parameters_with_auxiliary:,} with auxiliary head)" if result.has_auxiliary_head else ""
+    table.add_row("parameters", f"{result.parameters:,}{auxiliary}")
     table.add_row("MACs", f"{result.macs:,} at {size}x{size}")
     for batch, ms in result.latency_ms.items():
-        table.add_row(f"latency, batch {batch}", f"{ms:.1f} ms ({result.device}, {result.threads} threads)")
+        fastest, slowest = result.latency_range_ms[batch]
+        table.add_row(f"latency, batch {batch}", f"{ms:.1f} ms median, {fastest:.1f}-{slowest:.1f} ms over "
+                                                 f"{result.repeats} runs ({result.device}, {result.threads} threads)")
     Console().print(table)

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import stat
 
 import pytest
@@ -21,6 +22,23 @@ def test_compile_and_profile_a_published_genotype(cli, tmp_path):
     assert "latency, batch 32" in profiled.stdout and "MACs" in profiled.stdout
     by_genotype = cli("profile", "DARTS_V2", "--channels", "8", "--layers", "5", "--repeats", "1")
     assert by_genotype.exit_code == 0
+
+
+def test_profile_names_the_auxiliary_head_only_when_there_is_one_and_gives_the_latency_range(cli, tmp_path):
+    with_head = tmp_path / "aux.pt"
+    assert cli("compile", "DARTS_V2", "--channels", "8", "--layers", "5", "--auxiliary", "-o",
+               str(with_head)).exit_code == 0
+    profiled = cli("profile", str(with_head), "--repeats", "3", "--input-size", "32")
+    assert profiled.exit_code == 0, profiled.output
+    assert "with auxiliary head" in profiled.stdout
+    plain = cli("profile", "DARTS_V2", "--channels", "8", "--layers", "5", "--repeats", "3")
+    assert plain.exit_code == 0, plain.output
+    assert "auxiliary" not in plain.stdout
+    for batch in (1, 32):
+        line = next(line for line in plain.stdout.splitlines() if f"latency, batch {batch}" in line)
+        median, fastest, slowest = map(float, re.search(r"([\d.]+) ms median, ([\d.]+)-([\d.]+) ms over 3 runs",
+                                                        line).groups())
+        assert fastest <= median <= slowest
 
 
 def test_noise_genotypes_compile_with_a_warning(cli, tmp_path):
