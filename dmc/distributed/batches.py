@@ -15,14 +15,16 @@ class ShardedBatches(Sampler[list[int]]):
     The union over the processes of step k's batches is step k's batch of a single process with the global
     batch size, so the processes together see the single-process epoch. Every process gets the same number of
     items per step (their mean losses then average to the global batch's): the last, short global batch is cut
-    to a multiple of ``world_size``, which drops at most ``world_size - 1`` items per epoch. With ``world_size``
-    1 this is a plain shuffled loader's order. Resume needs nothing but the epoch (:meth:`set_epoch`).
+    to a multiple of ``world_size``, which drops at most ``world_size - 1`` items per epoch. With ``min_share``,
+    a last global batch that would give each process fewer items than that is dropped whole (training: batch norm
+    needs more than one value per channel). With ``world_size`` 1 this is a plain shuffled loader's order.
+    Resume needs nothing but the epoch (:meth:`set_epoch`).
     """
 
-    def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1):
+    def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1, min_share: int = 1):
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} outside a world of {world_size}")
-        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.n, self.batch_size, self.seed, self.min_share = n, batch_size, seed, min_share
         self.rank, self.world_size, self.epoch = rank, world_size, 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -32,7 +34,7 @@ class ShardedBatches(Sampler[list[int]]):
         step = self.batch_size * self.world_size
         full, rest = divmod(self.n, step)
         last = rest - rest % self.world_size
-        return [step] * full + ([last] if last else [])
+        return [step] * full + ([last] if last and last >= self.min_share * self.world_size else [])
 
     def __len__(self) -> int:
         return len(self._global_sizes())

@@ -20,6 +20,12 @@ SCHEDULES = ("cosine", "step-exp")
 IMAGENET_MIN_SIDE = 64
 """Folder datasets whose images are at least this many pixels on their shorter side train with the imagenet
 recipe by default (the image size when given, else the first training image's)."""
+MIN_BATCH = 2
+"""Fewest training images of a process's batch: batch norm in training mode needs more than one value per channel,
+which one image does not give where a feature map is 1x1 (the auxiliary head's; a chain network's head at small
+image sizes). An epoch's last, short batch of one image is therefore dropped (that image trains in the other
+epochs: the order changes every epoch), rather than only its auxiliary loss skipped: every step then computes the
+same loss, and every 1x1 batch norm is covered, not only the auxiliary head's."""
 IMAGENET_LR_PER_256 = 0.016
 """The imagenet recipe's peak learning rate per 256 images of a batch (scaled linearly with the batch size)."""
 
@@ -139,7 +145,9 @@ class TrainConfig:
         check_settings(self, source)
         checks = [
             (self.style is None or self.style in STYLES, f"style must be one of {', '.join(STYLES)}"),
-            (self.epochs >= 1 and self.batch_size >= 1, "epochs and batch_size must be >= 1"),
+            (self.epochs >= 1, "epochs must be >= 1"),
+            (self.batch_size >= MIN_BATCH, f"batch_size must be >= {MIN_BATCH} (batch norm needs more than one image "
+                                           "per batch)"),
             (self.channels >= 1 and self.layers >= 1, "channels and layers must be >= 1"),
             (self.width is None or 0 < self.width <= 8, "width must be in (0, 8]"),
             (0 <= self.drop_path < 1, "drop_path must be in [0, 1)"),

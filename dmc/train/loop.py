@@ -50,7 +50,7 @@ from dmc.runtime import (
     evaluate,
     seed_everything,
 )
-from dmc.train.config import TrainConfig
+from dmc.train.config import MIN_BATCH, TrainConfig
 from dmc.train.optim import (
     WeightEMA,
     add_classifier_dropout,
@@ -88,6 +88,9 @@ def train(source: Genotype | CompiledNetwork | str | Path | None, config: TrainC
     otherwise), or a compiled network or network file (`dmc compile`, `dmc train`): then that network, weights
     included, is what trains, and the config's build settings are not used; its classes and input channels
     must be the dataset's. Its starting weights are kept in the run folder as ``init.pt``.
+
+    An epoch's last batch is dropped when it would hold a single image (:data:`dmc.train.config.MIN_BATCH`: batch
+    norm cannot train on one image where a feature map is 1x1, as in the auxiliary head).
 
     Launched on several processes (torchrun, a Slurm step, ``dmc train --nproc``), every process calls this: they
     train together with DDP (:mod:`dmc.distributed`), rank 0 writes the run folder and gets the events.
@@ -235,7 +238,8 @@ def _train(genotype: Genotype, config: TrainConfig, folder: RunFolder, state, on
     data, train_images, val_images, args, model = process.everywhere(  # local work: its errors reported once
         lambda: _prepare(genotype, config, init, device))
     train_set = CutoutDataset(train_images, config.cutout) if config.cutout > 0 else train_images
-    sampler = ShardedBatches(len(train_set), config.batch_size, config.seed, process.rank, process.world_size)
+    sampler = ShardedBatches(len(train_set), config.batch_size, config.seed, process.rank, process.world_size,
+                             min_share=MIN_BATCH)
     train_loader = DataLoader(train_set, batch_sampler=sampler, num_workers=config.num_workers,
                               pin_memory=device.type == "cuda")
     test_loader = DataLoader(process.shard(data.test), config.batch_size * 2, num_workers=config.num_workers)

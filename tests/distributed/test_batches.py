@@ -47,3 +47,11 @@ def test_the_order_changes_with_the_epoch_only():
 def test_rank_outside_the_world_is_refused():
     with pytest.raises(ValueError):
         ShardedBatches(10, 2, seed=0, rank=2, world_size=2)
+
+
+@pytest.mark.parametrize("n, batch, world, steps", [(29, 7, 1, 4), (30, 7, 1, 5), (27, 4, 3, 2), (30, 4, 3, 3)])
+def test_min_share_drops_a_last_batch_too_small_for_each_process(n, batch, world, steps):
+    """Training's samplers (min_share 2): a last global batch that would give a process one item is dropped whole."""
+    shards = [ShardedBatches(n, batch, seed=0, rank=r, world_size=world, min_share=2) for r in range(world)]
+    assert all(len(s) == steps == len(list(s)) for s in shards)
+    assert min(len(batch) for s in shards for batch in s) >= 2

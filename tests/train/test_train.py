@@ -125,6 +125,20 @@ def test_without_a_validation_split_best_is_the_last_epoch(tmp_path, toy_data, c
     assert "val_acc" not in read_history(tmp_path / "run")[0]
 
 
+def test_a_last_batch_of_one_image_is_dropped_not_a_crash_in_the_auxiliary_head(tmp_path, toy_data):
+    """29 training images (3 held out) in batches of 7 leave one image for the last batch: batch norm cannot train on
+    it where the map is 1x1 (the auxiliary head), so the epoch ends after its 4 full batches."""
+    steps, seen = [], []
+    config = TrainConfig.for_dataset(toy_data, epochs=2, batch_size=7, channels=4, layers=3, cutout=4)
+    assert config.auxiliary
+    train(DARTS_V2, config, tmp_path / "run", on_event=lambda kind, **info: (
+        steps.append(info["steps"]) if kind == "epoch_start" else seen.append(info["step"]) if kind == "step" else None))
+    assert steps == [4, 4] and seen == [1, 2, 3, 4] * 2
+    assert len(read_history(tmp_path / "run")) == 2
+    with pytest.raises(InvalidInputError, match="batch_size must be >= 2"):
+        TrainConfig.for_dataset(toy_data, batch_size=1)
+
+
 @pytest.mark.parametrize("data,message", [
     ({"epochs": "30"}, "epochs: expected an integer"), ({"lr": None}, "lr: expected a finite number, got None"),
     ({"val_portion": 1.0}, "val_portion must be in"), ({"grad_clip": 0}, "grad_clip must be > 0"),
