@@ -7,10 +7,16 @@ once per machine. The CPU library is built for the machine's own instruction set
 build name also hashes the CPU's feature flags: a home folder shared by different machines keeps one build per
 kind of CPU. Loading a library registers its kernels for the ``dmc::`` operators on its device type, overriding
 the plain-PyTorch implementations there.
+
+The sources are compiled from a copy inside their build folder, not from the checkout: the build's commands then
+name the same files in every checkout of the same sources, which share one build instead of rebuilding it over
+each other (ninja rebuilds whatever a changed command line produced). A build, or a wait for another process's
+build (an advisory lock in the build folder), is said in one line before it starts.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import logging
@@ -18,10 +24,11 @@ import os
 import platform
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
+from filelock import FileLock, Timeout
 from torch._subclasses.fake_tensor import is_fake
 
 from dmc.errors import DmcError
@@ -87,6 +94,7 @@ def load_for(x: torch.Tensor) -> None:
 def load(device_type: str, on_build: Callable[[str], None] | None = None) -> None:
     """Makes the fused kernels of ``device_type`` ('cpu' or 'cuda') active, compiling them if needed.
 
+    ``on_build`` (default: a line on stderr) is told when a build starts or waits for another process's build.
     Raises :class:`KernelBuildError` (one line naming the compiler problem) when they cannot be built.
     """
     if device_type not in SOURCES:
@@ -97,10 +105,33 @@ def load(device_type: str, on_build: Callable[[str], None] | None = None) -> Non
             return
         name = build_name(device_type)
         folder = cache_dir() / name
-        if on_build is not None and not (folder / f"{name}.so").is_file():
-            on_build(f"compiling the fused {device_type} kernels into {folder} (first use only, about a minute)")
-        _build(device_type, name, folder)
+        say = on_build or _to_stderr
+        with _exclusive_build(folder, device_type, say):
+            if not (folder / f"{name}.so").is_file():
+                say(f"compiling the fused {device_type} kernels into {folder} (first use only, about a minute)")
+            _build(device_type, name, folder)
         _loaded.add(device_type)
+
+
+@contextlib.contextmanager
+def _exclusive_build(folder: Path, device_type: str, say: Callable[[str], None]) -> Iterator[None]:
+    """Holds ``folder/dmc.lock`` (an advisory lock: the system releases it when its process dies, so a killed build
+    never blocks later ones) while this process builds or loads there; says so when another process holds it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(folder / "dmc.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        say(f"waiting for another process to finish building the fused {device_type} kernels in {folder}")
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _to_stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def quiet_cpp_extension():
@@ -129,9 +160,10 @@ def _build(device_type: str, name: str, folder: Path) -> None:
         # nothing to detect the architecture from (a build-only machine): Ampere and Hopper, plus PTX
         os.environ["TORCH_CUDA_ARCH_LIST"] = "8.0;9.0+PTX"
     try:
+        sources = stage_sources(device_type, folder)
         extension.load(
-            name=name, sources=[str(CSRC / s) for s in SOURCES[device_type]],
-            extra_include_paths=[str(CSRC), *(_pip_cuda_includes() if cuda else [])],
+            name=name, sources=[str(sources / s) for s in SOURCES[device_type]],
+            extra_include_paths=[str(sources), *(_pip_cuda_includes() if cuda else [])],
             extra_cflags=["-O3", "-fopenmp", *([] if cuda else _native_arch())], extra_ldflags=["-fopenmp"],
             extra_cuda_cflags=["-O3", "--use_fast_math"] if cuda else None,
             build_directory=str(folder), is_python_module=False, verbose=False)
@@ -141,6 +173,22 @@ def _build(device_type: str, name: str, folder: Path) -> None:
                                "install a C++20 compiler (g++ 10 or newer)" + (" and CUDA 12+" if cuda else "")
                                + f" (or delete {folder} if a build was interrupted), or use --kernels reference"
                                ) from None
+
+
+def stage_sources(device_type: str, folder: Path) -> Path:
+    """``folder/src``, holding a copy of ``device_type``'s sources and the headers: what the build compiles, at a
+    path that depends only on their content (the build folder's name hashes it). A file already there with the
+    same bytes is left alone: a new modification time would make ninja rebuild."""
+    staged = folder / "src"
+    staged.mkdir(parents=True, exist_ok=True)
+    for name in [*SOURCES[device_type], *HEADERS]:
+        content, target = (CSRC / name).read_bytes(), staged / name
+        if target.is_file() and target.read_bytes() == content:
+            continue
+        partial = staged / f".{name}.{os.getpid()}.tmp"
+        partial.write_bytes(content)
+        os.replace(partial, target)
+    return staged
 
 
 def _native_arch() -> list[str]:

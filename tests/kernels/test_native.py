@@ -1,10 +1,13 @@
 """Building the fused kernels: the cache, the CUDA source without a GPU, clean failures, the C++ autograd."""
 
+import shutil
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 import torch
+from filelock import FileLock
 from torch import nn
 from torch._subclasses.fake_tensor import FakeTensorMode
 
@@ -29,6 +32,59 @@ def test_cpu_build_name_depends_on_the_cpu(monkeypatch):
     here, cuda = native.build_name("cpu"), native.build_name("cuda")
     monkeypatch.setattr(native, "cpu_features", lambda: "sse2 only")
     assert native.build_name("cpu") != here and native.build_name("cuda") == cuda
+
+
+def _recorded_builds(monkeypatch, tmp_path) -> list[dict]:
+    """The keyword arguments of every ``cpp_extension.load`` call from here on (nothing is compiled), the cache in
+    ``tmp_path/cache``, no kernels loaded."""
+    calls = []
+    monkeypatch.setattr(native, "quiet_cpp_extension", lambda: SimpleNamespace(load=lambda **kw: calls.append(kw)))
+    monkeypatch.setenv("DMC_KERNEL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(native, "_loaded", set())
+    return calls
+
+
+def test_two_checkouts_of_the_same_sources_share_one_build(monkeypatch, tmp_path):
+    """The build compiles a copy of the sources inside its content-keyed folder: two checkouts give the build the
+    same files and commands (ninja keeps the other's build), and changed sources get another folder."""
+    calls = _recorded_builds(monkeypatch, tmp_path)
+    names = []
+    for checkout in ("a", "b"):
+        csrc = shutil.copytree(native.CSRC, tmp_path / checkout / "csrc")
+        monkeypatch.setattr(native, "CSRC", csrc)
+        native.load("cpu", on_build=lambda message: None)
+        monkeypatch.setattr(native, "_loaded", set())
+        names.append(native.build_name("cpu"))
+    assert names[0] == names[1] and calls[0] == calls[1]
+    folder = tmp_path / "cache" / names[0]
+    assert calls[0]["build_directory"] == str(folder)
+    assert all(source.startswith(str(folder / "src")) for source in calls[0]["sources"])
+    assert calls[0]["extra_include_paths"][0] == str(folder / "src")
+    assert (folder / "src" / "common.h").read_bytes() == (native.CSRC / "common.h").read_bytes()
+    with (native.CSRC / "common.h").open("a") as f:
+        f.write("// changed\n")
+    assert native.build_name("cpu") != names[0]
+
+
+def test_a_build_and_a_wait_for_another_processs_build_are_said(monkeypatch, tmp_path, capsys):
+    """A build is said (on stderr unless told otherwise); so is a wait while another process holds the build folder's
+    lock, which is held, not merely present: a lock file left behind says nothing."""
+    _recorded_builds(monkeypatch, tmp_path)
+    folder = tmp_path / "cache" / native.build_name("cpu")
+    native.load("cpu")  # no library yet: a build
+    assert capsys.readouterr().err == (f"compiling the fused cpu kernels into {folder} (first use only, about a "
+                                       "minute)\n")
+    (folder / f"{native.build_name('cpu')}.so").touch()  # built
+    monkeypatch.setattr(native, "_loaded", set())
+    other = FileLock(str(folder / "dmc.lock"))
+    other.acquire()  # another process building there; released once the wait has been said
+    messages = []
+    native.load("cpu", on_build=lambda message: (messages.append(message), other.release()))
+    assert messages == [f"waiting for another process to finish building the fused cpu kernels in {folder}"]
+    assert (folder / "dmc.lock").exists()
+    monkeypatch.setattr(native, "_loaded", set())
+    native.load("cpu")  # built, the lock free: loading says nothing
+    assert capsys.readouterr().err == ""
 
 
 def test_cache_dir_follows_environment(monkeypatch, tmp_path):
