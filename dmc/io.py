@@ -105,9 +105,20 @@ class YamlDataError(yaml.constructor.ConstructorError):
         self.hint = hint
 
 
+MAX_YAML_VALUES = 100_000
+"""Values a YAML document may hold once its aliases are expanded: far more than any dmc file or detector config
+(a spec holds about a hundred, mmdet's configs a few thousand), far fewer than an alias bomb ("billion laughs":
+nested ``&a``/``*a`` lists that double at each level), which every walk of the data would expand."""
+
+
 class YamlDataLoader(yaml.SafeLoader):
     """``yaml.safe_load``'s loader, refusing duplicate mapping keys (YAML forbids them; PyYAML would silently
-    keep the last one, so a setting written twice would be half ignored)."""
+    keep the last one, so a setting written twice would be half ignored), and documents whose aliases expand
+    to more than :data:`MAX_YAML_VALUES` values, or into themselves."""
+
+    def construct_document(self, node):
+        _check_expanded_size(node)
+        return super().construct_document(node)
 
     def construct_mapping(self, node, deep=False):
         if isinstance(node, yaml.MappingNode):
@@ -124,6 +135,30 @@ class YamlDataLoader(yaml.SafeLoader):
                 if duplicate:
                     raise YamlDataError(f"duplicate key {key!r}", "give each key once", key_node.start_mark)
         return super().construct_mapping(node, deep)
+
+
+def _check_expanded_size(root: yaml.Node) -> None:
+    """Counts the values of ``root`` with its aliases expanded, each node once (an alias is the node it names):
+    linear in the file's size, where walking the expanded data is exponential in its nesting of aliases."""
+    sizes: dict[int, int | None] = {}  # id(node) -> expanded size; None while the node is being counted
+
+    def size(node: yaml.Node) -> int:
+        if id(node) in sizes:
+            if sizes[id(node)] is None:
+                raise YamlDataError("an alias inside the value it names (the value would contain itself)",
+                                    "write the value out instead of the alias", node.start_mark)
+            return sizes[id(node)]
+        sizes[id(node)] = None
+        children = node.value if isinstance(node, yaml.SequenceNode) else (
+            [child for pair in node.value for child in pair] if isinstance(node, yaml.MappingNode) else [])
+        total = 1 + sum(size(child) for child in children)
+        if total > MAX_YAML_VALUES:
+            raise YamlDataError(f"more than {MAX_YAML_VALUES} values once its aliases are expanded (an alias bomb?)",
+                                "write the values out, or use fewer nested aliases", node.start_mark)
+        sizes[id(node)] = total
+        return total
+
+    size(root)
 
 
 def read_yaml(path: str | Path, error: type[InvalidInputError] = InvalidInputError) -> Any:

@@ -100,3 +100,21 @@ def test_deeply_nested_yaml_and_json_are_refused(tmp_path):
     (tmp_path / "e.json").write_text('{"a": 1,}')
     with pytest.raises(InvalidInputError, match="e.json: invalid JSON at line 1, column 9"):
         read_json(tmp_path / "e.json")
+
+
+def _alias_bomb(levels: int = 60) -> str:
+    """A mapping whose last list expands to 2**levels strings: each level lists the previous one twice."""
+    return "\n".join(["a0: &a0 [lol, lol]"] + [f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}]" for i in range(1, levels)])
+
+
+def test_yaml_alias_bombs_and_self_containing_aliases_are_refused(tmp_path):
+    path = tmp_path / "bomb.yaml"
+    path.write_text(_alias_bomb())
+    with pytest.raises(InvalidInputError, match=r"bomb.yaml: line \d+, column \d+: more than 100000 values once its "
+                                                r"aliases are expanded \(an alias bomb\?\)"):
+        read_yaml(path)
+    path.write_text("a: &a [1, *a]\n")
+    with pytest.raises(InvalidInputError, match="bomb.yaml: line 1, column 4: an alias inside the value it names"):
+        read_yaml(path)
+    path.write_text(_alias_bomb(levels=10))  # 2**10 values: aliases as such are fine
+    assert len(read_yaml(path)["a9"]) == 2 and read_yaml(path)["a9"][0][0][0][0][0][0][0][0][0] == ["lol", "lol"]

@@ -213,6 +213,8 @@ CASES: dict[str, tuple] = {
                                       "macro.stem_multiplier: 1000000000 is out of range"),
     "spec: nodes 1000": case(lambda b: ["spaces", "show", b.spec("nodes: 2", "nodes: 1000")],
                              "cell.nodes: 1000 is out of range"),
+    "spec: a YAML alias bomb": case(lambda b: ["spaces", "validate", b.file("s.yaml", "\n".join(
+        ["l0: &l0 [a, a]"] + [f"l{i}: &l{i} [*l{i - 1}, *l{i - 1}]" for i in range(1, 60)]))], "alias bomb"),
     "spec: a folder": case(lambda b: ["spaces", "validate", b.dir("myspace")], "myspace: is a folder"),
     "spec: missing": case(lambda b: ["spaces", "show", str(b.tmp / "missing.yaml")], "no such spec file"),
     "spec: through search": case(lambda b: ["search", b.spec("  nodes: 2\n", "  nodes: 2\n  nodes: 3\n"), *TINY_RUN,
@@ -381,6 +383,9 @@ CASES: dict[str, tuple] = {
                                                        "c.py", 2, NEEDS_MM),
     "detect: train a YAML config with a python tag": case(lambda b: ["detect", "train", b.file(
         "c.yaml", "model: !!python/object/apply:os.system ['touch pwned']\n")], "c.yaml", 2, NEEDS_MM),
+    "detect: train a YAML alias bomb": case(lambda b: ["detect", "train", b.file("c.yaml", "\n".join(
+        ["l0: &l0 [{a: 1}]"] + [f"l{i}: &l{i} [*l{i - 1}, *l{i - 1}]" for i in range(1, 60)]))], "alias bomb", 2,
+        NEEDS_MM),
     "detect: test a search checkpoint": case(lambda b: ["detect", "test", b.file("c.py", "x = 1\n"),
                                                         str(b.copy("search") / "last.pt")], "last.pt", 2, NEEDS_MM),
     # ------------------------------------------------------------------------------- ablation, benchmarks

@@ -110,3 +110,13 @@ def test_yaml_configs_refuse_duplicate_keys_like_every_dmc_yaml_file(tmp_path):
     tuples = tmp_path / "tuples.yaml"
     tuples.write_text("scale: !!python/tuple [128, 96]\n")
     assert load_config(tuples).scale == (128, 96)  # mmengine's !!python/tuple stays data
+
+
+def test_a_yaml_alias_bomb_is_refused_before_the_config_is_walked(cli, tmp_path):
+    """Each level lists the one before twice: 2**60 type-less dicts, which the check for `type` names walked."""
+    levels = ["l0: &l0 [{a: 1}, {a: 1}]"] + [f"l{i}: &l{i} [*l{i - 1}, *l{i - 1}]" for i in range(1, 60)]
+    path = tmp_path / "bomb.yaml"
+    path.write_text("\n".join([f"work_dir: {tmp_path}/w", *levels]) + "\n")
+    with pytest.raises(InvalidInputError, match="bomb.yaml: line .*: more than 100000 values once its aliases are expanded"):
+        load_config(path)
+    assert "an alias bomb" in _one_line(cli("detect", "train", str(path)))
