@@ -9,6 +9,7 @@ defaults to the paper's 1x (12 epochs, batch 16 over 8 GPUs, lr 0.01, x0.1 at ep
 
 from __future__ import annotations
 
+import keyword
 import math
 import pprint
 from dataclasses import dataclass, field
@@ -237,14 +238,55 @@ _COMMENTS = {
 
 def write_retinanet_config(source: str | Path, out: str | Path, cfg: DetectionConfig = DetectionConfig()) -> Path:
     """Writes the config of :func:`retinanet_config` as a flat Python file (no ``_base_``); refuses to write
-    over the source or the annotation files."""
+    over the source or the annotation files.
+
+    The file is code that `dmc detect train` runs, so every value is written as a Python literal (``repr``) and
+    must be plain data (text, numbers, booleans, None, lists, tuples, dicts); ``cfg.extra``'s names must be
+    Python identifiers."""
     refuse_overwriting_inputs([out], [source if Path(source).exists() else None,
                                       Path(cfg.data_root) / cfg.train_ann, Path(cfg.data_root) / cfg.val_ann])
     config = retinanet_config(source, cfg)
-    lines = [f"# RetinaNet with a dmc backbone, written by dmc {__version__} (`dmc detect config {source}`).",
+    for key, value in config.items():
+        if not key.isidentifier() or keyword.iskeyword(key):
+            raise InvalidInputError(f"detection config: setting name {key!r} is not a Python identifier",
+                                    "name extra settings like the config's own (letters, digits, '_')")
+        _check_plain_data(value, key)
+    _check_plain_data(str(source), "the source")
+    lines = [f"# RetinaNet with a dmc backbone, written by dmc {__version__} (`dmc detect config {str(source)!r}`).",
              "# Flat on purpose: every setting is here; train with `dmc detect train THIS_FILE`.", ""]
     for key, value in config.items():
         if key in _COMMENTS:
             lines += ["", f"# {_COMMENTS[key]}"]
         lines.append(f"{key} = {pprint.pformat(value, width=110, sort_dicts=False)}")
     return atomic_write_text(out, "\n".join(lines) + "\n")
+
+
+def _check_plain_data(value: Any, where: str) -> None:
+    """Refuses what ``repr`` would not write as a literal that reads back as the same data: other types than the
+    built-in ones (a subclass's repr is whatever it says), non-finite numbers, and text with ``{{`` (mmengine
+    substitutes ``{{ ... }}`` templates in a Python config's text before running it, inside string literals too);
+    and dict keys that mmengine's own writer would not quote safely."""
+    kind = type(value)
+    if kind is str:
+        if "{{" in value:
+            raise InvalidInputError(f"detection config: {where}: {value!r} contains '{{{{', which mmengine would "
+                                    "substitute in the written config", "rename the path or setting")
+    elif kind is float:
+        if not math.isfinite(value):
+            raise InvalidInputError(f"detection config: {where}: {value} is not a finite number")
+    elif kind in (list, tuple):
+        for i, item in enumerate(value):
+            _check_plain_data(item, f"{where}[{i}]")
+    elif kind is dict:
+        for key, item in value.items():
+            if type(key) not in (str, int):
+                raise InvalidInputError(f"detection config: {where}: key {key!r} is not text or an integer")
+            if type(key) is str and (not key.isprintable() or "'" in key or "\\" in key):
+                # mmengine writes keys as '{key}' into the copy of the config a run saves (and may run later)
+                raise InvalidInputError(f"detection config: {where}: key {key!r} holds a quote, a backslash or a "
+                                        "control character", "rename the key")
+            _check_plain_data(key, where)
+            _check_plain_data(item, f"{where}.{key}")
+    elif value is not None and kind not in (int, bool):
+        raise InvalidInputError(f"detection config: {where}: a {kind.__name__} is not plain data",
+                                "give text, numbers, booleans, None, lists, tuples or dicts")

@@ -1,7 +1,9 @@
-"""`dmc detect config` refuses counts, sizes and schedules that cannot train, and outputs that are inputs."""
+"""`dmc detect config` refuses counts, sizes and schedules that cannot train, outputs that are inputs, and settings
+that would put code into the config it writes."""
 
 import pytest
-from dmc.detection.config import DetectionConfig, retinanet_config
+from dmc.detection.config import DetectionConfig, retinanet_config, write_retinanet_config
+from dmc.detection.config_files import load_config
 
 from dmc.compiler import build_network, save_network
 from dmc.errors import InvalidInputError
@@ -60,3 +62,43 @@ def test_an_output_that_is_an_input_is_refused(cli, demo, tmp_path):
     result = cli(*_args(demo, ann))
     assert result.exit_code == 2 and "would overwrite an input" in result.stderr, result.output
     assert ann.read_bytes() == before
+
+
+def _demo_config(demo, **settings) -> DetectionConfig:
+    return DetectionConfig(data_root=str(demo), train_ann="annotations/instances_train.json",
+                           val_ann="annotations/instances_val.json", train_img="train/", val_img="val/",
+                           channels=4, layers=3, **settings)
+
+
+def test_a_source_name_with_newlines_stays_text(demo, tmp_path, monkeypatch):
+    """The source's name is written into the config, which `dmc detect train` runs: it must stay a comment."""
+    monkeypatch.chdir(tmp_path)
+    source = tmp_path / "g\n__import__('pathlib').Path('pwned').touch()\n#.json"
+    published_genotypes()["DARTS_V2"].save(source)
+    out = write_retinanet_config(str(source), tmp_path / "cfg.py", _demo_config(demo))
+    config = load_config(out)
+    assert not (tmp_path / "pwned").exists()
+    assert config.model.backbone.genotype == str(source)
+    assert repr(str(source)) in out.read_text().splitlines()[0]
+
+
+class _Sneaky(str):
+    def __repr__(self):
+        return "__import__('pathlib').Path('pwned').touch()"
+
+
+@pytest.mark.parametrize("settings, problem", [
+    ({"extra": {"x = 1\nimport os\ny": 1}}, "setting name 'x = 1\\nimport os\\ny' is not a Python identifier"),
+    ({"extra": {"note": _Sneaky("hi")}}, "note: a _Sneaky is not plain data"),
+    ({"classes": [_Sneaky("cat")]}, "a _Sneaky is not plain data"),
+    ({"extra": {"note": {"a": float("nan")}}}, "note.a: nan is not a finite number"),
+    ({"extra": {"custom": {"a' + str(__import__('os')) + '": 1}}}, "holds a quote, a backslash or a control"),
+    ({"work_dir": "work/{{ fileDirname }}"}, "contains '{{', which mmengine would substitute"),
+])
+def test_settings_that_are_not_plain_data_are_refused(demo, tmp_path, monkeypatch, settings, problem):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InvalidInputError) as info:
+        write_retinanet_config("DARTS_V2", tmp_path / "cfg.py", _demo_config(demo, **settings))
+    assert problem in str(info.value)
+    assert not (tmp_path / "cfg.py").exists() and not (tmp_path / "pwned").exists()
+
