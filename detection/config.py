@@ -9,6 +9,7 @@ defaults to the paper's 1x (12 epochs, batch 16 over 8 GPUs, lr 0.01, x0.1 at ep
 
 from __future__ import annotations
 
+import dataclasses
 import keyword
 import math
 import pprint
@@ -20,10 +21,19 @@ from dmc.detection.backbone import backbone_channels, build_backbone_network, de
 from dmc.detection.coco import category_names
 
 from dmc.compiler.saved import looks_like_network_file
+from dmc.data.detection_demo import split_files
 from dmc.errors import InvalidInputError
 from dmc.io import atomic_write_text
 from dmc.outputs import refuse_overwriting_inputs
 from dmc.version import __version__
+
+
+COCO_FILES = {"train_ann": "annotations/instances_train2017.json", "val_ann": "annotations/instances_val2017.json",
+              "train_img": "train2017/", "val_img": "val2017/"}
+"""COCO 2017's annotation files and image folders in its folder."""
+DEMO_FILES = {f"{split}_{kind}": path for split in ("train", "val")
+              for kind, path in zip(("ann", "img"), split_files(split))}
+"""Those of a folder written by `dmc data detection-demo`."""
 
 
 @dataclass
@@ -31,10 +41,12 @@ class DetectionConfig:
     """The knobs of the generated config; defaults follow the paper's COCO setting."""
 
     data_root: str = "data/coco"
-    train_ann: str = "annotations/instances_train2017.json"
-    val_ann: str = "annotations/instances_val2017.json"
-    train_img: str = "train2017/"
-    val_img: str = "val2017/"
+    train_ann: str | None = None
+    """Train annotations, relative to ``data_root``; None: :data:`COCO_FILES`'s, or :data:`DEMO_FILES`'s in a
+    folder that holds them (the same for ``val_ann``, ``train_img`` and ``val_img``)."""
+    val_ann: str | None = None
+    train_img: str | None = None
+    val_img: str | None = None
     classes: list[str] | None = None
     """Category names; None reads them from the train annotation file when it exists (else COCO's 80)."""
     channels: int | None = None
@@ -62,6 +74,14 @@ class DetectionConfig:
     num_workers: int = 2
     work_dir: str = "work_dirs/retinanet_dmc"
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def with_data_files(self) -> DetectionConfig:
+        """This config with the data paths left None filled in: those of a `dmc data detection-demo` folder where
+        ``data_root`` holds its train annotations (and not COCO's), else COCO 2017's."""
+        demo = (Path(self.data_root) / DEMO_FILES["train_ann"]).is_file() \
+            and not (Path(self.data_root) / COCO_FILES["train_ann"]).is_file()
+        defaults = DEMO_FILES if demo else COCO_FILES
+        return dataclasses.replace(self, **{name: getattr(self, name) or default for name, default in defaults.items()})
 
     def validate(self) -> DetectionConfig:
         """Refuses counts and sizes that cannot train (non-positive epochs, batch, channels, ...)."""
@@ -113,7 +133,7 @@ def _warmup(iterations: int) -> list[dict[str, Any]]:
 def retinanet_config(source: str | Path, cfg: DetectionConfig) -> dict[str, Any]:
     """The config as a dict: ``source`` is a genotype (file or published name; cell or chain) or a
     `dmc train` / `dmc compile` network file."""
-    cfg.validate()
+    cfg = cfg.with_data_files().validate()
     path = Path(source)
     is_checkpoint = path.is_file() and looks_like_network_file(path)
     backbone_args: dict[str, Any] = {"type": "DmcBackbone"}
@@ -242,7 +262,8 @@ def write_retinanet_config(source: str | Path, out: str | Path, cfg: DetectionCo
 
     The file is code that `dmc detect train` runs, so every value is written as a Python literal (``repr``) and
     must be plain data (text, numbers, booleans, None, lists, tuples, dicts); ``cfg.extra``'s names must be
-    Python identifiers."""
+    Python identifiers. The data root, its annotation files and its image folders must exist."""
+    cfg = cfg.with_data_files()
     refuse_overwriting_inputs([out], [source if Path(source).exists() else None,
                                       Path(cfg.data_root) / cfg.train_ann, Path(cfg.data_root) / cfg.val_ann])
     config = retinanet_config(source, cfg)
@@ -252,6 +273,7 @@ def write_retinanet_config(source: str | Path, out: str | Path, cfg: DetectionCo
                                     "name extra settings like the config's own (letters, digits, '_')")
         _check_plain_data(value, key)
     _check_plain_data(str(source), "the source")
+    _check_data_files(cfg)
     lines = [f"# RetinaNet with a dmc backbone, written by dmc {__version__} (`dmc detect config {str(source)!r}`).",
              "# Flat on purpose: every setting is here; train with `dmc detect train THIS_FILE`.", ""]
     for key, value in config.items():
@@ -259,6 +281,24 @@ def write_retinanet_config(source: str | Path, out: str | Path, cfg: DetectionCo
             lines += ["", f"# {_COMMENTS[key]}"]
         lines.append(f"{key} = {pprint.pformat(value, width=110, sort_dicts=False)}")
     return atomic_write_text(out, "\n".join(lines) + "\n")
+
+
+def _check_data_files(cfg: DetectionConfig) -> None:
+    """Refuses a config whose data is not there, so that `dmc detect train` does not refuse it later; remote
+    paths (``s3://``...) are left to mmengine."""
+    hint = ("point --data-root at a COCO-format dataset (`dmc data detection-demo DIR` writes one), and --train-ann, "
+            "--val-ann, --train-img, --val-img at its files")
+    if "://" in cfg.data_root:
+        return
+    root = Path(cfg.data_root)
+    if not root.is_dir():
+        raise InvalidInputError(f"data root {root}: no such folder", hint)
+    for name, is_there, what in (("train_ann", Path.is_file, "annotation file"),
+                                 ("val_ann", Path.is_file, "annotation file"),
+                                 ("train_img", Path.is_dir, "image folder"), ("val_img", Path.is_dir, "image folder")):
+        path = root / getattr(cfg, name)
+        if not is_there(path):
+            raise InvalidInputError(f"{path}: no such {what} ({name.replace('_', ' ')})", hint)
 
 
 def _check_plain_data(value: Any, where: str) -> None:

@@ -21,7 +21,7 @@ from dmc.distributed import join
 from dmc.errors import InvalidInputError
 from dmc.outputs import same_file
 
-__all__ = ["build_runner", "evaluate", "load_config", "train"]
+__all__ = ["build_runner", "evaluate", "load_config", "train", "training_summary"]
 
 TRAIN_LOADERS = ("train_dataloader", "val_dataloader")
 
@@ -86,6 +86,20 @@ def train(config: str | Path | dict | Config, work_dir: str | Path | None = None
           resume: bool | str | Path = False, launcher: str = "none"):
     """Trains the model of ``config`` (see :func:`build_runner`); returns the trained model."""
     return build_runner(config, work_dir, resume, launcher).train()
+
+
+def training_summary(runner: Runner) -> str:
+    """One line for the end of a training run: its last checkpoint and the bbox mAP of its last validation."""
+    hub = runner.message_hub
+    checkpoint, score = hub.get_info("last_ckpt"), hub.log_scalars.get("val/coco/bbox_mAP")
+    saved = f"last checkpoint {checkpoint}" if checkpoint else "no checkpoint saved"
+    if score is not None:
+        scored = f"val bbox mAP {score.current():.4f} (the last validation)"
+    elif any(key.startswith("val/") for key in hub.log_scalars):  # mmdet's CocoMetric reports nothing without boxes
+        scored = "val bbox mAP: none (the last validation detected nothing to score)"
+    else:
+        scored = "no validation ran"
+    return f"done: {saved}; {scored}; logs in {runner.work_dir}"
 
 
 def evaluate(config: str | Path | dict | Config, checkpoint: str | Path, work_dir: str | Path | None = None,

@@ -39,10 +39,14 @@ def config(
                                            "(its weights pretrain the backbone)."),
     out: Path = typer.Option(..., "--out", "-o", help="Config file to write (.py)."),
     data_root: str = typer.Option("data/coco", help="COCO-format dataset folder."),
-    train_ann: str = typer.Option("annotations/instances_train2017.json", help="Train annotations (in data root)."),
-    val_ann: str = typer.Option("annotations/instances_val2017.json", help="Val annotations (in data root)."),
-    train_img: str = typer.Option("train2017/", help="Train image folder (in data root)."),
-    val_img: str = typer.Option("val2017/", help="Val image folder (in data root)."),
+    train_ann: str = typer.Option(None, help="Train annotations (in data root) [default: COCO's "
+                                             "annotations/instances_train2017.json, or the demo set's]."),
+    val_ann: str = typer.Option(None, help="Val annotations (in data root) [default: COCO's "
+                                           "annotations/instances_val2017.json, or the demo set's]."),
+    train_img: str = typer.Option(None, help="Train image folder (in data root) [default: train2017/, or the "
+                                             "demo set's train/]."),
+    val_img: str = typer.Option(None, help="Val image folder (in data root) [default: val2017/, or the demo set's "
+                                           "val/]."),
     channels: int = typer.Option(None, help="Cell backbones: channels (default: the checkpoint's, else 16)."),
     layers: int = typer.Option(None, help="Cell backbones: cells (default: the checkpoint's, else 8)."),
     width: float = typer.Option(None, help="Chain backbones: width multiplier (default: the checkpoint's, else 1)."),
@@ -87,11 +91,11 @@ def train(
 
     The config's annotation files and images are checked before training starts.
     """
-    from dmc.detection.runner import build_runner
+    from dmc.detection.runner import build_runner, training_summary
 
     runner = build_runner(config, work_dir, resume_from or resume, launcher=launcher)
     runner.train()
-    typer.echo(f"done: checkpoints and logs in {runner.work_dir}")
+    typer.echo(training_summary(runner))
 
 
 @command(detect_app, name="test")

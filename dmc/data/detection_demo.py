@@ -29,6 +29,11 @@ MAX_SIZE = 4096
 CATEGORIES = [{"id": i + 1, "name": str(i), "supercategory": "digit"} for i in range(10)]
 
 
+def split_files(split: str) -> tuple[str, str]:
+    """(annotation file, image folder) of ``split`` (train, val), relative to the set's folder."""
+    return f"annotations/instances_{split}.json", f"{split}/"
+
+
 @dataclass(frozen=True)
 class DemoSpec:
     train_images: int = 240
@@ -129,7 +134,8 @@ def _write(out: Path, spec: DemoSpec) -> dict[str, Path]:
     split = int(len(order) * 0.8)
     paths = {}
     for name, count, pool in (("train", spec.train_images, order[:split]), ("val", spec.val_images, order[split:])):
-        folder = out / name
+        annotation_file, image_folder = split_files(name)
+        folder = out / image_folder
         folder.mkdir(parents=True, exist_ok=True)
         images, annotations = [], []
         for i in range(count):
@@ -141,5 +147,5 @@ def _write(out: Path, spec: DemoSpec) -> dict[str, Path]:
                 annotations.append({**ann, "id": len(annotations) + 1, "image_id": i + 1})
         coco = {"info": {"description": f"dmc detection demo ({name}): digits on cluttered canvases"},
                 "images": images, "annotations": annotations, "categories": CATEGORIES}
-        paths[name] = atomic_write_text(out / "annotations" / f"instances_{name}.json", json.dumps(coco))
+        paths[name] = atomic_write_text(out / annotation_file, json.dumps(coco))
     return paths

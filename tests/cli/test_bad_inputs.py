@@ -388,6 +388,11 @@ CASES: dict[str, tuple] = {
         NEEDS_MM),
     "detect: test a search checkpoint": case(lambda b: ["detect", "test", b.file("c.py", "x = 1\n"),
                                                         str(b.copy("search") / "last.pt")], "last.pt", 2, NEEDS_MM),
+    "detect: test a folder": case(lambda b: ["detect", "test", b.file("c.py", "x = 1\n"), b.dir("work")],
+                                  "work: is a folder, not a checkpoint", 2, NEEDS_MM),
+    "detect: config on a data root that is not there": case(lambda b: ["detect", "config", str(b.copy("net.pt")), O,
+                                                                       str(b.tmp / "c.py"), "--data-root", "nowhere"],
+                                                            "data root nowhere: no such folder", 2, NEEDS_MM),
     # ------------------------------------------------------------------------------- ablation, benchmarks
     "ablate: seeds not integers": case(lambda b: ["ablate", "tiny", O, str(b.tmp / "grid"), "--seeds", "a"],
                                        "--seeds 'a' is not a comma-separated list of integers"),

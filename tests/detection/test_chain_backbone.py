@@ -2,6 +2,7 @@
 network files, width instead of channels/layers, the FPN config from feature_info, and a short training run."""
 
 import json
+import re
 
 import pytest
 import torch
@@ -121,6 +122,8 @@ def test_a_chain_backbone_trains_on_the_detection_demo(cli, tmp_path):
 
     trained = cli("detect", "train", str(out))
     assert trained.exit_code == 0, trained.output
+    assert re.search(rf"done: last checkpoint {re.escape(str(work / 'epoch_6.pth'))}; val bbox mAP \d\.\d{{4}} \(the "
+                     r"last validation\)", trained.stdout), trained.stdout
     records = [json.loads(line) for line in next(work.glob("*/vis_data/scalars.json")).read_text().splitlines()]
     losses = [r["loss"] for r in records if "loss" in r]
     assert len(losses) == 6  # 4 images in one batch, 6 epochs

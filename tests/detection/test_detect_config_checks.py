@@ -3,6 +3,7 @@ that would put code into the config it writes."""
 
 import pytest
 from dmc.detection.config import DetectionConfig, retinanet_config, write_retinanet_config
+from dmc.detection.coco import check_config_datasets
 from dmc.detection.config_files import load_config
 
 from dmc.compiler import build_network, save_network
@@ -102,3 +103,25 @@ def test_settings_that_are_not_plain_data_are_refused(demo, tmp_path, monkeypatc
     assert problem in str(info.value)
     assert not (tmp_path / "cfg.py").exists() and not (tmp_path / "pwned").exists()
 
+
+def test_config_finds_the_demo_sets_files_and_checks_its_paths(cli, demo, tmp_path):
+    """`dmc detect config --data-root DEMO` with no other data option writes a config that `detect train` accepts;
+    data that is not there is refused when the config is written, not when it is trained."""
+    out = tmp_path / "cfg.py"
+    result = cli("detect", "config", "DARTS_V2", "-o", str(out), "--data-root", str(demo), "--channels", "4",
+                 "--layers", "3")
+    assert result.exit_code == 0, result.output
+    config = load_config(out)
+    check_config_datasets(config, ("train_dataloader", "val_dataloader"))
+    assert config.train_dataloader.dataset.ann_file == "annotations/instances_train.json"
+    assert config.val_dataloader.dataset.data_prefix.img == "val/"
+    for args, problem in [(["--data-root", str(tmp_path / "nowhere")], f"data root {tmp_path / 'nowhere'}: no such "
+                                                                       "folder"),
+                          (["--data-root", str(demo), "--val-ann", "annotations/val.json"],
+                           f"{demo / 'annotations' / 'val.json'}: no such annotation file (val ann)"),
+                          (["--data-root", str(demo), "--train-img", "images/"],
+                           f"{demo / 'images'}: no such image folder (train img)")]:
+        out.unlink(missing_ok=True)
+        result = cli("detect", "config", "DARTS_V2", "-o", str(out), "--channels", "4", "--layers", "3", *args)
+        assert result.exit_code == 2 and result.stderr.count("\n") == 1 and problem in result.stderr, result.output
+        assert "dmc data detection-demo" in result.stderr and not out.exists()

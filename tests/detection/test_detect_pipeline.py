@@ -67,7 +67,11 @@ def test_cli_config_train_and_errors(cli, demo, tmp_path):
     trained = cli("detect", "train", str(out))
     assert trained.exit_code == 0, trained.output
     assert (tmp_path / "w" / "epoch_1.pth").is_file()
+    assert f"done: last checkpoint {tmp_path / 'w' / 'epoch_1.pth'}; val bbox mAP" in trained.stdout
     missing = cli("detect", "train", str(tmp_path / "nope.py"))
     assert missing.exit_code == 2 and "does not exist" in missing.stderr
     bad = cli("detect", "test", str(out), str(tmp_path / "nope.pth"))
     assert bad.exit_code == 2 and "does not exist" in bad.stderr
+    folder = cli("detect", "test", str(out), str(tmp_path / "w"))
+    assert folder.exit_code == 2 and "w: is a folder, not a checkpoint (hint: pass one of its checkpoints, e.g. " \
+        f"{tmp_path / 'w' / 'epoch_1.pth'})" in folder.stderr
