@@ -44,7 +44,7 @@ class SyncBatchNorm2d(nn.BatchNorm2d):
             return super().forward(x)
         self._check_input_dim(x)
         world, rank, channels = dist.get_world_size(), dist.get_rank(), x.shape[1]
-        stats_x = x.float()
+        stats_x = x.to(torch.promote_types(x.dtype, torch.float32))  # half precision: statistics in float
         mean = stats_x.mean((0, 2, 3))
         m2 = (stats_x - mean.view(1, -1, 1, 1)).square().sum((0, 2, 3))
         count = x.numel() // channels
@@ -74,11 +74,11 @@ class SyncBatchNorm2d(nn.BatchNorm2d):
 
 
 def convert_sync_batchnorm(module: nn.Module) -> nn.Module:
-    """Replaces every ``nn.BatchNorm2d`` in ``module`` by a :class:`SyncBatchNorm2d` with the same state, in place
-    (``module`` itself when it is one is returned converted)."""
+    """Replaces every ``nn.BatchNorm2d`` in ``module`` by a :class:`SyncBatchNorm2d` with the same state, device and
+    dtype, in place (``module`` itself when it is one is returned converted)."""
     if type(module) is nn.BatchNorm2d:
         synced = SyncBatchNorm2d(module.num_features, module.eps, module.momentum, module.affine,
-                                 module.track_running_stats, device=_device_of(module))
+                                 module.track_running_stats, **_placement_of(module))
         synced.load_state_dict(module.state_dict())
         if module.affine:
             synced.weight.requires_grad_(module.weight.requires_grad)
@@ -92,6 +92,7 @@ def convert_sync_batchnorm(module: nn.Module) -> nn.Module:
     return module
 
 
-def _device_of(module: nn.Module) -> torch.device | None:
-    tensors = list(module.parameters()) + list(module.buffers())
-    return tensors[0].device if tensors else None
+def _placement_of(module: nn.Module) -> dict[str, torch.device | torch.dtype]:
+    """The device and floating-point dtype of ``module``'s tensors (none: the defaults)."""
+    tensors = [t for t in [*module.parameters(), *module.buffers()] if t.is_floating_point()]
+    return {"device": tensors[0].device, "dtype": tensors[0].dtype} if tensors else {}

@@ -1,6 +1,7 @@
 """SyncBatchNorm2d on two gloo processes equals BatchNorm2d on the whole batch: outputs, gradients (also
 second-order, which the Hessian tracking needs), running statistics."""
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -11,11 +12,11 @@ from dmc.distributed import SyncBatchNorm2d, convert_sync_batchnorm
 WORLD = 2
 
 
-def _inputs():
+def _inputs(dtype: torch.dtype = torch.float32):
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(8, 3, 5, 5, generator=generator) * 2 + 3  # a large mean: stable statistics matter
     target = torch.randn(8, 3, 5, 5, generator=generator)
-    return x, target
+    return x.to(dtype), target.to(dtype)
 
 
 def _losses(bn: nn.Module, x: torch.Tensor, target: torch.Tensor):
@@ -28,21 +29,21 @@ def _losses(bn: nn.Module, x: torch.Tensor, target: torch.Tensor):
     return y.detach(), grad_x.detach(), grad_w.detach(), second
 
 
-def _reference():
+def _reference(dtype: torch.dtype = torch.float32):
     torch.manual_seed(1)
     bn = nn.BatchNorm2d(3)
     with torch.no_grad():
         bn.weight.uniform_(0.5, 1.5)
         bn.bias.uniform_(-0.5, 0.5)
-    return bn
+    return bn.to(dtype)
 
 
-def _worker(rank: int, store_path: str, results) -> None:
+def _worker(rank: int, store_path: str, results, dtype: torch.dtype) -> None:
     dist.init_process_group("gloo", init_method=f"file://{store_path}", rank=rank, world_size=WORLD)
     try:
         torch.set_num_threads(1)
-        x, target = _inputs()
-        bn = convert_sync_batchnorm(_reference())
+        x, target = _inputs(dtype)
+        bn = convert_sync_batchnorm(_reference(dtype))
         assert isinstance(bn, SyncBatchNorm2d)
         share = slice(rank * 4, rank * 4 + 4)
         y, grad_x, grad_w, second = _losses(bn, x[share], target[share])
@@ -54,22 +55,28 @@ def _worker(rank: int, store_path: str, results) -> None:
         dist.destroy_process_group()
 
 
-def test_two_processes_equal_one_on_the_whole_batch(tmp_path):
+# float64: the statistics too are computed in float64, as BatchNorm2d computes them
+@pytest.mark.parametrize("dtype, tolerance", [(torch.float32, 1.0), (torch.float64, 1e-8)])
+def test_two_processes_equal_one_on_the_whole_batch(tmp_path, dtype, tolerance):
     with mp.Manager() as manager:
         results = manager.dict()
-        mp.spawn(_worker, args=(str(tmp_path / "store"), results), nprocs=WORLD)
+        mp.spawn(_worker, args=(str(tmp_path / "store"), results, dtype), nprocs=WORLD)
         results = dict(results)
-    x, target = _inputs()
-    bn = _reference()
+    x, target = _inputs(dtype)
+    bn = _reference(dtype)
     y, grad_x, grad_w, second = _losses(bn, x, target)
+
+    def close(actual, expected, rtol, atol):
+        torch.testing.assert_close(actual, expected, rtol=rtol * tolerance, atol=atol * tolerance)
+
     both = {key: torch.cat([results[0][key], results[1][key]]) for key in ("y", "grad_x")}
-    torch.testing.assert_close(both["y"], y, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(both["grad_x"], grad_x, rtol=1e-4, atol=1e-5)
+    close(both["y"], y, 1e-5, 1e-5)
+    close(both["grad_x"], grad_x, 1e-4, 1e-5)
     for rank in range(WORLD):
-        torch.testing.assert_close(results[rank]["grad_w"], grad_w, rtol=1e-4, atol=1e-5)
-        torch.testing.assert_close(results[rank]["second"], second, rtol=1e-4, atol=1e-4)
-        torch.testing.assert_close(results[rank]["running_mean"], bn.running_mean)
-        torch.testing.assert_close(results[rank]["running_var"], bn.running_var)
+        close(results[rank]["grad_w"], grad_w, 1e-4, 1e-5)
+        close(results[rank]["second"], second, 1e-4, 1e-4)
+        close(results[rank]["running_mean"], bn.running_mean, 1.3e-6, 1e-5)
+        close(results[rank]["running_var"], bn.running_var, 1.3e-6, 1e-5)
 
 
 def test_alone_or_in_eval_it_is_batchnorm():
