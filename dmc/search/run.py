@@ -99,6 +99,9 @@ class _Run:
         self.loaders = [DataLoader(Subset(data.train, part), batch_sampler=sampler, num_workers=config.num_workers,
                                    pin_memory=self.device.type == "cuda")
                         for part, sampler in zip(halves, self.samplers)]
+        # every image of the architecture half, shared out (the samplers cut a last global batch for the steps)
+        self.val_loader = DataLoader(process.shard(Subset(data.train, halves[1])), config.batch_size,
+                                     num_workers=config.num_workers, pin_memory=self.device.type == "cuda")
         self.hessian_subset = Subset(data.train, order[split:][: config.hessian_samples])
         pc = config.method == "pc-darts"
         self.model: Supernet = build_supernet(self.space, data.num_classes, data.in_channels,
@@ -177,9 +180,9 @@ class _Run:
         return total_loss / max(seen, 1), correct / max(seen, 1)
 
     def evaluate(self) -> tuple[float, float]:
-        """Loss and accuracy on the architecture (validation) half, with rank 0's batch-norm statistics."""
+        """Loss and accuracy on the whole architecture (validation) half, with rank 0's batch-norm statistics."""
         self.process.broadcast_buffers(self.model)
-        return evaluate(self.model, self.loaders[1], self.device, self.process.sum)
+        return evaluate(self.model, self.val_loader, self.device, self.process.sum)
 
     @functools.cached_property
     def bench(self) -> NB201Bench | None:
