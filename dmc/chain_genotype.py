@@ -30,9 +30,10 @@ class ChainGenotype:
     kind = "chain"
 
     def __post_init__(self) -> None:
-        from dmc.genotype import GenotypeError
+        from dmc.genotype import GenotypeError, check_space_fields
 
         object.__setattr__(self, "layers", tuple(self.layers))
+        check_space_fields(self.space, self.space_hash)
         if len(self.layers) != self.macro.num_layers:
             raise GenotypeError(f"layers: {len(self.layers)} operations for a skeleton of {self.macro.num_layers} "
                                 "layers", "give one operation per searchable layer")
@@ -77,7 +78,7 @@ class ChainGenotype:
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "genotype") -> ChainGenotype:
         """Reads :meth:`to_dict`'s mapping (format and version already checked by ``Genotype.from_dict``)."""
-        from dmc.genotype import GenotypeError
+        from dmc.genotype import GenotypeError, space_fields
 
         unknown = sorted(set(data) - {"format", "version", "kind", "space", "macro", "layers"})
         if unknown:
@@ -85,12 +86,9 @@ class ChainGenotype:
         if "macro" not in data or not isinstance(data.get("layers"), list):
             raise GenotypeError(f"{source}: a chain genotype needs 'macro' (the skeleton) and 'layers' (one "
                                 "operation per layer)")
-        space = data.get("space") or {}
-        if not isinstance(space, dict) or any(not isinstance(space.get(k), (str, type(None))) for k in ("name", "hash")):
-            raise GenotypeError(f"{source}: space must be a mapping of a name and a hash (text or null)")
+        space, space_hash = space_fields(data, source)
         try:
-            return cls(tuple(data["layers"]), ChainMacro.from_dict(data["macro"], "macro"), space.get("name"),
-                       space.get("hash"))
+            return cls(tuple(data["layers"]), ChainMacro.from_dict(data["macro"], "macro"), space, space_hash)
         except InvalidInputError as exc:  # the skeleton's or the layers' problem, one line
             raise GenotypeError(f"{source}: {exc.message}", exc.hint) from None
 

@@ -27,6 +27,7 @@ GENOTYPE_FORMAT = "dmc.genotype"
 GENOTYPE_VERSION = 1
 KINDS = ("darts", "nb201")
 """Cell genotype families; chain genotypes are :class:`ChainGenotype`."""
+CELL_TYPES = ("normal", "reduce")
 
 
 class GenotypeError(InvalidInputError):
@@ -116,19 +117,40 @@ class Genotype:
         if data.get("version") != GENOTYPE_VERSION:
             raise GenotypeError(f"{source}: genotype version {data.get('version')!r} is not supported "
                                 f"(this dmc reads version {GENOTYPE_VERSION})", "upgrade dmc")
-        if data.get("kind") == "chain":
-            return ChainGenotype.from_dict(data, source)
+        from dmc.compiler.checks import check_genotype_in_named_space
+
+        genotype = ChainGenotype.from_dict(data, source) if data.get("kind") == "chain" else cls._cells(data, source)
+        try:
+            check_genotype_in_named_space(genotype)
+        except InvalidInputError as exc:
+            raise GenotypeError(f"{source}: {exc.message}", exc.hint) from None
+        return genotype
+
+    @classmethod
+    def _cells(cls, data: dict[str, Any], source: str) -> Genotype:
+        """A cell genotype from :meth:`to_dict`'s mapping (format and version checked)."""
+        unknown = sorted(set(data) - {"format", "version", "kind", "space", "macro", "cells"})
+        if unknown:
+            raise GenotypeError(f"{source}: unknown field {unknown[0]!r} in a genotype")
+        space, space_hash = space_fields(data, source)
+        cells = data.get("cells")
+        if not isinstance(cells, dict):
+            raise GenotypeError(f"{source}: cells: expected a mapping of cell types to cells, got "
+                                f"{type(cells).__name__}")
+        for name in cells:
+            if name not in CELL_TYPES:
+                raise GenotypeError(f"{source}: cells.{name}: unknown cell type (allowed: {', '.join(CELL_TYPES)})")
         try:
             cells = {
-                name: CellGenotype(tuple(tuple((str(op), _index(j, f"cells.{name}.nodes[{n}]")) for op, j in node)
+                name: CellGenotype(tuple(tuple((_op(op, f"cells.{name}.nodes[{n}]"),
+                                                _index(j, f"cells.{name}.nodes[{n}]")) for op, j in node)
                                          for n, node in enumerate(cell["nodes"])),
                                    tuple(_index(i, f"cells.{name}.concat") for i in cell["concat"]))
-                for name, cell in data["cells"].items()
+                for name, cell in cells.items()
             }
-            space = data.get("space") or {}
             macro = Macro.from_dict(data["macro"], f"{source}: macro") if data.get("macro") is not None else None
             return cls(normal=cells.pop("normal"), reduce=cells.pop("reduce", None), kind=data.get("kind", "darts"),
-                       space=space.get("name"), space_hash=space.get("hash"), macro=macro)
+                       space=space, space_hash=space_hash, macro=macro)
         except GenotypeError as exc:
             raise GenotypeError(f"{source}: {exc.message}", exc.hint) from None
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -145,7 +167,7 @@ class Genotype:
         """From the fields of DARTS's ``Genotype`` namedtuple: flat edge lists, two edges per node."""
         def cell(edges, concat, name) -> CellGenotype:
             try:
-                edges = [(str(op), _index(j, name)) for op, j in edges]
+                edges = [(_op(op, name), _index(j, name)) for op, j in edges]
                 concat = tuple(_index(i, f"{name}_concat") for i in concat)
             except (TypeError, ValueError):
                 raise GenotypeError(f"{name}: expected a list of (op, input) pairs and a list of node indices") \
@@ -223,6 +245,30 @@ def _literal(node: ast.expr) -> Any:
         raise GenotypeError(f"unsupported expression in DARTS genotype: {ast.unparse(node)[:200]}") from None
 
 
+def space_fields(data: dict[str, Any], source: str) -> tuple[Any, Any]:
+    """The (name, hash) of a genotype mapping's ``space`` (absent or null: no space); their types are checked by
+    :func:`check_space_fields`, when the genotype is made."""
+    space = data.get("space") or {}
+    if not isinstance(space, dict) or set(space) - {"name", "hash"}:
+        raise GenotypeError(f"{source}: space must be a mapping of a name and a hash (text or null)")
+    return space.get("name"), space.get("hash")
+
+
+def check_space_fields(name: Any, space_hash: Any) -> None:
+    """Refuses a space name or hash that is not text or None."""
+    for field, value in (("name", name), ("hash", space_hash)):
+        if not isinstance(value, (str, type(None))):
+            raise GenotypeError(f"space must be a mapping of a name and a hash (text or null); its {field} is "
+                                f"{value!r}")
+
+
+def _op(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise GenotypeError(f"{where}: operation {value!r} is not a name",
+                            f"known operations: {', '.join(OPS.names())}")
+    return value
+
+
 def _index(value: Any, where: str) -> int:
     """A node or input index as written: an integer (1.9 or "1" is refused, not truncated or converted)."""
     if isinstance(value, bool) or not isinstance(value, int):
@@ -231,6 +277,7 @@ def _index(value: Any, where: str) -> int:
 
 
 def _validate(genotype: Genotype) -> None:
+    check_space_fields(genotype.space, genotype.space_hash)
     if genotype.kind not in KINDS:
         raise GenotypeError(f"kind {genotype.kind!r} is not supported (allowed: {', '.join(KINDS)})")
     if (genotype.reduce is None) != (genotype.kind == "nb201"):

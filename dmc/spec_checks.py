@@ -58,6 +58,9 @@ class SpecChecks:
         if not isinstance(value, list) or not value:
             self.fail(path, "expected a non-empty list of operation names")
         for i, op in enumerate(value):
+            if not isinstance(op, str):
+                self.fail(f"{path}[{i}]", f"expected an operation name, got {type(op).__name__} {op!r}",
+                          f"known: {', '.join(OPS.names())}")
             if op not in OPS:
                 self.fail(f"{path}[{i}]", f"unknown op {op!r} (known: {', '.join(OPS.names())})")
         if len(set(value)) != len(value):

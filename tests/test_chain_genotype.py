@@ -79,6 +79,8 @@ BAD_GENOTYPES = {
     "no_macro": (lambda d: d.pop("macro"), "a chain genotype needs 'macro'"),
     "unknown_field": (lambda d: d.update(cells={}), "unknown field 'cells' in a chain genotype"),
     "space_name_not_text": (lambda d: d.update(space={"name": 5}), "space must be a mapping of a name and a hash"),
+    "skip_where_proxyless_s5_changes_the_shape": (lambda d: d["layers"].__setitem__(2, "skip"),
+                                                  "layers[2]: op 'skip' is not a candidate of space 'proxyless_s5'"),
     "odd_width_g2": (lambda d: (d["macro"]["stages"][0].update(channels=33),
                                 d["layers"].__setitem__(1, "mbconv_k3_e3_g2")),
                      "layers[1]: 'mbconv_k3_e3_g2' needs even widths"),
@@ -96,3 +98,16 @@ def test_dmc_compile_refuses_bad_genotype_files_in_one_line(case, cli, tmp_path)
     assert len(lines) == 1 and lines[0].startswith(f"error: {path}: "), result.stderr
     assert expected in lines[0] and "Traceback" not in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.json"]  # no network file, no temporary left
+
+
+def test_a_skip_is_checked_against_the_bundled_space_the_genotype_names():
+    """proxyless_s5 offers 'skip' only where the shape is kept; elsewhere it would compile into a strided 1x1 conv."""
+    layers = ("skip",) + FAIRNAS_A.layers[1:]
+    narrow = load_space("proxyless_s5").with_macro(width=0.25)  # as `dmc search proxyless_s5 --width 0.25` hashes it
+    searched = ChainGenotype(layers, narrow.macro, "proxyless_s5", narrow.content_hash)
+    with pytest.raises(GenotypeError, match=r"g.json: layers\[0\]: op 'skip' is not a candidate of space "
+                                            r"'proxyless_s5' .*\(hint: the genotype names the bundled space"):
+        Genotype.from_dict(searched.to_dict(), "g.json")
+    for space, space_hash in ((None, None), ("proxyless_s5", "0123456789abcdef")):  # no space, another spec
+        other = ChainGenotype(layers, FAIRNAS_A.macro, space, space_hash)
+        assert Genotype.from_dict(other.to_dict()) == other

@@ -5,6 +5,7 @@ import re
 
 import pytest
 
+from dmc.errors import InvalidInputError
 from dmc.genotype import (
     CellGenotype,
     Genotype,
@@ -147,3 +148,58 @@ def test_binary_and_deeply_nested_genotype_files(tmp_path):
     (tmp_path / "d.txt").write_text("Genotype(normal=" + "[" * 1000 + "]" * 1000 + ")")
     with pytest.raises(GenotypeError, match="d.txt: not a DARTS genotype"):
         load_genotype(tmp_path / "d.txt")
+
+
+def _edited(path, value):
+    data = _darts_v2_dict()
+    node = data
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    return data
+
+
+@pytest.mark.parametrize("path, value, message", [
+    (["cells", "normal2"], {"nodes": [[["skip_connect", 0]]], "concat": [2]},
+     "cells.normal2: unknown cell type (allowed: normal, reduce)"),
+    (["cells"], [], "cells: expected a mapping of cell types to cells, got list"),
+    (["colour"], "red", "unknown field 'colour' in a genotype"),
+    (["cells", "normal", "nodes", 0, 0, 0], ["sep_conv_3x3"], "cells.normal.nodes[0]: operation ['sep_conv_3x3'] is "
+                                                             "not a name"),
+    (["cells", "reduce", "nodes", 1, 1, 0], {"max_pool_3x3": 1}, "cells.reduce.nodes[1]: operation {'max_pool_3x3': 1} is not a name"),
+    (["space"], "darts_s0", "space must be a mapping of a name and a hash"),
+    (["space", "name"], ["darts_s0"], "space must be a mapping of a name and a hash (text or null); its name is "
+                                      "['darts_s0']"),
+    (["macro"], {"kind": "darts", "channels": 16, "layers": 8, "reductions": [[2], 5]},
+     "macro: reduction positions [[2], 5] do not fit 8 cells"),
+])
+def test_fields_of_the_wrong_kind_are_refused_by_name(path, value, message):
+    with pytest.raises(InvalidInputError) as info:
+        Genotype.from_dict(_edited(path, value), "g.json")
+    assert str(info.value).startswith(f"g.json: {message}")
+
+
+def test_a_genotype_is_checked_against_the_bundled_space_it_names():
+    """The bundled space a genotype names must be able to produce it, unless its hash says it is another spec."""
+    from dmc.space import load_space
+
+    tiny = load_space("tiny")
+    data = _edited(["space"], {"name": "tiny", "hash": None})
+    with pytest.raises(GenotypeError, match=r"g.json: cells.normal: 4 nodes, but space 'tiny' has 2 \(hint: the "
+                                            r"genotype names the bundled space tiny, which cannot produce it"):
+        Genotype.from_dict(data, "g.json")
+    data["space"]["hash"] = tiny.content_hash
+    with pytest.raises(GenotypeError, match="4 nodes, but space 'tiny' has 2"):
+        Genotype.from_dict(data, "g.json")
+    data["space"]["hash"] = "0123456789abcdef"  # a copy of tiny.yaml, edited: a space dmc cannot see
+    assert Genotype.from_dict(data).space == "tiny"
+    narrow = tiny.with_macro(channels=2, layers=5)  # as `dmc search tiny --channels 2 --layers 5` hashes it
+    cell = CellGenotype(((("sep_conv_3x3", 0), ("skip_connect", 1)), (("max_pool_3x3", 0), ("dil_conv_3x3", 2))),
+                        (2, 3))
+    searched = Genotype(cell, cell, space="tiny", space_hash=narrow.content_hash, macro=narrow.macro)
+    with pytest.raises(GenotypeError, match=r"cells.normal.nodes\[1\]: op 'dil_conv_3x3' on input 2 is not a "
+                                            "candidate of space 'tiny'"):
+        Genotype.from_dict(searched.to_dict(), "g.json")
+    allowed = Genotype(*[CellGenotype(cell.nodes[:1] + ((("max_pool_3x3", 0), ("sep_conv_3x3", 2)),), (2, 3))] * 2,
+                       space="tiny", space_hash=narrow.content_hash, macro=narrow.macro)
+    assert Genotype.from_dict(allowed.to_dict()) == allowed

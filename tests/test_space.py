@@ -100,6 +100,10 @@ BAD_SPECS = {
     "stem multiplier 1e6": (_mutate(["macro", "stem_multiplier"], 10**6),
                             "macro.stem_multiplier: 1000000 is out of range (allowed: 1..16)"),
     "nodes 17": (_mutate(["cell", "nodes"], 17), "cell.nodes: 17 is out of range (allowed: 1..16)"),
+    "op a list": (_mutate(["cell", "normal", "ops", 1], ["skip_connect"]),
+                  "cell.normal.ops[1]: expected an operation name, got list ['skip_connect']"),
+    "op a mapping": (_mutate(["cell", "reduce", "ops", 0], {"max_pool_3x3": 1}),
+                     "cell.reduce.ops[0]: expected an operation name, got dict {'max_pool_3x3': 1}"),
 }
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+
 from dmc.chain_genotype import ChainGenotype
 from dmc.chain_space import ChainSpace
 from dmc.errors import InvalidInputError
 from dmc.genotype import Genotype
-from dmc.space import SearchSpace
+from dmc.space import SearchSpace, bundled_spaces, load_space
 
 
 def check_genotype_in_space(genotype: Genotype | ChainGenotype, space: SearchSpace | ChainSpace) -> None:
@@ -49,3 +51,41 @@ def _check_chain(genotype: ChainGenotype, space: ChainSpace) -> None:
         if op not in candidates:
             raise InvalidInputError(f"layers[{i}]: op {op!r} is not a candidate of space {space.name!r} "
                                     f"(allowed: {', '.join(candidates)})")
+
+
+def check_genotype_in_named_space(genotype: Genotype | ChainGenotype) -> None:
+    """Raises unless ``genotype`` could have been derived from the bundled space it names (``space.name``).
+
+    Checked when it names a bundled space and gives no space hash, or the hash of that space at the genotype's
+    width and depth (as `dmc search` resizes it); a genotype of another spec of the same name (a copy of a bundled
+    spec, edited) has another hash, and is not checked."""
+    if genotype.space not in bundled_spaces():
+        return
+    space = _bundled_space(genotype.space)
+    if genotype.space_hash is not None:
+        try:
+            space = _resized(space, genotype)
+        except InvalidInputError:  # the bundled space cannot take the genotype's size: another spec of that name
+            return
+        if space.content_hash != genotype.space_hash:
+            return
+    try:
+        check_genotype_in_space(genotype, space)
+    except InvalidInputError as exc:
+        raise InvalidInputError(exc.message, f"the genotype names the bundled space {space.name}, which cannot "
+                                             "produce it: fix the genotype, or the space it names") from None
+
+
+@functools.cache
+def _bundled_space(name: str) -> SearchSpace | ChainSpace:
+    return load_space(name)
+
+
+def _resized(space: SearchSpace | ChainSpace, genotype: Genotype | ChainGenotype) -> SearchSpace | ChainSpace:
+    """``space`` at the genotype's width (chain) or channels and depth (cell), as the search that derived it."""
+    macro = genotype.macro
+    if macro is None:
+        return space
+    if isinstance(space, ChainSpace):
+        return space.with_macro(width=macro.width)
+    return space.with_macro(channels=macro.channels, layers=macro.layers)

@@ -46,8 +46,8 @@ class Macro:
             if self.kind != "darts":
                 raise InvalidInputError(f"{self.kind} networks have no reduction cells to place")
             positions = list(self.reductions)
-            if positions != sorted(set(positions)) or any(
-                    isinstance(p, bool) or not isinstance(p, int) or not 0 <= p < self.layers for p in positions):
+            if any(isinstance(p, bool) or not isinstance(p, int) or not 0 <= p < self.layers for p in positions) \
+                    or positions != sorted(set(positions)):  # integers first: set() and sorted() fail on others
                 raise InvalidInputError(f"reduction positions {positions} do not fit {self.layers} cells",
                                         f"give increasing cell indices in 0..{self.layers - 1}")
         elif self.kind == "darts" and self.layers < 3:

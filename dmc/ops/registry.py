@@ -59,7 +59,7 @@ class OpRegistry:
         return add
 
     def __contains__(self, name: object) -> bool:
-        return name in self._ops
+        return isinstance(name, str) and name in self._ops  # a list or mapping read from YAML is no name
 
     def __iter__(self) -> Iterator[OpSpec]:
         return iter(self._ops.values())
@@ -70,6 +70,6 @@ class OpRegistry:
     def __getitem__(self, name: str) -> OpSpec:
         try:
             return self._ops[name]
-        except KeyError:
+        except (KeyError, TypeError):  # TypeError: an unhashable "name" (a list or mapping read from YAML)
             raise InvalidInputError(f"unknown operation {name!r}",
                                     f"known operations: {', '.join(self._ops)}") from None

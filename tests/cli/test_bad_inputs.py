@@ -213,6 +213,11 @@ CASES: dict[str, tuple] = {
                                       "macro.stem_multiplier: 1000000000 is out of range"),
     "spec: nodes 1000": case(lambda b: ["spaces", "show", b.spec("nodes: 2", "nodes: 1000")],
                              "cell.nodes: 1000 is out of range"),
+    "spec: an operation that is a list": case(lambda b: ["spaces", "validate", b.spec("ops: [none, skip_connect",
+                                                                                     "ops: [none, [skip_connect]")],
+                                              "cell.normal.ops[1]: expected an operation name, got list"),
+    "spec: an operation that is a mapping": case(lambda b: ["spaces", "validate", b.spec(
+        "ops: [none, skip_connect", "ops: [none, {skip_connect: 1}")], "expected an operation name, got dict"),
     "spec: a YAML alias bomb": case(lambda b: ["spaces", "validate", b.file("s.yaml", "\n".join(
         ["l0: &l0 [a, a]"] + [f"l{i}: &l{i} [*l{i - 1}, *l{i - 1}]" for i in range(1, 60)]))], "alias bomb"),
     "spec: a folder": case(lambda b: ["spaces", "validate", b.dir("myspace")], "myspace: is a folder"),
@@ -268,6 +273,15 @@ CASES: dict[str, tuple] = {
                                                "net.pt: a network file, not a genotype"),
     "genotype: an ONNX file": case(lambda b: ["compile", b.file("m.onnx", b"\x08\x07\x12\x03dmc"),
                                               O, str(b.tmp / "o.pt")], "m.onnx: an ONNX model, not a genotype"),
+    "genotype: an unknown cell type": case(lambda b: ["compile", b.genotype(_set(["cells", "extra"], {
+        "nodes": [[["skip_connect", 0]]], "concat": [2]})), O, str(b.tmp / "o.pt")], "cells.extra: unknown cell type"),
+    "genotype: an operation that is a list": case(lambda b: ["compile", b.genotype(_set(
+        ["cells", "normal", "nodes", 0, 0, 0], ["sep_conv_3x3"])), O, str(b.tmp / "o.pt")], "is not a name"),
+    "genotype: a space that is text": case(lambda b: ["compile", b.genotype(_set(["space"], "darts_s0")),
+                                                      O, str(b.tmp / "o.pt")], "space must be a mapping"),
+    "genotype: chain skip where proxyless_s5 changes the shape": case(lambda b: ["compile", b.file("g.json", json.dumps(
+        {**published_genotypes()["FairNAS_A"].to_dict(), "layers": ["skip", *published_genotypes()[
+            "FairNAS_A"].layers[1:]]})), O, str(b.tmp / "o.pt")], "'skip' is not a candidate of space 'proxyless_s5'"),
     "genotype: through train": case(lambda b: ["train", b.genotype(_set(["cells", "normal", "concat"], [2, 2])),
                                                "--epochs", "1", O, str(b.tmp / "run")], "a state is listed twice"),
     "genotype: through viz": case(lambda b: ["viz", b.file("g.json", b"\xff"), O, str(b.tmp / "viz")],
