@@ -18,10 +18,7 @@ def load_dataset(spec: str, root: str | Path | None = None, augment: bool = Fals
     resizes digits and folders (CIFAR is 32x32); folders also take an augmentation ``policy`` (``cifar`` or
     ``imagenet``: random-resized crop, and ``center_crop`` for evaluation, see :mod:`dmc.data.folder`).
     """
-    name, _, path = spec.partition(":")
-    if policy != "cifar" and name in ("digits", "cifar10", "cifar100"):
-        raise InvalidInputError(f"the {policy} augmentation policy needs a folder:PATH dataset, not {name}",
-                                "use the cifar policy")
+    name, location = _source(spec, root, policy)
     if name == "digits":
         from dmc.data.digits import load_digits_bundle
 
@@ -29,17 +26,44 @@ def load_dataset(spec: str, root: str | Path | None = None, augment: bool = Fals
     if name in ("cifar10", "cifar100"):
         from dmc.data.cifar import load_cifar_bundle
 
+        return load_cifar_bundle(name, location, augment)
+    from dmc.data.folder import load_folder_bundle
+
+    return load_folder_bundle(location, image_size, augment, policy, center_crop)
+
+
+def check_dataset(spec: str, root: str | Path | None = None, policy: str = "cifar") -> None:
+    """What :func:`load_dataset` checks before it reads any image: the name, the path, a CIFAR folder's files, an
+    image folder's layout and classes. Runs call it before they write anything into their folder."""
+    name, location = _source(spec, root, policy)
+    if name in ("cifar10", "cifar100"):
+        from dmc.data.cifar import cifar_root
+
+        cifar_root(name, location)
+    elif name == "folder":
+        from dmc.data.folder import split_folders
+
+        split_folders(location)
+
+
+def _source(spec: str, root: str | Path | None, policy: str) -> tuple[str, str | Path | None]:
+    """(dataset name, where its files are) of ``spec``; an unknown name or a missing path is refused."""
+    name, _, path = spec.partition(":")
+    if policy != "cifar" and name in ("digits", "cifar10", "cifar100"):
+        raise InvalidInputError(f"the {policy} augmentation policy needs a folder:PATH dataset, not {name}",
+                                "use the cifar policy")
+    if name == "digits":
+        return name, None
+    if name in ("cifar10", "cifar100"):
         if not (path or root):
             raise InvalidInputError(f"{name} needs the folder holding it (no downloads)",
                                     f"pass --dataset {name}:PATH or --data-root PATH")
-        return load_cifar_bundle(name, path or root, augment)
+        return name, path or root
     if name == "folder":
-        from dmc.data.folder import load_folder_bundle
-
         if not path:
             raise InvalidInputError("folder datasets need a path", "pass --dataset folder:PATH")
-        return load_folder_bundle(path, image_size, augment, policy, center_crop)
+        return name, path
     raise InvalidInputError(f"unknown dataset {spec!r}", f"choose one of: {', '.join(DATASETS)}")
 
 
-__all__ = ["DATASETS", "DataBundle", "load_dataset"]
+__all__ = ["DATASETS", "DataBundle", "check_dataset", "load_dataset"]

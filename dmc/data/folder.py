@@ -67,21 +67,33 @@ def folder_transforms(image_size: int, policy: str = "cifar", augment: bool = Fa
             transforms.Compose(evaluation + finish))
 
 
-def load_folder_bundle(root: str | Path, image_size: int = 32, augment: bool = False, policy: str = "cifar",
-                       center_crop: float = CENTER_CROP) -> DataBundle:
-    """An image-folder dataset at ``image_size`` with the ``policy``'s transforms (``augment``: on training)."""
+def split_folders(root: str | Path) -> tuple[Path, Path]:
+    """The ``train`` and ``test`` (or ``val``) folders of an image-folder dataset, checked to hold the same class
+    folders (their images are not listed here)."""
     root = Path(root)
     if not root.is_dir():
         raise InvalidInputError(f"{root}: no such folder", LAYOUT_HINT)
     test_dir = next((root / name for name in ("test", "val") if (root / name).is_dir()), None)
     if not (root / "train").is_dir() or test_dir is None:
         raise InvalidInputError(f"{root}: not an image-folder dataset", LAYOUT_HINT)
+    try:
+        classes = [datasets.folder.find_classes(str(folder))[0] for folder in (root / "train", test_dir)]
+    except (FileNotFoundError, OSError) as exc:
+        raise InvalidInputError(f"{root}: {exc}", LAYOUT_HINT) from None
+    if classes[0] != classes[1]:
+        raise InvalidInputError(f"{root}: train and {test_dir.name} have different classes", LAYOUT_HINT)
+    return root / "train", test_dir
+
+
+def load_folder_bundle(root: str | Path, image_size: int = 32, augment: bool = False, policy: str = "cifar",
+                       center_crop: float = CENTER_CROP) -> DataBundle:
+    """An image-folder dataset at ``image_size`` with the ``policy``'s transforms (``augment``: on training)."""
+    root = Path(root)
+    train_dir, test_dir = split_folders(root)
     train_tf, test_tf = folder_transforms(image_size, policy, augment, center_crop)
     try:
-        train = datasets.ImageFolder(str(root / "train"), transform=train_tf, loader=load_image, allow_empty=False)
+        train = datasets.ImageFolder(str(train_dir), transform=train_tf, loader=load_image, allow_empty=False)
         test = datasets.ImageFolder(str(test_dir), transform=test_tf, loader=load_image)
     except (FileNotFoundError, RuntimeError) as exc:
         raise InvalidInputError(f"{root}: {exc}", LAYOUT_HINT) from None
-    if train.classes != test.classes:
-        raise InvalidInputError(f"{root}: train and {test_dir.name} have different classes", LAYOUT_HINT)
     return DataBundle(f"folder:{root}", train, test, len(train.classes), 3, image_size, IMAGENET_MEAN, IMAGENET_STD)

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Subset
 
 from dmc.bench import NB201Bench
 from dmc.chain_space import ChainSpace
-from dmc.data import load_dataset
+from dmc.data import check_dataset, load_dataset
 from dmc.derive import node_edge_weights
 from dmc.distributed import Distributed, ShardedBatches, convert_sync_batchnorm, distributed
 from dmc.errors import InvalidInputError
@@ -30,6 +30,7 @@ from dmc.runfolder import SEARCH_RUN, RunFolder, check_world_size, restoring, wr
 from dmc.runtime import (
     check_finite,
     evaluate,
+    resolve_device,
     seed_everything,
 )
 from dmc.search.architect import Architect
@@ -226,6 +227,8 @@ def _start(config: SearchConfig, folder: RunFolder, resume: bool) -> tuple[Searc
             raise InvalidInputError(f"--bench looks cells up in NAS-Bench-201; {space.name} is not its space",
                                     "search the nb201 space, or drop --bench")
         NB201Bench(config.bench)  # the archive's meta file reads, before anything is written
+    check_dataset(config.dataset, config.data_root)
+    resolve_device(config.device)
     folder.claim()
     folder.write_space(space)
     return config, space

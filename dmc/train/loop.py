@@ -38,7 +38,7 @@ from dmc.compiler import (
     save_network,
 )
 from dmc.compiler.saved import network_record
-from dmc.data import DataBundle, load_dataset
+from dmc.data import DataBundle, check_dataset, load_dataset
 from dmc.data.cutout import CutoutDataset
 from dmc.distributed import Distributed, ShardedBatches, convert_sync_batchnorm, distributed
 from dmc.errors import InvalidInputError
@@ -48,6 +48,7 @@ from dmc.runfolder import TRAIN_RUN, DamagedRunFile, RunFolder, check_world_size
 from dmc.runtime import (
     check_finite,
     evaluate,
+    resolve_device,
     seed_everything,
 )
 from dmc.train.config import MIN_BATCH, TrainConfig
@@ -119,6 +120,8 @@ def _start(source, config: TrainConfig, folder: RunFolder, resume: bool):
     if isinstance(source, (str, Path)):
         source = load_network(source)
     genotype, init = (source.genotype, source) if isinstance(source, CompiledNetwork) else (source, None)
+    check_dataset(config.dataset, config.data_root, config.augment_policy)
+    resolve_device(config.device)
     folder.claim()
     if init is not None:
         save_network(init, folder.init)

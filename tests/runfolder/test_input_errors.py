@@ -1,0 +1,28 @@
+"""A dataset or device that cannot be used is refused before a run writes anything: no half-made run folder (a
+search's space.yaml, a training run's init.pt) is left for the next attempt to trip over."""
+
+import pytest
+import torch
+
+from dmc.compiler import build_network, save_network
+from dmc.genotype import published_genotypes
+
+
+@pytest.mark.parametrize("command", ["search", "train"])
+@pytest.mark.parametrize("flags, problem", [
+    (["--dataset", "folder:nope"], "nope: no such folder"),
+    (["--device", "cuda"], "device 'cuda' requested but no GPU is visible"),
+])
+def test_an_unusable_dataset_or_device_leaves_no_run_folder(cli, tmp_path, monkeypatch, toy_data, command, flags,
+                                                            problem):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.chdir(tmp_path)
+    if command == "search":
+        args = ["search", "tiny", "--kernels", "reference"]
+    else:  # a network file: a training run keeps its starting weights as init.pt
+        save_network(build_network(published_genotypes()["DARTS_V2"], channels=2, layers=3, num_classes=2), "net.pt")
+        args = ["train", "net.pt"]
+    dataset = [] if "--dataset" in flags else ["--dataset", toy_data]
+    result = cli(*args, *dataset, *flags, "--out", "run")
+    assert result.exit_code == 2 and result.stderr.startswith("error: ") and problem in result.stderr
+    assert not (tmp_path / "run").exists()
