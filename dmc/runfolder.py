@@ -176,6 +176,11 @@ def restoring(run_dir: str | Path, what: str):
         raise DamagedRunFile(f"{run_dir}: its checkpoint does not fit {what} ({type(exc).__name__})") from None
 
 
+def finished_message(run_dir: str | Path, epochs: int) -> str:
+    """What resuming a run that has already finished says (its result is then reported as it was)."""
+    return f"{run_dir} has already finished ({epochs} of {epochs} epochs): nothing to continue; its result:"
+
+
 def check_world_size(state: dict[str, Any], process, run_dir: str | Path) -> None:
     """Refuses to resume a checkpoint on another number of processes than it was written on: its data order and
     per-process random generators belong to that number."""

@@ -31,6 +31,17 @@ def number_list(text: str | None, flag: str, kind: type = int, example: str = "0
                                 f"e.g. {flag} {example}") from None
 
 
+def refuse_settings_on_resume(given: dict[str, Any], command: str) -> None:
+    """``--resume`` continues a run with the settings it started with, and its schedules (learning rate, beta,
+    drop-path) span the epochs it started with: a setting flag given with it (``given``: option name -> value,
+    None = not given) would be ignored or break the exact continuation, so it is refused."""
+    flags = [f"--{name.replace('_', '-')}" for name, value in given.items() if value is not None]
+    if flags:
+        raise InvalidInputError(f"--resume continues the run with the settings it started with: {', '.join(flags)} "
+                                f"cannot change {'them' if len(flags) > 1 else 'it'}",
+                                f"drop {', '.join(flags)}, or start a new {command} with --out")
+
+
 def search_settings(config_file: Path | None, overrides: dict[str, Any]) -> SearchConfig:
     """Search settings from the command line: a YAML file's, which the flags (``overrides``, None = not given)
     override, or the flags alone; the space's own search defaults fill in the rest."""

@@ -28,6 +28,7 @@ from dmc.cli.run_options import (
     Device,
     Seed,
     number_list,
+    refuse_settings_on_resume,
     search_settings,
 )
 from dmc.errors import InvalidInputError
@@ -96,12 +97,6 @@ def search_command(
     sync_bn: bool = SyncBN,
 ) -> None:
     """Search an architecture with DARTS- (auxiliary skip with decaying beta)."""
-    if resume is not None:
-        if space is not None or config is not None:
-            raise InvalidInputError("--resume continues with the run folder's own settings",
-                                    "drop the SPACE argument and --config")
-        run_processes(nproc, _search, SearchConfig(), resume, None, True, run_dir=resume)
-        return
     overrides = dict(space=space, dataset=dataset, data_root=data_root, epochs=epochs, batch_size=batch_size,
                      channels=channels, layers=layers, width=width, image_size=image_size, augment=augment, lr=lr,
                      arch_lr=arch_lr, order=order, method=method, partial_channels=partial_channels,
@@ -115,6 +110,13 @@ def search_command(
                      deterministic=deterministic, kernels=kernels, channels_last=channels_last,
                      recompute_edges=recompute_edges, compile=compile, hessian_every=hessian_every,
                      hessian_samples=hessian_samples, sync_bn=sync_bn, bench=bench)
+    if resume is not None:
+        if space is not None or config is not None:
+            raise InvalidInputError("--resume continues with the run folder's own settings",
+                                    "drop the SPACE argument and --config")
+        refuse_settings_on_resume({**overrides, "out": out, "seeds": seeds}, "search")
+        run_processes(nproc, _search, SearchConfig(), resume, None, True, run_dir=resume)
+        return
     if config is None and space is None:
         raise InvalidInputError("no search space given", "pass a space, e.g. `dmc search rdarts_s3`, or --config FILE")
     cfg = search_settings(config, overrides)

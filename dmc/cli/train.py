@@ -12,7 +12,7 @@ from dmc.api import CompiledNetwork, Genotype, TrainConfig, genotype_or_network,
 from dmc.cli.app import command
 from dmc.cli.processes import NProc, SyncBN, run_processes
 from dmc.cli.progress import epoch_progress
-from dmc.cli.run_options import DataRoot, Dataset, Deterministic, Device, Seed
+from dmc.cli.run_options import DataRoot, Dataset, Deterministic, Device, Seed, refuse_settings_on_resume
 from dmc.errors import InvalidInputError
 
 
@@ -82,10 +82,21 @@ def train_command(
     sync_bn: bool = SyncBN,
 ) -> None:
     """Train a genotype's network from scratch (or a `dmc compile` network file) and report its top-1 test accuracy."""
+    settings = dict(
+        dataset=dataset, data_root=data_root, recipe=recipe, style=style, epochs=epochs, batch_size=batch_size,
+        channels=channels, layers=layers, width=width, image_size=image_size, augment_policy=augment_policy,
+        center_crop=center_crop, augment=augment, optimizer=optimizer, lr=lr, schedule=schedule,
+        warmup_epochs=warmup_epochs, lr_min=lr_min, lr_decay=lr_decay, lr_decay_epochs=lr_decay_epochs,
+        momentum=momentum, rmsprop_decay=rmsprop_decay, rmsprop_eps=rmsprop_eps, weight_decay=weight_decay,
+        norm_weight_decay=norm_weight_decay, label_smoothing=label_smoothing, dropout=dropout, ema_decay=ema_decay,
+        auxiliary=auxiliary, auxiliary_weight=auxiliary_weight, drop_path=drop_path, cutout=cutout,
+        grad_clip=grad_clip, val_portion=val_portion, num_workers=num_workers, seed=seed, device=device,
+        deterministic=deterministic, sync_bn=sync_bn)
     if resume is not None:
         if genotype is not None:
             raise InvalidInputError("--resume continues with the run folder's own genotype and settings",
                                     "drop the GENOTYPE argument")
+        refuse_settings_on_resume({**settings, "out": out}, "training run")
         g, config, run_dir = None, TrainConfig(), resume
     else:
         if genotype is None:
@@ -103,17 +114,7 @@ def train_command(
                                     "scale a chain network with --width")
         if isinstance(g, Genotype) and width is not None:
             raise InvalidInputError("--width scales chain networks", "cell networks change width with --channels")
-        config = TrainConfig.for_dataset(
-            dataset or "digits", data_root=data_root, recipe=recipe, style=style,
-            epochs=epochs, batch_size=batch_size, channels=channels, layers=layers, width=width, image_size=image_size,
-            augment_policy=augment_policy, center_crop=center_crop, augment=augment, optimizer=optimizer, lr=lr,
-            schedule=schedule, warmup_epochs=warmup_epochs, lr_min=lr_min, lr_decay=lr_decay,
-            lr_decay_epochs=lr_decay_epochs, momentum=momentum, rmsprop_decay=rmsprop_decay,
-            rmsprop_eps=rmsprop_eps, weight_decay=weight_decay, norm_weight_decay=norm_weight_decay,
-            label_smoothing=label_smoothing, dropout=dropout, ema_decay=ema_decay, auxiliary=auxiliary,
-            auxiliary_weight=auxiliary_weight, drop_path=drop_path, cutout=cutout, grad_clip=grad_clip,
-            val_portion=val_portion, num_workers=num_workers, seed=seed, device=device,
-            deterministic=deterministic, sync_bn=sync_bn)
+        config = TrainConfig.for_dataset(dataset or "digits", **{k: v for k, v in settings.items() if k != "dataset"})
         run_dir = out or Path("runs") / f"train-{Path(genotype).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     run_processes(nproc, _train, g, config, run_dir, resume is not None, run_dir=run_dir)
 

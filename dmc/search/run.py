@@ -26,7 +26,7 @@ from dmc.distributed import Distributed, ShardedBatches, convert_sync_batchnorm,
 from dmc.errors import InvalidInputError
 from dmc.genotype import Genotype
 from dmc.kernels import select_kernels
-from dmc.runfolder import SEARCH_RUN, RunFolder, check_world_size, restoring, written
+from dmc.runfolder import SEARCH_RUN, RunFolder, check_world_size, finished_message, restoring, written
 from dmc.runtime import (
     check_finite,
     evaluate,
@@ -269,6 +269,8 @@ def _search(config: SearchConfig, folder: RunFolder, space: SearchSpace, resume:
     state = process.on_main(folder.resume_state) if resume else None
     if state is not None:
         run.load_state(state)
+        if run.epoch >= config.epochs:
+            run.on_event("status", message=finished_message(run_dir, config.epochs))
     process.on_main(lambda: (folder.keep_history(run.epoch), folder.write_config({
         "config": config.to_dict(), "space": space.name, "space_hash": space.content_hash,
         "dataset": run.data.describe(), "device": str(run.device), "world_size": process.world_size,

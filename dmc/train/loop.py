@@ -44,7 +44,15 @@ from dmc.distributed import Distributed, ShardedBatches, convert_sync_batchnorm,
 from dmc.errors import InvalidInputError
 from dmc.genotype import Genotype
 from dmc.io import atomic_write_text
-from dmc.runfolder import TRAIN_RUN, DamagedRunFile, RunFolder, check_world_size, restoring, written
+from dmc.runfolder import (
+    TRAIN_RUN,
+    DamagedRunFile,
+    RunFolder,
+    check_world_size,
+    finished_message,
+    restoring,
+    written,
+)
 from dmc.runtime import (
     check_finite,
     evaluate,
@@ -275,6 +283,8 @@ def _train(genotype: Genotype, config: TrainConfig, folder: RunFolder, state, on
             best = {key: state[key] for key in best}
             test_acc = float(state["test_acc"])
         epoch = state["epoch"]
+        if epoch >= config.epochs:
+            on_event("status", message=finished_message(run_dir, config.epochs))
     data_info = {**data.describe(), "validation": 0 if val_images is None else len(val_images)}
     process.on_main(lambda: (folder.keep_history(epoch), folder.write_config({
         "config": config.to_dict(), "genotype": genotype.to_dict(), "build_args": args.to_dict(),
