@@ -14,6 +14,7 @@ from typer.core import TyperGroup
 
 from dmc.api import __version__
 from dmc.errors import DmcError
+from dmc.out_of_memory import is_out_of_memory
 
 F = TypeVar("F", bound=Callable)
 
@@ -49,10 +50,6 @@ def one_line_errors(func: F) -> F:
             raise _fail(str(exc), exc.exit_code) from None
         except KeyboardInterrupt:
             raise _fail("interrupted", 130) from None
-        except MemoryError:
-            if debug_enabled():
-                raise
-            raise _fail("out of memory (hint: use a smaller network, batch or input size)", 1) from None
         except OSError as exc:  # the file system's problem, not a bug: say which file and why
             if debug_enabled():
                 raise
@@ -62,6 +59,8 @@ def one_line_errors(func: F) -> F:
         except Exception as exc:
             if debug_enabled():
                 raise
+            if is_out_of_memory(exc):  # outside a run's loop, which names its own settings (dmc.out_of_memory)
+                raise _fail("out of memory (hint: use a smaller network, batch or input size)", 1) from None
             detail = (str(exc).strip().splitlines() or [""])[0]
             raise _fail(f"unexpected {type(exc).__name__}: {detail} "
                         "(hint: rerun with DMC_DEBUG=1 for the traceback and report it)", 1) from None

@@ -32,6 +32,11 @@ def load_dataset(spec: str, root: str | Path | None = None, augment: bool = Fals
     return load_folder_bundle(location, image_size, augment, policy, center_crop)
 
 
+def image_side(spec: str, image_size: int) -> int:
+    """The side of the images :func:`load_dataset` gives for ``spec`` at ``image_size`` (CIFAR's are always 32)."""
+    return 32 if spec.partition(":")[0] in ("cifar10", "cifar100") else image_size
+
+
 def check_dataset(spec: str, root: str | Path | None = None, policy: str = "cifar") -> None:
     """What :func:`load_dataset` checks before it reads any image: the name, the path, a CIFAR folder's files, an
     image folder's layout and classes. Runs call it before they write anything into their folder."""
@@ -66,4 +71,4 @@ def _source(spec: str, root: str | Path | None, policy: str) -> tuple[str, str |
     raise InvalidInputError(f"unknown dataset {spec!r}", f"choose one of: {', '.join(DATASETS)}")
 
 
-__all__ = ["DATASETS", "DataBundle", "check_dataset", "load_dataset"]
+__all__ = ["DATASETS", "DataBundle", "check_dataset", "image_side", "load_dataset"]

@@ -20,12 +20,13 @@ from torch.utils.data import DataLoader, Subset
 
 from dmc.bench import NB201Bench
 from dmc.chain_space import ChainSpace
-from dmc.data import check_dataset, load_dataset
+from dmc.data import check_dataset, image_side, load_dataset
 from dmc.derive import node_edge_weights
 from dmc.distributed import Distributed, ShardedBatches, convert_sync_batchnorm, distributed
 from dmc.errors import InvalidInputError
 from dmc.genotype import Genotype
 from dmc.kernels import select_kernels
+from dmc.out_of_memory import out_of_memory_as, smaller
 from dmc.runfolder import SEARCH_RUN, RunFolder, check_world_size, finished_message, restoring, written
 from dmc.runtime import (
     check_finite,
@@ -124,6 +125,16 @@ class _Run:
         if self.compile_backend is not None:
             status(f"compiling mixed edges with torch.compile ({self.compile_backend}) during the first steps")
             compile_edges(self.model, self.compile_backend)
+
+    def describe(self) -> str:
+        """The start-up line: what is searched, at which image size, network size and batch, with whose defaults."""
+        config, process, size = self.config, self.process, self.data.image_size
+        weights = sum(p.numel() for p in self.model.weight_parameters())
+        batch = f"batch {config.batch_size}" + (f" per process ({config.batch_size * process.world_size} in all)"
+                                                if process.active else "")
+        defaults = f"{self.space.name}'s own" if self.space.search_defaults else "DARTS's"
+        return (f"searching {self.space.name} ({self.space.summary}, {weights:,} weights) on {self.data.name}: "
+                f"{size}x{size} images, {batch}, {config.epochs} epochs; {defaults} search settings; on {self.device}")
 
     # ------------------------------------------------------------------------------- state
     def state(self) -> dict[str, Any]:
@@ -255,7 +266,8 @@ def search(config: SearchConfig, run_dir: str | Path, resume: bool = False,
             return SearchResult(folder.path, stages[-1].best_epoch, stages[-1].best_val_acc, genotype)
         process = process.with_device(config.device)
         try:
-            return _search(config, folder, space, resume, on_event if process.is_main else None, process)
+            with out_of_memory_as(*_memory_advice(config, space, process.device)):
+                return _search(config, folder, space, resume, on_event if process.is_main else None, process)
         finally:
             torch.use_deterministic_algorithms(deterministic_before)
 
@@ -266,6 +278,7 @@ def _search(config: SearchConfig, folder: RunFolder, space: SearchSpace, resume:
 
     run_dir = folder.path
     run = _Run(config, run_dir, space, on_event, process)
+    run.on_event("status", message=run.describe())
     state = process.on_main(folder.resume_state) if resume else None
     if state is not None:
         run.load_state(state)
@@ -324,6 +337,15 @@ def _search(config: SearchConfig, folder: RunFolder, space: SearchSpace, resume:
         return genotype
 
     return SearchResult(run_dir, run.best_epoch, run.best_val_acc, process.on_main(derive_and_write))
+
+
+def _memory_advice(config: SearchConfig, space: SearchSpace | ChainSpace, device: torch.device) -> tuple[str, str]:
+    """(what ran out, how to shrink it) for a search that runs out of memory."""
+    network = ["--width"] if isinstance(space, ChainSpace) else ["--channels", "--layers"]
+    size = image_side(config.dataset, config.image_size)
+    return (f"out of memory searching {space.name} ({space.summary}) at batch {config.batch_size} of "
+            f"{size}x{size} images on {device}",
+            f"start a new search with {smaller(['--batch-size', '--image-size', *network])}, or --recompute-edges")
 
 
 def nb201_record(bench: NB201Bench, genotype: Genotype) -> dict[str, Any]:

@@ -44,6 +44,7 @@ from dmc.distributed import Distributed, ShardedBatches, convert_sync_batchnorm,
 from dmc.errors import InvalidInputError
 from dmc.genotype import Genotype
 from dmc.io import atomic_write_text
+from dmc.out_of_memory import out_of_memory_as, smaller
 from dmc.runfolder import (
     TRAIN_RUN,
     DamagedRunFile,
@@ -59,7 +60,7 @@ from dmc.runtime import (
     resolve_device,
     seed_everything,
 )
-from dmc.train.config import MIN_BATCH, TrainConfig
+from dmc.train.config import IMAGENET_MIN_SIDE, MIN_BATCH, TrainConfig
 from dmc.train.optim import (
     WeightEMA,
     add_classifier_dropout,
@@ -110,14 +111,38 @@ def train(source: Genotype | CompiledNetwork | str | Path | None, config: TrainC
         genotype, config, state, init = process.on_main(lambda: _start(source, config, folder, resume))
         process = process.with_device(config.device)
         try:
-            return _train(genotype, config, folder, state, (on_event if process.is_main else None) or _ignore,
-                          init, process)
+            with out_of_memory_as(*_memory_advice(genotype, config, init, process.device)):
+                return _train(genotype, config, folder, state, (on_event if process.is_main else None) or _ignore,
+                              init, process)
         finally:
             torch.use_deterministic_algorithms(deterministic_before)
 
 
 def _ignore(kind: str, **info) -> None:
     pass
+
+
+def _memory_advice(genotype: Genotype | ChainGenotype, config: TrainConfig, init: CompiledNetwork | None,
+                   device: torch.device) -> tuple[str, str]:
+    """(what ran out, how to shrink it) for a training run that runs out of memory."""
+    knobs = ["--batch-size", "--image-size"]
+    if init is None:  # a given network file fixes its own size
+        knobs += ["--width"] if isinstance(genotype, ChainGenotype) else ["--channels", "--layers"]
+    return (f"out of memory training at batch {config.batch_size} of {config.image_size}x{config.image_size} images "
+            f"on {device}", f"start a new run with {smaller(knobs)}")
+
+
+def _describe_run(args: BuildArgs, model: CompiledNetwork, config: TrainConfig, data: DataBundle,
+                 process: Distributed) -> str:
+    """The start-up line: the network and its size, the images, the batch and the recipe the settings come from."""
+    batch = f"batch {config.batch_size}" + (f" per process ({config.batch_size * process.world_size} in all)"
+                                            if process.active else "")
+    recipe = f"{config.recipe} recipe"
+    if config.recipe == "imagenet" and config.dataset.partition(":")[0] == "folder":
+        recipe += f" (the default for folder images of at least {IMAGENET_MIN_SIDE} px; --recipe darts for DARTS's)"
+    return (f"training the {args.describe()} ({model.num_parameters():,} parameters) on {data.name}: "
+            f"{data.image_size}x{data.image_size} images, {batch}, {config.epochs} epochs; {recipe}; on "
+            f"{process.device}")
 
 
 def _start(source, config: TrainConfig, folder: RunFolder, resume: bool):
@@ -248,6 +273,7 @@ def _train(genotype: Genotype, config: TrainConfig, folder: RunFolder, state, on
     seed_everything(config.seed, config.deterministic)
     data, train_images, val_images, args, model = process.everywhere(  # local work: its errors reported once
         lambda: _prepare(genotype, config, init, device))
+    on_event("status", message=_describe_run(args, model, config, data, process))
     train_set = CutoutDataset(train_images, config.cutout) if config.cutout > 0 else train_images
     sampler = ShardedBatches(len(train_set), config.batch_size, config.seed, process.rank, process.world_size,
                              min_share=MIN_BATCH)

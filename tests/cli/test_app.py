@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 import typer
 from typer.testing import CliRunner
 
@@ -97,6 +98,11 @@ def test_help_is_untouched(cli):
     (PermissionError(13, "Permission denied", "/data/x.yaml"),
      "error: /data/x.yaml: Permission denied (hint: check the path, its permissions and free space)"),
     (MemoryError(), "error: out of memory (hint: use a smaller network, batch or input size)"),
+    (torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB"),
+     "error: out of memory (hint: use a smaller network, batch or input size)"),
+    (RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: not enough memory: you tried to "
+                  "allocate 123456789012 bytes."),
+     "error: out of memory (hint: use a smaller network, batch or input size)"),
 ])
 def test_environment_errors_are_one_line_with_exit_1(monkeypatch, exc, message):
     monkeypatch.delenv("DMC_DEBUG", raising=False)
