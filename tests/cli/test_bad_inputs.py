@@ -507,6 +507,7 @@ def test_a_read_only_output_folder_is_one_line(tmp_path):
     folder = tmp_path / "ro"
     folder.mkdir()
     folder.chmod(0o555)
+    env = {k: v for k, v in os.environ.items() if k != "DMC_DEBUG"}
     try:
         result = subprocess.run([*_as_a_user(), sys.executable, "-m", "dmc", "compile", "DARTS_V2", "--channels", "2",
                                  "--layers", "3", "-o", str(folder / "n.pt")], env=env, capture_output=True,
@@ -516,4 +517,3 @@ def test_a_read_only_output_folder_is_one_line(tmp_path):
     assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
     assert result.stderr.startswith(f"error: cannot write {folder / 'n.pt'}: Permission"), result.stderr
     assert list(folder.iterdir()) == []
-    env = {k: v for k, v in os.environ.items() if k != "DMC_DEBUG"}
