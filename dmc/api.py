@@ -32,6 +32,7 @@ from dmc.distributed import is_main_process, launch_environment, launch_local, r
 from dmc.doctor import diagnose
 from dmc.genotype import Genotype, load_genotype, published_genotypes
 from dmc.limits import MAX_INPUT_SIZE
+from dmc.out_of_memory import is_out_of_memory
 from dmc.outputs import refuse_overwriting_inputs
 from dmc.profile import Profile, count_macs, profile
 from dmc.report import write_report
@@ -60,6 +61,7 @@ __all__ = ["CONVENTIONS", "MAX_INPUT_SIZE", "METHODS", "AblationResult", "ablate
            "NB201Result", "Profile", "SearchConfig", "SearchResult",
            "SearchSpace", "Supernet", "TrainConfig", "TrainResult", "build_network", "build_supernet",
            "bundled_spaces", "count_macs", "derive", "derive_run", "diagnose", "genotype_or_network", "is_main_process",
+           "is_out_of_memory",
            "launch_environment", "launch_local", "load_dataset",
            "load_genotype", "load_network", "load_search_config", "load_space", "nb201_arch_string",
            "network_from_source", "profile", "published_genotypes", "refuse_overwriting_inputs", "resolve_genotype",

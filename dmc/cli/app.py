@@ -12,9 +12,8 @@ import typer
 from typer import _click  # typer vendors click: its usage errors are click's exceptions
 from typer.core import TyperGroup
 
-from dmc.api import __version__
+from dmc.api import __version__, is_out_of_memory
 from dmc.errors import DmcError
-from dmc.out_of_memory import is_out_of_memory
 
 F = TypeVar("F", bound=Callable)
 
