@@ -6,13 +6,13 @@ epoch; weight gradients are averaged by DDP, alpha gradients by the architecture
 run folder.
 """
 
-from dmc.distributed.batches import ShardedBatches
+from dmc.distributed.batches import MIN_BATCH, ShardedBatches
 from dmc.distributed.batchnorm import SyncBatchNorm2d, convert_sync_batchnorm
 from dmc.distributed.context import SINGLE, Distributed, LostPeers, PeerFailed, distributed, join
 from dmc.distributed.environment import is_main_process, launch_environment
 from dmc.distributed.launch import ProcessesFailed, launch_local
 from dmc.distributed.process_exit import run_and_exit
 
-__all__ = ["SINGLE", "Distributed", "LostPeers", "PeerFailed", "ProcessesFailed", "ShardedBatches",
+__all__ = ["MIN_BATCH", "SINGLE", "Distributed", "LostPeers", "PeerFailed", "ProcessesFailed", "ShardedBatches",
            "SyncBatchNorm2d", "convert_sync_batchnorm", "distributed", "is_main_process", "join", "launch_environment",
            "launch_local", "run_and_exit"]

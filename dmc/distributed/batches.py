@@ -7,6 +7,13 @@ from collections.abc import Iterator
 import torch
 from torch.utils.data import Sampler
 
+MIN_BATCH = 2
+"""Fewest training images of a process's batch (search and training): batch norm in training mode needs more than
+one value per channel, which one image does not give where a feature map is 1x1 (the auxiliary head's; a chain
+network's last stages at small image sizes). An epoch's last, short batch of one image is therefore dropped (that
+image trains in the other epochs: the order changes every epoch), rather than only its auxiliary loss skipped:
+every step then computes the same loss, and every 1x1 batch norm is covered, not only the auxiliary head's."""
+
 
 class ShardedBatches(Sampler[list[int]]):
     """A batch sampler over ``n`` items: a fresh permutation per epoch that depends only on (seed, epoch), cut into

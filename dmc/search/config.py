@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dmc.distributed import MIN_BATCH
 from dmc.errors import InvalidInputError
 from dmc.io import read_yaml
 from dmc.kernels import KERNEL_CHOICES
@@ -120,7 +121,8 @@ class SearchConfig:
         check_settings(self, source)
         checks = [
             (self.epochs >= 1, "epochs must be >= 1"),
-            (self.batch_size >= 1, "batch_size must be >= 1"),
+            (self.batch_size >= MIN_BATCH, f"batch_size must be >= {MIN_BATCH} (batch norm needs more than one image "
+                                           "per batch)"),
             (0 < self.train_portion < 1, "train_portion must be between 0 and 1"),
             (self.order in (1, 2), "order must be 1 or 2"),
             (self.method in METHODS, f"method must be one of {', '.join(METHODS)}"),

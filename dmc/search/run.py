@@ -22,7 +22,7 @@ from dmc.bench import NB201Bench
 from dmc.chain_space import ChainSpace
 from dmc.data import check_dataset, image_side, load_dataset
 from dmc.derive import node_edge_weights
-from dmc.distributed import Distributed, ShardedBatches, convert_sync_batchnorm, distributed
+from dmc.distributed import MIN_BATCH, Distributed, ShardedBatches, convert_sync_batchnorm, distributed
 from dmc.errors import InvalidInputError
 from dmc.genotype import Genotype
 from dmc.kernels import select_kernels
@@ -97,7 +97,7 @@ class _Run:
                                     f"{len(order)} training images")
         halves = (order[:split], order[split:])
         self.samplers = [ShardedBatches(len(part), config.batch_size, config.seed + i, process.rank,
-                                        process.world_size) for i, part in enumerate(halves)]
+                                        process.world_size, min_share=MIN_BATCH) for i, part in enumerate(halves)]
         self.loaders = [DataLoader(Subset(data.train, part), batch_sampler=sampler, num_workers=config.num_workers,
                                    pin_memory=self.device.type == "cuda")
                         for part, sampler in zip(halves, self.samplers)]

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dmc.compiler.build_args import STYLES
+from dmc.distributed import MIN_BATCH
 from dmc.errors import InvalidInputError
 from dmc.settings import check_settings, settings_from_dict
 
@@ -20,12 +21,6 @@ SCHEDULES = ("cosine", "step-exp")
 IMAGENET_MIN_SIDE = 64
 """Folder datasets whose images are at least this many pixels on their shorter side train with the imagenet
 recipe by default (the image size when given, else the first training image's)."""
-MIN_BATCH = 2
-"""Fewest training images of a process's batch: batch norm in training mode needs more than one value per channel,
-which one image does not give where a feature map is 1x1 (the auxiliary head's; a chain network's head at small
-image sizes). An epoch's last, short batch of one image is therefore dropped (that image trains in the other
-epochs: the order changes every epoch), rather than only its auxiliary loss skipped: every step then computes the
-same loss, and every 1x1 batch norm is covered, not only the auxiliary head's."""
 IMAGENET_LR_PER_256 = 0.016
 """The imagenet recipe's peak learning rate per 256 images of a batch (scaled linearly with the batch size)."""
 

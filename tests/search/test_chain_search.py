@@ -13,6 +13,7 @@ from torch.func import functional_call
 from dmc.chain_genotype import ChainGenotype
 from dmc.compiler import build_network, load_network
 from dmc.compiler.saved import read_network_file
+from dmc.errors import InvalidInputError
 from dmc.genotype import load_genotype
 from dmc.kernels.select import FUSED
 from dmc.runfolder import SEARCH_RUN
@@ -317,3 +318,19 @@ def test_the_bundled_proxyless_s5_searches_resumes_exactly_and_its_genotype_expo
     network = build_network(straight.genotype, width=0.1, num_classes=2).eval()
     report = export_onnx(network, tmp_path / "s5.onnx", input_size=32)
     assert report["passed"] and report["parity"]["max_abs_error"] <= 1e-4
+
+
+def test_a_last_batch_of_one_image_is_dropped_instead_of_crashing_batch_norm(tmp_path, toy_data):
+    """proxyless_s5 at 32 px ends in 1x1 maps, where batch norm in training needs two images: the toy halves of 16
+    images in batches of 5 end with one image, which is dropped (3 steps an epoch), as `dmc train` drops it."""
+    steps = []
+
+    def count(kind, **info):
+        if kind == "step":
+            steps.append(info["step"])
+
+    search(SearchConfig(space="proxyless_s5", dataset=toy_data, width=0.1, image_size=32, epochs=1, batch_size=5,
+                        seed=0), tmp_path / "run", on_event=count)
+    assert steps == [1, 2, 3]  # counted from 1
+    with pytest.raises(InvalidInputError, match="batch_size must be >= 2"):
+        SearchConfig(space="proxyless_s5", batch_size=1).validate()
