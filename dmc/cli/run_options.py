@@ -35,7 +35,8 @@ def refuse_settings_on_resume(given: dict[str, Any], command: str) -> None:
     """``--resume`` continues a run with the settings it started with, and its schedules (learning rate, beta,
     drop-path) span the epochs it started with: a setting flag given with it (``given``: option name -> value,
     None = not given) would be ignored or break the exact continuation, so it is refused."""
-    flags = [f"--{name.replace('_', '-')}" for name, value in given.items() if value is not None]
+    flags = [f"--{'no-' if value is False else ''}{name.replace('_', '-')}" for name, value in given.items()
+             if value is not None]  # False: the --no- half of a --flag/--no-flag pair
     if flags:
         raise InvalidInputError(f"--resume continues the run with the settings it started with: {', '.join(flags)} "
                                 f"cannot change {'them' if len(flags) > 1 else 'it'}",

@@ -18,7 +18,7 @@ def test_search_resume_refuses_settings_and_says_a_finished_run_is_finished(cli,
                               "--device cannot change them (hint: drop --epochs, --lr, --device, or start a new "
                               "search with --out)\n")
     assert cli("search", "--resume", str(run), "--no-augment").stderr.startswith(
-        "error: --resume continues the run with the settings it started with: --augment cannot change it")
+        "error: --resume continues the run with the settings it started with: --no-augment cannot change it")
     again = cli("search", "--resume", str(run))
     assert again.exit_code == 0, again.output
     assert f"{run} has already finished (1 of 1 epochs): nothing to continue" in again.stdout
