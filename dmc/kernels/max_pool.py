@@ -8,7 +8,8 @@ same input the same way.
 
 Registered with ``torch.library`` like the other operators: plain-PyTorch implementations for every device, which
 the compiled CPU kernels override once loaded (``csrc/max_pool_cpu.cpp``: channels-last pooling vectorised over
-the channels; at the search's shapes 1.1-2.2x PyTorch's forward with indices and 1.1-1.5x forward + backward, see
+the channels; at the search's shapes 1.3-2.4x PyTorch's forward with indices, but 0.4-0.7x its backward, which
+reads the saved indices where this one pools again: forward + backward about even, 0.75-1.65x, see
 ``benchmarks/RESULTS.md``); a fake kernel for ``torch.compile``; an autograd formula through
 ``dmc::max_pool2d_backward``.
 """
