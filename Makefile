@@ -5,4 +5,4 @@ demo:
 	bash scripts/bootstrap.sh bash scripts/demo.sh
 
 test:
-	bash scripts/bootstrap.sh python -m pytest $(PYTEST_ARGS)
+	bash scripts/bootstrap.sh bash scripts/test.sh $(PYTEST_ARGS)

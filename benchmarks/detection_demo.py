@@ -14,11 +14,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from dmc.detection.config import DetectionConfig, write_retinanet_config
-from dmc.detection.runner import build_runner
 from mmengine.config import Config
 
 from dmc.data.detection_demo import write_detection_demo
+from dmc.detection.config import DetectionConfig, write_retinanet_config
+from dmc.detection.runner import build_runner
 
 
 def demo_config(source: str, data: Path, work: Path, epochs: int, lr: float = 0.01, **overrides) -> Path:

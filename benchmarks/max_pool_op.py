@@ -62,7 +62,7 @@ def main() -> None:
                                  lambda: torch.ops.dmc.max_pool2d_backward(grad, x, 3, stride, 1)),
                     "forward + backward": (through_autograd(F.max_pool2d), through_autograd(recomputing_max_pool2d))}
             times = {(what, impl): [] for what in runs for impl in ("eager", "dmc")}
-            for what, (eager, fused) in runs.items():  # warm-up
+            for eager, fused in runs.values():  # warm-up
                 eager(), fused()
             for _ in range(args.rounds):
                 for what, (eager, fused) in runs.items():

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import torch
-from dmc.exporters.onnx import export_onnx
 
 from dmc.compiler import build_network
+from dmc.exporters.onnx import export_onnx
 from dmc.genotype import published_genotypes
 from dmc.profile import median_ms
 

@@ -17,16 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dmc.detection.backbone import backbone_channels, build_backbone_network, detection_out_indices
-from dmc.detection.coco import category_names
-
 from dmc.compiler.saved import looks_like_network_file
 from dmc.data.detection_demo import split_files
+from dmc.detection.backbone import backbone_channels, build_backbone_network, detection_out_indices
+from dmc.detection.coco import category_names
 from dmc.errors import InvalidInputError
 from dmc.io import atomic_write_text
 from dmc.outputs import refuse_overwriting_inputs
 from dmc.version import __version__
-
 
 COCO_FILES = {"train_ann": "annotations/instances_train2017.json", "val_ann": "annotations/instances_val2017.json",
               "train_img": "train2017/", "val_img": "val2017/"}

@@ -10,13 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from dmc.detection.coco import check_config_datasets
-from dmc.detection.config_files import load_config
-from dmc.detection.detector_checkpoints import DataCheckpointRunner, check_checkpoint_fits, read_detector_checkpoint
 from mmengine.config import Config
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner, find_latest_checkpoint
 
+from dmc.detection.coco import check_config_datasets
+from dmc.detection.config_files import load_config
+from dmc.detection.detector_checkpoints import DataCheckpointRunner, check_checkpoint_fits, read_detector_checkpoint
 from dmc.distributed import join
 from dmc.errors import InvalidInputError
 from dmc.outputs import same_file

@@ -41,9 +41,9 @@ from dmc.search import (
                         SCHEDULES,
                         AblationResult,
                         BetaSchedule,
-                        ablate,
                         SearchConfig,
                         SearchResult,
+                        ablate,
                         derive_run,
                         load_search_config,
                         search,
@@ -56,7 +56,8 @@ from dmc.train import TrainConfig, TrainResult, train
 from dmc.version import __version__
 from dmc.viz import visualize
 
-__all__ = ["CONVENTIONS", "MAX_INPUT_SIZE", "METHODS", "AblationResult", "ablate", "SCHEDULES", "STYLES", "__version__", "BetaSchedule", "BuildArgs",
+__all__ = ["CONVENTIONS", "MAX_INPUT_SIZE", "METHODS", "AblationResult", "ablate", "SCHEDULES", "STYLES", "__version__",
+           "BetaSchedule", "BuildArgs",
            "ChainGenotype", "ChainSpace", "CompiledNetwork", "DataBundle", "DemoSpec", "Genotype", "NB201Bench",
            "NB201Result", "Profile", "SearchConfig", "SearchResult",
            "SearchSpace", "Supernet", "TrainConfig", "TrainResult", "build_network", "build_supernet",

@@ -92,8 +92,10 @@ def _compiles(command: list[str], source: str, suffix: str) -> tuple[bool, str]:
 
 
 # C++20 (torch 2.13+ headers need it) and OpenMP (the fused CPU kernels use it).
-_CXX_PROBE = "#include <omp.h>\ntemplate <class T> concept Small = sizeof(T) <= 8;\nint f() { return omp_get_max_threads(); }\n"
-_CUDA_PROBE = "template <class T> concept Small = sizeof(T) <= 8;\n__global__ void k(float* x) { x[threadIdx.x] *= 2; }\n"
+_CXX_PROBE = ("#include <omp.h>\ntemplate <class T> concept Small = sizeof(T) <= 8;\n"
+              "int f() { return omp_get_max_threads(); }\n")
+_CUDA_PROBE = ("template <class T> concept Small = sizeof(T) <= 8;\n"
+               "__global__ void k(float* x) { x[threadIdx.x] *= 2; }\n")
 
 
 def _cxx_check() -> Check:

@@ -210,7 +210,7 @@ class Genotype:
     def from_nb201_string(cls, text: str, **meta) -> Genotype:
         """Parses ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|``: node i lists its edges from nodes 0..i-1."""
         nodes = []
-        for n, part in enumerate(text.strip().split("+")):
+        for part in text.strip().split("+"):
             items = [item for item in part.strip().strip("|").split("|") if item]
             edges = []
             for item in items:

@@ -61,7 +61,8 @@ class RefusedNumpyState(pickle.UnpicklingError):
 
 
 _PLAIN_DTYPE = re.compile(r"[biufcSU][0-9]+")
-"""The dtype names numpy pickles plain data under: booleans, (unsigned) integers, floats, complex numbers, bytes, str."""
+"""The dtype names numpy pickles plain data under: booleans, (unsigned) integers, floats, complex numbers, bytes and
+str."""
 
 _BYTE_ORDERS = {"<": "<", ">": ">", "|": "=", "=": "="}
 

@@ -78,7 +78,8 @@ def latency_times_ms(network: CompiledNetwork, batch: int, input_size: int, repe
         return times_ms(lambda: network(x), repeats, warmup, torch.cuda.synchronize if device.type == "cuda" else None)
 
 
-def profile(network: CompiledNetwork, input_size: int, batches: tuple[int, ...] = (1, 32), repeats: int = 10) -> Profile:
+def profile(network: CompiledNetwork, input_size: int, batches: tuple[int, ...] = (1, 32),
+            repeats: int = 10) -> Profile:
     """Parameters, MACs and latency (median and range of ``repeats`` runs per batch size) of ``network`` at
     ``input_size`` x ``input_size``."""
     network.check_input_size(input_size, input_size)

@@ -107,7 +107,8 @@ def _train_section(manifest: DemoManifest, lines: list[str], heading: str) -> No
     source = network_from_source(run / "best.pt")
     size = (source.data or {}).get("image_size", 32)
     prof = profile(source.network, size, batches=(1, 32), repeats=5)
-    lines += ["| test accuracy | best (epoch) | epochs | parameters | MACs per image | latency b1 / b32 (PyTorch, CPU) |",
+    lines += ["| test accuracy | best (epoch) | epochs | parameters | MACs per image "
+              "| latency b1 / b32 (PyTorch, CPU) |",
               "| --- | --- | --- | --- | --- | --- |",
               f"| {test_acc:.3f} | {best_acc:.3f} ({best_epoch}) | {epochs} | "
               f"{prof.parameters:,} | {prof.macs:,} | {prof.latency_ms[1]:.1f} ms / {prof.latency_ms[32]:.1f} ms |", ""]

@@ -166,7 +166,8 @@ def _edited(path, value):
     (["colour"], "red", "unknown field 'colour' in a genotype"),
     (["cells", "normal", "nodes", 0, 0, 0], ["sep_conv_3x3"], "cells.normal.nodes[0]: operation ['sep_conv_3x3'] is "
                                                              "not a name"),
-    (["cells", "reduce", "nodes", 1, 1, 0], {"max_pool_3x3": 1}, "cells.reduce.nodes[1]: operation {'max_pool_3x3': 1} is not a name"),
+    (["cells", "reduce", "nodes", 1, 1, 0], {"max_pool_3x3": 1},
+     "cells.reduce.nodes[1]: operation {'max_pool_3x3': 1} is not a name"),
     (["space"], "darts_s0", "space must be a mapping of a name and a hash"),
     (["space", "name"], ["darts_s0"], "space must be a mapping of a name and a hash (text or null); its name is "
                                       "['darts_s0']"),

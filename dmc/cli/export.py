@@ -30,8 +30,9 @@ def export_command(
                                            "or a genotype, cell or chain (random weights; build options apply: "
                                            "--channels/--layers for cell networks, --width for chain networks)."),
     onnx: Path = typer.Option(..., "--onnx", help="ONNX model to write; its parity report goes to OUT.json."),
-    input_size: int = typer.Option(None, min=1, max=MAX_INPUT_SIZE, help="Input height and width (default: the training data's, else "
-                                              "32; imagenet and chain networks 224)."),
+    input_size: int = typer.Option(None, min=1, max=MAX_INPUT_SIZE,
+                                   help="Input height and width (default: the training data's, else "
+                                        "32; imagenet and chain networks 224)."),
     dynamic_batch: bool = typer.Option(True, "--dynamic-batch/--static-batch", help="Batch dimension dynamic."),
     opset: int = typer.Option(None, help="ONNX opset, 18 to 23 (default: the exporter's)."),
     features: str = typer.Option(None, help="Export these stage outputs ('all' or e.g. 1,2,3) instead of logits."),

@@ -19,7 +19,8 @@ from dmc.errors import InvalidInputError
 @command(name="train")
 def train_command(
     genotype: str = typer.Argument(None, help="Genotype file or published name (DARTS_V2, cifar10_s3_0, ...), or "
-                                              "a network file of `dmc compile` (trained as compiled, from its weights)."),
+                                              "a network file of `dmc compile` (trained as compiled, from its "
+                                              "weights)."),
     dataset: str = Dataset,
     data_root: str = DataRoot,
     out: Path = typer.Option(None, "--out", "-o", help="Run folder (default: runs/train-<genotype>-<time>)."),

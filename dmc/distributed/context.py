@@ -125,18 +125,19 @@ class Distributed:
         dist.all_gather_object(values, value)
         return values
 
-    def on_main(self, work: Callable[[], T]) -> T:
-        """Runs ``work`` on rank 0 only (the run folder's reads and writes) and hands its result to every process.
+    def on_main(self, work: Callable[..., T], *args: Any) -> T:
+        """Runs ``work(*args)`` on rank 0 only (the run folder's reads and writes) and hands its result to every
+        process.
 
         An error there is raised everywhere: rank 0 reports it, the other ranks exit quietly with its exit code.
         """
         if not self.active:
-            return work()
+            return work(*args)
         outcome: tuple[str, Any]
         failure = None
         if self.is_main:
             try:
-                outcome = ("ok", work())
+                outcome = ("ok", work(*args))
             except DmcError as exc:
                 failure, outcome = exc, ("error", (exc.exit_code, str(exc)))
             except BaseException as exc:  # a bug or an interrupt: rank 0's traceback says which

@@ -38,7 +38,8 @@ class Macro:
         if self.stem not in STEMS[self.kind]:
             raise InvalidInputError(f"a {self.kind} network has no {self.stem!r} stem "
                                     f"(allowed: {', '.join(STEMS[self.kind])})")
-        for name, high in (("channels", MAX_CHANNELS), ("layers", MAX_LAYERS), ("stem_multiplier", MAX_STEM_MULTIPLIER)):
+        for name, high in (("channels", MAX_CHANNELS), ("layers", MAX_LAYERS),
+                           ("stem_multiplier", MAX_STEM_MULTIPLIER)):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= high:
                 raise InvalidInputError(f"{name} must be an integer in 1..{high}, got {value!r}")
@@ -74,7 +75,8 @@ class Macro:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise InvalidInputError(f"{source}: unknown macro field {unknown[0]!r}", f"known: {', '.join(sorted(known))}")
+            raise InvalidInputError(f"{source}: unknown macro field {unknown[0]!r}",
+                                    f"known: {', '.join(sorted(known))}")
         values = dict(data)
         if values.get("reductions") is not None:
             if not isinstance(values["reductions"], (list, tuple)):

@@ -86,7 +86,7 @@ def progressive_search(config: SearchConfig, folder: RunFolder, space: SearchSpa
         stage_dir = folder.path / f"stage-{stage}"
         space_file = folder.path / f"stage-{stage}.space.yaml"
         stage_space = current.with_macro(layers=layers)
-        state = process.on_main(lambda: _prepare_stage(stage_dir, space_file, stage_space))
+        state = process.on_main(_prepare_stage, stage_dir, space_file, stage_space)
         widest = max(len(ops) for g in stage_space.cell_types for ops in stage_space.candidates(g))
         status(f"P-DARTS stage {stage + 1} of {config.stages}: {layers} cells, at most {widest} candidates per edge")
         results.append(search(stage_config(config, stage, space_file), stage_dir, resume=state == "resume",

@@ -315,7 +315,7 @@ def _search(config: SearchConfig, folder: RunFolder, space: SearchSpace, resume:
             if run.hessian_due(epoch):
                 record["hessian_eigenvalue"] = run.hessian_eigenvalue()
             if run.bench is not None:
-                record["nb201"] = process.on_main(lambda: nb201_record(run.bench, genotype))
+                record["nb201"] = process.on_main(nb201_record, run.bench, genotype)
             record["seconds"] = time.perf_counter() - started
             run.scheduler.step()
             run.epoch = epoch + 1
@@ -323,7 +323,7 @@ def _search(config: SearchConfig, folder: RunFolder, space: SearchSpace, resume:
             if improved:
                 run.best_val_acc, run.best_epoch = val_acc, epoch
             state = run.state()
-            process.on_main(lambda: folder.end_epoch(epoch, record, state, improved))
+            process.on_main(folder.end_epoch, epoch, record, state, improved)
             if writer is not None:
                 _log_tensorboard(writer, record)
             run.on_event("epoch_end", record=record)

@@ -369,7 +369,7 @@ def _train(genotype: Genotype, config: TrainConfig, folder: RunFolder, state, on
                           "epoch": epoch, "test_acc": test_acc, **best, "config": config.to_dict(), "data": data_info}
             if ema is not None:
                 checkpoint.update(train_model=model.state_dict(), ema=ema.state_dict())
-            process.on_main(lambda: folder.end_epoch(epoch - 1, record, checkpoint, improved))
+            process.on_main(folder.end_epoch, epoch - 1, record, checkpoint, improved)
             if writer is not None:
                 for key in ("lr", "drop_path", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss",
                             "test_acc"):

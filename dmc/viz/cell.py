@@ -44,7 +44,7 @@ def draw_cell(cell: CellGenotype, inputs: int, title: str, stem: str | Path) -> 
     ax.set_ylim(-1.7, 1.7)
     to_display, to_data = ax.transData.transform, ax.transData.inverted().transform
     for dst, node in enumerate(cell.nodes, start=inputs):
-        for k, (op, src) in enumerate(node):
+        for op, src in node:
             (x0, y0), (x1, y1) = pos[src], pos[dst]
             rad = 0.25 if (dst - src) > 1 else 0.0
             color = SKIP_COLOR if op == "skip_connect" else OP_COLOR

@@ -55,7 +55,7 @@ def alpha_figure(history: list[dict[str, Any]], space: SearchSpace | ChainSpace,
     for e, ops in enumerate(rows):
         ax = axes[e // cols][e % cols]
         for k, op in enumerate(ops):
-            weights = _series(history, f"{group} alpha {e},{k}", lambda r: r["alphas"][group][e][k])
+            weights = _series(history, f"{group} alpha {e},{k}", lambda r, e=e, k=k: r["alphas"][group][e][k])
             skip = op in SKIPS
             ax.plot(epochs, weights, label=op.removeprefix("mbconv_"), lw=2.2 if skip else 1.2, color=colors[op])
         ax.set_title(_panel_title(space, e), fontsize=9)

@@ -109,7 +109,8 @@ def test_genotype_must_belong_to_the_named_space():
     s3 = load_space("rdarts_s3")
     cell = PUBLISHED["cifar10_s3_0"]
     check_genotype_in_space(cell, s3)
-    with pytest.raises(InvalidInputError, match=r"op 'skip_connect' on input 1 is not a candidate of space 'rdarts_s4' \(allowed: noise, sep_conv_3x3\)"):
+    with pytest.raises(InvalidInputError, match=r"op 'skip_connect' on input 1 is not a candidate of space "
+                                                r"'rdarts_s4' \(allowed: noise, sep_conv_3x3\)"):
         check_genotype_in_space(cell, load_space("rdarts_s4"))
     derived = Genotype.from_dict({**cell.to_dict(), "space": {"name": "rdarts_s3", "hash": "0" * 16}})
     with pytest.raises(InvalidInputError, match="the spec changed since the search"):

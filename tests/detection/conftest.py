@@ -19,8 +19,9 @@ def demo(tmp_path_factory) -> Path:
 def detector_config(demo):
     """``detector_config(folder, epochs=1, data=demo)``: writes a tiny RetinaNet config (DARTS_V2 backbone at
     4 channels, 3 cells) into ``folder`` with work_dir ``folder/work``; returns its path."""
-    from dmc.detection.config import DetectionConfig, write_retinanet_config
     from mmengine.config import Config
+
+    from dmc.detection.config import DetectionConfig, write_retinanet_config
 
     def make(folder: Path, epochs: int = 1, data: Path = demo) -> Path:
         cfg = DetectionConfig(data_root=str(data), train_ann="annotations/instances_train.json",

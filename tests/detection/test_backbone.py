@@ -2,9 +2,9 @@
 
 import pytest
 import torch
-from dmc.detection.backbone import DmcBackbone
 
 from dmc.compiler import build_network, save_network
+from dmc.detection.backbone import DmcBackbone
 from dmc.errors import InvalidInputError
 from dmc.genotype import published_genotypes
 

@@ -7,11 +7,11 @@ import re
 import pytest
 import torch
 import torchvision
-from dmc.detection.backbone import DmcBackbone
-from dmc.detection.config import DetectionConfig, retinanet_config
 from mmengine.config import Config
 
 from dmc.compiler import build_network, save_network
+from dmc.detection.backbone import DmcBackbone
+from dmc.detection.config import DetectionConfig, retinanet_config
 from dmc.errors import InvalidInputError
 from dmc.genotype import published_genotypes
 

@@ -5,10 +5,10 @@ import json
 
 import pytest
 import yaml
-from dmc.detection.config_files import load_config
-from dmc.detection.runner import build_runner
 from mmengine.config import Config
 
+from dmc.detection.config_files import load_config
+from dmc.detection.runner import build_runner
 from dmc.errors import InvalidInputError
 
 
@@ -117,6 +117,7 @@ def test_a_yaml_alias_bomb_is_refused_before_the_config_is_walked(cli, tmp_path)
     levels = ["l0: &l0 [{a: 1}, {a: 1}]"] + [f"l{i}: &l{i} [*l{i - 1}, *l{i - 1}]" for i in range(1, 60)]
     path = tmp_path / "bomb.yaml"
     path.write_text("\n".join([f"work_dir: {tmp_path}/w", *levels]) + "\n")
-    with pytest.raises(InvalidInputError, match="bomb.yaml: line .*: more than 100000 values once its aliases are expanded"):
+    with pytest.raises(InvalidInputError,
+                       match="bomb.yaml: line .*: more than 100000 values once its aliases are expanded"):
         load_config(path)
     assert "an alias bomb" in _one_line(cli("detect", "train", str(path)))

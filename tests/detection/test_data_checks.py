@@ -4,9 +4,9 @@ import copy
 import json
 
 import pytest
+
 from dmc.detection.coco import check_coco, read_coco
 from dmc.detection.runner import build_runner
-
 from dmc.errors import InvalidInputError
 
 

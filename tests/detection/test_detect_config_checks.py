@@ -2,11 +2,11 @@
 that would put code into the config it writes."""
 
 import pytest
-from dmc.detection.config import DetectionConfig, retinanet_config, write_retinanet_config
-from dmc.detection.coco import check_config_datasets
-from dmc.detection.config_files import load_config
 
 from dmc.compiler import build_network, save_network
+from dmc.detection.coco import check_config_datasets
+from dmc.detection.config import DetectionConfig, retinanet_config, write_retinanet_config
+from dmc.detection.config_files import load_config
 from dmc.errors import InvalidInputError
 from dmc.genotype import published_genotypes
 

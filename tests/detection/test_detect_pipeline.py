@@ -3,10 +3,10 @@
 import json
 
 import pytest
-from dmc.detection.runner import build_runner, evaluate
 from mmengine.config import Config
 
 from dmc.data.detection_demo import write_detection_demo
+from dmc.detection.runner import build_runner, evaluate
 from dmc.errors import InvalidInputError
 
 

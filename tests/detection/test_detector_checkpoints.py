@@ -3,9 +3,9 @@ search checkpoint, a foreign or corrupt file is one error line, never a randomly
 
 import pytest
 import torch
-from dmc.detection.runner import build_runner, evaluate
 
 from dmc.compiler import build_network, save_network
+from dmc.detection.runner import build_runner, evaluate
 from dmc.errors import InvalidInputError
 from dmc.genotype import published_genotypes
 

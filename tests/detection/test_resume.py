@@ -6,13 +6,13 @@ import sys
 
 import pytest
 import torch
-from dmc.detection.detector_checkpoints import mmengine_checkpoint_globals
-from dmc.detection.runner import build_runner, train
 from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.model import BaseModel
 from mmengine.registry import MODELS
 from torch import nn
 
+from dmc.detection.detector_checkpoints import mmengine_checkpoint_globals
+from dmc.detection.runner import build_runner, train
 from dmc.errors import InvalidInputError
 
 

@@ -2,8 +2,9 @@
 
 import pytest
 import torch
-from dmc.detection.config import DetectionConfig, retinanet_config
 from mmengine.registry import PARAM_SCHEDULERS
+
+from dmc.detection.config import DetectionConfig, retinanet_config
 
 
 def _lrs(warmup_iters: int, steps: int = 5) -> list[float]:

@@ -25,7 +25,7 @@ def test_shares_are_disjoint_equal_sized_and_union_to_the_global_batch(n, batch,
         sampler.set_epoch(1)
     steps = list(zip(*[list(s) for s in shards]))
     assert all(len(s) == len(steps) for s in shards)
-    for k, (whole, parts) in enumerate(zip(single, steps)):
+    for whole, parts in zip(single, steps):
         assert len({len(p) for p in parts}) == 1  # every process gets as many items
         union = sorted(i for p in parts for i in p)
         assert len(set(union)) == len(union)

@@ -6,11 +6,11 @@ import os
 
 import onnx
 import pytest
-from dmc.exporters import onnx as exporter
-from dmc.exporters.onnx import export_onnx
 
 from dmc.compiler import build_network, save_network
 from dmc.errors import DmcError, InvalidInputError
+from dmc.exporters import onnx as exporter
+from dmc.exporters.onnx import export_onnx
 from dmc.genotype import published_genotypes
 
 DARTS_V2 = published_genotypes()["DARTS_V2"]

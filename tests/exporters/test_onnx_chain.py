@@ -13,9 +13,9 @@ import onnxruntime as ort
 import pytest
 import torch
 import torchvision
-from dmc.exporters.onnx import TOLERANCE, export_onnx
 
 from dmc.compiler import build_network, save_network
+from dmc.exporters.onnx import TOLERANCE, export_onnx
 from dmc.genotype import Genotype, published_genotypes
 
 PUBLISHED = published_genotypes()

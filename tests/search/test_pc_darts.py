@@ -18,7 +18,7 @@ def test_cli_pc_darts_search_derives_with_the_edge_weights_and_warms_up(cli, tmp
     assert (config["method"], config["partial_channels"], config["channel_shuffle"]) == ("pc-darts", 2, False)
     history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
     for record in history:
-        for group, weights in record["edge_norm"].items():
+        for weights in record["edge_norm"].values():
             assert len(weights) == 5 and abs(sum(weights[:2]) - 1) < 1e-6 and abs(sum(weights[2:]) - 1) < 1e-6
 
     state = SEARCH_RUN.load(run / "last.pt")

@@ -180,8 +180,8 @@ def test_a_fused_edge_computes_its_input_relu_once():
             elif isinstance(module, SepConv):
                 module.batchnorm_act = kernels.batchnorm_act
         outputs = []
-        forward = relu_calls(lambda: outputs.append(edge(x, weights, torch.tensor(0.5))))
-        counts[kernels.kind] = forward, relu_calls(lambda: outputs[0].square().sum().backward())
+        forward = relu_calls(lambda outputs=outputs: outputs.append(edge(x, weights, torch.tensor(0.5))))
+        counts[kernels.kind] = forward, relu_calls(lambda outputs=outputs: outputs[0].square().sum().backward())
     assert counts == {"reference": (6, 0), "fused": (1, 0)}
 
 

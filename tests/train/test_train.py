@@ -131,8 +131,14 @@ def test_a_last_batch_of_one_image_is_dropped_not_a_crash_in_the_auxiliary_head(
     steps, seen = [], []
     config = TrainConfig.for_dataset(toy_data, epochs=2, batch_size=7, channels=4, layers=3, cutout=4)
     assert config.auxiliary
-    train(DARTS_V2, config, tmp_path / "run", on_event=lambda kind, **info: (
-        steps.append(info["steps"]) if kind == "epoch_start" else seen.append(info["step"]) if kind == "step" else None))
+
+    def record(kind, **info):
+        if kind == "epoch_start":
+            steps.append(info["steps"])
+        elif kind == "step":
+            seen.append(info["step"])
+
+    train(DARTS_V2, config, tmp_path / "run", on_event=record)
     assert steps == [4, 4] and seen == [1, 2, 3, 4] * 2
     assert len(read_history(tmp_path / "run")) == 2
     with pytest.raises(InvalidInputError, match="batch_size must be >= 2"):
