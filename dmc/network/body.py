@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar, cast, overload
 
 import torch
 from torch import nn
@@ -32,8 +33,12 @@ class CellSlot:
     reduction_prev: bool
 
 
-BlockFactory = Callable[[CellSlot | LayerSlot], nn.Module]
-"""``make_block(slot)``: a cell for a :class:`CellSlot`, a chain layer for a :class:`LayerSlot`."""
+CellFactory = Callable[[CellSlot], Cell]
+"""``make_cell(slot)``: the cell at a :class:`CellSlot`."""
+LayerFactory = Callable[[LayerSlot], nn.Module]
+"""``make_layer(slot)``: the chain layer at a :class:`LayerSlot`."""
+_Slot = TypeVar("_Slot", CellSlot, LayerSlot)
+_Block = TypeVar("_Block", bound=nn.Module)
 BlockRunner = Callable[[nn.Module, list[torch.Tensor]], torch.Tensor]
 """``run_block(block, inputs)``: a cell's or chain layer's output, run as the caller (search or deploy) runs it."""
 
@@ -48,21 +53,33 @@ class MacroNetwork(nn.Module):
     """
 
     macro: Macro | ChainMacro
+    stem: nn.Module
+    stem1: nn.Module | None
+    head_act: nn.Module
+
+    @overload
+    def build_body(self, macro: Macro, in_channels: int, num_classes: int, make_block: CellFactory) -> None: ...
+
+    @overload
+    def build_body(self, macro: ChainMacro, in_channels: int, num_classes: int, make_block: LayerFactory) -> None: ...
 
     def build_body(self, macro: Macro | ChainMacro, in_channels: int, num_classes: int,
-                   make_block: BlockFactory) -> None:
+                   make_block: CellFactory | LayerFactory) -> None:
         self.macro = macro
         self.feature_info: list[dict] = []
         self.blocks = nn.ModuleList()
         self._made: set[int] = set()
-        body = {"darts": self._darts_body, "nb201": self._nb201_body, "chain": self._chain_body}[macro.kind]
-        c_out = body(macro, in_channels, make_block)
+        if isinstance(macro, ChainMacro):  # the overloads pair each macro with its factory
+            c_out = self._chain_body(macro, in_channels, cast(LayerFactory, make_block))
+        else:
+            body = {"darts": self._darts_body, "nb201": self._nb201_body}[macro.kind]
+            c_out = body(macro, in_channels, cast(CellFactory, make_block))
         self.global_pool = nn.AdaptiveAvgPool2d(1)
         dropout = getattr(macro, "dropout", 0.0)
         self.classifier = nn.Linear(c_out, num_classes) if not dropout else \
             nn.Sequential(nn.Dropout(dropout), nn.Linear(c_out, num_classes))
 
-    def _darts_body(self, macro: Macro, in_channels: int, make_cell: BlockFactory) -> int:
+    def _darts_body(self, macro: Macro, in_channels: int, make_cell: CellFactory) -> int:
         c = macro.channels
         if macro.stem == "cifar":
             c_stem = macro.stem_multiplier * c
@@ -97,7 +114,7 @@ class MacroNetwork(nn.Module):
         self.head_act = nn.Identity()
         return c_p
 
-    def _nb201_body(self, macro: Macro, in_channels: int, make_cell: BlockFactory) -> int:
+    def _nb201_body(self, macro: Macro, in_channels: int, make_cell: CellFactory) -> int:
         c = macro.channels
         self.stem = nn.Sequential(nn.Conv2d(in_channels, c, 3, padding=1, bias=False), nn.BatchNorm2d(c))
         self.stem1 = None
@@ -113,14 +130,15 @@ class MacroNetwork(nn.Module):
         self.head_act = nn.Sequential(nn.BatchNorm2d(c_prev), nn.ReLU(inplace=True))
         return c_prev
 
-    def _chain_body(self, macro: ChainMacro, in_channels: int, make_layer: BlockFactory) -> int:
+    def _chain_body(self, macro: ChainMacro, in_channels: int, make_layer: LayerFactory) -> int:
         act = macro.outer_activation
         self.stem = conv_bn(in_channels, macro.stem_width, 3, macro.stem_stride, act=act)
         c, stride = macro.stem_width, macro.stem_stride
         self.stem1 = None
-        if macro.first_block is not None:
-            self.stem1 = SeparableBlock(c, macro.first_block_width, act)
-            c = macro.first_block_width
+        first_block_width = macro.first_block_width
+        if first_block_width is not None:
+            self.stem1 = SeparableBlock(c, first_block_width, act)
+            c = first_block_width
         self.feature_info.append(dict(num_chs=c, reduction=stride, module="stem1" if self.stem1 else "stem", block=-1))
         slots = macro.layer_slots()
         for slot in slots:
@@ -130,13 +148,14 @@ class MacroNetwork(nn.Module):
                 stride *= 2
             self._make(make_layer, slot)
         self._stage_end(stride, slots[-1].c_out)
-        if macro.head_width is None:
+        head_width = macro.head_width
+        if head_width is None:
             self.head_act = nn.Identity()
             return slots[-1].c_out
-        self.head_act = conv_bn(slots[-1].c_out, macro.head_width, 1, act=act)
-        return macro.head_width
+        self.head_act = conv_bn(slots[-1].c_out, head_width, 1, act=act)
+        return head_width
 
-    def _make(self, make_block: BlockFactory, slot: CellSlot | LayerSlot) -> nn.Module:
+    def _make(self, make_block: Callable[[_Slot], _Block], slot: _Slot) -> _Block:
         block = make_block(slot)
         self._made.add(len(self.blocks))
         self.blocks.append(block)
@@ -196,12 +215,14 @@ class MacroNetwork(nn.Module):
 
     def _strides(self) -> list[tuple[str | None, int]]:
         """(name of a block that needs an even input or None, stride) in forward order."""
-        if self.macro.kind == "chain":  # 'same'-padded strided convs take any size; a factorized reduce does not
+        # 'same'-padded strided convs take any size; a factorized reduce does not
+        if isinstance(self.macro, ChainMacro):
             return [(None, self.macro.stem_stride)] + [
                 (f"chain layer {s.index} (stage {s.stage}) with its factorized reduce"
                  if s.stride == 2 and any(isinstance(m, FactorizedReduce) for m in block.modules()) else None,
                  s.stride) for s, block in zip(self.macro.layer_slots(), self.blocks)]
-        strides = [(None, 1)] if self.stem1 is None else [(None, 2), (None, 2), (None, 2)]
+        strides: list[tuple[str | None, int]] = \
+            [(None, 1)] if self.stem1 is None else [(None, 2), (None, 2), (None, 2)]
         for i, block in enumerate(self.blocks):
             if isinstance(block, Cell) and block.reduction:
                 strides.append((f"reduction cell {i}", 2))

@@ -120,7 +120,8 @@ class ChainMacro:
 
     def layer_slots(self) -> tuple[LayerSlot, ...]:
         """Every searchable layer in order, with its widths and stride."""
-        slots, c_in = [], self.first_block_width or self.stem_width
+        slots: list[LayerSlot] = []
+        c_in = self.first_block_width or self.stem_width
         for s, stage in enumerate(self.stages):
             c_out = self.scaled(stage.channels)
             for i in range(stage.layers):

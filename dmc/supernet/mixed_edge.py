@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -83,6 +84,8 @@ class MixedEdge(nn.Module):
     then ``shuffle`` mixes the channels (PC-DARTS's channel shuffle). The auxiliary skip sees every channel.
     """
 
+    computed_index: torch.Tensor
+
     def __init__(self, op_names: Sequence[str], c_in: int, c_out: int, stride: int, aux: Callable[[], nn.Module],
                  pool_batchnorm: bool = True, act: str = "relu", row: int | None = None, partial: int = 1,
                  shuffle: bool = False):
@@ -141,7 +144,7 @@ class MixedEdge(nn.Module):
         for i, op in enumerate(self.ops):
             norm = getattr(op, "norm", None)
             if type(norm) is nn.BatchNorm2d and not norm.affine:  # not SyncBatchNorm: its statistics are global
-                zs.append(_with_shared_relu(op, op.pre_norm, x, activated))
+                zs.append(_with_shared_relu(op, cast(Callable[..., torch.Tensor], op.pre_norm), x, activated))
                 norms.append(norm)
                 normed.append(i)
             else:
@@ -152,6 +155,7 @@ class MixedEdge(nn.Module):
             return self.mixed_sum(ys, w, aux, beta)
         weights = w[normed + plain]
         if aux is not None:
+            assert beta is not None, "an auxiliary output needs its beta"
             ys.append(aux)
             weights = torch.cat([weights, beta.reshape(1).to(w.dtype)])
         return self.batchnorm_mixed_sum(zs, norms, ys, weights)

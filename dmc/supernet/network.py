@@ -43,6 +43,8 @@ class Supernet(MacroNetwork):
     ``channels_last`` (memory format of the activations), :func:`dmc.supernet.compile_edges`.
     """
 
+    beta: torch.Tensor
+
     def __init__(self, space: SearchSpace | ChainSpace, num_classes: int, in_channels: int = 3,
                  alpha_init_std: float = 1e-3, partial_channels: int = 1, channel_shuffle: bool = False,
                  edge_normalization: bool = False):
@@ -53,8 +55,10 @@ class Supernet(MacroNetwork):
         self.space = space
         self.num_classes = num_classes
         self.partial_channels, self.channel_shuffle = partial_channels, channel_shuffle
-        self.build_body(space.macro, in_channels, num_classes,
-                        self._search_layer if isinstance(space, ChainSpace) else self._search_cell)
+        if isinstance(space, ChainSpace):
+            self.build_body(space.macro, in_channels, num_classes, lambda slot: self._search_layer(space, slot))
+        else:
+            self.build_body(space.macro, in_channels, num_classes, lambda slot: self._search_cell(space, slot))
 
         for group in space.alpha_groups:
             ops = space.candidates(group)
@@ -74,8 +78,7 @@ class Supernet(MacroNetwork):
         self.recompute_min_share = RECOMPUTE_MIN_SHARE
         self.kernels = REFERENCE
 
-    def _search_cell(self, slot: CellSlot) -> Cell:
-        space = self.space
+    def _search_cell(self, space: SearchSpace, slot: CellSlot) -> Cell:
         candidates = space.cell(slot.cell_type).edges
         c = slot.channels
 
@@ -91,8 +94,7 @@ class Supernet(MacroNetwork):
         return Cell(space.node_inputs, space.concat, space.inputs, c, slot.in_channels, mixed_edge, slot.reduction,
                     slot.reduction_prev, affine=False)
 
-    def _search_layer(self, slot: LayerSlot) -> MixedEdge:
-        space = self.space
+    def _search_layer(self, space: ChainSpace, slot: LayerSlot) -> MixedEdge:
         aux = lambda: chain_auxiliary(slot.c_in, slot.c_out, slot.stride, space.aux_shape_change)  # noqa: E731
         return MixedEdge(space.layers[slot.index], slot.c_in, slot.c_out, slot.stride, aux,
                          act=space.macro.activation, row=slot.index)
@@ -211,7 +213,10 @@ class Supernet(MacroNetwork):
             x = x.contiguous(memory_format=torch.channels_last)
         weights = {g: self._weights(g) for g in self.space.alpha_groups}
         edge_norms = self.edge_norms()
-        scales = None if edge_norms is None else {g: node_edge_weights(v, self.space) for g, v in edge_norms.items()}
+        scales = None
+        if edge_norms is not None:
+            assert isinstance(self.space, SearchSpace), "__init__ refuses edge normalisation on chain spaces"
+            scales = {g: node_edge_weights(v, self.space) for g, v in edge_norms.items()}
         beta = self.beta if self._beta_value != 0 else None
         recompute = self.recompute_edges and torch.is_grad_enabled()
 

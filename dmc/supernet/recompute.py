@@ -94,7 +94,7 @@ def _parameters_replaced(members: _Members, copies: list[torch.Tensor]):
     """The edge runs on ``copies`` of its parameters: differentiating the copies leaves the parameters' own
     gradient hooks to the surrounding backward pass."""
     for module, name, k in members.slots:
-        module._parameters[name] = copies[k]
+        module._parameters[name] = copies[k]  # type: ignore[assignment]  # a plain tensor stands in for the parameter
     try:
         yield
     finally:
