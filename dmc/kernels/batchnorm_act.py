@@ -17,7 +17,7 @@ overrides once loaded; a fake kernel for ``torch.compile``; an autograd formula 
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, TypeGuard
 
 import torch
 import torch.nn.functional as F
@@ -45,7 +45,7 @@ def activation_name(module: nn.Module) -> str | None:
     return MODULES.get(type(module))
 
 
-def foldable(norm: nn.Module) -> bool:
+def foldable(norm: nn.Module) -> TypeGuard[nn.BatchNorm2d]:
     """Whether :func:`fused_batchnorm_act` can stand in for ``norm``: a training-mode ``BatchNorm2d`` without affine
     parameters (not SyncBatchNorm: its statistics are global)."""
     return type(norm) is nn.BatchNorm2d and not norm.affine and norm.training

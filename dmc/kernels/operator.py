@@ -80,5 +80,6 @@ def fused_mixed_sum(outputs: Sequence[torch.Tensor], weights: torch.Tensor, aux:
     native.load_for(outputs[0])
     if aux is None:
         return torch.ops.dmc.mixed_sum(list(outputs), weights)
+    assert beta is not None, "an auxiliary output needs its beta"
     w = torch.cat([weights, beta.reshape(1).to(weights.dtype)])
     return torch.ops.dmc.mixed_sum([*outputs, aux], w)

@@ -20,6 +20,7 @@ def mixed_sum(outputs: Sequence[torch.Tensor], weights: torch.Tensor, aux: torch
     for k in range(1, len(outputs)):
         out = out + weights[k] * outputs[k]
     if aux is not None:
+        assert beta is not None, "an auxiliary output needs its beta"
         out = out + beta * aux
     return out
 

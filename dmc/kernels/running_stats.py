@@ -34,10 +34,17 @@ def update_running_stats(norms: Sequence[nn.BatchNorm2d], mean: torch.Tensor, va
         tracked = [norms[k] for k in rows]
         index = torch.tensor(rows, device=mean.device)
         mean, var = mean.index_select(0, index), var.index_select(0, index)
-    factors = [norm.momentum if norm.momentum is not None else 1.0 / (float(norm.num_batches_tracked) + 1.0)
-               for norm in tracked]
+    factors = [_factor(norm) for norm in tracked]
     torch.ops.dmc.update_running_stats([norm.running_mean for norm in tracked], [norm.running_var for norm in tracked],
                                        [norm.num_batches_tracked for norm in tracked], mean, var, count, factors)
+
+
+def _factor(norm: nn.BatchNorm2d) -> float:
+    """``BatchNorm2d``'s factor for the running statistics: its momentum, or ``1 / batches`` without one."""
+    if norm.momentum is not None:
+        return norm.momentum
+    assert norm.num_batches_tracked is not None, "a norm that tracks running statistics counts its batches"
+    return 1.0 / (float(norm.num_batches_tracked) + 1.0)
 
 
 def plain_update_running_stats(running_means, running_vars, counts, mean, var, count, factors) -> None:

@@ -132,7 +132,7 @@ def _separable_difference(device: torch.device, layout: torch.memory_format, ker
     results = []
     for implementation, dtype in ((fused_separable_conv2d, torch.float32), (separable_conv2d, torch.float64)):
         leaves = [t.detach().to(dtype).requires_grad_() for t in (x, depthwise, pointwise)]
-        out = implementation(*leaves, stride, dilation * (kernel - 1) // 2, dilation, relu,
+        out = implementation(leaves[0], leaves[1], leaves[2], stride, dilation * (kernel - 1) // 2, dilation, relu,
                              _shared_relu(leaves[0], shared))
         out.backward(torch.ones_like(out).cumsum(-1).sin())
         results.append([t.double() for t in (out.detach(), *(leaf.grad for leaf in leaves))])

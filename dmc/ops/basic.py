@@ -53,8 +53,10 @@ class _PixelGrids(torch.autograd.Function):
         return _pixel_grids(x)
 
     @staticmethod
-    def backward(ctx, grad_even: torch.Tensor | None, grad_odd: torch.Tensor | None) -> torch.Tensor:
+    def backward(ctx, grad_even: torch.Tensor | None, grad_odd: torch.Tensor | None) -> torch.Tensor | None:
         like = grad_even if grad_even is not None else grad_odd
+        if like is None:  # neither output has a gradient
+            return None
         grad = torch.empty(ctx.shape, dtype=like.dtype, device=like.device, memory_format=ctx.layout).zero_()
         # one view at a time: under create_graph (a Hessian) each write is recorded, and a view taken before the
         # first write would be a view of a leaf that now requires grad

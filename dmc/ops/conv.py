@@ -7,9 +7,13 @@ Blocks that end with a batch norm expose it as ``norm`` and everything before it
 
 from __future__ import annotations
 
+from typing import cast
+
 from torch import nn
 
-from dmc.kernels.batchnorm_act import foldable
+from dmc.kernels.batchnorm_act import BatchNormAct, foldable
+from dmc.kernels.depthwise import DepthwiseConv
+from dmc.kernels.separable import SeparableConv
 
 
 class ReLUConvBN(nn.Sequential):
@@ -42,8 +46,8 @@ class DilConv(nn.Sequential):
     depthwise output for the backward.
     """
 
-    depthwise = None
-    separable = None
+    depthwise: DepthwiseConv | None = None
+    separable: SeparableConv | None = None
 
     @property
     def shares_input_relu(self) -> bool:
@@ -68,14 +72,15 @@ class DilConv(nn.Sequential):
         relu, conv, pointwise, _ = self
         if self.depthwise is None:
             return pointwise(conv(relu(x)))
-        return self._fused(x, True, activated)
+        return self._fused(self.depthwise, x, True, activated)
 
-    def _fused(self, x, relu: bool, activated=None):
+    def _fused(self, depthwise: DepthwiseConv, x, relu: bool, activated=None):
         _, conv, pointwise, _ = self
-        args = conv.stride[0], conv.padding[0], conv.dilation[0], relu, activated
+        conv, pointwise = cast(nn.Conv2d, conv), cast(nn.Conv2d, pointwise)
+        args = conv.stride[0], cast(int, conv.padding[0]), conv.dilation[0], relu, activated
         if self.separable is not None:
             return self.separable(x, conv.weight, pointwise.weight, *args)
-        return pointwise(self.depthwise(x, conv.weight, *args))
+        return pointwise(depthwise(x, conv.weight, *args))
 
     def forward(self, x, activated=None):
         return self.norm(self.pre_norm(x, activated))
@@ -85,7 +90,7 @@ class DilConv(nn.Sequential):
         _, conv, pointwise, _ = self
         if self.depthwise is None:
             return pointwise(conv(activated))
-        return self._fused(activated, False)
+        return self._fused(self.depthwise, activated, False)
 
 
 class SepConv(nn.Sequential):
@@ -96,7 +101,7 @@ class SepConv(nn.Sequential):
     norm can be folded (:func:`dmc.kernels.batchnorm_act.foldable`): same math, one pass fewer each way.
     """
 
-    batchnorm_act = None
+    batchnorm_act: BatchNormAct | None = None
 
     def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int, affine: bool = True):
         super().__init__(
@@ -106,12 +111,12 @@ class SepConv(nn.Sequential):
 
     @property
     def norm(self) -> nn.Module:
-        return self[1].norm
+        return cast(DilConv, self[1]).norm
 
     @property
     def shares_input_relu(self) -> bool:
         """Whether ``activated=relu(x)`` saves the first half a ReLU of its input (:class:`DilConv`)."""
-        return self[0].shares_input_relu
+        return cast(DilConv, self[0]).shares_input_relu
 
     def pre_norm(self, x, activated=None):
         first, second = self
@@ -149,6 +154,7 @@ class ResNetBasicBlock(nn.Module):
         super().__init__()
         self.conv_a = ReLUConvBN(c_in, c_out, 3, stride, 1, affine)
         self.conv_b = ReLUConvBN(c_out, c_out, 3, 1, 1, affine)
+        self.downsample: nn.Module | None
         if stride == 2:
             self.downsample = nn.Sequential(nn.AvgPool2d(2, stride=2, padding=0),
                                             nn.Conv2d(c_in, c_out, 1, bias=False))

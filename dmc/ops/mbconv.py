@@ -8,11 +8,14 @@ after the expansion; expansion 1 keeps its 1x1 conv; a shape-changing skip is a 
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
 from dmc.errors import InvalidInputError
-from dmc.kernels.batchnorm_act import activation_name, foldable
+from dmc.kernels.batchnorm_act import BatchNormAct, activation_name, foldable
+from dmc.kernels.depthwise import DepthwiseConv
 
 ACTIVATIONS = {"relu": nn.ReLU, "relu6": nn.ReLU6, "swish": nn.SiLU, "hardswish": nn.Hardswish}
 SE_RATIO = 0.25
@@ -75,8 +78,8 @@ class MBConv(nn.Module):
     ``BatchNorm2d(affine=False)`` in training mode, :func:`dmc.kernels.batchnorm_act.foldable`).
     """
 
-    depthwise = None
-    batchnorm_act = None
+    depthwise: DepthwiseConv | None = None
+    batchnorm_act: BatchNormAct | None = None
 
     def __init__(self, c_in: int, c_out: int, kernel: int, expansion: int, stride: int, groups: int = 1,
                  se: bool = False, act: str = "relu6", affine: bool = True):
@@ -109,7 +112,8 @@ class MBConv(nn.Module):
                 continue
             conv, norm, *act = layer
             if i == self.depthwise_index and self.depthwise is not None:
-                x = self.depthwise(x, conv.weight, conv.stride[0], conv.padding[0], 1, False)
+                conv = cast(nn.Conv2d, conv)
+                x = self.depthwise(x, conv.weight, conv.stride[0], cast(int, conv.padding[0]), 1, False)
             else:
                 x = conv(x)
             name = activation_name(act[0]) if act else None

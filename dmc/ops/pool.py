@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from dmc.kernels.max_pool import MaxPool as MaxPoolFunction
 from dmc.ops.conv import ReLUConvBN
 
 
@@ -23,7 +24,7 @@ class MaxPool(nn.MaxPool2d):
     """``nn.MaxPool2d`` (square, no dilation) whose implementation the supernet can set: ``function`` None runs
     PyTorch's; the supernet sets :func:`dmc.kernels.max_pool.recomputing_max_pool2d`, same math, less memory."""
 
-    function = None
+    function: MaxPoolFunction | None = None
 
     def forward(self, x):
         if self.function is None:

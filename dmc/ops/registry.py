@@ -9,7 +9,8 @@ from torch import nn
 
 from dmc.errors import InvalidInputError
 
-OpFactory = Callable[[int, int, int, bool], nn.Module]
+OpFactory = Callable[..., nn.Module]
+"""``factory(c_in, c_out, stride, affine)``, with ``act=`` for chain layers (:meth:`OpSpec.build`)."""
 
 
 @dataclass(frozen=True)
