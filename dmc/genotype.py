@@ -193,17 +193,21 @@ class Genotype:
                 and not tree.args):
             raise GenotypeError("not a DARTS genotype", "expected Genotype(normal=[...], normal_concat=[...], "
                                                         "reduce=[...], reduce_concat=[...])")
-        fields = {kw.arg: _literal(kw.value) for kw in tree.keywords}
+        if any(kw.arg is None for kw in tree.keywords):  # Genotype(**fields): not data
+            raise GenotypeError("not a DARTS genotype: **arguments are not data", "write out its four fields")
+        fields = {kw.arg: _literal(kw.value) for kw in tree.keywords if kw.arg is not None}
         required = {"normal", "normal_concat", "reduce", "reduce_concat"}
         if set(fields) != required:
             raise GenotypeError(f"DARTS genotype fields {sorted(fields)} should be {sorted(required)}")
         return cls.from_darts(**fields, **meta)
 
     def to_darts_text(self) -> str:
-        if self.kind != "darts" or any(len(node) != 2 for c in self.cells.values() for node in c.nodes):
+        reduce = self.reduce  # never None in a darts genotype
+        if self.kind != "darts" or reduce is None or any(len(node) != 2 for c in self.cells.values()
+                                                         for node in c.nodes):
             raise GenotypeError("only DARTS-family genotypes with two edges per node have a DARTS text form")
         return (f"Genotype(normal={list(self.normal.edges)}, normal_concat={list(self.normal.concat)}, "
-                f"reduce={list(self.reduce.edges)}, reduce_concat={list(self.reduce.concat)})")
+                f"reduce={list(reduce.edges)}, reduce_concat={list(reduce.concat)})")
 
     # ------------------------------------------------------------------------------------ NAS-Bench-201
     @classmethod
@@ -230,15 +234,17 @@ class Genotype:
 def _literal(node: ast.expr) -> Any:
     """Lists/tuples of (str, int) pairs, lists of ints, or ``range(a, b)``: nothing else is accepted."""
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "range" \
-            and all(isinstance(a, ast.Constant) and type(a.value) is int for a in node.args) and not node.keywords:
-        try:
-            indices = range(*(a.value for a in node.args))
-        except (TypeError, ValueError) as exc:
-            raise GenotypeError(f"{ast.unparse(node)}: {exc}") from None
-        if len(indices) > MAX_CELL_STATES:  # checked before it is materialised: range(0, 3000000000) is 3e9 ints
-            raise GenotypeError(f"{ast.unparse(node)}: {len(indices)} indices, more than a cell has states "
-                                f"(at most {MAX_CELL_STATES})")
-        return list(indices)
+            and not node.keywords:
+        bounds = [a.value for a in node.args if isinstance(a, ast.Constant) and type(a.value) is int]
+        if len(bounds) == len(node.args):
+            try:
+                indices = range(*bounds)
+            except (TypeError, ValueError) as exc:
+                raise GenotypeError(f"{ast.unparse(node)}: {exc}") from None
+            if len(indices) > MAX_CELL_STATES:  # checked before it is materialised: range(0, 3000000000) is 3e9 ints
+                raise GenotypeError(f"{ast.unparse(node)}: {len(indices)} indices, more than a cell has states "
+                                    f"(at most {MAX_CELL_STATES})")
+            return list(indices)
     try:
         return ast.literal_eval(node)
     except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):

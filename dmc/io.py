@@ -20,7 +20,7 @@ class WriteError(DmcError):
     """A file could not be written (folder missing or read-only, disk full, ...): the environment's problem."""
 
 
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
+def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
     """Calls ``write(tmp)`` on a temporary file beside ``path``, then renames it over ``path``.
 
     The file gets the mode a plain ``open(path, "w")`` would give it (the umask's, or the mode of the file
@@ -144,10 +144,11 @@ def _check_expanded_size(root: yaml.Node) -> None:
 
     def size(node: yaml.Node) -> int:
         if id(node) in sizes:
-            if sizes[id(node)] is None:
+            known = sizes[id(node)]
+            if known is None:
                 raise YamlDataError("an alias inside the value it names (the value would contain itself)",
                                     "write the value out instead of the alias", node.start_mark)
-            return sizes[id(node)]
+            return known
         sizes[id(node)] = None
         children = node.value if isinstance(node, yaml.SequenceNode) else (
             [child for pair in node.value for child in pair] if isinstance(node, yaml.MappingNode) else [])
@@ -176,7 +177,8 @@ def parse_yaml(text: str, source: str, error: type[InvalidInputError] = InvalidI
         return yaml.load(text, Loader=loader)
     except YamlDataError as exc:
         mark = exc.problem_mark
-        raise error(f"{path}: line {mark.line + 1}, column {mark.column + 1}: {exc.problem}", exc.hint) from None
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise error(f"{path}: {where}{exc.problem}", exc.hint) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

@@ -26,9 +26,9 @@ def same_file(a: str | Path, b: str | Path) -> bool:
 
 def refuse_overwriting_inputs(outputs: Iterable[str | Path], inputs: Iterable[str | Path | None]) -> None:
     """Raises :class:`InvalidInputError` when an output would overwrite an input; ``None`` inputs are skipped."""
-    inputs = [Path(i) for i in inputs if i is not None]
+    sources = [Path(i) for i in inputs if i is not None]
     for output in outputs:
-        for source in inputs:
+        for source in sources:
             if same_file(output, source):
                 shown = f"{output}" if str(output) == str(source) else f"{output} (the same file as {source})"
                 raise InvalidInputError(f"writing {shown} would overwrite an input of this command",

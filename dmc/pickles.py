@@ -20,7 +20,7 @@ import pickle
 import re
 from collections import OrderedDict
 from collections.abc import Set
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -64,7 +64,7 @@ _PLAIN_DTYPE = re.compile(r"[biufcSU][0-9]+")
 """The dtype names numpy pickles plain data under: booleans, (unsigned) integers, floats, complex numbers, bytes and
 str."""
 
-_BYTE_ORDERS = {"<": "<", ">": ">", "|": "=", "=": "="}
+_BYTE_ORDERS: dict[str, Literal["<", ">", "="]] = {"<": "<", ">": ">", "|": "=", "=": "="}
 
 
 class PickledDtype:

@@ -20,7 +20,7 @@ from dmc.io import atomic_write_text, parse_json, read_json, read_text
 from dmc.runfolder import history_path, read_history
 
 _REQUIRED = object()
-_KINDS = {"number": (int, float), "object": dict, "string": str}
+_KINDS: dict[str, type | tuple[type, ...]] = {"number": (int, float), "object": dict, "string": str}
 
 
 def skip_connections(genotype: Genotype | ChainGenotype, cell_type: str = "normal") -> int:
@@ -49,7 +49,7 @@ def _value(record: Any, key: str, source: str, kind: str = "number", default: An
     return value
 
 
-def _search_section(manifest: DemoManifest, lines: list[str], heading: str) -> dict[str, Genotype]:
+def _search_section(manifest: DemoManifest, lines: list[str], heading: str) -> dict[str, Genotype | ChainGenotype]:
     from dmc.compiler.source import resolve_genotype
     from dmc.viz import visualize
 

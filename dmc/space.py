@@ -94,7 +94,11 @@ class SearchSpace:
         return f"{len(self.edges)} edges/cell, C={self.macro.channels} L={self.macro.layers}"
 
     def cell(self, cell_type: str) -> CellSpec:
-        return self.normal if cell_type == "normal" else self.reduce
+        """The candidates of the ``cell_type`` cell, one of :attr:`cell_types`."""
+        spec = self.normal if cell_type == "normal" else self.reduce
+        if spec is None:
+            raise ValueError(f"space {self.name!r} has no {cell_type} cell")
+        return spec
 
     @property
     def concat(self) -> tuple[int, ...]:
@@ -118,7 +122,7 @@ class SearchSpace:
                                     "change its width with --channels")
         data = self.to_dict()
         data["macro"].update(changes)
-        return space_from_dict(data, f"{self.source} (with {', '.join(f'{k}={v}' for k, v in changes.items())})")
+        return _Validator(f"{self.source} (with {', '.join(f'{k}={v}' for k, v in changes.items())})").space(data)
 
     def to_dict(self, include_description: bool = True) -> dict:
         """The spec as plain data (the YAML schema), round-tripping through :func:`space_from_dict`."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, NoReturn
 
 from dmc.errors import InvalidInputError
 from dmc.ops import OPS
@@ -22,7 +22,7 @@ class SpecChecks:
     def __init__(self, source: str):
         self.source = source
 
-    def fail(self, path: str, problem: str, hint: str | None = None):
+    def fail(self, path: str, problem: str, hint: str | None = None) -> NoReturn:
         raise SpecError(f"{self.source}: {path}: {problem}" if path else f"{self.source}: {problem}", hint)
 
     def mapping(self, value: Any, path: str, required: set[str], optional: set[str]) -> dict:

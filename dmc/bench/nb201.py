@@ -179,7 +179,9 @@ class NB201Bench:
 
     def index(self, arch: Genotype | str | int) -> int:
         """The archive index of a cell (a Genotype of kind nb201, a NAS-Bench-201 string, or an index)."""
-        if isinstance(arch, (int, np.integer)) and not isinstance(arch, bool):
+        if isinstance(arch, bool):
+            raise InvalidInputError(f"{arch} is not an index of the archive (0..{len(self.archs) - 1})")
+        if isinstance(arch, (int, np.integer)):
             if not 0 <= arch < len(self.archs):
                 raise InvalidInputError(f"index {arch} is not in the archive (0..{len(self.archs) - 1})")
             return int(arch)
@@ -214,7 +216,8 @@ class NB201Bench:
         if isinstance(stored, str) and stored != arch:
             raise InvalidInputError(f"{file}: holds {_short(stored)}, but the meta file lists {arch} as #{index}",
                                     "the file does not belong to this archive")
-        datasets, epochs = [], set()
+        datasets: list[DatasetResult] = []
+        epochs: set[int] = set()
         for protocol in PROTOCOL:
             valid = reader.accuracy(results, *protocol.valid, epochs)
             test = reader.accuracy(results, *protocol.test, epochs)

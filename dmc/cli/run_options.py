@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import typer
 
@@ -17,6 +17,14 @@ Device = typer.Option(None, help="auto | cpu | cuda [auto].")
 Deterministic = typer.Option(None, "--deterministic/--nondeterministic",
                              help="Deterministic algorithms (bitwise reproducible on CPU).")
 BatchSize = typer.Option(None, help="Batch size [search 64, train 96].")
+
+
+@overload
+def number_list(text: str, flag: str, kind: type = int, example: str = "0,1,2,3") -> list: ...
+
+
+@overload
+def number_list(text: str | None, flag: str, kind: type = int, example: str = "0,1,2,3") -> list | None: ...
 
 
 def number_list(text: str | None, flag: str, kind: type = int, example: str = "0,1,2,3") -> list | None:

@@ -10,6 +10,7 @@ from dmc.compiler.networks import CompiledNetwork
 from dmc.compiler.saved import load_network, save_network
 from dmc.errors import InvalidInputError
 from dmc.genotype import Genotype
+from dmc.network import Macro
 from dmc.space import SearchSpace
 
 
@@ -52,6 +53,7 @@ def build_args_for(genotype: Genotype | ChainGenotype, style: str | None = None,
         return args.replace(**overrides)
     args = args.replace(stem_multiplier=macro.stem_multiplier)
     if macro.reductions is not None and overrides.get("reductions") is None:
+        assert isinstance(args.macro, Macro)  # the defaults of a cell style: a cell macro
         layers = overrides.get("layers") or args.macro.layers
         if layers != macro.layers:
             raise InvalidInputError(

@@ -41,7 +41,8 @@ class BuildArgs:
 
     @property
     def style(self) -> str:
-        return self.macro.kind if self.macro.kind in ("nb201", "chain") else self.macro.stem
+        m = self.macro
+        return m.kind if isinstance(m, ChainMacro) or m.kind == "nb201" else m.stem
 
     @property
     def input_size(self) -> int:

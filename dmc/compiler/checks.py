@@ -8,6 +8,8 @@ from dmc.chain_genotype import ChainGenotype
 from dmc.chain_space import ChainSpace
 from dmc.errors import InvalidInputError
 from dmc.genotype import Genotype
+from dmc.network.chain_macro import ChainMacro
+from dmc.network.macro import Macro
 from dmc.space import SearchSpace, bundled_spaces, load_space
 
 
@@ -23,11 +25,15 @@ def check_genotype_in_space(genotype: Genotype | ChainGenotype, space: SearchSpa
     if genotype.kind != space.macro.kind:
         raise InvalidInputError(f"a {genotype.kind} genotype does not belong to the {space.macro.kind} space "
                                 f"{space.name!r}")
-    if isinstance(space, ChainSpace):
+    if isinstance(genotype, ChainGenotype):
+        assert isinstance(space, ChainSpace)  # the kinds match (checked above): chain genotypes, chain spaces
         _check_chain(genotype, space)
         return
+    assert isinstance(space, SearchSpace)  # the kinds match (checked above): cell genotypes, cell spaces
     edge_index = {edge: e for e, edge in enumerate(space.edges)}
     for cell_type, cell in genotype.cells.items():
+        if cell_type not in space.cell_types:
+            raise InvalidInputError(f"cells.{cell_type}: space {space.name!r} has no {cell_type} cell")
         if len(cell.nodes) != space.nodes:
             raise InvalidInputError(f"cells.{cell_type}: {len(cell.nodes)} nodes, but space {space.name!r} has "
                                     f"{space.nodes}")
@@ -82,10 +88,13 @@ def _bundled_space(name: str) -> SearchSpace | ChainSpace:
 
 
 def _resized(space: SearchSpace | ChainSpace, genotype: Genotype | ChainGenotype) -> SearchSpace | ChainSpace:
-    """``space`` at the genotype's width (chain) or channels and depth (cell), as the search that derived it."""
+    """``space`` at the genotype's width (chain) or channels and depth (cell), as the search that derived it; a
+    genotype of another family raises :class:`InvalidInputError`."""
     macro = genotype.macro
     if macro is None:
         return space
-    if isinstance(space, ChainSpace):
+    if isinstance(space, ChainSpace) and isinstance(macro, ChainMacro):
         return space.with_macro(width=macro.width)
-    return space.with_macro(channels=macro.channels, layers=macro.layers)
+    if isinstance(space, SearchSpace) and isinstance(macro, Macro):
+        return space.with_macro(channels=macro.channels, layers=macro.layers)
+    raise InvalidInputError(f"a {genotype.kind} genotype cannot be resized into the {space.kind} space {space.name!r}")

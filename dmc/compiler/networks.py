@@ -10,6 +10,8 @@ detection backbone without hand-copied channel lists.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -19,7 +21,7 @@ from dmc.compiler.cell import derived_cell, derived_layer, run_derived_cell
 from dmc.compiler.heads import AuxiliaryHeadCIFAR, AuxiliaryHeadImageNet
 from dmc.errors import InvalidInputError
 from dmc.genotype import Genotype
-from dmc.network import Macro, MacroNetwork
+from dmc.network import Cell, ChainMacro, Macro, MacroNetwork
 
 
 class CompiledNetwork(MacroNetwork):
@@ -40,19 +42,21 @@ class CompiledNetwork(MacroNetwork):
         self.genotype, self.build_args = genotype, build_args
         self.drop_path_prob = 0.0
         if isinstance(genotype, ChainGenotype):
+            assert isinstance(macro, ChainMacro)  # the kinds match (checked above)
             self.build_body(macro, build_args.in_channels, build_args.num_classes,
                             lambda slot: derived_layer(genotype, macro, slot))
         else:
+            assert isinstance(macro, Macro)  # the kinds match (checked above)
             self.build_body(macro, build_args.in_channels, build_args.num_classes,
                             lambda slot: derived_cell(genotype.cells[slot.cell_type], genotype.inputs, slot))
         reductions = macro.reduction_positions() if isinstance(macro, Macro) else ()
         self.aux_position = reductions[-1] if reductions else None
         self.auxiliary_head: nn.Module | None = None
         if build_args.auxiliary:
-            if self.aux_position is None:
+            if not isinstance(macro, Macro) or self.aux_position is None:
                 raise InvalidInputError("the auxiliary head sits after the last reduction cell: this network has none")
             head = AuxiliaryHeadCIFAR if macro.stem == "cifar" else AuxiliaryHeadImageNet
-            self.auxiliary_head = head(self.blocks[self.aux_position].out_channels, build_args.num_classes)
+            self.auxiliary_head = head(cast(Cell, self.blocks[self.aux_position]).out_channels, build_args.num_classes)
 
     @property
     def deterministic(self) -> bool:
@@ -94,7 +98,9 @@ class CompiledNetwork(MacroNetwork):
         stages = len(self.feature_info)
         if indices is None:
             wanted = set(range(stages))
-        elif isinstance(indices, int) and not isinstance(indices, bool):
+        elif isinstance(indices, bool):
+            raise InvalidInputError(f"indices={indices}: expected a number of stages or a list of stage indices")
+        elif isinstance(indices, int):
             if not 1 <= indices <= stages:
                 raise InvalidInputError(f"indices={indices}: the network has {stages} stages")
             wanted = set(range(stages - indices, stages))

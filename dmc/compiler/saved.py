@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dmc.chain_genotype import ChainGenotype
 from dmc.checkpoints import NETWORK, TRAIN_CHECKPOINT, load_checkpoint, save_checkpoint
 from dmc.compiler.build_args import BuildArgs
 from dmc.errors import InvalidInputError
@@ -53,7 +54,7 @@ class NetworkFile:
     and the detection backbone rebuild a network from."""
 
     path: Path
-    genotype: Genotype
+    genotype: Genotype | ChainGenotype
     build_args: BuildArgs
     weights: dict[str, Any]
     data: dict[str, Any] | None

@@ -19,7 +19,7 @@ def load_dataset(spec: str, root: str | Path | None = None, augment: bool = Fals
     ``imagenet``: random-resized crop, and ``center_crop`` for evaluation, see :mod:`dmc.data.folder`).
     """
     name, location = _source(spec, root, policy)
-    if name == "digits":
+    if location is None:  # digits: embedded, no files
         from dmc.data.digits import load_digits_bundle
 
         return load_digits_bundle(image_size, augment)
@@ -41,6 +41,8 @@ def check_dataset(spec: str, root: str | Path | None = None, policy: str = "cifa
     """What :func:`load_dataset` checks before it reads any image: the name, the path, a CIFAR folder's files, an
     image folder's layout and classes. Runs call it before they write anything into their folder."""
     name, location = _source(spec, root, policy)
+    if location is None:  # digits: embedded, no files
+        return
     if name in ("cifar10", "cifar100"):
         from dmc.data.cifar import cifar_root
 
@@ -52,7 +54,8 @@ def check_dataset(spec: str, root: str | Path | None = None, policy: str = "cifa
 
 
 def _source(spec: str, root: str | Path | None, policy: str) -> tuple[str, str | Path | None]:
-    """(dataset name, where its files are) of ``spec``; an unknown name or a missing path is refused."""
+    """(dataset name, where its files are: None for digits) of ``spec``; an unknown name or a missing path is
+    refused."""
     name, _, path = spec.partition(":")
     if policy != "cifar" and name in ("digits", "cifar10", "cifar100"):
         raise InvalidInputError(f"the {policy} augmentation policy needs a folder:PATH dataset, not {name}",

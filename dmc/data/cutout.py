@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sized
+from typing import cast
+
 import torch
 from torch.utils.data import Dataset
 
@@ -22,7 +25,7 @@ class CutoutDataset(Dataset):
         self.dataset, self.length = dataset, length
 
     def __len__(self) -> int:
-        return len(self.dataset)
+        return len(cast(Sized, self.dataset))  # torch's Dataset type has no __len__; map-style datasets do
 
     def __getitem__(self, index: int):
         image, label = self.dataset[index]

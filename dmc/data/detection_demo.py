@@ -15,6 +15,7 @@ import secrets
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -73,14 +74,15 @@ def _render(rng: np.random.Generator, digits: np.ndarray, labels: np.ndarray, sp
     for _ in range(spec.clutter_strokes):  # pen-like strokes that are not digits
         points = [tuple(int(v) for v in rng.integers(0, size, 2)) for _ in range(2)]
         draw.line(points, fill=tuple(int(v) for v in rng.integers(60, 160, 3)), width=int(rng.integers(1, 3)))
-    boxes, annotations = [], []
+    boxes: list[tuple[int, int, int, int]] = []
+    annotations: list[dict[str, Any]] = []
     for _ in range(int(rng.integers(spec.digits_per_image[0], spec.digits_per_image[1] + 1))):
         side = int(rng.integers(spec.digit_size[0], spec.digit_size[1] + 1))
         spot = _place(rng, boxes, side, size)
         if spot is None:
             continue
         k = int(rng.integers(len(labels)))
-        glyph = Image.fromarray((digits[k] / 16 * 255).astype(np.uint8)).resize((side, side), Image.BILINEAR)
+        glyph = Image.fromarray((digits[k] / 16 * 255).astype(np.uint8)).resize((side, side), Image.Resampling.BILINEAR)
         alpha = np.asarray(glyph, dtype=np.float32) / 255
         color = rng.integers(150, 256, 3).astype(np.float32)
         region = np.asarray(image, dtype=np.float32)[spot[1]:spot[1] + side, spot[0]:spot[0] + side]
@@ -137,7 +139,8 @@ def _write(out: Path, spec: DemoSpec) -> dict[str, Path]:
         annotation_file, image_folder = split_files(name)
         folder = out / image_folder
         folder.mkdir(parents=True, exist_ok=True)
-        images, annotations = [], []
+        images: list[dict[str, Any]] = []
+        annotations: list[dict[str, Any]] = []
         for i in range(count):
             image, anns = _render(rng, digits.images[pool], digits.target[pool], spec)
             file_name = f"{i:05d}.png"

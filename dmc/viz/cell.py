@@ -71,7 +71,7 @@ def draw_cell(cell: CellGenotype, inputs: int, title: str, stem: str | Path) -> 
 def draw_genotype(genotype: Genotype | ChainGenotype, out_dir: str | Path, name: str = "genotype") -> list[Path]:
     """One picture per cell type: ``<name>_normal.{png,svg}`` (and ``_reduce``); a chain genotype gives
     ``<name>_layers.{png,svg}`` (see :func:`draw_chain`)."""
-    if genotype.kind == "chain":
+    if isinstance(genotype, ChainGenotype):
         return draw_chain(genotype, Path(out_dir) / f"{name}_layers", name)
     paths = []
     for cell_type, cell in genotype.cells.items():

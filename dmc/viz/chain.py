@@ -10,6 +10,7 @@ the layer: a dashed grey box reading ``skip`` / ``removed``. A 'skip' that chang
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,14 +60,14 @@ def layer_boxes(genotype: ChainGenotype) -> list[LayerBox]:
     return [layer_box(op, slot) for op, slot in zip(genotype.layers, genotype.slots())]
 
 
-def _rows(genotype: ChainGenotype) -> list[tuple[str, list]]:
+def _rows(genotype: ChainGenotype) -> list[tuple[str, Sequence[LayerBox | tuple[str, str]]]]:
     """The picture's rows, top to bottom: (row header, boxes), a box being a LayerBox or (label, detail) of a
     fixed part."""
     macro, boxes = genotype.macro, layer_boxes(genotype)
     fixed = [("conv 3x3", f"{macro.stem_width} ch" + (" s2" if macro.stem_stride == 2 else ""))]
     if macro.first_block_width is not None:
         fixed.append(("sep 3x3", f"{macro.first_block_width} ch"))
-    rows: list[tuple[str, list]] = [("input", fixed)]
+    rows: list[tuple[str, Sequence[LayerBox | tuple[str, str]]]] = [("input", fixed)]
     slots = genotype.slots()
     for s, stage in enumerate(macro.stages):
         stage_boxes = [box for box, slot in zip(boxes, slots) if slot.stage == s]
@@ -102,7 +103,8 @@ def draw_chain(genotype: ChainGenotype, stem: str | Path, name: str = "genotype"
                 _layer_patch(ax, box, x, y)
             else:
                 _patch(ax, x, y, FIXED_FILL, "#555555", "solid", 1.0)
-                _labels(ax, x, y, *box, "black")
+                label, detail = box
+                _labels(ax, x, y, label, detail, "black")
     legend = [Patch(fc=fill, ec="#555555", label=f"kernel {k}") for k, fill in KERNEL_FILLS.items()]
     legend += [Patch(fc="white", ec="black", lw=2.2, label="stride 2"),
                Patch(fc="white", ec=REMOVED_GREY, ls="--", label="skipped (removed)")]

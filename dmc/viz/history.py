@@ -4,8 +4,9 @@ accuracies, and (where tracked) the Hessian's dominant eigenvalue."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from dmc.chain_space import ChainSpace
 from dmc.runfolder import DamagedRunFile
@@ -79,7 +80,7 @@ def alpha_figure(history: list[dict[str, Any]], space: SearchSpace | ChainSpace,
 def _panel_title(space: SearchSpace | ChainSpace, row: int) -> str:
     """``layer 3: stage 1, 24->32, s2`` (chain spaces) or ``edge 3: c_{k-1} -> node 1``, the edge's input named
     as the cell pictures name it (cell inputs, then nodes from 0)."""
-    if space.kind == "chain":
+    if isinstance(space, ChainSpace):
         slot = space.layer_slots()[row]
         return f"layer {row}: stage {slot.stage}, {slot.c_in}->{slot.c_out}" + (", s2" if slot.stride == 2 else "")
     node, source = space.edges[row]
@@ -89,13 +90,21 @@ def _panel_title(space: SearchSpace | ChainSpace, row: int) -> str:
 def _candidate_colors(operations: list[str]) -> dict[str, Any]:
     """A colour per operation name (the same in every panel: chain layers offer different candidate lists);
     skips are red."""
-    from matplotlib import colormaps
-
-    palette = [c for i, c in enumerate(colormaps["tab10"].colors) if i != 3]  # tab10's red is the skips'
+    palette = [c for i, c in enumerate(_listed_colors("tab10")) if i != 3]  # tab10's red is the skips'
     if sum(op not in SKIPS for op in operations) > len(palette):
-        palette = list(colormaps["tab20"].colors)
+        palette = _listed_colors("tab20")
     others = iter(palette * (1 + len(operations) // len(palette)))
     return {op: SKIP_COLOR if op in SKIPS else next(others) for op in operations}
+
+
+def _listed_colors(name: str) -> list[Any]:
+    """The colours of matplotlib's listed colormap ``name`` (tab10, tab20: RGB tuples)."""
+    from matplotlib import colormaps
+    from matplotlib.colors import ListedColormap
+
+    cmap = colormaps[name]
+    assert isinstance(cmap, ListedColormap)
+    return list(cast(Sequence[Any], cmap.colors))  # typed as any array-like or colour: a list of colours here
 
 
 def plot_beta(history: list[dict[str, Any]], path: str | Path) -> Path:
