@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from dmc.chain_space import ChainSpace
 from dmc.checkpoints import (
     SEARCH_CHECKPOINT,
     TRAIN_CHECKPOINT,
@@ -253,10 +254,10 @@ class RunFolder:
                                     f"start a new {self.kind.command} there")
         return read_run_config(self.path)
 
-    def write_space(self, space: SearchSpace) -> None:
+    def write_space(self, space: SearchSpace | ChainSpace) -> None:
         atomic_write_text(self.space_path, yaml.safe_dump(space.to_dict(), sort_keys=False))
 
-    def read_space(self) -> SearchSpace:
+    def read_space(self) -> SearchSpace | ChainSpace:
         """The space as searched (``space.yaml``); a damaged file is named in a one-line error."""
         if not self.space_path.is_file():
             raise InvalidInputError(f"{self.path}: not a search run folder (no space.yaml)",

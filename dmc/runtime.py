@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.utils.data import Dataset
 
 from dmc.errors import DmcError, InvalidInputError
 
@@ -34,7 +35,9 @@ def seed_everything(seed: int, deterministic: bool) -> None:
 
 def rng_state() -> dict[str, Any]:
     """Python, numpy, torch (and CUDA) generator states, in types ``weights_only`` loading accepts."""
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    numpy_state = np.random.get_state(legacy=True)
+    assert isinstance(numpy_state, tuple), "numpy's global generator is MT19937, whose legacy state is a tuple"
+    kind, keys, pos, has_gauss, cached = numpy_state
     state = {"python": random.getstate(), "torch": torch.get_rng_state(),
              "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
                        "has_gauss": int(has_gauss), "cached": float(cached)}}
@@ -56,6 +59,12 @@ def _tuples(value):
     return tuple(_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
+def dataset_size(dataset: Dataset) -> int:
+    """``len(dataset)``: torch's ``Dataset`` type declares no ``__len__``, but the map-style datasets dmc uses have
+    one."""
+    return len(cast(Sized, dataset))
+
+
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, loader, device: torch.device,
              total: Callable[[list[float]], list[float]] = list) -> tuple[float, float]:
@@ -70,8 +79,8 @@ def evaluate(model: torch.nn.Module, loader, device: torch.device,
         total_loss += F.cross_entropy(logits, y, reduction="sum").item()
         correct += (logits.argmax(1) == y).sum().item()
         seen += len(y)
-    total_loss, correct, seen = total([total_loss, correct, seen])
-    return total_loss / max(seen, 1), correct / max(seen, 1)
+    summed_loss, summed_correct, summed_seen = total([total_loss, correct, seen])
+    return summed_loss / max(summed_seen, 1), summed_correct / max(summed_seen, 1)
 
 
 def check_finite(value: float, what: str, epoch: int, step: int | None, run_dir: Path) -> float:

@@ -8,11 +8,14 @@ import json
 import math
 import types
 import typing
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from dmc.errors import InvalidInputError, check_known_settings
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")
 
 
 def settings_from_dict(cls: type[T], data: Any, source: str) -> T:

@@ -6,6 +6,8 @@ differentiates twice), so dmc normalises with plain differentiable tensor operat
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -66,11 +68,14 @@ class SyncBatchNorm2d(nn.BatchNorm2d):
 
     @torch.no_grad()
     def _update_running_stats(self, mean: torch.Tensor, m2: torch.Tensor, total: torch.Tensor) -> None:
-        self.num_batches_tracked.add_(1)
-        factor = 1.0 / self.num_batches_tracked.item() if self.momentum is None else self.momentum
+        tracked, running_mean, running_var = self.num_batches_tracked, self.running_mean, self.running_var
+        assert tracked is not None and running_mean is not None and running_var is not None, \
+            "called only with track_running_stats, which registers the three buffers"
+        tracked.add_(1)
+        factor = 1.0 / tracked.item() if self.momentum is None else self.momentum
         unbiased = m2 / (total - 1).clamp_min(1)
-        self.running_mean.lerp_(mean.to(self.running_mean.dtype), factor)
-        self.running_var.lerp_(unbiased.to(self.running_var.dtype), factor)
+        running_mean.lerp_(mean.to(running_mean.dtype), factor)
+        running_var.lerp_(unbiased.to(running_var.dtype), factor)
 
 
 def convert_sync_batchnorm(module: nn.Module) -> nn.Module:
@@ -92,7 +97,12 @@ def convert_sync_batchnorm(module: nn.Module) -> nn.Module:
     return module
 
 
-def _placement_of(module: nn.Module) -> dict[str, torch.device | torch.dtype]:
+class _Placement(TypedDict, total=False):
+    device: torch.device
+    dtype: torch.dtype
+
+
+def _placement_of(module: nn.Module) -> _Placement:
     """The device and floating-point dtype of ``module``'s tensors (none: the defaults)."""
     tensors = [t for t in [*module.parameters(), *module.buffers()] if t.is_floating_point()]
     return {"device": tensors[0].device, "dtype": tensors[0].dtype} if tensors else {}

@@ -20,7 +20,7 @@ from torch.utils.data import Dataset, Subset
 
 from dmc.distributed.environment import launch_environment
 from dmc.errors import DmcError, InvalidInputError
-from dmc.runtime import resolve_device, restore_rng_state, rng_state
+from dmc.runtime import dataset_size, resolve_device, restore_rng_state, rng_state
 
 T = TypeVar("T")
 
@@ -133,8 +133,8 @@ class Distributed:
         """
         if not self.active:
             return work(*args)
-        outcome: tuple[str, Any]
-        failure = None
+        outcome: tuple[str, Any] | None = None
+        failure: BaseException | None = None
         if self.is_main:
             try:
                 outcome = ("ok", work(*args))
@@ -142,9 +142,10 @@ class Distributed:
                 failure, outcome = exc, ("error", (exc.exit_code, str(exc)))
             except BaseException as exc:  # a bug or an interrupt: rank 0's traceback says which
                 failure, outcome = exc, ("error", (1, f"{type(exc).__name__} on rank 0"))
-        outcome = self.broadcast_object(outcome if self.is_main else None)
+        outcome = self.broadcast_object(outcome)
         if failure is not None:
             raise failure
+        assert outcome is not None, "rank 0 sends its outcome, always set above"
         kind, value = outcome
         if kind == "error":
             error = PeerFailed(value[1])
@@ -157,7 +158,7 @@ class Distributed:
         the first failing rank's error and the others exit quietly, instead of one line per process."""
         if not self.active:
             return work()
-        result, failure = None, None
+        failure: DmcError | None = None
         try:
             result = work()
         except DmcError as exc:
@@ -208,7 +209,7 @@ class Distributed:
     def shard(self, dataset: Dataset) -> Dataset:
         """This process's part of an evaluation set: every ``world_size``-th item from ``rank`` (sizes differ by
         at most one; evaluation sums over processes, so nothing is counted twice)."""
-        return dataset if not self.active else Subset(dataset, range(self.rank, len(dataset), self.world_size))
+        return dataset if not self.active else Subset(dataset, range(self.rank, dataset_size(dataset), self.world_size))
 
 
 SINGLE = Distributed()

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dmc.chain_genotype import ChainGenotype
 from dmc.distributed import is_main_process
 from dmc.errors import InvalidInputError
 from dmc.genotype import Genotype, load_genotype
@@ -35,7 +36,7 @@ class AblationRun:
     beta0: float
     seed: int
     run_dir: Path
-    genotype: Genotype
+    genotype: Genotype | ChainGenotype
     skips_per_epoch: tuple[int, ...]
     """Skip connections of the normal cell derived at the end of each epoch."""
     val_acc: float
@@ -107,7 +108,7 @@ def _one(config: SearchConfig, run_dir: Path, train_config, on_event) -> Ablatio
                        history[-1]["val_acc"], max(r["val_acc"] for r in history), test_acc)
 
 
-def _train(genotype: Genotype, train_config, run_dir: Path, seed: int, on_event) -> float:
+def _train(genotype: Genotype | ChainGenotype, train_config, run_dir: Path, seed: int, on_event) -> float:
     from dmc.train import TrainConfig, train
 
     result_file = run_dir / "result.json"
@@ -131,8 +132,9 @@ def summarise(runs: Sequence[AblationRun]) -> list[dict[str, Any]]:
         row = {"beta0": beta0, "seeds": [r.seed for r in group], "skips": _spread([r.skips for r in group]),
                "val_acc": _spread([r.val_acc for r in group]), "best_val_acc": _spread([r.best_val_acc for r in group]),
                "skips_per_epoch": [statistics.fmean(r.skips_per_epoch[e] for r in group) for e in range(epochs)]}
-        if all(r.test_acc is not None for r in group):
-            row["test_acc"] = _spread([r.test_acc for r in group])
+        test_accs = [r.test_acc for r in group if r.test_acc is not None]
+        if len(test_accs) == len(group):
+            row["test_acc"] = _spread(test_accs)
         rows.append(row)
     return rows
 

@@ -37,7 +37,7 @@ class Architect:
         arch = self.model.arch_parameters()
         if self.order == 1:
             self._loss(x_val, y_val).backward(inputs=arch)
-            self.average([p.grad for p in arch])
+            self.average([p.grad for p in arch if p.grad is not None])
         else:
             grads = self._unrolled_grads(x_train, y_train, x_val, y_val, lr, w_optimizer)
             self.average(grads)

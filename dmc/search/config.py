@@ -167,7 +167,7 @@ class SearchConfig:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "search config") -> SearchConfig:
+    def from_dict(cls, data: Any, source: str = "search config") -> SearchConfig:
         """Settings from a mapping (a YAML file, config.json, the command line); ``source`` names it in errors."""
         return settings_from_dict(cls, data, source).validate(source)
 

@@ -46,7 +46,7 @@ def hessian_eigenvalue(model, batches: Sequence[tuple[torch.Tensor, torch.Tensor
             for i in range(iterations):
                 hv = _hessian_vector_product(model, alphas, batches, v)
                 average(hv)
-                previous, eigenvalue = eigenvalue, sum((a * b).sum() for a, b in zip(v, hv)).item()
+                previous, eigenvalue = eigenvalue, _dot(v, hv).item()
                 v = _normalized(hv)
                 if i > 0 and abs(eigenvalue - previous) <= tolerance * abs(eigenvalue):
                     break
@@ -66,11 +66,20 @@ def _hessian_vector_product(model, alphas, batches, v) -> list[torch.Tensor]:
     for x, y in batches:
         loss = F.cross_entropy(model(x), y) / len(batches)
         grads = torch.autograd.grad(loss, alphas, create_graph=True)
-        products = torch.autograd.grad(sum((g * u).sum() for g, u in zip(grads, v)), alphas)
+        products = torch.autograd.grad(_dot(grads, v), alphas)
         total = [t + p for t, p in zip(total, products)]
     return total
 
 
 def _normalized(vectors: list[torch.Tensor]) -> list[torch.Tensor]:
-    norm = torch.sqrt(sum((u * u).sum() for u in vectors))
+    norm = torch.sqrt(_dot(vectors, vectors))
     return [u / norm for u in vectors] if norm > 0 else vectors
+
+
+def _dot(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor]) -> torch.Tensor:
+    """The sum of ``(a[i] * b[i]).sum()`` in order, as the builtin ``sum`` adds them (whose start, 0, makes its
+    type ``Tensor | int``); ``a`` is not empty."""
+    total = (a[0] * b[0]).sum()
+    for x, y in zip(a[1:], b[1:]):
+        total = total + (x * y).sum()
+    return total

@@ -39,21 +39,29 @@ def prune_space(space: SearchSpace, alphas: dict[str, torch.Tensor], keep: int) 
             edges.append([ops[k] for k in sorted(strongest)])
         data["cell"][group] = {"edges": edges}
     data["name"] = space.name
-    return space_from_dict(data, f"{space.name} pruned to {keep} candidates per edge")
+    pruned = space_from_dict(data, f"{space.name} pruned to {keep} candidates per edge")
+    assert isinstance(pruned, SearchSpace), "a cell space's data, pruned, is a cell space"
+    return pruned
 
 
 def limit_skips(alphas: dict[str, torch.Tensor], space: SearchSpace, max_skips: int | None) -> Genotype:
     """The genotype of ``alphas``; with ``max_skips``, P-DARTS's prior: while the normal cell keeps more skip
     connections, the weakest of them is struck from its edge's candidates and the cell derived again."""
     alphas = {g: a.detach().cpu().clone() for g, a in alphas.items()}
-    genotype = derive(alphas, space)
+    genotype = _derive_cell(alphas, space)
     while max_skips is not None and sum(op == SKIP for node in genotype.normal.nodes for op, _ in node) > max_skips:
         weights = edge_weights(alphas["normal"], space, "normal")
         chosen = _chosen_edges(genotype, space)
         skips = [(weights[e][space.candidates("normal")[e].index(SKIP)].item(), e) for e, op in chosen if op == SKIP]
         _, weakest = min(skips)
         alphas["normal"][weakest, space.candidates("normal")[weakest].index(SKIP)] = float("-inf")
-        genotype = derive(alphas, space)
+        genotype = _derive_cell(alphas, space)
+    return genotype
+
+
+def _derive_cell(alphas: dict[str, torch.Tensor], space: SearchSpace) -> Genotype:
+    genotype = derive(alphas, space)
+    assert isinstance(genotype, Genotype), "a cell space derives a cell genotype"
     return genotype
 
 

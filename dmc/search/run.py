@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 
 from dmc.bench import NB201Bench
+from dmc.chain_genotype import ChainGenotype
 from dmc.chain_space import ChainSpace
 from dmc.data import check_dataset, image_side, load_dataset
 from dmc.derive import node_edge_weights
@@ -30,6 +31,7 @@ from dmc.out_of_memory import out_of_memory_as, smaller
 from dmc.runfolder import SEARCH_RUN, RunFolder, check_world_size, finished_message, restoring, written
 from dmc.runtime import (
     check_finite,
+    dataset_size,
     evaluate,
     resolve_device,
     seed_everything,
@@ -54,15 +56,15 @@ class SearchResult:
     run_dir: Path
     best_epoch: int
     best_val_acc: float
-    genotype: Genotype
+    genotype: Genotype | ChainGenotype
     """Derived from the best-validation checkpoint (Algorithm 1, line 6)."""
 
 
 class _Run:
     """State of one search run; :func:`search` drives it."""
 
-    def __init__(self, config: SearchConfig, run_dir: Path, space: SearchSpace, on_event: EventHandler | None,
-                 process: Distributed):
+    def __init__(self, config: SearchConfig, run_dir: Path, space: SearchSpace | ChainSpace,
+                 on_event: EventHandler | None, process: Distributed):
         self.config, self.run_dir, self.space, self.process = config, run_dir, space, process
         self.on_event = on_event or (lambda kind, **info: None)
         self.device = process.device
@@ -79,7 +81,8 @@ class _Run:
         self.w_opt = torch.optim.SGD(self.model.weight_parameters(), config.lr, momentum=config.momentum,
                                      weight_decay=config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.w_opt, config.epochs, eta_min=config.lr_min)
-        self.a_opt = torch.optim.Adam(self.model.arch_parameters(), config.arch_lr, betas=tuple(config.arch_betas),
+        self.a_opt = torch.optim.Adam(self.model.arch_parameters(), config.arch_lr,
+                                      betas=(config.arch_betas[0], config.arch_betas[1]),
                                       weight_decay=config.arch_weight_decay)
         self.architect = Architect(self.model, self.a_opt, config.order, config.momentum, config.weight_decay,
                                    average=process.average_)
@@ -90,7 +93,7 @@ class _Run:
         config, process = self.config, self.process
         data = load_dataset(config.dataset, config.data_root, augment=config.augment, image_size=config.image_size)
         self.data = data
-        order = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(config.seed)).tolist()
+        order = torch.randperm(dataset_size(data.train), generator=torch.Generator().manual_seed(config.seed)).tolist()
         split = int(len(order) * config.train_portion)
         if split < 1 or split >= len(order):
             raise InvalidInputError(f"train_portion {config.train_portion} leaves an empty half of "
@@ -188,8 +191,8 @@ class _Run:
             seen += len(y)
             self.on_event("step", epoch=self.epoch, step=step + 1, steps=steps, loss=value)
             written(f"step@{self.epoch}.{step + 1}")
-        total_loss, correct, seen = self.process.sum([total_loss, correct, seen])
-        return total_loss / max(seen, 1), correct / max(seen, 1)
+        summed_loss, summed_correct, summed_seen = self.process.sum([total_loss, correct, seen])
+        return summed_loss / max(summed_seen, 1), summed_correct / max(summed_seen, 1)
 
     def evaluate(self) -> tuple[float, float]:
         """Loss and accuracy on the whole architecture (validation) half, with rank 0's batch-norm statistics."""
@@ -221,7 +224,7 @@ class _Run:
                     for x, y in DataLoader(self.hessian_subset, batch_size=self.config.batch_size)]
 
 
-def _start(config: SearchConfig, folder: RunFolder, resume: bool) -> tuple[SearchConfig, SearchSpace]:
+def _start(config: SearchConfig, folder: RunFolder, resume: bool) -> tuple[SearchConfig, SearchSpace | ChainSpace]:
     if resume:
         saved = folder.read_config()
         return SearchConfig.from_dict(saved["config"], str(folder.config_path)), folder.read_space()
@@ -261,6 +264,7 @@ def search(config: SearchConfig, run_dir: str | Path, resume: bool = False,
     with distributed() as process:
         config, space = process.on_main(lambda: _start(config, folder, resume))
         if config.method == "p-darts":  # stages of ordinary searches, in stage folders
+            assert isinstance(space, SearchSpace), "_start refuses p-darts on a chain space"
             genotype, stages = progressive_search(config, folder, space, process, search,
                                                   on_event if process.is_main else None)
             return SearchResult(folder.path, stages[-1].best_epoch, stages[-1].best_val_acc, genotype)
@@ -272,7 +276,7 @@ def search(config: SearchConfig, run_dir: str | Path, resume: bool = False,
             torch.use_deterministic_algorithms(deterministic_before)
 
 
-def _search(config: SearchConfig, folder: RunFolder, space: SearchSpace, resume: bool,
+def _search(config: SearchConfig, folder: RunFolder, space: SearchSpace | ChainSpace, resume: bool,
             on_event: EventHandler | None, process: Distributed) -> SearchResult:
     from torch.utils.tensorboard import SummaryWriter
 
@@ -284,10 +288,15 @@ def _search(config: SearchConfig, folder: RunFolder, space: SearchSpace, resume:
         run.load_state(state)
         if run.epoch >= config.epochs:
             run.on_event("status", message=finished_message(run_dir, config.epochs))
-    process.on_main(lambda: (folder.keep_history(run.epoch), folder.write_config({
-        "config": config.to_dict(), "space": space.name, "space_hash": space.content_hash,
-        "dataset": run.data.describe(), "device": str(run.device), "world_size": process.world_size,
-        "kernels": run.kernels, "compile_backend": run.compile_backend, "dmc_version": __version__})))
+
+    def start_folder() -> None:
+        folder.keep_history(run.epoch)
+        folder.write_config({
+            "config": config.to_dict(), "space": space.name, "space_hash": space.content_hash,
+            "dataset": run.data.describe(), "device": str(run.device), "world_size": process.world_size,
+            "kernels": run.kernels, "compile_backend": run.compile_backend, "dmc_version": __version__})
+
+    process.on_main(start_folder)
 
     writer = SummaryWriter(str(run_dir / "tb"), purge_step=run.epoch) if process.is_main else None
     try:
@@ -298,7 +307,7 @@ def _search(config: SearchConfig, folder: RunFolder, space: SearchSpace, resume:
             if config.skip_dropout:
                 run.model.set_skip_dropout(skip_dropout_rate(config.skip_dropout[0], epoch, config.epochs,
                                                              config.arch_warmup))
-            lr = run.scheduler.get_last_lr()[0]
+            lr = float(run.scheduler.get_last_lr()[0])
             train_loss, train_acc = run.train_epoch(lr)
             val_loss, val_acc = run.evaluate()
             check_finite(val_loss, "the validation loss", epoch, None, run_dir)
@@ -311,6 +320,7 @@ def _search(config: SearchConfig, folder: RunFolder, space: SearchSpace, resume:
             }
             edge_norms = run.model.edge_norms()
             if edge_norms is not None:  # PC-DARTS: each edge's weight among its node's incoming edges
+                assert isinstance(space, SearchSpace), "_start refuses pc-darts on a chain space"
                 record["edge_norm"] = {g: node_edge_weights(v.detach(), space).tolist() for g, v in edge_norms.items()}
             if run.hessian_due(epoch):
                 record["hessian_eigenvalue"] = run.hessian_eigenvalue()
@@ -331,7 +341,7 @@ def _search(config: SearchConfig, folder: RunFolder, space: SearchSpace, resume:
         if writer is not None:
             writer.close()
 
-    def derive_and_write() -> Genotype:
+    def derive_and_write() -> Genotype | ChainGenotype:
         genotype = derive_run(run_dir, "best")
         folder.write_result("genotype.json", genotype.save)
         return genotype

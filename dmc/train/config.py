@@ -187,7 +187,7 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "train config") -> TrainConfig:
+    def from_dict(cls, data: Any, source: str = "train config") -> TrainConfig:
         """Settings from a mapping (a checkpoint's or config.json's); ``source`` names it in errors."""
         return settings_from_dict(cls, data, source).validate(source)
 

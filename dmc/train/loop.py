@@ -22,7 +22,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import torch
 import torch.nn.functional as F
@@ -56,6 +56,7 @@ from dmc.runfolder import (
 )
 from dmc.runtime import (
     check_finite,
+    dataset_size,
     evaluate,
     resolve_device,
     seed_everything,
@@ -68,6 +69,14 @@ from dmc.train.optim import (
     build_scheduler,
 )
 from dmc.version import __version__
+
+
+class _Best(TypedDict):
+    """The best epoch so far and its accuracies, as the checkpoints record them."""
+
+    best_epoch: int
+    best_val_acc: float
+    best_test_acc: float
 
 
 @dataclass(frozen=True)
@@ -89,8 +98,8 @@ def load_train_checkpoint(path: str | Path) -> dict[str, Any]:
     return TRAIN_RUN.load(path)
 
 
-def train(source: Genotype | CompiledNetwork | str | Path | None, config: TrainConfig, run_dir: str | Path,
-          resume: bool = False, on_event=None) -> TrainResult:
+def train(source: Genotype | ChainGenotype | CompiledNetwork | str | Path | None, config: TrainConfig,
+          run_dir: str | Path, resume: bool = False, on_event=None) -> TrainResult:
     """Trains ``source`` with ``config`` into ``run_dir``, or continues it with ``resume`` (then everything comes
     from the run folder). ``on_event`` is called as in search.
 
@@ -161,7 +170,8 @@ def _start(source, config: TrainConfig, folder: RunFolder, resume: bool):
     return genotype, config, None, init
 
 
-def _resume(folder: RunFolder) -> tuple[Genotype, TrainConfig, dict[str, Any] | None, CompiledNetwork | None]:
+def _resume(folder: RunFolder) -> tuple[Genotype | ChainGenotype, TrainConfig, dict[str, Any] | None,
+                                       CompiledNetwork | None]:
     """Genotype, settings, checkpoint state and starting network (None: built from the genotype) of an
     interrupted run: from its newest checkpoint, or from ``config.json`` (and ``init.pt``) alone when it was
     stopped before its first epoch ended (it then starts over)."""
@@ -234,7 +244,7 @@ def _splits(config: TrainConfig, data: DataBundle) -> tuple[Dataset, Dataset | N
     a fixed split of the training split that depends only on the seed."""
     if config.val_portion == 0:
         return data.train, None
-    n = len(data.train)
+    n = dataset_size(data.train)
     held_out = int(n * config.val_portion)
     if not 1 <= held_out < n:
         raise InvalidInputError(f"val_portion {config.val_portion} of {n} training images leaves an empty split",
@@ -244,7 +254,8 @@ def _splits(config: TrainConfig, data: DataBundle) -> tuple[Dataset, Dataset | N
     return Subset(data.train, order[held_out:]), Subset(plain, order[:held_out])
 
 
-def _prepare(genotype: Genotype, config: TrainConfig, init: CompiledNetwork | None, device: torch.device):
+def _prepare(genotype: Genotype | ChainGenotype, config: TrainConfig, init: CompiledNetwork | None,
+             device: torch.device):
     """The data, its training and held-out images, and the network (built, or the given one) checked against them."""
     data = _load(config, augment=config.augment)
     train_images, val_images = _splits(config, data)
@@ -264,7 +275,7 @@ def _prepare(genotype: Genotype, config: TrainConfig, init: CompiledNetwork | No
     return data, train_images, val_images, args, model
 
 
-def _train(genotype: Genotype, config: TrainConfig, folder: RunFolder, state, on_event,
+def _train(genotype: Genotype | ChainGenotype, config: TrainConfig, folder: RunFolder, state, on_event,
            init: CompiledNetwork | None, process: Distributed) -> TrainResult:
     from torch.utils.tensorboard import SummaryWriter
 
@@ -295,7 +306,7 @@ def _train(genotype: Genotype, config: TrainConfig, folder: RunFolder, state, on
     if process.active:  # independent augmentation, cutout and drop-path draws per process; same model everywhere
         seed_everything(config.seed + 7919 * process.rank, config.deterministic)
     epoch, test_acc = 0, -1.0
-    best = {"best_epoch": -1, "best_val_acc": -1.0, "best_test_acc": -1.0}
+    best = _Best(best_epoch=-1, best_val_acc=-1.0, best_test_acc=-1.0)
     if state is not None:
         check_world_size(state, process, run_dir)
         with restoring(run_dir, "its own network"):
@@ -306,16 +317,21 @@ def _train(genotype: Genotype, config: TrainConfig, folder: RunFolder, state, on
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
             process.restore_rng_states(state)
-            best = {key: state[key] for key in best}
+            best = _Best(best_epoch=state["best_epoch"], best_val_acc=state["best_val_acc"],
+                         best_test_acc=state["best_test_acc"])
             test_acc = float(state["test_acc"])
         epoch = state["epoch"]
         if epoch >= config.epochs:
             on_event("status", message=finished_message(run_dir, config.epochs))
     data_info = {**data.describe(), "validation": 0 if val_images is None else len(val_images)}
-    process.on_main(lambda: (folder.keep_history(epoch), folder.write_config({
-        "config": config.to_dict(), "genotype": genotype.to_dict(), "build_args": args.to_dict(),
-        "dataset": data_info, "device": str(device), "world_size": process.world_size,
-        "dmc_version": __version__})))
+
+    def start_folder() -> None:
+        folder.keep_history(epoch)
+        folder.write_config({"config": config.to_dict(), "genotype": genotype.to_dict(), "build_args": args.to_dict(),
+                             "dataset": data_info, "device": str(device), "world_size": process.world_size,
+                             "dmc_version": __version__})
+
+    process.on_main(start_folder)
 
     writer = SummaryWriter(str(run_dir / "tb"), purge_step=epoch) if process.is_main else None
     try:
@@ -344,9 +360,9 @@ def _train(genotype: Genotype, config: TrainConfig, folder: RunFolder, state, on
                 seen += len(y)
                 on_event("step", epoch=epoch, step=step + 1, steps=len(train_loader), loss=value)
                 written(f"step@{epoch}.{step + 1}")
-            total, correct, seen = process.sum([total, correct, seen])
-            record = {"epoch": epoch, "lr": lr, "drop_path": model.drop_path_prob, "train_loss": total / seen,
-                      "train_acc": correct / seen}
+            summed_loss, summed_correct, summed_seen = process.sum([total, correct, seen])
+            record = {"epoch": epoch, "lr": lr, "drop_path": model.drop_path_prob,
+                      "train_loss": summed_loss / summed_seen, "train_acc": summed_correct / summed_seen}
             process.broadcast_buffers(model)  # rank 0's batch-norm statistics: one network everywhere
             if ema is not None:
                 process.broadcast_buffers(evaluated)
@@ -362,8 +378,7 @@ def _train(genotype: Genotype, config: TrainConfig, folder: RunFolder, state, on
             epoch += 1
             improved = val_loader is None or record["val_acc"] > best["best_val_acc"]
             if improved:
-                best = {"best_epoch": epoch - 1, "best_val_acc": record.get("val_acc", -1.0),
-                        "best_test_acc": test_acc}
+                best = _Best(best_epoch=epoch - 1, best_val_acc=record.get("val_acc", -1.0), best_test_acc=test_acc)
             checkpoint = {**network_record(evaluated), "optimizer": optimizer.state_dict(),
                           "scheduler": scheduler.state_dict(), **process.rng_states(), "world_size": process.world_size,
                           "epoch": epoch, "test_acc": test_acc, **best, "config": config.to_dict(), "data": data_info}
