@@ -12,6 +12,7 @@ from typing import Any
 
 from dmc.chain_genotype import ChainGenotype
 from dmc.checkpoints import NETWORK, TRAIN_CHECKPOINT, load_checkpoint, save_checkpoint
+from dmc.compiler.build import build_network
 from dmc.compiler.build_args import BuildArgs
 from dmc.errors import InvalidInputError
 from dmc.genotype import Genotype, GenotypeError
@@ -81,8 +82,6 @@ def read_network_file(path: str | Path) -> NetworkFile:
 def load_network(source: str | Path | NetworkFile, strict: bool = True):
     """Rebuilds the network of a network file or training checkpoint (a path or what
     :func:`read_network_file` read) and loads its weights."""
-    from dmc.compiler import build_network
-
     file = source if isinstance(source, NetworkFile) else read_network_file(source)
     network = build_network(file.genotype, file.build_args)
     try:
