@@ -49,6 +49,7 @@ def test_darts_text_with_range_and_tuples(tmp_path):
     "Genotype(normal=__import__('os').listdir('.'), normal_concat=[2], reduce=[], reduce_concat=[2])",
     "Genotype(normal=[('sep_conv_3x3', 0), ('skip_connect', 1)], normal_concat=list(range(2, 3)), "
     "reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1)], reduce_concat=[2])",
+    "Genotype(normal=[('sep_conv_3x3', 0)], normal_concat=[2], **{'reduce': [], 'reduce_concat': [2]})",
 ])
 def test_darts_text_is_never_evaluated(text):
     with pytest.raises(GenotypeError):

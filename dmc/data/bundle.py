@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sized
 from dataclasses import dataclass
-from typing import cast
 
 from torch.utils.data import Dataset
+
+from dmc.runtime import dataset_size
 
 
 @dataclass(frozen=True)
@@ -23,8 +23,6 @@ class DataBundle:
     std: tuple[float, ...]
 
     def describe(self) -> dict:
-        # torch's Dataset type has no __len__; the splits are map-style datasets, which have one
-        train, test = cast(Sized, self.train), cast(Sized, self.test)
-        return {"name": self.name, "train": len(train), "test": len(test), "classes": self.num_classes,
-                "image_size": self.image_size, "in_channels": self.in_channels, "mean": list(self.mean),
-                "std": list(self.std)}
+        return {"name": self.name, "train": dataset_size(self.train), "test": dataset_size(self.test),
+                "classes": self.num_classes, "image_size": self.image_size, "in_channels": self.in_channels,
+                "mean": list(self.mean), "std": list(self.std)}

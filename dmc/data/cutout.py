@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sized
-from typing import cast
-
 import torch
 from torch.utils.data import Dataset
+
+from dmc.runtime import dataset_size
 
 
 def cutout(image: torch.Tensor, length: int) -> torch.Tensor:
@@ -25,7 +24,7 @@ class CutoutDataset(Dataset):
         self.dataset, self.length = dataset, length
 
     def __len__(self) -> int:
-        return len(cast(Sized, self.dataset))  # torch's Dataset type has no __len__; map-style datasets do
+        return dataset_size(self.dataset)
 
     def __getitem__(self, index: int):
         image, label = self.dataset[index]

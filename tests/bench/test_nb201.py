@@ -76,6 +76,8 @@ def test_string_genotype_index_and_file_name_the_same_cell(base_archive, tmp_pat
     shuffled = " |nor_conv_3x3~0|+|nor_conv_1x1~1|none~0|+|avg_pool_3x3~2|skip_connect~0|nor_conv_3x3~1| "
     assert bench.lookup(genotype) is first and bench.lookup(1) is first and bench.lookup(shuffled) is first
     assert len(bench) == 4 and bench.index(genotype) == 1
+    with pytest.raises(InvalidInputError, match="True is not an index of the archive"):
+        bench.index(True)
     saved = genotype.save(tmp_path / "cell.json")
     (tmp_path / "cell.txt").write_text(arch + "\n")
     for source in (str(saved), str(tmp_path / "cell.txt"), arch, "1"):

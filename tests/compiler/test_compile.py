@@ -1,5 +1,7 @@
 """The genotype compiler: every published genotype, the reference parameter count, feature_info, checks."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -36,6 +38,8 @@ def _check_features(network, size):
         [f.shape for f in features[-2:]]
     with pytest.raises(InvalidInputError, match="out of range"):
         network.forward_intermediates(x, [len(features)])
+    with pytest.raises(InvalidInputError, match="indices=True: expected a number of stages or a list"):
+        network.forward_intermediates(x, True)
 
 
 @pytest.mark.parametrize("name", sorted(PUBLISHED))
@@ -130,3 +134,24 @@ def test_network_files_round_trip(tmp_path):
     (tmp_path / "bad.pt").write_bytes(path.read_bytes()[:1000])
     with pytest.raises(InvalidInputError, match="corrupt or unreadable"):
         load_network(tmp_path / "bad.pt")
+
+
+def test_a_genotype_cell_that_the_space_lacks_is_refused(tmp_path):
+    """A darts space of normal cells only (no reduction positions) cannot have produced a reduction cell."""
+    spec = (Path(__file__).parents[2] / "spaces" / "tiny.yaml").read_text()
+    spec = spec.replace("  reduce:\n    ops: [none, skip_connect, max_pool_3x3, sep_conv_3x3]\n", "")
+    (tmp_path / "normal_only.yaml").write_text(spec.replace("reductions: thirds", "reductions: []"))
+    space = load_space(tmp_path / "normal_only.yaml")
+    genotype = Genotype.from_darts_text(
+        "Genotype(normal=[('sep_conv_3x3', 0), ('skip_connect', 1), ('sep_conv_3x3', 0), ('skip_connect', 1)], "
+        "normal_concat=[2, 3], reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1), ('max_pool_3x3', 0), "
+        "('max_pool_3x3', 1)], reduce_concat=[2, 3])")
+    with pytest.raises(InvalidInputError, match="cells.reduce: space 'tiny' has no reduce cell"):
+        check_genotype_in_space(genotype, space)
+
+
+def test_a_genotype_naming_a_bundled_space_of_another_family_is_not_checked_against_it():
+    """With a space hash, it names another spec of that name (a cell genotype naming fbnet_s5): no crash, no check."""
+    data = PUBLISHED["DARTS_V2"].to_dict()
+    data["space"] = {"name": "fbnet_s5", "hash": "0" * 16}
+    assert Genotype.from_dict(data).cells == PUBLISHED["DARTS_V2"].cells
