@@ -69,7 +69,7 @@ def folder_transforms(image_size: int, policy: str = "cifar", augment: bool = Fa
 
 def split_folders(root: str | Path) -> tuple[Path, Path]:
     """The ``train`` and ``test`` (or ``val``) folders of an image-folder dataset, checked to hold the same class
-    folders (their images are not listed here)."""
+    folders, each training class at least one image (the images are not listed: the search stops at the first)."""
     root = Path(root)
     if not root.is_dir():
         raise InvalidInputError(f"{root}: no such folder", LAYOUT_HINT)
@@ -82,7 +82,19 @@ def split_folders(root: str | Path) -> tuple[Path, Path]:
         raise InvalidInputError(f"{root}: {exc}", LAYOUT_HINT) from None
     if classes[0] != classes[1]:
         raise InvalidInputError(f"{root}: train and {test_dir.name} have different classes", LAYOUT_HINT)
+    empty = next((c for c in classes[0] if not _holds_an_image(root / "train" / c)), None)
+    if empty is not None:
+        raise InvalidInputError(f"{root / 'train' / empty}: a class folder without images",
+                                f"add its images or remove the folder; {LAYOUT_HINT}")
     return root / "train", test_dir
+
+
+def _holds_an_image(folder: Path) -> bool:
+    """Whether ImageFolder would find an image in ``folder`` (at any depth, links followed, as it walks)."""
+    for _, _, files in os.walk(folder, followlinks=True):
+        if any(datasets.folder.has_file_allowed_extension(f, datasets.folder.IMG_EXTENSIONS) for f in files):
+            return True
+    return False
 
 
 def load_folder_bundle(root: str | Path, image_size: int = 32, augment: bool = False, policy: str = "cifar",

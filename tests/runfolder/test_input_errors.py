@@ -1,6 +1,8 @@
 """A dataset or device that cannot be used is refused before a run writes anything: no half-made run folder (a
 search's space.yaml, a training run's init.pt) is left for the next attempt to trip over."""
 
+import shutil
+
 import pytest
 import torch
 
@@ -25,4 +27,18 @@ def test_an_unusable_dataset_or_device_leaves_no_run_folder(cli, tmp_path, monke
     dataset = [] if "--dataset" in flags else ["--dataset", toy_data]
     result = cli(*args, *dataset, *flags, "--out", "run")
     assert result.exit_code == 2 and result.stderr.startswith("error: ") and problem in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("command", ["search", "train"])
+def test_a_class_folder_without_images_leaves_no_run_folder(cli, tmp_path, monkeypatch, toy_data, command):
+    data = tmp_path / "data"
+    shutil.copytree(toy_data.removeprefix("folder:"), data)
+    for image in (data / "train" / "class1").iterdir():
+        image.unlink()
+    monkeypatch.chdir(tmp_path)
+    args = ["search", "tiny", "--kernels", "reference"] if command == "search" else ["train", "DARTS_V2"]
+    result = cli(*args, "--dataset", f"folder:{data}", "--out", "run")
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.output
+    assert f"{data / 'train' / 'class1'}: a class folder without images" in result.stderr
     assert not (tmp_path / "run").exists()
