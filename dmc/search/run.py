@@ -242,7 +242,9 @@ def _start(config: SearchConfig, folder: RunFolder, resume: bool) -> tuple[Searc
                                     "search the nb201 space, or drop --bench")
         NB201Bench(config.bench)  # the archive's meta file reads, before anything is written
     check_dataset(config.dataset, config.data_root)
-    resolve_device(config.device)
+    device = resolve_device(config.device)
+    if config.kernels == "fused":  # built and checked now: a failure leaves no run folder ("auto" falls back)
+        select_kernels("fused", device)
     folder.claim()
     folder.write_space(space)
     return config, space

@@ -8,6 +8,8 @@ import torch
 
 from dmc.compiler import build_network, save_network
 from dmc.genotype import published_genotypes
+from dmc.kernels import native
+from dmc.kernels.native import KernelBuildError
 
 
 @pytest.mark.parametrize("command", ["search", "train"])
@@ -41,4 +43,15 @@ def test_a_class_folder_without_images_leaves_no_run_folder(cli, tmp_path, monke
     result = cli(*args, "--dataset", f"folder:{data}", "--out", "run")
     assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.output
     assert f"{data / 'train' / 'class1'}: a class folder without images" in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_fused_kernels_that_cannot_be_built_leave_no_run_folder(cli, tmp_path, monkeypatch, toy_data):
+    def broken(device_type, on_build=None):
+        raise KernelBuildError("cannot build the fused cpu kernels: no compiler")
+
+    monkeypatch.setattr(native, "load", broken)
+    result = cli("search", "tiny", "--kernels", "fused", "--dataset", toy_data, "--out", str(tmp_path / "run"))
+    assert result.exit_code != 0 and result.stderr.count("\n") == 1, result.output
+    assert "cannot build the fused cpu kernels: no compiler" in result.stderr
     assert not (tmp_path / "run").exists()
