@@ -206,6 +206,10 @@ class Distributed:
         checkpoints see one network."""
         self.broadcast_([b for b in module.buffers() if b.is_floating_point()])
 
+    def describe_batch(self, batch_size: int) -> str:
+        """``batch B``, and on several processes ``batch B per process (N x B in all)``: for start-up lines."""
+        return f"batch {batch_size}" + (f" per process ({batch_size * self.world_size} in all)" if self.active else "")
+
     def shard(self, dataset: Dataset) -> Dataset:
         """This process's part of an evaluation set: every ``world_size``-th item from ``rank`` (sizes differ by
         at most one; evaluation sums over processes, so nothing is counted twice)."""

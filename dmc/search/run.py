@@ -133,8 +133,7 @@ class _Run:
         """The start-up line: what is searched, at which image size, network size and batch, with whose defaults."""
         config, process, size = self.config, self.process, self.data.image_size
         weights = sum(p.numel() for p in self.model.weight_parameters())
-        batch = f"batch {config.batch_size}" + (f" per process ({config.batch_size * process.world_size} in all)"
-                                                if process.active else "")
+        batch = process.describe_batch(config.batch_size)
         defaults = f"{self.space.name}'s own" if self.space.search_defaults else "DARTS's"
         return (f"searching {self.space.name} ({self.space.summary}, {weights:,} weights) on {self.data.name}: "
                 f"{size}x{size} images, {batch}, {config.epochs} epochs; {defaults} search settings; on {self.device}")

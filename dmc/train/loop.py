@@ -40,7 +40,7 @@ from dmc.compiler import (
 from dmc.compiler.saved import network_record
 from dmc.data import DataBundle, check_dataset, load_dataset
 from dmc.data.cutout import CutoutDataset
-from dmc.distributed import Distributed, ShardedBatches, convert_sync_batchnorm, distributed
+from dmc.distributed import MIN_BATCH, Distributed, ShardedBatches, convert_sync_batchnorm, distributed
 from dmc.errors import InvalidInputError
 from dmc.genotype import Genotype
 from dmc.io import atomic_write_text
@@ -61,7 +61,7 @@ from dmc.runtime import (
     resolve_device,
     seed_everything,
 )
-from dmc.train.config import IMAGENET_MIN_SIDE, MIN_BATCH, TrainConfig
+from dmc.train.config import IMAGENET_MIN_SIDE, TrainConfig
 from dmc.train.optim import (
     WeightEMA,
     add_classifier_dropout,
@@ -108,7 +108,7 @@ def train(source: Genotype | ChainGenotype | CompiledNetwork | str | Path | None
     included, is what trains, and the config's build settings are not used; its classes and input channels
     must be the dataset's. Its starting weights are kept in the run folder as ``init.pt``.
 
-    An epoch's last batch is dropped when it would hold a single image (:data:`dmc.train.config.MIN_BATCH`: batch
+    An epoch's last batch is dropped when it would hold a single image (:data:`dmc.distributed.batches.MIN_BATCH`: batch
     norm cannot train on one image where a feature map is 1x1, as in the auxiliary head).
 
     Launched on several processes (torchrun, a Slurm step, ``dmc train --nproc``), every process calls this: they
@@ -144,8 +144,7 @@ def _memory_advice(genotype: Genotype | ChainGenotype, config: TrainConfig, init
 def _describe_run(args: BuildArgs, model: CompiledNetwork, config: TrainConfig, data: DataBundle,
                  process: Distributed) -> str:
     """The start-up line: the network and its size, the images, the batch and the recipe the settings come from."""
-    batch = f"batch {config.batch_size}" + (f" per process ({config.batch_size * process.world_size} in all)"
-                                            if process.active else "")
+    batch = process.describe_batch(config.batch_size)
     recipe = f"{config.recipe} recipe"
     if config.recipe == "imagenet" and config.dataset.partition(":")[0] == "folder":
         recipe += f" (the default for folder images of at least {IMAGENET_MIN_SIDE} px; --recipe darts for DARTS's)"
