@@ -38,6 +38,8 @@ SOURCES = {"cpu": ["mixed_sum_cpu.cpp", "depthwise_cpu.cpp", "batchnorm_sum_cpu.
                    "max_pool_cpu.cpp", "running_stats_cpu.cpp", "separable_cpu.cpp", "autograd_cpu.cpp"],
            "cuda": ["mixed_sum_cuda.cu", "depthwise_cuda.cu"]}
 HEADERS = ["common.h", "depthwise_common.h", "batchnorm_common.h", "dispatch.h"]
+# process-wide by nature: a loaded library registers its kernels with PyTorch's dispatcher for the whole process,
+# and cannot be unloaded
 _loaded: set[str] = set()
 _lock = threading.Lock()
 

@@ -2,10 +2,10 @@
 
 Kernels that build are not yet kernels that compute the right thing on this device (the CUDA kernels had never
 run on a GPU when this was written): :func:`check_fused` runs every fused operator forward and backward against
-its eager reference on small inputs, once per device type and process: ``dmc::mixed_sum`` on contiguous and
-channels-last inputs, with and without the auxiliary branch; ``dmc::depthwise_conv2d`` with and without its
-ReLU, and with the ReLU shared (``activated=relu(x)``, as a mixed edge hands it to its candidates), for every
-kernel size, dilation and stride a search space uses, on both layouts; ``dmc::max_pool2d`` at strides 1 and 2 on
+its eager reference on small inputs, once per device type and process (:data:`RESULTS`): ``dmc::mixed_sum`` on
+contiguous and channels-last inputs, with and without the auxiliary branch; ``dmc::depthwise_conv2d`` with and
+without its ReLU, and with the ReLU shared (``activated=relu(x)``, as a mixed edge hands it to its candidates), for
+every kernel size, dilation and stride a search space uses, on both layouts; ``dmc::max_pool2d`` at strides 1 and 2 on
 both layouts, ties included, against max pooling written without PyTorch's pooling kernels (on CUDA the operator
 *is* ``F.max_pool2d``); and, where they have kernels (CPU), ``dmc::batchnorm_mixed_sum`` and ``dmc::batchnorm_act``
 (ReLU and ReLU6) on both layouts, running statistics included, and ``dmc::separable_conv2d`` (undilated and
@@ -40,17 +40,39 @@ DEPTHWISE_CASES = tuple(itertools.product((3, 5, 7), (1, 2), (1, 2), (False, Tru
 :func:`relu_sharing`)."""
 SEPARABLE_CASES = ((3, 1, 1, True), (5, 2, 2, False), (5, 2, 2, True))
 """(kernel, dilation, stride, relu) of every separable case checked (as the depthwise cases)."""
-_checked: dict[str, float] = {}
+
+
+class CheckResults:
+    """The check's result per device type. It depends only on the kernels loaded for that device type, which stay
+    loaded as long as the process lives (:func:`dmc.kernels.native.load`), so each is computed once."""
+
+    def __init__(self) -> None:
+        self._by_device_type: dict[str, float] = {}
+
+    def get(self, device_type: str) -> float | None:
+        return self._by_device_type.get(device_type)
+
+    def put(self, device_type: str, error: float) -> None:
+        self._by_device_type[device_type] = error
+
+    def clear(self) -> None:
+        """Forgets every result: for tests that swap an operator for a wrong one and check again."""
+        self._by_device_type.clear()
+
+
+RESULTS = CheckResults()
+"""This process's results (:func:`check_fused`)."""
 
 
 def check_fused(device: torch.device | str) -> float:
     """The largest relative difference between a fused operator and its reference on ``device``, over outputs,
     input gradients and running statistics, each against its own largest reference value; computed once per
-    device type and process."""
+    device type and process (:data:`RESULTS`)."""
     device = torch.device(device)
-    if device.type not in _checked:
+    known = RESULTS.get(device.type)
+    if known is None:
         layouts = (torch.contiguous_format, torch.channels_last)
-        _checked[device.type] = max(
+        known = max(
             *(_mixed_sum_difference(device, layout, aux) for layout in layouts for aux in (False, True)),
             *(_depthwise_difference(device, layout, *case, shared) for layout in layouts for case in DEPTHWISE_CASES
               for shared in relu_sharing(case)),
@@ -60,7 +82,8 @@ def check_fused(device: torch.device | str) -> float:
             *(_separable_difference(device, layout, *case, shared) for layout in layouts for case in SEPARABLE_CASES
               for shared in relu_sharing(case) if device.type == "cpu"),
             *(_max_pool_difference(device, layout, stride) for layout in layouts for stride in (1, 2)))
-    return _checked[device.type]
+        RESULTS.put(device.type, known)
+    return known
 
 
 def relu_sharing(case: tuple[int, int, int, bool]) -> tuple[bool, ...]:

@@ -13,7 +13,9 @@ from torch import nn
 
 from dmc.kernels.batchnorm_act import BatchNormAct, foldable
 from dmc.kernels.depthwise import DepthwiseConv
+from dmc.kernels.select import REFERENCE, Kernels
 from dmc.kernels.separable import SeparableConv
+from dmc.ops.fused import UsesKernels
 
 
 class ReLUConvBN(nn.Sequential):
@@ -35,10 +37,10 @@ class ReLUConvBN(nn.Sequential):
         return self[1](self[0](x))
 
 
-class DilConv(nn.Sequential):
+class DilConv(UsesKernels, nn.Sequential):
     """ReLU -> dilated depthwise conv -> pointwise conv -> BN.
 
-    ``depthwise``: None runs the layers as they are; the supernet sets it to a fused ``ReLU -> depthwise conv``
+    ``depthwise`` (from ``kernels``): None runs the layers as they are; else a fused ``ReLU -> depthwise conv``
     (:data:`dmc.kernels.DepthwiseConv`) with the same math and the same parameters, so what was searched is still
     what is deployed. With it set, ``forward``/``pre_norm`` take ``activated``: ``relu(x)`` computed once by a mixed
     edge for all its candidates that start with this ReLU (:attr:`shares_input_relu`). ``separable``, set with it,
@@ -46,8 +48,8 @@ class DilConv(nn.Sequential):
     depthwise output for the backward.
     """
 
-    depthwise: DepthwiseConv | None = None
-    separable: SeparableConv | None = None
+    depthwise: DepthwiseConv | None
+    separable: SeparableConv | None
 
     @property
     def shares_input_relu(self) -> bool:
@@ -55,7 +57,7 @@ class DilConv(nn.Sequential):
         return self.depthwise is not None
 
     def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int, dilation: int,
-                 affine: bool = True):
+                 affine: bool = True, kernels: Kernels = REFERENCE):
         super().__init__(
             nn.ReLU(inplace=False),
             nn.Conv2d(c_in, c_in, kernel, stride=stride, padding=padding, dilation=dilation, groups=c_in,
@@ -63,6 +65,10 @@ class DilConv(nn.Sequential):
             nn.Conv2d(c_in, c_out, 1, padding=0, bias=False),
             nn.BatchNorm2d(c_out, affine=affine),
         )
+        self.set_kernels(kernels)
+
+    def set_kernels(self, kernels: Kernels) -> None:
+        self.depthwise, self.separable = kernels.depthwise, kernels.separable
 
     @property
     def norm(self) -> nn.Module:
@@ -93,21 +99,27 @@ class DilConv(nn.Sequential):
         return self._fused(self.depthwise, activated, False)
 
 
-class SepConv(nn.Sequential):
+class SepConv(UsesKernels, nn.Sequential):
     """Two stacked (ReLU -> depthwise conv -> pointwise conv -> BN); only the first is strided.
 
-    ``batchnorm_act``: None runs the halves as they are; the supernet may set a fused training-mode ``BN -> ReLU``
-    (:data:`dmc.kernels.BatchNormAct`) for the first half's batch norm and the second half's ReLU, where the batch
-    norm can be folded (:func:`dmc.kernels.batchnorm_act.foldable`): same math, one pass fewer each way.
+    ``batchnorm_act`` (from ``kernels``, as the halves' own): None runs the halves as they are; else a fused
+    training-mode ``BN -> ReLU`` (:data:`dmc.kernels.BatchNormAct`) for the first half's batch norm and the second
+    half's ReLU, where the batch norm can be folded (:func:`dmc.kernels.batchnorm_act.foldable`): same math, one
+    pass fewer each way.
     """
 
-    batchnorm_act: BatchNormAct | None = None
+    batchnorm_act: BatchNormAct | None
 
-    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int, affine: bool = True):
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int, affine: bool = True,
+                 kernels: Kernels = REFERENCE):
         super().__init__(
-            DilConv(c_in, c_in, kernel, stride, padding, 1, affine),
-            DilConv(c_in, c_out, kernel, 1, padding, 1, affine),
+            DilConv(c_in, c_in, kernel, stride, padding, 1, affine, kernels),
+            DilConv(c_in, c_out, kernel, 1, padding, 1, affine, kernels),
         )
+        self.set_kernels(kernels)
+
+    def set_kernels(self, kernels: Kernels) -> None:
+        self.batchnorm_act = kernels.batchnorm_act
 
     @property
     def norm(self) -> nn.Module:

@@ -16,6 +16,8 @@ from torch import nn
 from dmc.errors import InvalidInputError
 from dmc.kernels.batchnorm_act import BatchNormAct, activation_name, foldable
 from dmc.kernels.depthwise import DepthwiseConv
+from dmc.kernels.select import REFERENCE, Kernels
+from dmc.ops.fused import UsesKernels
 
 ACTIVATIONS = {"relu": nn.ReLU, "relu6": nn.ReLU6, "swish": nn.SiLU, "hardswish": nn.Hardswish}
 SE_RATIO = 0.25
@@ -66,23 +68,23 @@ class SqueezeExcite(nn.Module):
         return x * self.expand(self.act(self.reduce(scale))).sigmoid()
 
 
-class MBConv(nn.Module):
+class MBConv(UsesKernels, nn.Module):
     """Inverted residual: 1x1 expansion to ``round(c_in * expansion)`` channels, depthwise kxk (strided),
     optional squeeze-excitation, linear 1x1 projection; residual add when stride 1 and ``c_in == c_out``.
 
     ``groups=2`` makes both 1x1 convs group convs with a channel shuffle after the expansion (FBNet).
-    ``depthwise``: None runs the layers as they are; the supernet may set a fused depthwise conv
-    (:data:`dmc.kernels.DepthwiseConv`, without its ReLU) with the same math and the same parameters.
+    ``depthwise`` (from ``kernels``, for 5x5 and 7x7 kernels): None runs the layers as they are; else a fused
+    depthwise conv (:data:`dmc.kernels.DepthwiseConv`, without its ReLU) with the same math and the same parameters.
     ``batchnorm_act``: likewise, a fused training-mode ``BN -> ReLU/ReLU6`` (:data:`dmc.kernels.BatchNormAct`) for
     the expansion's and the depthwise conv's batch norms and activations, where they can be folded (a search's
     ``BatchNorm2d(affine=False)`` in training mode, :func:`dmc.kernels.batchnorm_act.foldable`).
     """
 
-    depthwise: DepthwiseConv | None = None
-    batchnorm_act: BatchNormAct | None = None
+    depthwise: DepthwiseConv | None
+    batchnorm_act: BatchNormAct | None
 
     def __init__(self, c_in: int, c_out: int, kernel: int, expansion: int, stride: int, groups: int = 1,
-                 se: bool = False, act: str = "relu6", affine: bool = True):
+                 se: bool = False, act: str = "relu6", affine: bool = True, kernels: Kernels = REFERENCE):
         super().__init__()
         hidden = int(round(c_in * expansion))
         if groups > 1 and (c_in % groups or hidden % groups or c_out % groups):
@@ -99,6 +101,13 @@ class MBConv(nn.Module):
             layers.append(SqueezeExcite(hidden, max(1, int(c_in * SE_RATIO)), act))
         layers.append(conv_bn(hidden, c_out, 1, groups=groups, affine=affine))
         self.body = nn.Sequential(*layers)
+        self.set_kernels(kernels)
+
+    def set_kernels(self, kernels: Kernels) -> None:
+        # 3x3 depthwise convs stay with oneDNN: with no ReLU to fold in, the fused op is slower there
+        # (benchmarks/RESULTS.md)
+        self.depthwise = kernels.depthwise if self.kernel_size >= 5 else None
+        self.batchnorm_act = kernels.batchnorm_act
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         fused = self.depthwise is not None or self.batchnorm_act is not None

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from torch import nn
 
 from dmc.errors import InvalidInputError
+from dmc.kernels.select import REFERENCE, Kernels
 
 OpFactory = Callable[..., nn.Module]
-"""``factory(c_in, c_out, stride, affine)``, with ``act=`` for chain layers (:meth:`OpSpec.build`)."""
+"""``factory(c_in, c_out, stride, affine)``, with ``act=`` for chain layers and ``kernels=`` for ops with fused
+kernels (:meth:`OpSpec.build`)."""
 
 
 @dataclass(frozen=True)
@@ -36,12 +39,19 @@ class OpSpec:
     """A chain-space layer (takes the network's ``act``); the others are cell-space edges."""
     skip: bool = False
     """Passes its input through where the shape is kept (a chain layer that derivation may remove)."""
+    fused: bool = False
+    """Runs parts of its forward through fused kernels (:class:`dmc.ops.fused.UsesKernels`): takes ``kernels=``."""
 
-    def build(self, c_in: int, c_out: int, stride: int, affine: bool, act: str = "relu") -> nn.Module:
-        """The module; ``act`` is the activation of chain layers (cell ops have theirs built in)."""
+    def build(self, c_in: int, c_out: int, stride: int, affine: bool, act: str = "relu",
+              kernels: Kernels = REFERENCE) -> nn.Module:
+        """The module; ``act`` is the activation of chain layers (cell ops have theirs built in), ``kernels`` the
+        implementations an op with fused kernels runs (the others ignore it)."""
+        options: dict[str, Any] = {}
         if self.chain:
-            return self.factory(c_in, c_out, stride, affine, act=act)
-        return self.factory(c_in, c_out, stride, affine)
+            options["act"] = act
+        if self.fused:
+            options["kernels"] = kernels
+        return self.factory(c_in, c_out, stride, affine, **options)
 
 
 class OpRegistry:

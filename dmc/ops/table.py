@@ -28,16 +28,19 @@ def _skip(c_in: int, c_out: int, stride: int, affine: bool):
     return Identity() if stride == 1 and c_in == c_out else FactorizedReduce(c_in, c_out, affine)
 
 
-OPS.register("max_pool_3x3", "3x3 max pooling", pool=True)(partial(pool_3x3, "max"))
+OPS.register("max_pool_3x3", "3x3 max pooling", pool=True, fused=True)(partial(pool_3x3, "max"))
 OPS.register("avg_pool_3x3", "3x3 average pooling (padding excluded)", pool=True)(partial(pool_3x3, "avg"))
 
 for _k in (3, 5, 7):
-    OPS.register(f"sep_conv_{_k}x{_k}", f"two stacked {_k}x{_k} depthwise-separable convs", parametric=True)(
-        lambda c_in, c_out, stride, affine, k=_k: SepConv(c_in, c_out, k, stride, k // 2, affine))
+    OPS.register(f"sep_conv_{_k}x{_k}", f"two stacked {_k}x{_k} depthwise-separable convs", parametric=True,
+                 fused=True)(
+        lambda c_in, c_out, stride, affine, kernels, k=_k: SepConv(c_in, c_out, k, stride, k // 2, affine, kernels))
 
 for _k in (3, 5):
-    OPS.register(f"dil_conv_{_k}x{_k}", f"{_k}x{_k} depthwise-separable conv, dilation 2", parametric=True)(
-        lambda c_in, c_out, stride, affine, k=_k: DilConv(c_in, c_out, k, stride, k - 1, 2, affine))
+    OPS.register(f"dil_conv_{_k}x{_k}", f"{_k}x{_k} depthwise-separable conv, dilation 2", parametric=True,
+                 fused=True)(
+        lambda c_in, c_out, stride, affine, kernels, k=_k: DilConv(c_in, c_out, k, stride, k - 1, 2, affine,
+                                                                    kernels))
 
 OPS.register("conv_7x1_1x7", "1x7 then 7x1 conv", parametric=True)(
     lambda c_in, c_out, stride, affine: Conv7x1_1x7(c_in, c_out, stride, affine))
@@ -66,9 +69,9 @@ for _k in (3, 5, 7):
                 _what = (f"inverted residual, {_k}x{_k} depthwise, expansion {_e}" + (", 2-group 1x1 convs" if _g == 2
                                                                                       else "")
                          + (", squeeze-excitation" if _se else ""))
-                OPS.register(_name, _what, parametric=True, chain=True)(
-                    lambda c_in, c_out, stride, affine, act, k=_k, e=_e, g=_g, se=_se:
-                    MBConv(c_in, c_out, k, e, stride, g, se, act, affine))
+                OPS.register(_name, _what, parametric=True, chain=True, fused=True)(
+                    lambda c_in, c_out, stride, affine, act, kernels, k=_k, e=_e, g=_g, se=_se:
+                    MBConv(c_in, c_out, k, e, stride, g, se, act, affine, kernels))
 
 OPS.register("skip", "chain layer skipped (identity); a 1x1 conv, BN, act where the shape changes", chain=True,
              skip=True)(chain_skip)

@@ -16,9 +16,12 @@ from dmc.kernels.select import FUSED, REFERENCE
 
 
 @pytest.fixture
-def fresh(monkeypatch):
-    """A process in which no device has been checked yet."""
-    monkeypatch.setattr(check, "_checked", {})
+def fresh():
+    """A process in which no device has been checked yet; the results of a test's wrong operators are forgotten
+    after it."""
+    check.RESULTS.clear()
+    yield
+    check.RESULTS.clear()
 
 
 def test_the_cpu_kernels_pass_and_auto_uses_them(fresh):
