@@ -197,9 +197,9 @@ def written(label: str) -> None:
     ``config.json``, ``genotype.json``, ``result.json``.
 
     Test hook: with ``DMC_TEST_KILL_AFTER=<label>`` in the environment the process SIGKILLs itself right
-    there, so the tests can prove that a kill after any write resumes to the uninterrupted result. The loops
-    also pass ``step@E.S`` after training step S of epoch E; ``rank<R>:<label>`` kills only process R of a
-    distributed run.
+    there, so the tests can prove that a kill after any write resumes to the uninterrupted result. The run
+    lifecycle (:mod:`dmc.run_lifecycle`) also passes ``step@E.S`` after training step S of epoch E;
+    ``rank<R>:<label>`` kills only process R of a distributed run.
     """
     target = os.environ.get(KILL_AFTER_ENV)
     if target is not None and target in (label, f"rank{os.environ.get('RANK', '0')}:{label}"):

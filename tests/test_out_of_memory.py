@@ -30,10 +30,10 @@ def test_a_search_at_the_spaces_own_s5_setting_says_it_and_runs_out_of_memory_in
     """A new user's `dmc search proxyless_s5` without --width or --image-size searches at the paper's S5 setting (224
     px, batch 768): the start-up line says so before the first step, and the step that runs out of memory (here:
     simulated) ends the run with one line naming the fix, not "unexpected RuntimeError ... report it"."""
-    def out_of_memory(self, lr):
+    def out_of_memory(self, batch):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.19 GiB")
 
-    monkeypatch.setattr(search_run._Run, "train_epoch", out_of_memory)
+    monkeypatch.setattr(search_run._SearchTask, "step", out_of_memory)
     monkeypatch.delenv("DMC_DEBUG", raising=False)
     result = cli("search", "proxyless_s5", "--dataset", toy_data, "--kernels", "reference", "--device", "cpu",
                  "--out", str(tmp_path / "run"))

@@ -1,4 +1,5 @@
-"""The DARTS- search loop (Algorithm 1): run folders, history, checkpoints and exact resume.
+"""The DARTS- search loop (Algorithm 1): its steps, its epochs' records and its result, in the run lifecycle
+(:mod:`dmc.run_lifecycle`: run folders, history, checkpoints and exact resume) that training shares.
 
 The run folder (:mod:`dmc.runfolder`) holds ``best.pt`` by validation accuracy on the architecture half and
 ``genotype.json`` derived from it at the end. Writes are crash-consistent: a run killed at any instant
@@ -8,8 +9,7 @@ resumes to the uninterrupted result.
 from __future__ import annotations
 
 import functools
-import time
-from collections.abc import Callable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,14 +28,9 @@ from dmc.errors import InvalidInputError
 from dmc.genotype import Genotype
 from dmc.kernels import select_kernels
 from dmc.out_of_memory import out_of_memory_as, smaller
-from dmc.runfolder import SEARCH_RUN, RunFolder, check_world_size, finished_message, restoring, written
-from dmc.runtime import (
-    check_finite,
-    dataset_size,
-    evaluate,
-    resolve_device,
-    seed_everything,
-)
+from dmc.run_lifecycle import EventHandler, RunLifecycle, StepOutput, determinism_kept
+from dmc.runfolder import SEARCH_RUN, RunFolder
+from dmc.runtime import dataset_size, resolve_device
 from dmc.search.architect import Architect
 from dmc.search.config import SearchConfig
 from dmc.search.derive_run import derive_run
@@ -45,10 +40,6 @@ from dmc.search.skip_dropout import skip_dropout_rate
 from dmc.space import SearchSpace, load_space
 from dmc.supernet import Supernet, build_supernet, compile_backend, compile_edges
 from dmc.version import __version__
-
-EventHandler = Callable[..., None]
-"""Called as ``on_event(kind, **info)`` with kind ``epoch_start`` (epoch, epochs, steps), ``step``
-(epoch, step, steps, loss), ``epoch_end`` (record) or ``status`` (message)."""
 
 
 @dataclass(frozen=True)
@@ -60,15 +51,16 @@ class SearchResult:
     """Derived from the best-validation checkpoint (Algorithm 1, line 6)."""
 
 
-class _Run:
-    """State of one search run; :func:`search` drives it."""
+class _SearchTask:
+    """What a search does of its own: the weight and architecture steps, and per epoch the schedules, the
+    evaluation and what the history records of the alphas; :class:`dmc.run_lifecycle.RunLifecycle` drives it."""
 
-    def __init__(self, config: SearchConfig, run_dir: Path, space: SearchSpace | ChainSpace,
-                 on_event: EventHandler | None, process: Distributed):
-        self.config, self.run_dir, self.space, self.process = config, run_dir, space, process
-        self.on_event = on_event or (lambda kind, **info: None)
+    restored_what = "this supernet"
+
+    def __init__(self, config: SearchConfig, space: SearchSpace | ChainSpace, lifecycle: RunLifecycle):
+        process = lifecycle.process
+        self.config, self.space, self.process, self.lifecycle = config, space, process, lifecycle
         self.device = process.device
-        seed_everything(config.seed, config.deterministic)
         process.everywhere(self._prepare)  # local work only: an error in it is reported once, by rank 0
         if config.sync_bn and process.active:
             convert_sync_batchnorm(self.model)
@@ -76,8 +68,6 @@ class _Run:
         process.broadcast_(self.model.arch_parameters())
         self.trained = process.data_parallel(self.model, ignore=self.model.arch_parameter_names())
         """The forward of the weight step: the supernet, wrapped in DDP on several processes."""
-        if process.active:  # independent augmentation draws per process (the model above is the same everywhere)
-            seed_everything(config.seed + 7919 * process.rank, config.deterministic)
         self.w_opt = torch.optim.SGD(self.model.weight_parameters(), config.lr, momentum=config.momentum,
                                      weight_decay=config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.w_opt, config.epochs, eta_min=config.lr_min)
@@ -86,7 +76,8 @@ class _Run:
                                       weight_decay=config.arch_weight_decay)
         self.architect = Architect(self.model, self.a_opt, config.order, config.momentum, config.weight_decay,
                                    average=process.average_)
-        self.epoch, self.best_val_acc, self.best_epoch = 0, -1.0, -1
+        self.epoch, self.beta, self.lr = 0, 0.0, 0.0
+        """The epoch running, its beta and learning rate."""
 
     def _prepare(self) -> None:
         """The data, its two halves' loaders and the supernet."""
@@ -117,8 +108,7 @@ class _Run:
 
     def _configure_execution(self) -> None:
         """Kernels, memory format, recomputation and compilation: how the supernet runs, not what it computes."""
-        config = self.config
-        status = lambda message: self.on_event("status", message=message)  # noqa: E731
+        config, status = self.config, self.lifecycle.status
         kernels = select_kernels(config.kernels, self.device, status)
         self.kernels = kernels.kind
         self.model.set_kernels(kernels)
@@ -138,65 +128,92 @@ class _Run:
         return (f"searching {self.space.name} ({self.space.summary}, {weights:,} weights) on {self.data.name}: "
                 f"{size}x{size} images, {batch}, {config.epochs} epochs; {defaults} search settings; on {self.device}")
 
+    def folder_config(self) -> dict[str, Any]:
+        return {"config": self.config.to_dict(), "space": self.space.name, "space_hash": self.space.content_hash,
+                "dataset": self.data.describe(), "device": str(self.device), "world_size": self.process.world_size,
+                "kernels": self.kernels, "compile_backend": self.compile_backend, "dmc_version": __version__}
+
     # ------------------------------------------------------------------------------- state
     def state(self) -> dict[str, Any]:
-        """The checkpoint (called on every process: it gathers their random generators)."""
-        return {"epoch": self.epoch, "model": self.model.state_dict(), "w_opt": self.w_opt.state_dict(),
-                "a_opt": self.a_opt.state_dict(), "scheduler": self.scheduler.state_dict(),
-                **self.process.rng_states(), "world_size": self.process.world_size,
-                "best_val_acc": self.best_val_acc, "best_epoch": self.best_epoch,
-                "space_hash": self.space.content_hash, "config": self.config.to_dict(), "dmc_version": __version__}
+        return {"model": self.model.state_dict(), "w_opt": self.w_opt.state_dict(), "a_opt": self.a_opt.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "space_hash": self.space.content_hash,
+                "config": self.config.to_dict(), "dmc_version": __version__}
 
     def load_state(self, state: dict[str, Any]) -> None:
-        if state.get("space_hash") != self.space.content_hash:
-            raise InvalidInputError(f"{self.run_dir}: the checkpoint was searched in another space",
-                                    "resume with the run folder's own space.yaml")
-        check_world_size(state, self.process, self.run_dir)
-        with restoring(self.run_dir, "this supernet"):
-            self.model.load_state_dict(state["model"])
-            self.w_opt.load_state_dict(state["w_opt"])
-            self.a_opt.load_state_dict(state["a_opt"])
-            self.scheduler.load_state_dict(state["scheduler"])
-            self.process.restore_rng_states(state)
-            self.best_val_acc = float(state["best_val_acc"])
-        self.epoch, self.best_epoch = state["epoch"], state["best_epoch"]
+        self.model.load_state_dict(state["model"])
+        self.w_opt.load_state_dict(state["w_opt"])
+        self.a_opt.load_state_dict(state["a_opt"])
+        self.scheduler.load_state_dict(state["scheduler"])
 
     # ------------------------------------------------------------------------------- epochs
-    def train_epoch(self, lr: float) -> tuple[float, float]:
-        """Mean loss and accuracy over the epoch's training batches (of every process)."""
+    def begin_epoch(self, epoch: int) -> tuple[Iterable[Any], int]:
+        """Beta, skip dropout and the learning rate of ``epoch``; its pairs of (weight, architecture) batches."""
+        config = self.config
+        self.epoch, self.beta = epoch, config.beta(epoch, config.epochs)
+        self.model.set_beta(self.beta)
+        if config.skip_dropout:
+            self.model.set_skip_dropout(skip_dropout_rate(config.skip_dropout[0], epoch, config.epochs,
+                                                          config.arch_warmup))
+        self.lr = float(self.scheduler.get_last_lr()[0])
         self.model.train()
         for sampler in self.samplers:
-            sampler.set_epoch(self.epoch)
-        steps = min(len(loader) for loader in self.loaders)
-        self.on_event("epoch_start", epoch=self.epoch, epochs=self.config.epochs, steps=steps)
-        total_loss, correct, seen = 0.0, 0, 0
-        for step, ((x, y), (x_val, y_val)) in enumerate(zip(*self.loaders)):
-            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-            x_val, y_val = x_val.to(self.device, non_blocking=True), y_val.to(self.device, non_blocking=True)
-            if self.epoch >= self.config.arch_warmup:
-                self.architect.step(x, y, x_val, y_val, lr, self.w_opt)  # alpha on the validation half
-            self.w_opt.zero_grad(set_to_none=True)
-            logits = self.trained(x)  # (B, classes)
-            loss = F.cross_entropy(logits, y)
-            if self.process.active:  # DDP's averaging hooks fire only in a full backward; the alphas' gradients
-                loss.backward()      # it also computes are dropped by the next architecture step
-            else:
-                loss.backward(inputs=self.model.weight_parameters())
-            torch.nn.utils.clip_grad_norm_(self.model.weight_parameters(), self.config.grad_clip)
-            value = check_finite(loss.item(), "the training loss", self.epoch, step + 1, self.run_dir)
-            self.w_opt.step()
-            total_loss += value * len(y)
-            correct += (logits.argmax(1) == y).sum().item()
-            seen += len(y)
-            self.on_event("step", epoch=self.epoch, step=step + 1, steps=steps, loss=value)
-            written(f"step@{self.epoch}.{step + 1}")
-        summed_loss, summed_correct, summed_seen = self.process.sum([total_loss, correct, seen])
-        return summed_loss / max(summed_seen, 1), summed_correct / max(summed_seen, 1)
+            sampler.set_epoch(epoch)
+        return zip(*self.loaders), min(len(loader) for loader in self.loaders)
 
-    def evaluate(self) -> tuple[float, float]:
-        """Loss and accuracy on the whole architecture (validation) half, with rank 0's batch-norm statistics."""
-        self.process.broadcast_buffers(self.model)
-        return evaluate(self.model, self.val_loader, self.device, self.process.sum)
+    def step(self, batch: Any) -> StepOutput:
+        """The architecture step on the validation half (after the warm-up), then the weight step."""
+        (x, y), (x_val, y_val) = batch
+        x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        x_val, y_val = x_val.to(self.device, non_blocking=True), y_val.to(self.device, non_blocking=True)
+        if self.epoch >= self.config.arch_warmup:
+            self.architect.step(x, y, x_val, y_val, self.lr, self.w_opt)  # alpha on the validation half
+        self.w_opt.zero_grad(set_to_none=True)
+        logits = self.trained(x)  # (B, classes)
+        loss = F.cross_entropy(logits, y)
+        if self.process.active:  # DDP's averaging hooks fire only in a full backward; the alphas' gradients
+            loss.backward()      # it also computes are dropped by the next architecture step
+        else:
+            loss.backward(inputs=self.model.weight_parameters())
+        torch.nn.utils.clip_grad_norm_(self.model.weight_parameters(), self.config.grad_clip)
+        self.w_opt.step()
+        return StepOutput(loss.detach(), (logits.argmax(1) == y).sum(), len(y))
+
+    def end_epoch(self, epoch: int, train_loss: float, train_acc: float) -> dict[str, Any]:
+        """Evaluation on the architecture half, the genotype, the alphas and what else the history tracks."""
+        self.process.broadcast_buffers(self.model)  # rank 0's batch-norm statistics: one network everywhere
+        val_loss, val_acc = self.lifecycle.evaluate(self.model, self.val_loader, "the validation loss")
+        genotype = self.model.genotype()
+        record: dict[str, Any] = {
+            "epoch": epoch, "beta": self.beta, "lr": self.lr, "train_loss": train_loss, "train_acc": train_acc,
+            "val_loss": val_loss, "val_acc": val_acc,
+            "alphas": {c: [w.tolist() for w in ws] for c, ws in self.model.edge_weights().items()},
+            "genotype": genotype.to_dict(),
+        }
+        edge_norms = self.model.edge_norms()
+        if edge_norms is not None:  # PC-DARTS: each edge's weight among its node's incoming edges
+            assert isinstance(self.space, SearchSpace), "_start refuses pc-darts on a chain space"
+            record["edge_norm"] = {g: node_edge_weights(v.detach(), self.space).tolist()
+                                   for g, v in edge_norms.items()}
+        if self.hessian_due(epoch):
+            record["hessian_eigenvalue"] = self.hessian_eigenvalue()
+        if self.bench is not None:
+            record["nb201"] = self.process.on_main(nb201_record, self.bench, genotype)
+        self.scheduler.step()
+        return record
+
+    def record_best(self, record: dict[str, Any]) -> None:
+        pass  # best.pt is the search's result: the lifecycle's best epoch says all
+
+    def log_tensorboard(self, writer, record: dict[str, Any]) -> None:
+        """NAS-Bench-201's accuracies of the epoch's cell and every edge's (or layer's) alphas."""
+        epoch = record["epoch"]
+        for dataset, accuracies in record.get("nb201", {}).items():
+            if dataset != "index":
+                writer.add_scalars(f"nb201/{dataset}", accuracies, epoch)
+        for group, rows in record["alphas"].items():
+            row = "layer" if group == "layers" else "edge"
+            for e, weights in enumerate(rows):
+                writer.add_scalars(f"alpha_{group}/{row}_{e:02d}", {str(k): w for k, w in enumerate(weights)}, epoch)
 
     @functools.cached_property
     def bench(self) -> NB201Bench | None:
@@ -261,8 +278,7 @@ def search(config: SearchConfig, run_dir: str | Path, resume: bool = False,
     process returns the same result.
     """
     folder = RunFolder(run_dir, SEARCH_RUN)
-    deterministic_before = torch.are_deterministic_algorithms_enabled()
-    with distributed() as process:
+    with determinism_kept(), distributed() as process:
         config, space = process.on_main(lambda: _start(config, folder, resume))
         if config.method == "p-darts":  # stages of ordinary searches, in stage folders
             assert isinstance(space, SearchSpace), "_start refuses p-darts on a chain space"
@@ -270,84 +286,32 @@ def search(config: SearchConfig, run_dir: str | Path, resume: bool = False,
                                                   on_event if process.is_main else None)
             return SearchResult(folder.path, stages[-1].best_epoch, stages[-1].best_val_acc, genotype)
         process = process.with_device(config.device)
-        try:
-            with out_of_memory_as(*_memory_advice(config, space, process.device)):
-                return _search(config, folder, space, resume, on_event if process.is_main else None, process)
-        finally:
-            torch.use_deterministic_algorithms(deterministic_before)
+        with out_of_memory_as(*_memory_advice(config, space, process.device)):
+            return _search(config, folder, space, resume, on_event if process.is_main else None, process)
 
 
 def _search(config: SearchConfig, folder: RunFolder, space: SearchSpace | ChainSpace, resume: bool,
             on_event: EventHandler | None, process: Distributed) -> SearchResult:
-    from torch.utils.tensorboard import SummaryWriter
-
-    run_dir = folder.path
-    run = _Run(config, run_dir, space, on_event, process)
-    run.on_event("status", message=run.describe())
-    state = process.on_main(folder.resume_state) if resume else None
-    if state is not None:
-        run.load_state(state)
-        if run.epoch >= config.epochs:
-            run.on_event("status", message=finished_message(run_dir, config.epochs))
-
-    def start_folder() -> None:
-        folder.keep_history(run.epoch)
-        folder.write_config({
-            "config": config.to_dict(), "space": space.name, "space_hash": space.content_hash,
-            "dataset": run.data.describe(), "device": str(run.device), "world_size": process.world_size,
-            "kernels": run.kernels, "compile_backend": run.compile_backend, "dmc_version": __version__})
-
-    process.on_main(start_folder)
-
-    writer = SummaryWriter(str(run_dir / "tb"), purge_step=run.epoch) if process.is_main else None
-    try:
-        while run.epoch < config.epochs:
-            epoch, started = run.epoch, time.perf_counter()
-            beta = config.beta(epoch, config.epochs)
-            run.model.set_beta(beta)
-            if config.skip_dropout:
-                run.model.set_skip_dropout(skip_dropout_rate(config.skip_dropout[0], epoch, config.epochs,
-                                                             config.arch_warmup))
-            lr = float(run.scheduler.get_last_lr()[0])
-            train_loss, train_acc = run.train_epoch(lr)
-            val_loss, val_acc = run.evaluate()
-            check_finite(val_loss, "the validation loss", epoch, None, run_dir)
-            genotype = run.model.genotype()
-            record = {
-                "epoch": epoch, "beta": beta, "lr": lr, "train_loss": train_loss, "train_acc": train_acc,
-                "val_loss": val_loss, "val_acc": val_acc,
-                "alphas": {c: [w.tolist() for w in ws] for c, ws in run.model.edge_weights().items()},
-                "genotype": genotype.to_dict(),
-            }
-            edge_norms = run.model.edge_norms()
-            if edge_norms is not None:  # PC-DARTS: each edge's weight among its node's incoming edges
-                assert isinstance(space, SearchSpace), "_start refuses pc-darts on a chain space"
-                record["edge_norm"] = {g: node_edge_weights(v.detach(), space).tolist() for g, v in edge_norms.items()}
-            if run.hessian_due(epoch):
-                record["hessian_eigenvalue"] = run.hessian_eigenvalue()
-            if run.bench is not None:
-                record["nb201"] = process.on_main(nb201_record, run.bench, genotype)
-            record["seconds"] = time.perf_counter() - started
-            run.scheduler.step()
-            run.epoch = epoch + 1
-            improved = val_acc > run.best_val_acc
-            if improved:
-                run.best_val_acc, run.best_epoch = val_acc, epoch
-            state = run.state()
-            process.on_main(folder.end_epoch, epoch, record, state, improved)
-            if writer is not None:
-                _log_tensorboard(writer, record)
-            run.on_event("epoch_end", record=record)
-    finally:
-        if writer is not None:
-            writer.close()
+    lifecycle = RunLifecycle(folder, process, config.epochs, config.seed, config.deterministic, on_event)
+    task = lifecycle.build(lambda: _SearchTask(config, space, lifecycle))
+    lifecycle.run(task, process.on_main(_resume_state, folder, space) if resume else None)
 
     def derive_and_write() -> Genotype | ChainGenotype:
-        genotype = derive_run(run_dir, "best")
+        genotype = derive_run(folder.path, "best")
         folder.write_result("genotype.json", genotype.save)
         return genotype
 
-    return SearchResult(run_dir, run.best_epoch, run.best_val_acc, process.on_main(derive_and_write))
+    return SearchResult(folder.path, lifecycle.best_epoch, lifecycle.best_val_acc, process.on_main(derive_and_write))
+
+
+def _resume_state(folder: RunFolder, space: SearchSpace | ChainSpace) -> dict[str, Any] | None:
+    """The checkpoint a resumed search continues from (None before its first epoch ended), refused when it was
+    searched in another space than the run folder's ``space.yaml``."""
+    state = folder.resume_state()
+    if state is not None and state.get("space_hash") != space.content_hash:
+        raise InvalidInputError(f"{folder.path}: the checkpoint was searched in another space",
+                                "resume with the run folder's own space.yaml")
+    return state
 
 
 def _memory_advice(config: SearchConfig, space: SearchSpace | ChainSpace, device: torch.device) -> tuple[str, str]:
@@ -365,21 +329,6 @@ def nb201_record(bench: NB201Bench, genotype: Genotype) -> dict[str, Any]:
     result = bench.lookup(genotype)
     return {"index": result.index, **{d.dataset: {"valid": d.valid.mean, "test": d.test.mean}
                                       for d in result.datasets}}
-
-
-def _log_tensorboard(writer, record: dict[str, Any]) -> None:
-    epoch = record["epoch"]
-    for key in ("beta", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "hessian_eigenvalue"):
-        if key in record:
-            writer.add_scalar(key, record[key], epoch)
-    for dataset, accuracies in record.get("nb201", {}).items():
-        if dataset != "index":
-            writer.add_scalars(f"nb201/{dataset}", accuracies, epoch)
-    for group, rows in record["alphas"].items():
-        row = "layer" if group == "layers" else "edge"
-        for e, weights in enumerate(rows):
-            writer.add_scalars(f"alpha_{group}/{row}_{e:02d}", {str(k): w for k, w in enumerate(weights)}, epoch)
-    writer.flush()
 
 
 def search_seeds(config: SearchConfig, run_dir: str | Path, seeds: list[int], resume: bool = False,

@@ -1,5 +1,5 @@
 """Training a compiled network from scratch (DARTS's CIFAR protocol or the MnasNet ImageNet recipe), with exact
-resume.
+resume: its step, epochs and result, in the run lifecycle (:mod:`dmc.run_lifecycle`) that the search shares.
 
 The run folder (:mod:`dmc.runfolder`) records per epoch lr, drop-path, train, validation and test loss and
 accuracy and wall time; ``last.pt`` and ``best.pt`` are training checkpoints that also carry the genotype and
@@ -19,10 +19,10 @@ the per-step schedule's step) are in every checkpoint too.
 from __future__ import annotations
 
 import json
-import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -45,22 +45,9 @@ from dmc.errors import InvalidInputError
 from dmc.genotype import Genotype
 from dmc.io import atomic_write_text
 from dmc.out_of_memory import out_of_memory_as, smaller
-from dmc.runfolder import (
-    TRAIN_RUN,
-    DamagedRunFile,
-    RunFolder,
-    check_world_size,
-    finished_message,
-    restoring,
-    written,
-)
-from dmc.runtime import (
-    check_finite,
-    dataset_size,
-    evaluate,
-    resolve_device,
-    seed_everything,
-)
+from dmc.run_lifecycle import EventHandler, RunLifecycle, StepOutput, determinism_kept
+from dmc.runfolder import TRAIN_RUN, DamagedRunFile, RunFolder
+from dmc.runtime import dataset_size, resolve_device
 from dmc.train.config import IMAGENET_MIN_SIDE, TrainConfig
 from dmc.train.optim import (
     WeightEMA,
@@ -69,14 +56,6 @@ from dmc.train.optim import (
     build_scheduler,
 )
 from dmc.version import __version__
-
-
-class _Best(TypedDict):
-    """The best epoch so far and its accuracies, as the checkpoints record them."""
-
-    best_epoch: int
-    best_val_acc: float
-    best_test_acc: float
 
 
 @dataclass(frozen=True)
@@ -99,7 +78,7 @@ def load_train_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def train(source: Genotype | ChainGenotype | CompiledNetwork | str | Path | None, config: TrainConfig,
-          run_dir: str | Path, resume: bool = False, on_event=None) -> TrainResult:
+          run_dir: str | Path, resume: bool = False, on_event: EventHandler | None = None) -> TrainResult:
     """Trains ``source`` with ``config`` into ``run_dir``, or continues it with ``resume`` (then everything comes
     from the run folder). ``on_event`` is called as in search.
 
@@ -115,20 +94,11 @@ def train(source: Genotype | ChainGenotype | CompiledNetwork | str | Path | None
     train together with DDP (:mod:`dmc.distributed`), rank 0 writes the run folder and gets the events.
     """
     folder = RunFolder(run_dir, TRAIN_RUN)
-    deterministic_before = torch.are_deterministic_algorithms_enabled()
-    with distributed() as process:
+    with determinism_kept(), distributed() as process:
         genotype, config, state, init = process.on_main(lambda: _start(source, config, folder, resume))
         process = process.with_device(config.device)
-        try:
-            with out_of_memory_as(*_memory_advice(genotype, config, init, process.device)):
-                return _train(genotype, config, folder, state, (on_event if process.is_main else None) or _ignore,
-                              init, process)
-        finally:
-            torch.use_deterministic_algorithms(deterministic_before)
-
-
-def _ignore(kind: str, **info) -> None:
-    pass
+        with out_of_memory_as(*_memory_advice(genotype, config, init, process.device)):
+            return _train(genotype, config, folder, state, on_event if process.is_main else None, init, process)
 
 
 def _memory_advice(genotype: Genotype | ChainGenotype, config: TrainConfig, init: CompiledNetwork | None,
@@ -274,129 +244,124 @@ def _prepare(genotype: Genotype | ChainGenotype, config: TrainConfig, init: Comp
     return data, train_images, val_images, args, model
 
 
-def _train(genotype: Genotype | ChainGenotype, config: TrainConfig, folder: RunFolder, state, on_event,
-           init: CompiledNetwork | None, process: Distributed) -> TrainResult:
-    from torch.utils.tensorboard import SummaryWriter
+class _TrainingTask:
+    """What training does of its own: its step (auxiliary loss, EMA, per-step schedules) and per epoch drop-path,
+    the evaluations on the held-out and test images and the test accuracies of the last and the best epoch;
+    :class:`dmc.run_lifecycle.RunLifecycle` drives it."""
 
-    run_dir = folder.path
-    device = process.device
-    seed_everything(config.seed, config.deterministic)
-    data, train_images, val_images, args, model = process.everywhere(  # local work: its errors reported once
-        lambda: _prepare(genotype, config, init, device))
-    on_event("status", message=_describe_run(args, model, config, data, process))
-    train_set = CutoutDataset(train_images, config.cutout) if config.cutout > 0 else train_images
-    sampler = ShardedBatches(len(train_set), config.batch_size, config.seed, process.rank, process.world_size,
-                             min_share=MIN_BATCH)
-    train_loader = DataLoader(train_set, batch_sampler=sampler, num_workers=config.num_workers,
-                              pin_memory=device.type == "cuda")
-    test_loader = DataLoader(process.shard(data.test), config.batch_size * 2, num_workers=config.num_workers)
-    val_loader = None if val_images is None else DataLoader(process.shard(val_images), config.batch_size * 2,
-                                                            num_workers=config.num_workers)
+    restored_what = "its own network"
 
-    if config.sync_bn and process.active:
-        convert_sync_batchnorm(model)
-    ema = WeightEMA(model, config.ema_decay) if config.ema_decay > 0 else None
-    evaluated = model if ema is None else ema.network  # what validation, test and the checkpoints' network are
-    if config.dropout > 0:
-        add_classifier_dropout(model, config.dropout)
-    optimizer = build_optimizer(model, config)
-    scheduler = build_scheduler(optimizer, config, len(train_loader))
-    trained = process.data_parallel(model)
-    if process.active:  # independent augmentation, cutout and drop-path draws per process; same model everywhere
-        seed_everything(config.seed + 7919 * process.rank, config.deterministic)
-    epoch, test_acc = 0, -1.0
-    best = _Best(best_epoch=-1, best_val_acc=-1.0, best_test_acc=-1.0)
-    if state is not None:
-        check_world_size(state, process, run_dir)
-        with restoring(run_dir, "its own network"):
-            model.load_state_dict(state["model"] if ema is None else state["train_model"])
-            if ema is not None:
-                ema.network.load_state_dict(state["model"])
-                ema.load_state_dict(state["ema"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            process.restore_rng_states(state)
-            best = _Best(best_epoch=state["best_epoch"], best_val_acc=state["best_val_acc"],
-                         best_test_acc=state["best_test_acc"])
-            test_acc = float(state["test_acc"])
-        epoch = state["epoch"]
-        if epoch >= config.epochs:
-            on_event("status", message=finished_message(run_dir, config.epochs))
-    data_info = {**data.describe(), "validation": 0 if val_images is None else len(val_images)}
+    def __init__(self, genotype: Genotype | ChainGenotype, config: TrainConfig, init: CompiledNetwork | None,
+                 lifecycle: RunLifecycle):
+        process = lifecycle.process
+        self.genotype, self.config, self.process, self.lifecycle = genotype, config, process, lifecycle
+        self.device = device = process.device
+        data, train_images, val_images, self.args, model = process.everywhere(  # local work: its errors reported once
+            lambda: _prepare(genotype, config, init, device))
+        self.data, self.model = data, model
+        train_set = CutoutDataset(train_images, config.cutout) if config.cutout > 0 else train_images
+        self.sampler = ShardedBatches(len(train_set), config.batch_size, config.seed, process.rank,
+                                      process.world_size, min_share=MIN_BATCH)
+        self.train_loader = DataLoader(train_set, batch_sampler=self.sampler, num_workers=config.num_workers,
+                                       pin_memory=device.type == "cuda")
+        self.test_loader = DataLoader(process.shard(data.test), config.batch_size * 2, num_workers=config.num_workers)
+        self.val_loader = None if val_images is None else DataLoader(process.shard(val_images), config.batch_size * 2,
+                                                                     num_workers=config.num_workers)
+        self.data_info = {**data.describe(), "validation": 0 if val_images is None else len(val_images)}
+        if config.sync_bn and process.active:
+            convert_sync_batchnorm(model)
+        self.ema = WeightEMA(model, config.ema_decay) if config.ema_decay > 0 else None
+        self.evaluated = model if self.ema is None else self.ema.network
+        """What validation, test and the checkpoints' network are."""
+        if config.dropout > 0:
+            add_classifier_dropout(model, config.dropout)
+        self.optimizer = build_optimizer(model, config)
+        self.scheduler = build_scheduler(self.optimizer, config, len(self.train_loader))
+        self.trained = process.data_parallel(model)
+        self.lr, self.test_acc, self.best_test_acc = 0.0, -1.0, -1.0
+        """The epoch's learning rate; the test accuracy of the last epoch and of the best one."""
 
-    def start_folder() -> None:
-        folder.keep_history(epoch)
-        folder.write_config({"config": config.to_dict(), "genotype": genotype.to_dict(), "build_args": args.to_dict(),
-                             "dataset": data_info, "device": str(device), "world_size": process.world_size,
-                             "dmc_version": __version__})
+    def describe(self) -> str:
+        return _describe_run(self.args, self.model, self.config, self.data, self.process)
 
-    process.on_main(start_folder)
+    def folder_config(self) -> dict[str, Any]:
+        return {"config": self.config.to_dict(), "genotype": self.genotype.to_dict(), "build_args": self.args.to_dict(),
+                "dataset": self.data_info, "device": str(self.device), "world_size": self.process.world_size,
+                "dmc_version": __version__}
 
-    writer = SummaryWriter(str(run_dir / "tb"), purge_step=epoch) if process.is_main else None
-    try:
-        while epoch < config.epochs:
-            started = time.perf_counter()
-            model.drop_path_prob = config.drop_path * epoch / config.epochs
-            lr = optimizer.param_groups[0]["lr"]
-            model.train()
-            sampler.set_epoch(epoch)
-            on_event("epoch_start", epoch=epoch, epochs=config.epochs, steps=len(train_loader))
-            total, correct, seen = 0.0, 0, 0
-            for step, (x, y) in enumerate(train_loader):
-                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                optimizer.zero_grad(set_to_none=True)
-                loss, logits = training_loss(trained(x), y, config)
-                value = check_finite(loss.item(), "the training loss", epoch, step + 1, run_dir)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-                optimizer.step()
-                if ema is not None:
-                    ema.update(model)
-                if config.per_step_schedule:
-                    scheduler.step()
-                total += value * len(y)
-                correct += (logits.argmax(1) == y).sum().item()
-                seen += len(y)
-                on_event("step", epoch=epoch, step=step + 1, steps=len(train_loader), loss=value)
-                written(f"step@{epoch}.{step + 1}")
-            summed_loss, summed_correct, summed_seen = process.sum([total, correct, seen])
-            record = {"epoch": epoch, "lr": lr, "drop_path": model.drop_path_prob,
-                      "train_loss": summed_loss / summed_seen, "train_acc": summed_correct / summed_seen}
-            process.broadcast_buffers(model)  # rank 0's batch-norm statistics: one network everywhere
-            if ema is not None:
-                process.broadcast_buffers(evaluated)
-            if val_loader is not None:
-                record["val_loss"], record["val_acc"] = evaluate(evaluated, val_loader, device, process.sum)
-                check_finite(record["val_loss"], "the validation loss", epoch, None, run_dir)
-            record["test_loss"], record["test_acc"] = evaluate(evaluated, test_loader, device, process.sum)
-            check_finite(record["test_loss"], "the test loss", epoch, None, run_dir)
-            record["seconds"] = time.perf_counter() - started
-            test_acc = record["test_acc"]
-            if not config.per_step_schedule:
-                scheduler.step()
-            epoch += 1
-            improved = val_loader is None or record["val_acc"] > best["best_val_acc"]
-            if improved:
-                best = _Best(best_epoch=epoch - 1, best_val_acc=record.get("val_acc", -1.0), best_test_acc=test_acc)
-            checkpoint = {**network_record(evaluated), "optimizer": optimizer.state_dict(),
-                          "scheduler": scheduler.state_dict(), **process.rng_states(), "world_size": process.world_size,
-                          "epoch": epoch, "test_acc": test_acc, **best, "config": config.to_dict(), "data": data_info}
-            if ema is not None:
-                checkpoint.update(train_model=model.state_dict(), ema=ema.state_dict())
-            process.on_main(folder.end_epoch, epoch - 1, record, checkpoint, improved)
-            if writer is not None:
-                for key in ("lr", "drop_path", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss",
-                            "test_acc"):
-                    if key in record:
-                        writer.add_scalar(key, record[key], record["epoch"])
-                writer.flush()
-            on_event("epoch_end", record=record)
-    finally:
-        if writer is not None:
-            writer.close()
-    best_val_acc = best["best_val_acc"] if val_loader is not None else None
-    result = TrainResult(run_dir, test_acc, best["best_test_acc"], best["best_epoch"], model.num_parameters(),
-                         best_val_acc)
+    # ------------------------------------------------------------------------------- state
+    def state(self) -> dict[str, Any]:
+        state = {**network_record(self.evaluated), "optimizer": self.optimizer.state_dict(),
+                 "scheduler": self.scheduler.state_dict(), "test_acc": self.test_acc,
+                 "best_test_acc": self.best_test_acc, "config": self.config.to_dict(), "data": self.data_info}
+        if self.ema is not None:
+            state.update(train_model=self.model.state_dict(), ema=self.ema.state_dict())
+        return state
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"] if self.ema is None else state["train_model"])
+        if self.ema is not None:
+            self.ema.network.load_state_dict(state["model"])
+            self.ema.load_state_dict(state["ema"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.best_test_acc, self.test_acc = state["best_test_acc"], float(state["test_acc"])
+
+    # ------------------------------------------------------------------------------- epochs
+    def begin_epoch(self, epoch: int) -> tuple[Iterable[Any], int]:
+        """Drop-path's rate of ``epoch`` (rising linearly to ``drop_path``); its batches."""
+        self.model.drop_path_prob = self.config.drop_path * epoch / self.config.epochs
+        self.lr = self.optimizer.param_groups[0]["lr"]
+        self.model.train()
+        self.sampler.set_epoch(epoch)
+        return self.train_loader, len(self.train_loader)
+
+    def step(self, batch: Any) -> StepOutput:
+        x, y = batch
+        x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss, logits = training_loss(self.trained(x), y, self.config)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update(self.model)
+        if self.config.per_step_schedule:
+            self.scheduler.step()
+        return StepOutput(loss.detach(), (logits.argmax(1) == y).sum(), len(y))
+
+    def end_epoch(self, epoch: int, train_loss: float, train_acc: float) -> dict[str, Any]:
+        """Validation (when held out) and test, with the EMA's weights when there is one."""
+        record = {"epoch": epoch, "lr": self.lr, "drop_path": self.model.drop_path_prob,
+                  "train_loss": train_loss, "train_acc": train_acc}
+        self.process.broadcast_buffers(self.model)  # rank 0's batch-norm statistics: one network everywhere
+        if self.ema is not None:
+            self.process.broadcast_buffers(self.evaluated)
+        if self.val_loader is not None:
+            record["val_loss"], record["val_acc"] = self.lifecycle.evaluate(self.evaluated, self.val_loader,
+                                                                            "the validation loss")
+        record["test_loss"], record["test_acc"] = self.lifecycle.evaluate(self.evaluated, self.test_loader,
+                                                                          "the test loss")
+        self.test_acc = record["test_acc"]
+        if not self.config.per_step_schedule:
+            self.scheduler.step()
+        return record
+
+    def record_best(self, record: dict[str, Any]) -> None:
+        self.best_test_acc = record["test_acc"]
+
+    def log_tensorboard(self, writer, record: dict[str, Any]) -> None:
+        pass  # the record's numbers say all
+
+
+def _train(genotype: Genotype | ChainGenotype, config: TrainConfig, folder: RunFolder, state: dict[str, Any] | None,
+           on_event: EventHandler | None, init: CompiledNetwork | None, process: Distributed) -> TrainResult:
+    lifecycle = RunLifecycle(folder, process, config.epochs, config.seed, config.deterministic, on_event)
+    task = lifecycle.build(lambda: _TrainingTask(genotype, config, init, lifecycle))
+    lifecycle.run(task, state)
+    best_val_acc = lifecycle.best_val_acc if task.val_loader is not None else None
+    result = TrainResult(folder.path, task.test_acc, task.best_test_acc, lifecycle.best_epoch,
+                         task.model.num_parameters(), best_val_acc)
     summary = {"test_acc": result.test_acc, "best_epoch": result.best_epoch, "best_val_acc": best_val_acc,
                "best_test_acc": result.best_test_acc, "val_portion": config.val_portion,
                "parameters": result.parameters, "epochs": config.epochs}
