@@ -101,7 +101,7 @@ def _chain_network(genotype: ChainGenotype, file: NetworkFile | None, channels, 
 
 def detection_out_indices(network: CompiledNetwork) -> tuple[int, ...]:
     """The stages whose outputs have strides 8, 16 and 32 (the deepest stage of each stride), from ``feature_info``."""
-    strides = [info["reduction"] for info in network.feature_info]
+    strides = network.feature_info.reduction()
     missing = [s for s in DETECTION_STRIDES if s not in strides]
     if missing:
         raise InvalidInputError(f"the network has no stage output at stride {missing[0]} (its stages have strides "
@@ -111,8 +111,7 @@ def detection_out_indices(network: CompiledNetwork) -> tuple[int, ...]:
 
 def backbone_channels(network: CompiledNetwork, out_indices) -> tuple[list[int], list[int]]:
     """(channels, strides) of the stage outputs ``out_indices``, from ``feature_info``."""
-    infos = network.feature_info
-    return [infos[i]["num_chs"] for i in out_indices], [infos[i]["reduction"] for i in out_indices]
+    return network.feature_info.channels(out_indices), network.feature_info.reduction(out_indices)
 
 
 @MODELS.register_module()
@@ -125,8 +124,9 @@ class DmcBackbone(BaseModule):
         checkpoint: a `dmc train` / `dmc compile` file; its weights initialise the backbone (pretraining).
         channels, layers: a cell network's width and cell count (default: the checkpoint's, else 16 and 8).
         width: a chain network's width multiplier (default: the checkpoint's, else 1.0).
-        out_indices: stages to return (see ``feature_info``); default: the stages at strides 8, 16, 32
-            (1, 2, 3 for cell networks, 2, 3, 4 for chain networks).
+        out_indices: stages to return (see ``feature_info``; negative indices count from the end), returned in
+            stage order; default: the stages at strides 8, 16, 32 (1, 2, 3 for cell networks, 2, 3, 4 for chain
+            networks).
         frozen_stages: freeze the stem(s) and the blocks up to that stage; -1 freezes nothing.
         norm_eval: keep BatchNorm layers in eval mode while training.
     """
@@ -137,12 +137,8 @@ class DmcBackbone(BaseModule):
         super().__init__(init_cfg=init_cfg)
         self.network, self.weights_note = build_backbone_network(genotype, checkpoint, channels, layers, width)
         stages = len(self.network.feature_info)
-        out_indices = detection_out_indices(self.network) if out_indices is None else tuple(out_indices)
-        if not out_indices or any(not isinstance(i, int) or not 0 <= i < stages for i in out_indices) \
-                or list(out_indices) != sorted(set(out_indices)):
-            raise InvalidInputError(f"out_indices {out_indices} are invalid: the network has stages 0..{stages - 1} "
-                                    f"(strides {[f['reduction'] for f in self.network.feature_info]})",
-                                    "give increasing stage indices, e.g. (1, 2, 3)")
+        out_indices = detection_out_indices(self.network) if out_indices is None else \
+            tuple(self.network.feature_info.take_indices(out_indices, "out_indices"))
         if not -1 <= frozen_stages < stages:
             raise InvalidInputError(f"frozen_stages {frozen_stages} is out of range (-1..{stages - 1})")
         self.out_indices, self.frozen_stages, self.norm_eval = out_indices, frozen_stages, norm_eval

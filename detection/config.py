@@ -146,11 +146,9 @@ def retinanet_config(source: str | Path, cfg: DetectionConfig) -> dict[str, Any]
         backbone_args["width"] = macro.width
     else:
         backbone_args.update(channels=macro.channels, layers=macro.layers)
-    out_indices = detection_out_indices(network) if cfg.out_indices is None else tuple(cfg.out_indices)
+    out_indices = detection_out_indices(network) if cfg.out_indices is None else \
+        tuple(network.feature_info.take_indices(cfg.out_indices, "out_indices"))
     backbone_args.update(out_indices=out_indices, frozen_stages=-1, norm_eval=False)
-    stages = len(network.feature_info)
-    if any(not 0 <= i < stages for i in out_indices):
-        raise InvalidInputError(f"out_indices {out_indices} are out of range (stages 0..{stages - 1})")
     in_channels, strides = backbone_channels(network, out_indices)
     num_outs = 5
     anchor_strides = strides + [strides[-1] * 2 ** k for k in range(1, num_outs - len(strides) + 1)]

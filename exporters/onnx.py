@@ -60,7 +60,7 @@ class _Features(nn.Module):
 def _output_names(network: CompiledNetwork, features: list[int] | None) -> list[str]:
     if features is None:
         return ["logits"]
-    return [f"features_{i}_stride{network.feature_info[i]['reduction']}" for i in features]
+    return [f"features_{i}_stride{network.feature_info.reduction(i)}" for i in features]
 
 
 def report_path(path: str | Path) -> Path:
@@ -140,10 +140,10 @@ def export_onnx(network: CompiledNetwork, path: str | Path, *, input_size: int |
                 runs: int = 3, seed: int = 0, tolerance: float = TOLERANCE) -> dict[str, Any]:
     """Exports ``network`` (eval mode) to ONNX at ``path`` and, unless ``check`` is off, proves it.
 
-    ``features``: export these stage outputs (see ``network.feature_info``) as named outputs instead
-    of logits. Raises :class:`ParityError` (after writing the model and its report) when onnxruntime
-    differs from PyTorch by more than ``tolerance``; refuses networks with random ops unless
-    ``allow_random``. ``opset`` must be one of :func:`supported_opsets`, and the model is written only
+    ``features``: export these stage outputs (see ``network.feature_info``; negative indices count from the end)
+    as named outputs, in stage order, instead of logits. Raises :class:`ParityError` (after writing the model and
+    its report) when onnxruntime differs from PyTorch by more than ``tolerance``; refuses networks with random ops
+    unless ``allow_random``. ``opset`` must be one of :func:`supported_opsets`, and the model is written only
     when the exporter honoured it.
     """
     path = Path(path)
@@ -154,11 +154,7 @@ def export_onnx(network: CompiledNetwork, path: str | Path, *, input_size: int |
     size = input_size or network.build_args.input_size
     network.check_input_size(size, size)
     if features is not None:
-        bad = [i for i in features if not 0 <= i < len(network.feature_info)]
-        if bad or not features:
-            stages = len(network.feature_info)
-            raise InvalidInputError(f"feature indices {features} are out of range",
-                                    f"the network has {stages} stages: 0..{stages - 1}")
+        features = network.feature_info.take_indices(features, "features")
     network = network.eval()
     module: nn.Module = (_Features(network, features) if features is not None else network).eval()
     outputs = _output_names(network, features)

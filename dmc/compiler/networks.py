@@ -5,11 +5,13 @@ A compiled network is laid out by the same builder as the supernet (:class:`dmc.
 with each edge's chosen op in place of the mixed edge. It declares ``feature_info`` (channels and stride
 of each stage output, as timm does): ``forward_features(x)`` is the final unpooled map and
 ``forward_intermediates(x, indices)`` returns stage outputs, so any compiled network can serve as a
-detection backbone without hand-copied channel lists.
+detection backbone without hand-copied channel lists. It carries timm's ``num_classes``, ``num_features`` and
+``reset_classifier`` too.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import cast
 
 import torch
@@ -63,6 +65,29 @@ class CompiledNetwork(MacroNetwork):
         """False when a cell keeps a 'noise' op: outputs are then random."""
         return self.genotype.deterministic
 
+    @property
+    def num_classes(self) -> int:
+        """The classes the classifier scores (timm's ``num_classes``)."""
+        return self.build_args.num_classes
+
+    @property
+    def num_features(self) -> int:
+        """The channels of :meth:`forward_features`' output, which the classifier reads after global pooling (timm's
+        ``num_features``)."""
+        return _last_linear(self.classifier).in_features
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A freshly initialised classifier (and auxiliary head) for ``num_classes`` classes, as timm's
+        ``reset_classifier``; the build arguments follow, so a saved network records the new head."""
+        self.build_args = dataclasses.replace(self.build_args, num_classes=num_classes)  # checks num_classes
+        if isinstance(self.classifier, nn.Sequential):  # dropout, linear
+            self.classifier[-1] = _fresh_linear(self.classifier[-1], num_classes)
+        else:
+            self.classifier = _fresh_linear(self.classifier, num_classes)
+        if self.auxiliary_head is not None:
+            head = cast(nn.Sequential, self.auxiliary_head)
+            head[-1] = _fresh_linear(head[-1], num_classes)
+
     def num_parameters(self, include_auxiliary: bool = False) -> int:
         """Parameter count; the auxiliary head is excluded by default, as DARTS reports it."""
         return sum(p.numel() for name, p in self.named_parameters()
@@ -92,26 +117,11 @@ class CompiledNetwork(MacroNetwork):
     def forward_intermediates(self, x: torch.Tensor, indices: int | list[int] | None = None,
                               intermediates_only: bool = False):
         """Stage outputs (see ``feature_info``), as timm's ``forward_intermediates``: ``indices`` is a list of
-        stage indices (negative counts from the end), an int n for the last n stages, or None for all.
+        stage indices (negative counts from the end), an int n for the last n stages, or None for all
+        (:meth:`FeatureInfo.take_indices`); the outputs come in stage order.
         Returns ``(final features, [stage outputs])`` (the final features as :meth:`forward_features` gives them),
         or only the list with ``intermediates_only``."""
-        stages = len(self.feature_info)
-        if indices is None:
-            wanted = set(range(stages))
-        elif isinstance(indices, bool):
-            raise InvalidInputError(f"indices={indices}: expected a number of stages or a list of stage indices")
-        elif isinstance(indices, int):
-            if not 1 <= indices <= stages:
-                raise InvalidInputError(f"indices={indices}: the network has {stages} stages")
-            wanted = set(range(stages - indices, stages))
-        else:
-            wanted = set()
-            for i in indices:
-                if isinstance(i, bool) or not isinstance(i, int) or not -stages <= i < stages:
-                    raise InvalidInputError(f"stage index {i!r} is out of range: the network has stages "
-                                            f"0..{stages - 1}")
-                wanted.add(i % stages)
-        features, last, _ = self._run(x, wanted)
+        features, last, _ = self._run(x, set(self.feature_info.take_indices(indices)))
         return features if intermediates_only else (self.head_act(last), features)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -131,3 +141,15 @@ class CompiledNetwork(MacroNetwork):
             return logits, aux_logits
         return logits
 
+
+def _last_linear(head: nn.Module) -> nn.Linear:
+    """The final linear layer of a classifier: the classifier itself, or the last module of a sequential head."""
+    linear = head[-1] if isinstance(head, nn.Sequential) else head
+    assert isinstance(linear, nn.Linear)  # every head ends with its linear layer
+    return linear
+
+
+def _fresh_linear(old: nn.Module, num_classes: int) -> nn.Linear:
+    """A freshly initialised linear layer in place of ``old`` for ``num_classes``, on its device and dtype."""
+    assert isinstance(old, nn.Linear)  # every head ends with its linear layer
+    return nn.Linear(old.in_features, num_classes).to(old.weight)

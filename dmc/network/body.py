@@ -13,6 +13,7 @@ from dmc.errors import InvalidInputError
 from dmc.kernels.layout import gradient_in_layout
 from dmc.network.cell import Cell
 from dmc.network.chain_macro import ChainMacro, LayerSlot
+from dmc.network.feature_info import FeatureInfo
 from dmc.network.macro import Macro
 from dmc.ops.basic import FactorizedReduce
 from dmc.ops.conv import ResNetBasicBlock
@@ -66,7 +67,7 @@ class MacroNetwork(nn.Module):
     def build_body(self, macro: Macro | ChainMacro, in_channels: int, num_classes: int,
                    make_block: CellFactory | LayerFactory) -> None:
         self.macro = macro
-        self.feature_info: list[dict] = []
+        self.feature_info = FeatureInfo()
         self.blocks = nn.ModuleList()
         self._made: set[int] = set()
         if isinstance(macro, ChainMacro):  # the overloads pair each macro with its factory
