@@ -19,7 +19,7 @@ line and the script goes on to the next):
 8. times one S0 search step (16 ch, 8 cells, batch 32 and 96): paper edges vs dmc reference + channels-last vs
    dmc fused + channels-last, then the paper's and dmc's steps captured whole in one CUDA graph and replayed (the
    step launches tens of thousands of small kernels: what launching them costs), and last dmc fused +
-   torch.compile (backend chosen as `dmc search --compile` chooses it); with peak CUDA memory. "fused" is what
+   torch.compile (backend chosen as `dmc search --torch-compile` chooses it); with peak CUDA memory. "fused" is what
    `--kernels fused` selects on CUDA (the fused mixed sum, cuDNN's depthwise convolutions, the index-free max
    pool: see dmc.kernels.select.FUSED_CUDA).
 Prints one line per measurement; record them in benchmarks/RESULTS.md with the card's name. Exits 1 if a parity
@@ -45,7 +45,7 @@ from dmc.kernels.depthwise import output_size  # noqa: E402
 from dmc.kernels.max_pool import recomputing_max_pool2d  # noqa: E402
 from dmc.kernels.select import REFERENCE, fused_kernels  # noqa: E402
 from dmc.kernels.self_check import DEPTHWISE_CASES, TOLERANCE, check_fused  # noqa: E402
-from dmc.network import Cell  # noqa: E402
+from dmc.network.cell import Cell  # noqa: E402
 from dmc.search.architect import Architect  # noqa: E402
 from dmc.space import load_space  # noqa: E402
 from dmc.supernet import build_supernet, compile_backend, compile_edges  # noqa: E402

@@ -126,7 +126,7 @@ def kernels_of(kind: str, select_kernels):
 def build(name: str, args):
     """The model and its step function for configuration ``name``."""
     from dmc.kernels import select_kernels
-    from dmc.network import Cell
+    from dmc.network.cell import Cell
     from dmc.search.architect import Architect
     from dmc.space import load_space
     from dmc.supernet import build_supernet, compile_edges

@@ -21,12 +21,12 @@ from mmdet.registry import MODELS
 from mmengine.model import BaseModule
 from torch import nn
 
-from dmc.chain_genotype import ChainGenotype
 from dmc.compiler import CompiledNetwork, build_network
 from dmc.compiler.saved import NetworkFile, read_network_file
 from dmc.compiler.source import resolve_genotype
 from dmc.errors import InvalidInputError
-from dmc.genotype import Genotype
+from dmc.families import AnyGenotype, family_of
+from dmc.genotype import genotype_from_dict
 
 DETECTION_STRIDES = (8, 16, 32)
 """Strides of the stage outputs a RetinaNet FPN reads (C3, C4, C5)."""
@@ -35,12 +35,12 @@ _HEAD = ("classifier.", "auxiliary_head.", "head_act.")
 """Classification-only parts, never loaded into (nor kept in) a backbone."""
 
 
-def _genotype(value) -> Genotype | ChainGenotype:
-    if isinstance(value, (Genotype, ChainGenotype)):
-        return value
+def _genotype(value) -> AnyGenotype:
     if isinstance(value, dict):
-        return Genotype.from_dict(value, "backbone genotype")
-    return resolve_genotype(value)
+        return genotype_from_dict(value, "backbone genotype")
+    if isinstance(value, (str, Path)):
+        return resolve_genotype(value)
+    return value  # a genotype object
 
 
 def build_backbone_network(genotype=None, checkpoint: str | Path | None = None, channels: int | None = None,
@@ -60,12 +60,12 @@ def build_backbone_network(genotype=None, checkpoint: str | Path | None = None, 
     if saved is not None and chosen != saved:
         raise InvalidInputError(f"the genotype given does not match the one in {checkpoint}",
                                 "pass only the checkpoint, or the genotype it was trained with")
-    if chosen.kind == "chain":
-        network = _chain_network(chosen, file, channels, layers, width)
-    elif chosen.kind == "darts":
-        network = _cell_network(chosen, file, channels, layers, width)
-    else:
+    build = _BUILDERS.get(chosen.kind)
+    if build is None:
         raise InvalidInputError(f"DmcBackbone builds DARTS-family and chain networks; got a {chosen.kind} genotype")
+    family_of(chosen).check_settings(dict(channels=channels, layers=layers, width=width),
+                                     f"a {chosen.kind} backbone")
+    network = build(chosen, file, channels, layers, width)
     if file is None:
         return network, "randomly initialised"
     own = {k: v for k, v in network.state_dict().items() if not k.startswith(_HEAD)}
@@ -74,22 +74,16 @@ def build_backbone_network(genotype=None, checkpoint: str | Path | None = None, 
     return network, f"{len(fitting)} of {len(own)} backbone tensors loaded from {checkpoint}"
 
 
-def _cell_network(genotype: Genotype, file: NetworkFile | None, channels, layers, width) -> CompiledNetwork:
-    if width is not None:
-        raise InvalidInputError("width scales chain backbones; a DARTS-family backbone is sized by channels and "
-                                "layers", "pass channels and layers (--channels, --layers) instead of width")
+def _cell_network(genotype: AnyGenotype, file: NetworkFile | None, channels, layers, width) -> CompiledNetwork:
+    """DARTS's ImageNet-style network (stride 8 before the first cell), at the checkpoint's size or 16 x 8."""
     saved = file.build_args.macro if file else None
     layers = layers or (saved.layers if saved else 8)
     return build_network(genotype, style="imagenet", channels=channels or (saved.channels if saved else 16),
                          layers=layers, reductions=saved.reductions if saved and layers == saved.layers else None)
 
 
-def _chain_network(genotype: ChainGenotype, file: NetworkFile | None, channels, layers, width) -> CompiledNetwork:
-    cell_only = [name for name, value in (("channels", channels), ("layers", layers)) if value is not None]
-    if cell_only:
-        raise InvalidInputError(f"a chain backbone takes no {' or '.join(cell_only)} (cell-backbone settings): it "
-                                "keeps its skeleton's depth and is sized by width",
-                                "pass width (--width), e.g. 0.5, instead of channels and layers")
+def _chain_network(genotype: AnyGenotype, file: NetworkFile | None, channels, layers, width) -> CompiledNetwork:
+    """The chain's skeleton at the checkpoint's width (whose weights fit no other), or ``width``."""
     if file is not None:
         saved = file.build_args.macro.width
         if width is not None and width != saved:
@@ -97,6 +91,10 @@ def _chain_network(genotype: ChainGenotype, file: NetworkFile | None, channels, 
                                     f"width {width:g}", "drop width, or pass the genotype alone to start afresh")
         width = saved
     return build_network(genotype, width=width)
+
+
+_BUILDERS = {"darts": _cell_network, "chain": _chain_network}
+"""The families DmcBackbone builds: NAS-Bench-201's networks end at stride 4, too shallow for an FPN."""
 
 
 def detection_out_indices(network: CompiledNetwork) -> tuple[int, ...]:

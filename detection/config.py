@@ -22,6 +22,7 @@ from dmc.data.detection_demo import split_files
 from dmc.detection.backbone import backbone_channels, build_backbone_network, detection_out_indices
 from dmc.detection.coco import category_names
 from dmc.errors import InvalidInputError
+from dmc.families.settings import SIZE_SETTINGS
 from dmc.io import atomic_write_text
 from dmc.outputs import refuse_overwriting_inputs
 from dmc.version import __version__
@@ -142,10 +143,7 @@ def retinanet_config(source: str | Path, cfg: DetectionConfig) -> dict[str, Any]
     network, _ = build_backbone_network(backbone_args.get("genotype"), backbone_args.get("checkpoint"),
                                         cfg.channels, cfg.layers, cfg.width)
     macro = network.build_args.macro
-    if macro.kind == "chain":
-        backbone_args["width"] = macro.width
-    else:
-        backbone_args.update(channels=macro.channels, layers=macro.layers)
+    backbone_args.update({k: getattr(macro, k) for k in network.family.settings if k in SIZE_SETTINGS})
     out_indices = detection_out_indices(network) if cfg.out_indices is None else \
         tuple(network.feature_info.take_indices(cfg.out_indices, "out_indices"))
     backbone_args.update(out_indices=out_indices, frozen_stages=-1, norm_eval=False)

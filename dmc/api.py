@@ -10,8 +10,6 @@ command line (``dmc.cli``) reaches the core only through this module.
 """
 
 from dmc.bench import NB201Bench, NB201Result, nb201_arch_string, resolve_nb201_arch
-from dmc.chain_genotype import ChainGenotype
-from dmc.chain_space import ChainSpace
 from dmc.compiler import (
                         STYLES,
                         BuildArgs,
@@ -20,6 +18,7 @@ from dmc.compiler import (
                         load_network,
                         save_network,
 )
+from dmc.compiler.build_args import family_of_style
 from dmc.compiler.source import (
                         genotype_or_network,
                         network_from_source,
@@ -30,7 +29,12 @@ from dmc.data.detection_demo import DemoSpec, write_detection_demo
 from dmc.derive import derive
 from dmc.distributed import is_main_process, launch_environment, launch_local, run_and_exit
 from dmc.doctor import diagnose
-from dmc.genotype import Genotype, load_genotype, published_genotypes
+from dmc.families import family_of
+from dmc.families.cell.genotype import Genotype
+from dmc.families.cell.space import SearchSpace
+from dmc.families.chain.genotype import ChainGenotype
+from dmc.families.chain.space import ChainSpace
+from dmc.genotype import load_genotype, published_genotypes
 from dmc.limits import MAX_INPUT_SIZE
 from dmc.out_of_memory import is_out_of_memory
 from dmc.outputs import refuse_overwriting_inputs
@@ -45,26 +49,24 @@ from dmc.search import (
                         SearchResult,
                         ablate,
                         derive_run,
-                        load_search_config,
                         search,
                         search_seeds,
 )
 from dmc.search.beta import CONVENTIONS
-from dmc.space import SearchSpace, bundled_spaces, load_space
+from dmc.search.space_settings import load_search_config, search_config_for_space
+from dmc.space import bundled_spaces, load_space
 from dmc.supernet import Supernet, build_supernet
 from dmc.train import TrainConfig, TrainResult, train
 from dmc.version import __version__
 from dmc.viz import visualize
 
-__all__ = ["CONVENTIONS", "MAX_INPUT_SIZE", "METHODS", "AblationResult", "ablate", "SCHEDULES", "STYLES", "__version__",
-           "BetaSchedule", "BuildArgs",
-           "ChainGenotype", "ChainSpace", "CompiledNetwork", "DataBundle", "DemoSpec", "Genotype", "NB201Bench",
-           "NB201Result", "Profile", "SearchConfig", "SearchResult",
+__all__ = ["CONVENTIONS", "MAX_INPUT_SIZE", "METHODS", "AblationResult", "ablate", "SCHEDULES", "STYLES",
+           "__version__", "BetaSchedule", "BuildArgs", "ChainGenotype", "ChainSpace", "CompiledNetwork", "DataBundle",
+           "DemoSpec", "Genotype", "NB201Bench", "NB201Result", "Profile", "SearchConfig", "SearchResult",
            "SearchSpace", "Supernet", "TrainConfig", "TrainResult", "build_network", "build_supernet",
-           "bundled_spaces", "count_macs", "derive", "derive_run", "diagnose", "genotype_or_network", "is_main_process",
-           "is_out_of_memory",
-           "launch_environment", "launch_local", "load_dataset",
+           "bundled_spaces", "count_macs", "derive", "derive_run", "diagnose", "genotype_or_network",
+           "is_main_process", "is_out_of_memory", "launch_environment", "launch_local", "load_dataset",
            "load_genotype", "load_network", "load_search_config", "load_space", "nb201_arch_string",
            "network_from_source", "profile", "published_genotypes", "refuse_overwriting_inputs", "resolve_genotype",
-           "resolve_nb201_arch", "run_and_exit", "save_network", "search",
-           "search_seeds", "train", "visualize", "write_detection_demo", "write_report"]
+           "resolve_nb201_arch", "run_and_exit", "save_network", "search", "search_seeds", "train", "visualize",
+           "write_detection_demo", "write_report", "family_of", "family_of_style", "search_config_for_space"]

@@ -12,23 +12,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from dmc.chain_genotype import ChainGenotype
 from dmc.demo_manifest import DemoManifest, read_manifest
 from dmc.errors import InvalidInputError
-from dmc.genotype import Genotype
+from dmc.families import AnyGenotype
+from dmc.genotype import genotype_from_dict
 from dmc.io import atomic_write_text, parse_json, read_json, read_text
 from dmc.runfolder import history_path, read_history
 
 _REQUIRED = object()
 _KINDS: dict[str, type | tuple[type, ...]] = {"number": (int, float), "object": dict, "string": str}
-
-
-def skip_connections(genotype: Genotype | ChainGenotype, cell_type: str = "normal") -> int:
-    """How many edges of ``genotype``'s ``cell_type`` cell are skip connections (chain genotypes: how many layers
-    are skipped)."""
-    if isinstance(genotype, ChainGenotype):
-        return sum(op == "skip" for op in genotype.layers)
-    return sum(op == "skip_connect" for op, _ in genotype.cells[cell_type].edges)
 
 
 def _value(record: Any, key: str, source: str, kind: str = "number", default: Any = _REQUIRED) -> Any:
@@ -49,7 +41,13 @@ def _value(record: Any, key: str, source: str, kind: str = "number", default: An
     return value
 
 
-def _search_section(manifest: DemoManifest, lines: list[str], heading: str) -> dict[str, Genotype | ChainGenotype]:
+def skip_connections(genotype: AnyGenotype, cell_type: str | None = None) -> int:
+    """How many edges of ``genotype``'s ``cell_type`` cell (default: the normal cell) are skip connections (chain
+    genotypes: how many layers are skipped)."""
+    return genotype.skip_count(cell_type or genotype.groups[0])
+
+
+def _search_section(manifest: DemoManifest, lines: list[str], heading: str) -> dict[str, AnyGenotype]:
     from dmc.compiler.source import resolve_genotype
     from dmc.viz import visualize
 
@@ -68,13 +66,13 @@ def _search_section(manifest: DemoManifest, lines: list[str], heading: str) -> d
         records = [f"{history_path(run)}: epoch {r['epoch']}" for r in history]
         accuracies = [_value(r, "val_acc", where) for r, where in zip(history, records)]
         best = max(range(len(history)), key=accuracies.__getitem__)
-        per_epoch = ", ".join(str(skip_connections(Genotype.from_dict(r.get("genotype"), where)))
+        per_epoch = ", ".join(str(skip_connections(genotype_from_dict(r.get("genotype"), where)))
                               for r, where in zip(history, records))
         rows.append(f"| {title} | {len(history)} | {accuracies[best]:.3f} (epoch {history[best]['epoch']}) | "
                     f"{skip_connections(genotype)} | {per_epoch} | {_value(history[-1], 'beta', records[-1]):.2f} |")
     lines += [heading, ""]
     skips = ("skipped layers in the derived chain | ... in the chain derived after each epoch"
-             if any(isinstance(g, ChainGenotype) for g in genotypes.values()) else
+             if any(g.groups == ("layers",) for g in genotypes.values()) else
              "skip connections in the derived normal cell | ... in the cell derived after each epoch")
     if not manifest.searches:
         lines += ["Search runs missing.", ""]
@@ -83,8 +81,8 @@ def _search_section(manifest: DemoManifest, lines: list[str], heading: str) -> d
                   "| --- | --- | --- | --- | --- | --- |", *rows, ""]
     for name, genotype in genotypes.items():
         lines += [f"### {titles[name]}", "", f"`{genotype.describe()}`", ""]
-        groups = ("layers",) if isinstance(genotype, ChainGenotype) else tuple(genotype.cells)
-        what = "chain" if isinstance(genotype, ChainGenotype) else "cell"
+        groups = genotype.groups
+        what = "chain" if groups == ("layers",) else "cell"
         lines += [f"![{name} {c} {what}](viz/{name}/genotype_{c}.png)" for c in groups] + [""]
         lines += [f"![{name} alphas {c}](viz/{name}/alphas_{c}.png)" for c in groups]
         lines += [f"![{name} beta](viz/{name}/beta.png)", ""]

@@ -23,7 +23,6 @@ from typing import Any
 
 import yaml
 
-from dmc.chain_space import ChainSpace
 from dmc.checkpoints import (
     SEARCH_CHECKPOINT,
     TRAIN_CHECKPOINT,
@@ -31,6 +30,7 @@ from dmc.checkpoints import (
     save_checkpoint,
 )
 from dmc.errors import InvalidInputError
+from dmc.families import AnySpace
 from dmc.io import (
     WriteError,
     atomic_write,
@@ -39,7 +39,7 @@ from dmc.io import (
     read_text,
     read_yaml,
 )
-from dmc.space import SearchSpace, space_from_dict
+from dmc.space import space_from_dict
 
 KILL_AFTER_ENV = "DMC_TEST_KILL_AFTER"
 DAMAGED_HINT = "restore it from a copy, or rerun in a new folder"
@@ -207,7 +207,7 @@ def written(label: str) -> None:
 
 
 @dataclass(frozen=True)
-class RunKind:
+class RunType:
     """What a run folder holds: a search or a training run."""
 
     command: str
@@ -216,24 +216,24 @@ class RunKind:
     checkpoint_hint: str
 
     def load(self, path: str | Path) -> dict[str, Any]:
-        """A checkpoint of this kind of run, read as data with one-line errors."""
+        """A checkpoint of this type of run, read as data with one-line errors."""
         return load_checkpoint(path, (self.checkpoint_format,), self.checkpoint_name, self.checkpoint_hint)
 
     def save(self, path: str | Path, state: dict[str, Any]) -> Path:
         return save_checkpoint(path, self.checkpoint_format, state)
 
 
-SEARCH_RUN = RunKind("search", SEARCH_CHECKPOINT, "dmc search checkpoint",
+SEARCH_RUN = RunType("search", SEARCH_CHECKPOINT, "dmc search checkpoint",
                      "use another checkpoint of the run (best.pt / last.pt) or rerun the search")
-TRAIN_RUN = RunKind("training run", TRAIN_CHECKPOINT, "dmc training checkpoint",
+TRAIN_RUN = RunType("training run", TRAIN_CHECKPOINT, "dmc training checkpoint",
                     "use best.pt or last.pt of a `dmc train` run folder")
 
 
 class RunFolder:
     """A search or training run folder (see the module docstring for its files)."""
 
-    def __init__(self, path: str | Path, kind: RunKind):
-        self.path, self.kind = Path(path), kind
+    def __init__(self, path: str | Path, run_type: RunType):
+        self.path, self.run_type = Path(path), run_type
         self.config_path, self.space_path = self.path / "config.json", self.path / "space.yaml"
         self.last, self.best = self.path / "last.pt", self.path / "best.pt"
         self.init = self.path / "init.pt"
@@ -241,7 +241,7 @@ class RunFolder:
 
     def claim(self) -> None:
         """Creates the folder for a new run; refuses one that already holds a run."""
-        claim_new_run_dir(self.path, self.config_path.name, self.kind.command)
+        claim_new_run_dir(self.path, self.config_path.name, self.run_type.command)
 
     def write_config(self, data: dict[str, Any]) -> None:
         atomic_write_text(self.config_path, json.dumps(data, indent=2, allow_nan=False) + "\n")
@@ -251,13 +251,13 @@ class RunFolder:
         """``config.json``; its ``config`` mapping holds the settings the run was started with."""
         if not self.config_path.is_file():
             raise InvalidInputError(f"{self.path}: nothing to resume (no config.json)",
-                                    f"start a new {self.kind.command} there")
+                                    f"start a new {self.run_type.command} there")
         return read_run_config(self.path)
 
-    def write_space(self, space: SearchSpace | ChainSpace) -> None:
+    def write_space(self, space: AnySpace) -> None:
         atomic_write_text(self.space_path, yaml.safe_dump(space.to_dict(), sort_keys=False))
 
-    def read_space(self) -> SearchSpace | ChainSpace:
+    def read_space(self) -> AnySpace:
         """The space as searched (``space.yaml``); a damaged file is named in a one-line error."""
         if not self.space_path.is_file():
             raise InvalidInputError(f"{self.path}: not a search run folder (no space.yaml)",
@@ -276,11 +276,11 @@ class RunFolder:
 
     def load(self, which: str) -> dict[str, Any]:
         """The ``best`` or ``last`` checkpoint's state."""
-        return self.kind.load(self.path / f"{which}.pt")
+        return self.run_type.load(self.path / f"{which}.pt")
 
     def resume_state(self) -> dict[str, Any] | None:
         """The newest complete checkpoint state, or None when no epoch has finished yet (see :func:`resume_state`)."""
-        return resume_state(self.path, self.kind.load) if self.path.is_dir() else None
+        return resume_state(self.path, self.run_type.load) if self.path.is_dir() else None
 
     def end_epoch(self, epoch: int, record: dict[str, Any], state: dict[str, Any], improved: bool) -> None:
         """The three writes that end an epoch, in their crash-consistent order: history, best (when
@@ -288,9 +288,9 @@ class RunFolder:
         append_history(self.path, record)
         written(f"history.jsonl@{epoch}")
         if improved:
-            self.kind.save(self.best, state)
+            self.run_type.save(self.best, state)
             written(f"best.pt@{epoch}")
-        self.kind.save(self.last, state)
+        self.run_type.save(self.last, state)
         written(f"last.pt@{epoch}")
 
     def write_result(self, name: str, write) -> Path:

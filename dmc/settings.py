@@ -20,7 +20,8 @@ T = TypeVar("T", bound="DataclassInstance")
 
 def settings_from_dict(cls: type[T], data: Any, source: str) -> T:
     """``cls(**data)`` once every key is a field of ``cls`` and every value fits its type (integers are
-    accepted for floats, lists for tuples); ``source`` names the mapping in errors."""
+    accepted for floats, lists for tuples); ``source`` names the mapping in errors. A key of ``cls``'s
+    ``renamed_settings`` (old name -> field) is read as its field, so that files of older versions still load."""
     if not isinstance(data, dict):
         raise InvalidInputError(f"{source}: expected a mapping of settings, got {_describe(data)}",
                                 "write one `name: value` per line")
@@ -28,6 +29,8 @@ def settings_from_dict(cls: type[T], data: Any, source: str) -> T:
         if not isinstance(key, str):
             raise InvalidInputError(f"{source}: setting names must be text, got {_describe(key)}",
                                     "write one `name: value` per line")
+    renamed = getattr(cls, "renamed_settings", {})
+    data = {renamed.get(key, key) if renamed.get(key) not in data else key: value for key, value in data.items()}
     fields = {f.name: f for f in dataclasses.fields(cls)}
     check_known_settings(data, list(fields), source)
     hints = typing.get_type_hints(cls)

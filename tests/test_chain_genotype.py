@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from dmc.chain_genotype import ChainGenotype
-from dmc.genotype import Genotype, GenotypeError, load_genotype, published_genotypes
+from dmc.families.chain.genotype import ChainGenotype
+from dmc.families.genotype_file import GenotypeError
+from dmc.genotype import genotype_from_dict, load_genotype, published_genotypes
 from dmc.space import load_space
 
 FAIRNAS_A = published_genotypes()["FairNAS_A"]
@@ -27,7 +28,7 @@ def test_json_file_round_trip(tmp_path):
     assert data["layers"][:2] == ["mbconv_k3_e1_g2", "skip"] and data["macro"]["head"]["channels"] == 1984
     again = load_genotype(path)
     assert isinstance(again, ChainGenotype) and again == genotype
-    assert Genotype.from_dict(FAIRNAS_A.to_dict()) == FAIRNAS_A
+    assert genotype_from_dict(FAIRNAS_A.to_dict()) == FAIRNAS_A
 
 
 def test_describe_names_every_stage_and_strided_layer():
@@ -107,7 +108,7 @@ def test_a_skip_is_checked_against_the_bundled_space_the_genotype_names():
     searched = ChainGenotype(layers, narrow.macro, "proxyless_s5", narrow.content_hash)
     with pytest.raises(GenotypeError, match=r"g.json: layers\[0\]: op 'skip' is not a candidate of space "
                                             r"'proxyless_s5' .*\(hint: the genotype names the bundled space"):
-        Genotype.from_dict(searched.to_dict(), "g.json")
+        genotype_from_dict(searched.to_dict(), "g.json")
     for space, space_hash in ((None, None), ("proxyless_s5", "0123456789abcdef")):  # no space, another spec
         other = ChainGenotype(layers, FAIRNAS_A.macro, space, space_hash)
-        assert Genotype.from_dict(other.to_dict()) == other
+        assert genotype_from_dict(other.to_dict()) == other

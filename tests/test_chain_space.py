@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dmc.chain_space import ChainSpace, chain_space_from_dict
 from dmc.errors import InvalidInputError
+from dmc.families.chain.space import ChainSpace, chain_space_from_dict
 from dmc.space import bundled_spaces, load_space
 
 # FBNet (Wu et al., 2019), Table 1: stem conv 3x3 s2 to 16, ReLU; (channels, layers, first stride) per stage of

@@ -4,9 +4,9 @@ index, padding is ignored, and the genotype carries the space's name, hash and s
 import pytest
 import torch
 
-from dmc.chain_genotype import ChainGenotype
 from dmc.derive import derive
 from dmc.errors import InvalidInputError
+from dmc.families.chain.genotype import ChainGenotype
 from dmc.space import load_space
 
 

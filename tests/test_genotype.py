@@ -6,13 +6,9 @@ import re
 import pytest
 
 from dmc.errors import InvalidInputError
-from dmc.genotype import (
-    CellGenotype,
-    Genotype,
-    GenotypeError,
-    load_genotype,
-    published_genotypes,
-)
+from dmc.families.cell.genotype import CellGenotype, Genotype
+from dmc.families.genotype_file import GenotypeError
+from dmc.genotype import genotype_from_dict, load_genotype, published_genotypes
 
 PUBLISHED = {name: g for name, g in published_genotypes().items() if isinstance(g, Genotype)}
 """The published cells (chain networks: test_chain_*)."""
@@ -21,7 +17,7 @@ PUBLISHED = {name: g for name, g in published_genotypes().items() if isinstance(
 @pytest.mark.parametrize("name", sorted(PUBLISHED))
 def test_every_published_genotype_round_trips(name, tmp_path):
     genotype = PUBLISHED[name]
-    assert Genotype.from_dict(json.loads(json.dumps(genotype.to_dict()))) == genotype
+    assert genotype_from_dict(json.loads(json.dumps(genotype.to_dict()))) == genotype
     assert Genotype.from_darts_text(genotype.to_darts_text()) == genotype
     path = genotype.save(tmp_path / "g.json")
     assert load_genotype(path) == genotype
@@ -61,7 +57,7 @@ def test_nb201_string_round_trip():
     g = Genotype.from_nb201_string(text)
     assert g.kind == "nb201" and g.reduce is None and g.normal.concat == (3,)
     assert g.to_nb201_string() == text
-    assert Genotype.from_dict(g.to_dict()) == g
+    assert genotype_from_dict(g.to_dict()) == g
 
 
 @pytest.mark.parametrize("nodes,message", [
@@ -98,11 +94,11 @@ def test_indices_must_be_integers_not_truncated(index, shown):
     data = _darts_v2_dict()
     data["cells"]["normal"]["nodes"][1][0][1] = index
     with pytest.raises(GenotypeError, match=rf"cells.normal.nodes\[1\]: index {re.escape(shown)} is not an integer"):
-        Genotype.from_dict(data)
+        genotype_from_dict(data)
     data = _darts_v2_dict()
     data["cells"]["reduce"]["concat"] = [2, 3, 4, index + 4 if isinstance(index, float) else index]
     with pytest.raises(GenotypeError, match="cells.reduce.concat: index"):
-        Genotype.from_dict(data)
+        genotype_from_dict(data)
     text = published_genotypes()["DARTS_V2"].to_darts_text().replace("0)", f"{index!r})", 1)
     with pytest.raises(GenotypeError, match="index .* is not an integer"):
         Genotype.from_darts_text(text)
@@ -112,10 +108,10 @@ def test_concat_must_list_each_state_once():
     data = _darts_v2_dict()
     data["cells"]["normal"]["concat"] = [2, 3, 3, 5]
     with pytest.raises(GenotypeError, match=r"cells.normal.concat: a state is listed twice: \[2, 3, 3, 5\]"):
-        Genotype.from_dict(data)
+        genotype_from_dict(data)
     data["cells"]["normal"]["concat"] = []
     with pytest.raises(GenotypeError, match="cells.normal.concat: empty"):
-        Genotype.from_dict(data)
+        genotype_from_dict(data)
 
 
 @pytest.mark.parametrize("concat,message", [
@@ -136,7 +132,7 @@ def test_cells_have_at_most_16_nodes():
     data["cells"]["normal"]["nodes"] = [[["skip_connect", 0]]] * 17
     data["cells"]["normal"]["concat"] = [2]
     with pytest.raises(GenotypeError, match="cells.normal: 17 nodes, more than dmc builds"):
-        Genotype.from_dict(data)
+        genotype_from_dict(data)
 
 
 def test_binary_and_deeply_nested_genotype_files(tmp_path):
@@ -177,7 +173,7 @@ def _edited(path, value):
 ])
 def test_fields_of_the_wrong_kind_are_refused_by_name(path, value, message):
     with pytest.raises(InvalidInputError) as info:
-        Genotype.from_dict(_edited(path, value), "g.json")
+        genotype_from_dict(_edited(path, value), "g.json")
     assert str(info.value).startswith(f"g.json: {message}")
 
 
@@ -189,19 +185,19 @@ def test_a_genotype_is_checked_against_the_bundled_space_it_names():
     data = _edited(["space"], {"name": "tiny", "hash": None})
     with pytest.raises(GenotypeError, match=r"g.json: cells.normal: 4 nodes, but space 'tiny' has 2 \(hint: the "
                                             r"genotype names the bundled space tiny, which cannot produce it"):
-        Genotype.from_dict(data, "g.json")
+        genotype_from_dict(data, "g.json")
     data["space"]["hash"] = tiny.content_hash
     with pytest.raises(GenotypeError, match="4 nodes, but space 'tiny' has 2"):
-        Genotype.from_dict(data, "g.json")
+        genotype_from_dict(data, "g.json")
     data["space"]["hash"] = "0123456789abcdef"  # a copy of tiny.yaml, edited: a space dmc cannot see
-    assert Genotype.from_dict(data).space == "tiny"
+    assert genotype_from_dict(data).space == "tiny"
     narrow = tiny.with_macro(channels=2, layers=5)  # as `dmc search tiny --channels 2 --layers 5` hashes it
     cell = CellGenotype(((("sep_conv_3x3", 0), ("skip_connect", 1)), (("max_pool_3x3", 0), ("dil_conv_3x3", 2))),
                         (2, 3))
     searched = Genotype(cell, cell, space="tiny", space_hash=narrow.content_hash, macro=narrow.macro)
     with pytest.raises(GenotypeError, match=r"cells.normal.nodes\[1\]: op 'dil_conv_3x3' on input 2 is not a "
                                             "candidate of space 'tiny'"):
-        Genotype.from_dict(searched.to_dict(), "g.json")
+        genotype_from_dict(searched.to_dict(), "g.json")
     allowed = Genotype(*[CellGenotype(cell.nodes[:1] + ((("max_pool_3x3", 0), ("sep_conv_3x3", 2)),), (2, 3))] * 2,
                        space="tiny", space_hash=narrow.content_hash, macro=narrow.macro)
-    assert Genotype.from_dict(allowed.to_dict()) == allowed
+    assert genotype_from_dict(allowed.to_dict()) == allowed

@@ -6,7 +6,7 @@ import copy
 import pytest
 
 from dmc.errors import InvalidInputError
-from dmc.genotype import Genotype, published_genotypes
+from dmc.genotype import genotype_from_dict, published_genotypes
 from dmc.io import read_yaml
 from dmc.space import bundled_spaces, space_from_dict
 
@@ -53,4 +53,4 @@ def test_spec_fields_of_the_wrong_type_are_refused(name):
 @pytest.mark.parametrize("name", ["DARTS_V2", "FairNAS_A"])
 def test_genotype_fields_of_the_wrong_type_are_refused(name):
     data = published_genotypes()[name].to_dict()
-    assert _refusals(data, lambda data: Genotype.from_dict(data, "file")) == []
+    assert _refusals(data, lambda data: genotype_from_dict(data, "file")) == []

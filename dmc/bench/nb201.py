@@ -30,9 +30,9 @@ from typing import Any
 import numpy as np
 
 from dmc.bench.archive import read_pickle_bz2
-from dmc.chain_genotype import ChainGenotype
 from dmc.errors import InvalidInputError
-from dmc.genotype import Genotype
+from dmc.families import AnyGenotype
+from dmc.families.cell.genotype import Genotype
 
 HP = "200"
 """The 200-epoch training setting of NAS-Bench-201 (NATS-Bench also has "12")."""
@@ -117,12 +117,12 @@ class NB201Result:
                 "datasets": {d.dataset: d.to_dict() for d in self.datasets}}
 
 
-def nb201_arch_string(arch: Genotype | ChainGenotype | str) -> str:
+def nb201_arch_string(arch: AnyGenotype | str) -> str:
     """The canonical NAS-Bench-201 string of a cell (edges of each node ordered by input, as the archive writes
     them); a DARTS or chain genotype is refused."""
     if isinstance(arch, str):
         arch = Genotype.from_nb201_string(arch)
-    if isinstance(arch, ChainGenotype) or not isinstance(arch, Genotype):
+    if not isinstance(arch, Genotype):
         raise InvalidInputError("a chain genotype is not a NAS-Bench-201 cell", _SHAPE_HINT)
     if arch.kind != "nb201":
         raise InvalidInputError(f"a {arch.kind} genotype is not a NAS-Bench-201 cell",

@@ -7,7 +7,7 @@ from typing import Any, overload
 
 import typer
 
-from dmc.api import SearchConfig, load_search_config
+from dmc.api import SearchConfig, load_search_config, search_config_for_space
 from dmc.errors import InvalidInputError
 
 Dataset = typer.Option(None, help="digits | cifar10[:PATH] | cifar100[:PATH] | folder:PATH [digits].")
@@ -56,4 +56,4 @@ def search_settings(config_file: Path | None, overrides: dict[str, Any]) -> Sear
     override, or the flags alone; the space's own search defaults fill in the rest."""
     if config_file is not None:
         return load_search_config(config_file, **overrides)
-    return SearchConfig.for_space(overrides, "command line")
+    return search_config_for_space(overrides, "command line")

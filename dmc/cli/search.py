@@ -86,8 +86,11 @@ def search_command(
     recompute_edges: bool = typer.Option(None, "--recompute-edges/--no-recompute-edges",
                                          help="Recompute in backward the mixed edges that hold the most memory: "
                                               "far less memory, some more time."),
-    compile: bool = typer.Option(None, "--compile/--no-compile",
-                                 help="torch.compile each mixed edge (first steps compile, later ones are faster)."),
+    torch_compile: bool = typer.Option(None, "--torch-compile/--no-torch-compile",
+                                       help="torch.compile each mixed edge (first steps compile, later ones are "
+                                            "faster)."),
+    compile_alias: bool = typer.Option(None, "--compile/--no-compile", hidden=True,
+                                       help="Deprecated name of --torch-compile."),
     hessian_every: int = typer.Option(None, help="Every N epochs, record the dominant eigenvalue of the validation "
                                                  "loss's Hessian w.r.t. alpha (R-DARTS's indicator) [0: never]."),
     hessian_samples: int = typer.Option(None, help="Validation images the Hessian is taken on [256]."),
@@ -97,6 +100,9 @@ def search_command(
     sync_bn: bool = SyncBN,
 ) -> None:
     """Search an architecture with DARTS- (auxiliary skip with decaying beta)."""
+    if compile_alias is not None:
+        typer.echo("warning: --compile/--no-compile is deprecated: use --torch-compile/--no-torch-compile", err=True)
+        torch_compile = compile_alias if torch_compile is None else torch_compile
     overrides = dict(space=space, dataset=dataset, data_root=data_root, epochs=epochs, batch_size=batch_size,
                      channels=channels, layers=layers, width=width, image_size=image_size, augment=augment, lr=lr,
                      arch_lr=arch_lr, order=order, method=method, partial_channels=partial_channels,
@@ -108,7 +114,7 @@ def search_command(
                      beta_schedule=beta_schedule, beta0=beta0, beta_start=beta_start, beta_stop=beta_stop,
                      beta_convention=beta_convention, beta_max_epoch=beta_max_epoch, seed=seed, device=device,
                      deterministic=deterministic, kernels=kernels, channels_last=channels_last,
-                     recompute_edges=recompute_edges, compile=compile, hessian_every=hessian_every,
+                     recompute_edges=recompute_edges, torch_compile=torch_compile, hessian_every=hessian_every,
                      hessian_samples=hessian_samples, sync_bn=sync_bn, bench=bench)
     if resume is not None:
         if space is not None or config is not None:

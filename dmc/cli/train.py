@@ -8,7 +8,15 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from dmc.api import CompiledNetwork, Genotype, TrainConfig, genotype_or_network, is_main_process, train
+from dmc.api import (
+    CompiledNetwork,
+    TrainConfig,
+    family_of,
+    family_of_style,
+    genotype_or_network,
+    is_main_process,
+    train,
+)
 from dmc.cli.app import command
 from dmc.cli.processes import NProc, SyncBN, run_processes
 from dmc.cli.progress import epoch_progress
@@ -109,12 +117,14 @@ def train_command(
             raise InvalidInputError(f"{genotype} already fixes the network's build arguments",
                                     f"drop {', '.join(k for k, v in given.items() if v is not None)}, or train the "
                                     "genotype instead")
-        cell_only = [k for k in ("--style", "--channels", "--layers", "--auxiliary") if given[k] is not None]
-        if getattr(g, "kind", None) == "chain" and cell_only:
-            raise InvalidInputError(f"{cell_only[0]} is a cell-network setting; {genotype} is a chain genotype",
-                                    "scale a chain network with --width")
-        if isinstance(g, Genotype) and width is not None:
-            raise InvalidInputError("--width scales chain networks", "cell networks change width with --channels")
+        chosen = g.genotype if isinstance(g, CompiledNetwork) else g
+        family = family_of(chosen)
+        network_settings = {"channels": channels, "layers": layers, "width": width}
+        if style is not None and family_of_style(style).spec_kind != family.spec_kind:
+            network_settings["style"] = style  # a cell style for a chain genotype (DARTS's and NB201's convert)
+        if auxiliary and not family.has_auxiliary_head:
+            network_settings["auxiliary"] = auxiliary
+        family.check_settings(network_settings, f"{genotype} is a {chosen.kind} genotype")
         config = TrainConfig.for_dataset(dataset or "digits", **{k: v for k, v in settings.items() if k != "dataset"})
         run_dir = out or Path("runs") / f"train-{Path(genotype).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     run_processes(nproc, _train, g, config, run_dir, resume is not None, run_dir=run_dir)

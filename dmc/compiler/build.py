@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from dmc.chain_genotype import ChainGenotype
-from dmc.chain_space import ChainSpace
-from dmc.compiler.build_args import BuildArgs
-from dmc.compiler.checks import check_genotype_in_space
+from dmc.compiler.build_args import BuildArgs, family_of_style
 from dmc.compiler.networks import CompiledNetwork
-from dmc.errors import InvalidInputError
-from dmc.genotype import Genotype
-from dmc.network import Macro
-from dmc.space import SearchSpace
+from dmc.errors import SettingError
+from dmc.families import AnyGenotype, AnySpace, family_of
+from dmc.genotype_checks import check_genotype_in_space
 
 
-def build_network(genotype: Genotype | ChainGenotype, build_args: BuildArgs | None = None, *,
-                  space: SearchSpace | ChainSpace | None = None, **overrides) -> CompiledNetwork:
+def build_network(genotype: AnyGenotype, build_args: BuildArgs | None = None, *,
+                  space: AnySpace | None = None, **overrides) -> CompiledNetwork:
     """Builds the network of ``genotype``.
 
     ``build_args`` defaults to :func:`build_args_for` (the wiring the genotype was searched with, at its
@@ -30,34 +26,21 @@ def build_network(genotype: Genotype | ChainGenotype, build_args: BuildArgs | No
     return CompiledNetwork(genotype, build_args)
 
 
-def build_args_for(genotype: Genotype | ChainGenotype, style: str | None = None, **overrides) -> BuildArgs:
+def build_args_for(genotype: AnyGenotype, style: str | None = None, **overrides) -> BuildArgs:
     """The build arguments of ``genotype`` as searched.
 
-    A chain genotype carries its skeleton: it is built at full width (the skeleton's own widths; a search
-    usually runs narrower), as an ImageNet network of 1000 classes, unless overridden (``width``,
-    ``num_classes``). A cell genotype keeps its macro network's stem, stem multiplier
-    and reduction positions, with width and depth at the family's evaluation setting (DARTS CIFAR 36 channels
-    and 20 cells, ImageNet 48 and 14, NAS-Bench-201 16 channels and 5 cells per stage) unless overridden.
-    Reduction positions given in the search space (not the default thirds) fit only the depth they were
-    searched at: another depth needs its own ``reductions``.
+    Each family decides (:meth:`dmc.families.Family.build_macro`): a chain genotype carries its skeleton and is
+    built at full width (the skeleton's own widths; a search usually runs narrower), as an ImageNet network of
+    1000 classes; a cell genotype keeps its macro network's stem, stem multiplier and reduction positions, with
+    width and depth at the family's evaluation setting (DARTS CIFAR 36 channels and 20 cells, ImageNet 48 and 14,
+    NAS-Bench-201 16 channels and 5 cells per stage). ``overrides`` then change single fields.
     """
-    if isinstance(genotype, ChainGenotype):
-        return BuildArgs(genotype.macro.replace(width=1.0), 1000).replace(style=style, **overrides)
-    macro = genotype.macro
-    searched_style = "nb201" if genotype.kind == "nb201" else (macro.stem if macro is not None else "cifar")
-    if style == "chain":
-        raise InvalidInputError(f"a {genotype.kind} genotype cannot be built as a chain network")
-    args = BuildArgs.defaults_for(style or searched_style)
-    if macro is None or args.macro.kind != macro.kind:
-        return args.replace(**overrides)
-    args = args.replace(stem_multiplier=macro.stem_multiplier)
-    if macro.reductions is not None and overrides.get("reductions") is None:
-        assert isinstance(args.macro, Macro)  # the defaults of a cell style: a cell macro
-        layers = overrides.get("layers") or args.macro.layers
-        if layers != macro.layers:
-            raise InvalidInputError(
-                f"the genotype was searched with reduction cells at {list(macro.reductions)} of {macro.layers} cells; "
-                f"{layers} cells need their own reduction positions",
-                f"compile with --layers {macro.layers}, or give --reductions for {layers} cells")
-        args = args.replace(layers=layers, reductions=macro.reductions)
-    return args.replace(**overrides)
+    family = family_of(genotype)
+    if style is not None and style not in family.styles:
+        target = family_of_style(style)
+        if target.spec_kind != family.spec_kind:
+            raise SettingError(f"a {genotype.kind} genotype cannot be built as a {style} network",
+                               f"build it with {{style}} {' or '.join(family.styles)}")
+        family = target  # a cell genotype of the other cell family: refused by the network, naming the style
+    macro, num_classes = family.build_macro(genotype, style, overrides)
+    return BuildArgs(macro, num_classes).replace(**overrides)

@@ -6,9 +6,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dmc.chain_genotype import ChainGenotype
-from dmc.genotype import CellGenotype
-from dmc.network import Cell, CellSlot, ChainMacro, LayerSlot
+from dmc.families.cell.genotype import CellGenotype
+from dmc.families.cell.macro import CellSlot
+from dmc.families.chain.genotype import ChainGenotype
+from dmc.families.chain.macro import ChainMacro, LayerSlot
+from dmc.network.cell import Cell
 from dmc.ops import OPS
 from dmc.ops.basic import Identity
 

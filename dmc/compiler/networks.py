@@ -17,13 +17,10 @@ from typing import cast
 import torch
 from torch import nn
 
-from dmc.chain_genotype import ChainGenotype
 from dmc.compiler.build_args import BuildArgs
-from dmc.compiler.cell import derived_cell, derived_layer, run_derived_cell
-from dmc.compiler.heads import AuxiliaryHeadCIFAR, AuxiliaryHeadImageNet
-from dmc.errors import InvalidInputError
-from dmc.genotype import Genotype
-from dmc.network import Cell, ChainMacro, Macro, MacroNetwork
+from dmc.errors import InvalidInputError, SettingError
+from dmc.families import AnyGenotype, family_of
+from dmc.network.body import MacroNetwork
 
 
 class CompiledNetwork(MacroNetwork):
@@ -33,32 +30,24 @@ class CompiledNetwork(MacroNetwork):
     ``drop_path_prob`` is set by the trainer; drop-path acts only in training mode.
     """
 
-    def __init__(self, genotype: Genotype | ChainGenotype, build_args: BuildArgs):
+    def __init__(self, genotype: AnyGenotype, build_args: BuildArgs):
         super().__init__()
         macro = build_args.macro
         if genotype.kind != macro.kind:
-            hint = {"nb201": "use --style nb201 for NAS-Bench-201 genotypes",
-                    "chain": "chain genotypes build chain networks: drop --style"}.get(
-                genotype.kind, "use --style cifar or imagenet for DARTS-family genotypes")
-            raise InvalidInputError(f"a {genotype.kind} genotype cannot build a {build_args.style} network", hint)
+            styles = family_of(genotype).styles
+            raise SettingError(f"a {genotype.kind} genotype cannot build a {build_args.style} network",
+                               f"build it with {{style}} {' or '.join(styles)}")
         self.genotype, self.build_args = genotype, build_args
         self.drop_path_prob = 0.0
-        if isinstance(genotype, ChainGenotype):
-            assert isinstance(macro, ChainMacro)  # the kinds match (checked above)
-            self.build_body(macro, build_args.in_channels, build_args.num_classes,
-                            lambda slot: derived_layer(genotype, macro, slot))
-        else:
-            assert isinstance(macro, Macro)  # the kinds match (checked above)
-            self.build_body(macro, build_args.in_channels, build_args.num_classes,
-                            lambda slot: derived_cell(genotype.cells[slot.cell_type], genotype.inputs, slot))
-        reductions = macro.reduction_positions() if isinstance(macro, Macro) else ()
-        self.aux_position = reductions[-1] if reductions else None
+        family = family_of(macro)
+        self.build_body(macro, build_args.in_channels, build_args.num_classes, family.deploy_block(genotype, macro))
+        self.aux_position: int | None = None
         self.auxiliary_head: nn.Module | None = None
         if build_args.auxiliary:
-            if not isinstance(macro, Macro) or self.aux_position is None:
+            head = family.auxiliary_head(macro, self.blocks, build_args.num_classes)
+            if head is None:
                 raise InvalidInputError("the auxiliary head sits after the last reduction cell: this network has none")
-            head = AuxiliaryHeadCIFAR if macro.stem == "cifar" else AuxiliaryHeadImageNet
-            self.auxiliary_head = head(cast(Cell, self.blocks[self.aux_position]).out_channels, build_args.num_classes)
+            self.aux_position, self.auxiliary_head = head
 
     @property
     def deterministic(self) -> bool:
@@ -97,11 +86,7 @@ class CompiledNetwork(MacroNetwork):
         """Runs stem and blocks; returns (requested stage outputs, last output, auxiliary logits or None)."""
         self.check_input_size(x.shape[-2], x.shape[-1])
         ends = {info["block"]: stage for stage, info in enumerate(self.feature_info)}
-        drop = self.drop_path_prob if self.training else 0.0
-        if isinstance(self.genotype, ChainGenotype):
-            run_cell = lambda layer, inputs: layer(inputs[0])  # noqa: E731
-        else:
-            run_cell = lambda cell, inputs: run_derived_cell(cell, inputs, drop)  # noqa: E731
+        run_cell = self.family.deploy_runner(self.drop_path_prob if self.training else 0.0)
         states = self.stem_states(x)
         features, aux_logits = [], None
         for i in range(-1, len(self.blocks)):

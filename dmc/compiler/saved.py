@@ -10,12 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dmc.chain_genotype import ChainGenotype
 from dmc.checkpoints import NETWORK, TRAIN_CHECKPOINT, load_checkpoint, save_checkpoint
 from dmc.compiler.build import build_network
 from dmc.compiler.build_args import BuildArgs
 from dmc.errors import InvalidInputError
-from dmc.genotype import Genotype, GenotypeError
+from dmc.families import AnyGenotype
+from dmc.families.genotype_file import GenotypeError
+from dmc.genotype import genotype_from_dict
 from dmc.version import __version__
 
 NETWORK_FORMATS = (NETWORK, TRAIN_CHECKPOINT)
@@ -55,7 +56,7 @@ class NetworkFile:
     and the detection backbone rebuild a network from."""
 
     path: Path
-    genotype: Genotype | ChainGenotype
+    genotype: AnyGenotype
     build_args: BuildArgs
     weights: dict[str, Any]
     data: dict[str, Any] | None
@@ -68,7 +69,7 @@ def read_network_file(path: str | Path) -> NetworkFile:
     state = load_checkpoint(path, NETWORK_FORMATS, "dmc network file or training checkpoint",
                             "pass a file written by `dmc compile` or `dmc train`")
     try:
-        genotype = Genotype.from_dict(state["genotype"], f"{path}: genotype")
+        genotype = genotype_from_dict(state["genotype"], f"{path}: genotype")
         args = BuildArgs.from_dict(state["build_args"])
         weights = state["model"]
         if not isinstance(weights, dict):

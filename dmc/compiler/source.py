@@ -6,14 +6,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dmc.chain_genotype import ChainGenotype
 from dmc.compiler.networks import CompiledNetwork
 from dmc.compiler.saved import load_network, looks_like_network_file, read_network_file
 from dmc.errors import InvalidInputError
-from dmc.genotype import Genotype, load_genotype, published_genotypes
+from dmc.families import AnyGenotype
+from dmc.genotype import load_genotype, published_genotypes
 
 
-def resolve_genotype(source: str | Path) -> Genotype | ChainGenotype:
+def resolve_genotype(source: str | Path) -> AnyGenotype:
     """A genotype file (dmc JSON, DARTS text, NAS-Bench-201 string) or a published name such as DARTS_V2.
 
     An existing file is read as a genotype; any other name (even that of a folder) is looked up among the
@@ -66,7 +66,7 @@ def network_from_source(source: str | Path, **build_overrides) -> NetworkSource:
     return NetworkSource(build_network(resolve_genotype(source), **overrides), False, None)
 
 
-def genotype_or_network(source: str | Path) -> Genotype | ChainGenotype | CompiledNetwork:
+def genotype_or_network(source: str | Path) -> AnyGenotype | CompiledNetwork:
     """A `dmc compile` / `dmc train` file as its network, weights included, or a genotype (file or published name)."""
     path = Path(source)
     if path.is_file() and looks_like_network_file(path):

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dmc.chain_genotype import ChainGenotype
 from dmc.distributed import is_main_process
 from dmc.errors import InvalidInputError
-from dmc.genotype import Genotype, load_genotype
+from dmc.families import AnyGenotype
+from dmc.genotype import genotype_from_dict, load_genotype
 from dmc.io import atomic_write_text
 from dmc.report import skip_connections
 from dmc.runfolder import read_history
@@ -36,7 +36,7 @@ class AblationRun:
     beta0: float
     seed: int
     run_dir: Path
-    genotype: Genotype | ChainGenotype
+    genotype: AnyGenotype
     skips_per_epoch: tuple[int, ...]
     """Skip connections of the normal cell derived at the end of each epoch."""
     val_acc: float
@@ -104,11 +104,11 @@ def _one(config: SearchConfig, run_dir: Path, train_config, on_event) -> Ablatio
     if train_config is not None:
         test_acc = _train(genotype, train_config, run_dir.with_name(run_dir.name + "-train"), config.seed, on_event)
     return AblationRun(config.beta0, config.seed, run_dir, genotype,
-                       tuple(skip_connections(Genotype.from_dict(r["genotype"])) for r in history),
+                       tuple(skip_connections(genotype_from_dict(r["genotype"])) for r in history),
                        history[-1]["val_acc"], max(r["val_acc"] for r in history), test_acc)
 
 
-def _train(genotype: Genotype | ChainGenotype, train_config, run_dir: Path, seed: int, on_event) -> float:
+def _train(genotype: AnyGenotype, train_config, run_dir: Path, seed: int, on_event) -> float:
     from dmc.train import TrainConfig, train
 
     result_file = run_dir / "result.json"

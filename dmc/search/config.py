@@ -5,12 +5,10 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from dmc.distributed import MIN_BATCH
 from dmc.errors import InvalidInputError
-from dmc.io import read_yaml
 from dmc.kernels import KERNEL_CHOICES
 from dmc.limits import MAX_INPUT_SIZE
 from dmc.search.beta import BetaSchedule
@@ -22,6 +20,9 @@ METHODS = ("darts", "pc-darts", "p-darts")
 @dataclass
 class SearchConfig:
     """Everything a search run depends on; saved as ``config.json`` in the run folder."""
+
+    renamed_settings: ClassVar[dict[str, str]] = {"compile": "torch_compile"}
+    """Old setting names (in config files and run folders of older versions) -> their fields."""
 
     space: str = "darts_s0"
     dataset: str = "digits"
@@ -90,8 +91,9 @@ class SearchConfig:
     recompute_edges: bool = False
     """The mixed edges that hold the most memory keep only their input and recompute their candidates in backward
     (:meth:`dmc.supernet.Supernet.set_recompute_edges`): less memory, some more time."""
-    compile: bool = False
-    """torch.compile each mixed edge (inductor; aot_eager on CUDA without Triton)."""
+    torch_compile: bool = False
+    """torch.compile each mixed edge (inductor; aot_eager on CUDA without Triton). Named apart from ``dmc compile``,
+    the genotype compiler; files of older dmc versions call it ``compile``."""
     sync_bn: bool = False
     """Distributed runs: batch-norm statistics over the global batch (:class:`dmc.distributed.SyncBatchNorm2d`)
     instead of each process's share."""
@@ -152,8 +154,8 @@ class SearchConfig:
             (self.hessian_every >= 0, "hessian_every must be >= 0 (0: never)"),
             (self.hessian_samples >= 1 and self.hessian_iterations >= 1,
              "hessian_samples and hessian_iterations must be >= 1"),
-            (not (self.hessian_every and self.compile),
-             "hessian_every needs eager mixed edges (double backward): drop --compile or --hessian-every"),
+            (not (self.hessian_every and self.torch_compile),
+             "hessian_every needs eager mixed edges (double backward): drop --torch-compile or --hessian-every"),
         ]
         for ok, problem in checks:
             if not ok:
@@ -170,25 +172,3 @@ class SearchConfig:
     def from_dict(cls, data: Any, source: str = "search config") -> SearchConfig:
         """Settings from a mapping (a YAML file, config.json, the command line); ``source`` names it in errors."""
         return settings_from_dict(cls, data, source).validate(source)
-
-    @classmethod
-    def for_space(cls, data: dict[str, Any], source: str = "search config") -> SearchConfig:
-        """Settings for a new search: the space's own search defaults (a chain space carries the paper's S5
-        setting), then ``data`` (None = not given)."""
-        given = {k: v for k, v in data.items() if v is not None}
-        defaults: dict[str, Any] = {}
-        if isinstance(given.get("space", cls.space), str):
-            from dmc.space import load_space
-
-            defaults = dict(load_space(given.get("space", cls.space)).search_defaults)
-        return cls.from_dict({**defaults, **given}, source)
-
-
-def load_search_config(path: str | Path, **overrides: Any) -> SearchConfig:
-    """Reads a YAML file of settings; ``overrides`` (e.g. from the CLI; None = not given) win, and the space's
-    search defaults fill in what neither gives."""
-    data = read_yaml(path)
-    data = {} if data is None else data
-    if not isinstance(data, dict):  # refused by from_dict, naming the file
-        return SearchConfig.from_dict(data, str(path))
-    return SearchConfig.for_space({**data, **{k: v for k, v in overrides.items() if v is not None}}, str(path))

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dmc.chain_genotype import ChainGenotype
 from dmc.derive import derive
 from dmc.errors import InvalidInputError
-from dmc.genotype import Genotype
+from dmc.families import AnyGenotype
+from dmc.genotype import genotype_from_dict
 from dmc.runfolder import SEARCH_RUN, DamagedRunFile, RunFolder, history_path
 
 
-def derive_run(run_dir: str | Path, checkpoint: str = "best") -> Genotype | ChainGenotype:
+def derive_run(run_dir: str | Path, checkpoint: str = "best") -> AnyGenotype:
     """Derives from ``best`` or ``last`` (the checkpoint's alphas), or returns the genotype the history
     recorded at the end of epoch N (``epoch:N``)."""
     folder = RunFolder(run_dir, SEARCH_RUN)
@@ -37,7 +37,7 @@ def derive_run(run_dir: str | Path, checkpoint: str = "best") -> Genotype | Chai
         raise InvalidInputError(f"{folder.path}: no record of epoch {epoch}",
                                 f"recorded epochs: 0..{len(history) - 1}" if history else "the run has no epochs yet")
     try:
-        genotype = Genotype.from_dict(history[epoch]["genotype"], f"{history_path(folder.path)}: epoch {epoch}")
+        genotype = genotype_from_dict(history[epoch]["genotype"], f"{history_path(folder.path)}: epoch {epoch}")
     except (KeyError, TypeError, InvalidInputError):
         raise DamagedRunFile(f"{history_path(folder.path)}: the record of epoch {epoch} is damaged "
                              "(no genotype)") from None

@@ -17,12 +17,14 @@ from pathlib import Path
 import torch
 import yaml
 
-from dmc.derive import derive, edge_weights
-from dmc.genotype import Genotype
+from dmc.derive import derive
+from dmc.families.alpha_weights import edge_weights
+from dmc.families.cell.genotype import Genotype
+from dmc.families.cell.space import SearchSpace
 from dmc.io import atomic_write_text
 from dmc.runfolder import SEARCH_RUN, RunFolder
 from dmc.search.config import SearchConfig
-from dmc.space import SearchSpace, space_from_dict
+from dmc.space import space_from_dict
 from dmc.version import __version__
 
 SKIP = "skip_connect"

@@ -19,13 +19,14 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 
 from dmc.bench import NB201Bench
-from dmc.chain_genotype import ChainGenotype
-from dmc.chain_space import ChainSpace
 from dmc.data import check_dataset, image_side, load_dataset
-from dmc.derive import node_edge_weights
 from dmc.distributed import MIN_BATCH, Distributed, ShardedBatches, convert_sync_batchnorm, distributed
 from dmc.errors import InvalidInputError
-from dmc.genotype import Genotype
+from dmc.families import AnyGenotype, AnySpace, SearchBlockOptions, family_of
+from dmc.families.cell.derive import node_edge_weights
+from dmc.families.cell.genotype import Genotype
+from dmc.families.cell.space import SearchSpace
+from dmc.families.settings import SIZE_SETTINGS
 from dmc.kernels import select_kernels
 from dmc.out_of_memory import out_of_memory_as, smaller
 from dmc.run_lifecycle import EventHandler, RunLifecycle, StepOutput, determinism_kept
@@ -37,7 +38,7 @@ from dmc.search.derive_run import derive_run
 from dmc.search.hessian import hessian_eigenvalue
 from dmc.search.progressive import progressive_search
 from dmc.search.skip_dropout import skip_dropout_rate
-from dmc.space import SearchSpace, load_space
+from dmc.space import load_space
 from dmc.supernet import Supernet, build_supernet, compile_backend, compile_edges
 from dmc.version import __version__
 
@@ -47,7 +48,7 @@ class SearchResult:
     run_dir: Path
     best_epoch: int
     best_val_acc: float
-    genotype: Genotype | ChainGenotype
+    genotype: AnyGenotype
     """Derived from the best-validation checkpoint (Algorithm 1, line 6)."""
 
 
@@ -57,7 +58,7 @@ class _SearchTask:
 
     restored_what = "this supernet"
 
-    def __init__(self, config: SearchConfig, space: SearchSpace | ChainSpace, lifecycle: RunLifecycle):
+    def __init__(self, config: SearchConfig, space: AnySpace, lifecycle: RunLifecycle):
         process = lifecycle.process
         self.config, self.space, self.process, self.lifecycle = config, space, process, lifecycle
         self.device = process.device
@@ -114,7 +115,7 @@ class _SearchTask:
         self.model.set_kernels(kernels)
         self.model.set_channels_last(config.channels_last)
         self.model.set_recompute_edges(config.recompute_edges)
-        self.compile_backend = compile_backend(self.device) if config.compile else None
+        self.compile_backend = compile_backend(self.device) if config.torch_compile else None
         if self.compile_backend is not None:
             status(f"compiling mixed edges with torch.compile ({self.compile_backend}) during the first steps")
             compile_edges(self.model, self.compile_backend)
@@ -240,15 +241,13 @@ class _SearchTask:
                     for x, y in DataLoader(self.hessian_subset, batch_size=self.config.batch_size)]
 
 
-def _start(config: SearchConfig, folder: RunFolder, resume: bool) -> tuple[SearchConfig, SearchSpace | ChainSpace]:
+def _start(config: SearchConfig, folder: RunFolder, resume: bool) -> tuple[SearchConfig, AnySpace]:
     if resume:
         saved = folder.read_config()
         return SearchConfig.from_dict(saved["config"], str(folder.config_path)), folder.read_space()
     config.validate()
     space = load_space(config.space).with_macro(channels=config.channels, layers=config.layers, width=config.width)
-    if config.method != "darts" and isinstance(space, ChainSpace):
-        raise InvalidInputError(f"{space.name} is a chain space: --method {config.method} is defined for cell spaces",
-                                "search it with --method darts")
+    family_of(space).check_search(space, config.method, SearchBlockOptions())
     if config.method == "p-darts":
         for layers in config.stage_layers:  # every stage's depth fits the macro, before anything is written
             space.with_macro(layers=layers)
@@ -290,13 +289,13 @@ def search(config: SearchConfig, run_dir: str | Path, resume: bool = False,
             return _search(config, folder, space, resume, on_event if process.is_main else None, process)
 
 
-def _search(config: SearchConfig, folder: RunFolder, space: SearchSpace | ChainSpace, resume: bool,
+def _search(config: SearchConfig, folder: RunFolder, space: AnySpace, resume: bool,
             on_event: EventHandler | None, process: Distributed) -> SearchResult:
     lifecycle = RunLifecycle(folder, process, config.epochs, config.seed, config.deterministic, on_event)
     task = lifecycle.build(lambda: _SearchTask(config, space, lifecycle))
     lifecycle.run(task, process.on_main(_resume_state, folder, space) if resume else None)
 
-    def derive_and_write() -> Genotype | ChainGenotype:
+    def derive_and_write() -> AnyGenotype:
         genotype = derive_run(folder.path, "best")
         folder.write_result("genotype.json", genotype.save)
         return genotype
@@ -304,7 +303,7 @@ def _search(config: SearchConfig, folder: RunFolder, space: SearchSpace | ChainS
     return SearchResult(folder.path, lifecycle.best_epoch, lifecycle.best_val_acc, process.on_main(derive_and_write))
 
 
-def _resume_state(folder: RunFolder, space: SearchSpace | ChainSpace) -> dict[str, Any] | None:
+def _resume_state(folder: RunFolder, space: AnySpace) -> dict[str, Any] | None:
     """The checkpoint a resumed search continues from (None before its first epoch ended), refused when it was
     searched in another space than the run folder's ``space.yaml``."""
     state = folder.resume_state()
@@ -314,9 +313,9 @@ def _resume_state(folder: RunFolder, space: SearchSpace | ChainSpace) -> dict[st
     return state
 
 
-def _memory_advice(config: SearchConfig, space: SearchSpace | ChainSpace, device: torch.device) -> tuple[str, str]:
+def _memory_advice(config: SearchConfig, space: AnySpace, device: torch.device) -> tuple[str, str]:
     """(what ran out, how to shrink it) for a search that runs out of memory."""
-    network = ["--width"] if isinstance(space, ChainSpace) else ["--channels", "--layers"]
+    network = [f"--{s}" for s in family_of(space).settings if s in SIZE_SETTINGS]
     size = image_side(config.dataset, config.image_size)
     return (f"out of memory searching {space.name} ({space.summary}) at batch {config.batch_size} of "
             f"{size}x{size} images on {device}",

@@ -6,19 +6,18 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dmc.chain_genotype import ChainGenotype
-from dmc.chain_space import ChainSpace
-from dmc.derive import derive, edge_weights, node_edge_weights
-from dmc.errors import InvalidInputError
-from dmc.genotype import Genotype
+from dmc.derive import derive
+from dmc.families import AnyGenotype, AnySpace, SearchBlockOptions, family_of
+from dmc.families.alpha_weights import edge_weights
+from dmc.families.cell.derive import node_edge_weights
+from dmc.families.cell.space import SearchSpace
 from dmc.kernels import Kernels
 from dmc.kernels.select import REFERENCE
-from dmc.network import Cell, CellSlot, LayerSlot, MacroNetwork
+from dmc.network.body import MacroNetwork
 from dmc.ops.conv import DilConv, SepConv
 from dmc.ops.mbconv import MBConv
 from dmc.ops.pool import MaxPool
-from dmc.space import SearchSpace
-from dmc.supernet.mixed_edge import MixedEdge, auxiliary_edge, chain_auxiliary
+from dmc.supernet.mixed_edge import MixedEdge
 from dmc.supernet.recompute import recomputed
 
 RECOMPUTE_MIN_SHARE = 0.5
@@ -45,20 +44,17 @@ class Supernet(MacroNetwork):
 
     beta: torch.Tensor
 
-    def __init__(self, space: SearchSpace | ChainSpace, num_classes: int, in_channels: int = 3,
+    def __init__(self, space: AnySpace, num_classes: int, in_channels: int = 3,
                  alpha_init_std: float = 1e-3, partial_channels: int = 1, channel_shuffle: bool = False,
                  edge_normalization: bool = False):
         super().__init__()
-        if isinstance(space, ChainSpace) and (partial_channels > 1 or edge_normalization):
-            raise InvalidInputError(f"{space.name} is a chain space: partial channels and edge normalisation "
-                                    "(PC-DARTS) are defined for cell spaces", "search it with --method darts")
+        family = family_of(space)
+        options = SearchBlockOptions(partial_channels, channel_shuffle)
+        family.check_search(space, "pc-darts" if partial_channels > 1 or edge_normalization else "darts", options)
         self.space = space
         self.num_classes = num_classes
         self.partial_channels, self.channel_shuffle = partial_channels, channel_shuffle
-        if isinstance(space, ChainSpace):
-            self.build_body(space.macro, in_channels, num_classes, lambda slot: self._search_layer(space, slot))
-        else:
-            self.build_body(space.macro, in_channels, num_classes, lambda slot: self._search_cell(space, slot))
+        self.build_body(space.macro, in_channels, num_classes, family.search_block(space, options))
 
         for group in space.alpha_groups:
             ops = space.candidates(group)
@@ -77,27 +73,6 @@ class Supernet(MacroNetwork):
         self.recompute_edges = False
         self.recompute_min_share = RECOMPUTE_MIN_SHARE
         self.kernels = REFERENCE
-
-    def _search_cell(self, space: SearchSpace, slot: CellSlot) -> Cell:
-        candidates = space.cell(slot.cell_type).edges
-        c = slot.channels
-
-        if c % self.partial_channels:
-            raise InvalidInputError(f"a cell of {c} channels does not split into {self.partial_channels} partial "
-                                    "channel groups", "choose --channels so that every cell's width is divisible "
-                                    "by --partial-channels")
-
-        def mixed_edge(e: int, stride: int) -> MixedEdge:
-            return MixedEdge(candidates[e], c, c, stride, lambda: auxiliary_edge(c, stride, space.aux_conv1x1),
-                             space.pool_batchnorm, partial=self.partial_channels, shuffle=self.channel_shuffle)
-
-        return Cell(space.node_inputs, space.concat, space.inputs, c, slot.in_channels, mixed_edge, slot.reduction,
-                    slot.reduction_prev, affine=False)
-
-    def _search_layer(self, space: ChainSpace, slot: LayerSlot) -> MixedEdge:
-        aux = lambda: chain_auxiliary(slot.c_in, slot.c_out, slot.stride, space.aux_shape_change)  # noqa: E731
-        return MixedEdge(space.layers[slot.index], slot.c_in, slot.c_out, slot.stride, aux,
-                         act=space.macro.activation, row=slot.index)
 
     # --------------------------------------------------------------------------------- architecture
     def arch_parameter_names(self) -> list[str]:
@@ -125,7 +100,7 @@ class Supernet(MacroNetwork):
         """Softmax weights per edge (or chain layer) over its own candidates, detached (for logging)."""
         return {g: edge_weights(a.detach(), self.space, g) for g, a in self.alphas().items()}
 
-    def genotype(self) -> Genotype | ChainGenotype:
+    def genotype(self) -> AnyGenotype:
         return derive(self.alphas(), self.space, self.edge_norms())
 
     def set_beta(self, beta: float) -> None:
@@ -238,7 +213,7 @@ class Supernet(MacroNetwork):
         return self.logits(states[-1])
 
 
-def build_supernet(space: SearchSpace | ChainSpace, num_classes: int, in_channels: int = 3,
+def build_supernet(space: AnySpace, num_classes: int, in_channels: int = 3,
                    partial_channels: int = 1, channel_shuffle: bool = False,
                    edge_normalization: bool = False) -> Supernet:
     """The supernet of ``space`` for ``num_classes`` classes (see :class:`Supernet`); ``partial_channels``,

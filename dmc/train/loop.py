@@ -28,7 +28,6 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from dmc.chain_genotype import ChainGenotype
 from dmc.compiler import (
     BuildArgs,
     CompiledNetwork,
@@ -37,12 +36,15 @@ from dmc.compiler import (
     load_network,
     save_network,
 )
+from dmc.compiler.build_args import family_of_style
 from dmc.compiler.saved import network_record
 from dmc.data import DataBundle, check_dataset, load_dataset
 from dmc.data.cutout import CutoutDataset
 from dmc.distributed import MIN_BATCH, Distributed, ShardedBatches, convert_sync_batchnorm, distributed
 from dmc.errors import InvalidInputError
-from dmc.genotype import Genotype
+from dmc.families import AnyGenotype, family_of
+from dmc.families.settings import SIZE_SETTINGS
+from dmc.genotype import genotype_from_dict
 from dmc.io import atomic_write_text
 from dmc.out_of_memory import out_of_memory_as, smaller
 from dmc.run_lifecycle import EventHandler, RunLifecycle, StepOutput, determinism_kept
@@ -77,7 +79,7 @@ def load_train_checkpoint(path: str | Path) -> dict[str, Any]:
     return TRAIN_RUN.load(path)
 
 
-def train(source: Genotype | ChainGenotype | CompiledNetwork | str | Path | None, config: TrainConfig,
+def train(source: AnyGenotype | CompiledNetwork | str | Path | None, config: TrainConfig,
           run_dir: str | Path, resume: bool = False, on_event: EventHandler | None = None) -> TrainResult:
     """Trains ``source`` with ``config`` into ``run_dir``, or continues it with ``resume`` (then everything comes
     from the run folder). ``on_event`` is called as in search.
@@ -101,12 +103,12 @@ def train(source: Genotype | ChainGenotype | CompiledNetwork | str | Path | None
             return _train(genotype, config, folder, state, on_event if process.is_main else None, init, process)
 
 
-def _memory_advice(genotype: Genotype | ChainGenotype, config: TrainConfig, init: CompiledNetwork | None,
+def _memory_advice(genotype: AnyGenotype, config: TrainConfig, init: CompiledNetwork | None,
                    device: torch.device) -> tuple[str, str]:
     """(what ran out, how to shrink it) for a training run that runs out of memory."""
     knobs = ["--batch-size", "--image-size"]
     if init is None:  # a given network file fixes its own size
-        knobs += ["--width"] if isinstance(genotype, ChainGenotype) else ["--channels", "--layers"]
+        knobs += [f"--{s}" for s in family_of(genotype).settings if s in SIZE_SETTINGS]
     return (f"out of memory training at batch {config.batch_size} of {config.image_size}x{config.image_size} images "
             f"on {device}", f"start a new run with {smaller(knobs)}")
 
@@ -139,7 +141,7 @@ def _start(source, config: TrainConfig, folder: RunFolder, resume: bool):
     return genotype, config, None, init
 
 
-def _resume(folder: RunFolder) -> tuple[Genotype | ChainGenotype, TrainConfig, dict[str, Any] | None,
+def _resume(folder: RunFolder) -> tuple[AnyGenotype, TrainConfig, dict[str, Any] | None,
                                        CompiledNetwork | None]:
     """Genotype, settings, checkpoint state and starting network (None: built from the genotype) of an
     interrupted run: from its newest checkpoint, or from ``config.json`` (and ``init.pt``) alone when it was
@@ -153,18 +155,18 @@ def _resume(folder: RunFolder) -> tuple[Genotype | ChainGenotype, TrainConfig, d
     if not isinstance(saved.get("genotype"), dict):
         raise DamagedRunFile(f"{source}: damaged (no genotype)")
     init = load_network(folder.init) if folder.init.is_file() else None
-    return Genotype.from_dict(saved["genotype"], f"{source}: genotype"), config, state, init
+    return genotype_from_dict(saved["genotype"], f"{source}: genotype"), config, state, init
 
 
-def _build_args(genotype: Genotype | ChainGenotype, config: TrainConfig, data: DataBundle) -> BuildArgs:
-    """How ``genotype`` is built for ``data``: a chain network at the config's ``width`` (its skeleton otherwise
-    as searched); a cell network with the config's style, channels, cells and auxiliary head."""
-    if isinstance(genotype, ChainGenotype):
-        return build_args_for(genotype, num_classes=data.num_classes, width=config.width,
-                              in_channels=data.in_channels)
-    return build_args_for(genotype, style=config.style, num_classes=data.num_classes, channels=config.channels,
-                          layers=config.layers, auxiliary=config.auxiliary and genotype.kind != "nb201",
-                          in_channels=data.in_channels)
+def _build_args(genotype: AnyGenotype, config: TrainConfig, data: DataBundle) -> BuildArgs:
+    """How ``genotype`` is built for ``data``: with the config's settings of the genotype's family (a chain
+    network's ``width``; a cell network's style, channels, cells and auxiliary head), as searched otherwise."""
+    family = family_of(genotype)
+    sizes = {k: getattr(config, k) for k in SIZE_SETTINGS if k in family.settings}
+    style = config.style if config.style is not None and family.spec_kind == family_of_style(config.style).spec_kind \
+        else None  # a recipe's cell style says nothing about a chain network
+    return build_args_for(genotype, style=style, num_classes=data.num_classes, in_channels=data.in_channels,
+                          auxiliary=config.auxiliary and family.has_auxiliary_head, **sizes)
 
 
 def _load(config: TrainConfig, augment: bool) -> DataBundle:
@@ -223,7 +225,7 @@ def _splits(config: TrainConfig, data: DataBundle) -> tuple[Dataset, Dataset | N
     return Subset(data.train, order[held_out:]), Subset(plain, order[:held_out])
 
 
-def _prepare(genotype: Genotype | ChainGenotype, config: TrainConfig, init: CompiledNetwork | None,
+def _prepare(genotype: AnyGenotype, config: TrainConfig, init: CompiledNetwork | None,
              device: torch.device):
     """The data, its training and held-out images, and the network (built, or the given one) checked against them."""
     data = _load(config, augment=config.augment)
@@ -251,7 +253,7 @@ class _TrainingTask:
 
     restored_what = "its own network"
 
-    def __init__(self, genotype: Genotype | ChainGenotype, config: TrainConfig, init: CompiledNetwork | None,
+    def __init__(self, genotype: AnyGenotype, config: TrainConfig, init: CompiledNetwork | None,
                  lifecycle: RunLifecycle):
         process = lifecycle.process
         self.genotype, self.config, self.process, self.lifecycle = genotype, config, process, lifecycle
@@ -354,7 +356,7 @@ class _TrainingTask:
         pass  # the record's numbers say all
 
 
-def _train(genotype: Genotype | ChainGenotype, config: TrainConfig, folder: RunFolder, state: dict[str, Any] | None,
+def _train(genotype: AnyGenotype, config: TrainConfig, folder: RunFolder, state: dict[str, Any] | None,
            on_event: EventHandler | None, init: CompiledNetwork | None, process: Distributed) -> TrainResult:
     lifecycle = RunLifecycle(folder, process, config.epochs, config.seed, config.deterministic, on_event)
     task = lifecycle.build(lambda: _TrainingTask(genotype, config, init, lifecycle))

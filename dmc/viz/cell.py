@@ -6,9 +6,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
-from dmc.chain_genotype import ChainGenotype
-from dmc.genotype import CellGenotype, Genotype
+from dmc.families import AnyGenotype
+from dmc.families.cell.genotype import CellGenotype, Genotype
+from dmc.families.chain.genotype import ChainGenotype
 from dmc.viz.chain import draw_chain
 from dmc.viz.figure import png_and_svg, pyplot, save_figure
 
@@ -68,14 +70,15 @@ def draw_cell(cell: CellGenotype, inputs: int, title: str, stem: str | Path) -> 
     return save_figure(fig, *png_and_svg(stem))
 
 
-def draw_genotype(genotype: Genotype | ChainGenotype, out_dir: str | Path, name: str = "genotype") -> list[Path]:
+def draw_genotype(genotype: AnyGenotype, out_dir: str | Path, name: str = "genotype") -> list[Path]:
     """One picture per cell type: ``<name>_normal.{png,svg}`` (and ``_reduce``); a chain genotype gives
     ``<name>_layers.{png,svg}`` (see :func:`draw_chain`)."""
-    if isinstance(genotype, ChainGenotype):
-        return draw_chain(genotype, Path(out_dir) / f"{name}_layers", name)
+    if genotype.groups == ("layers",):  # a chain: one picture of its layers
+        return draw_chain(cast(ChainGenotype, genotype), Path(out_dir) / f"{name}_layers", name)
+    cells = cast(Genotype, genotype)
     paths = []
-    for cell_type, cell in genotype.cells.items():
+    for cell_type, cell in cells.cells.items():
         skips = sum(op == "skip_connect" for op, _ in cell.edges)
         title = f"{name}: {cell_type} cell ({skips} skip connection{'s' if skips != 1 else ''})"
-        paths += draw_cell(cell, genotype.inputs, title, Path(out_dir) / f"{name}_{cell_type}")
+        paths += draw_cell(cell, cells.inputs, title, Path(out_dir) / f"{name}_{cell_type}")
     return paths

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from dmc.chain_genotype import ChainGenotype
-from dmc.network.chain_macro import LayerSlot
+from dmc.families.chain.genotype import ChainGenotype
+from dmc.families.chain.macro import LayerSlot
 from dmc.ops import OPS
 from dmc.viz.figure import png_and_svg, pyplot, save_figure
 

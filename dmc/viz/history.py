@@ -8,9 +8,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
 
-from dmc.chain_space import ChainSpace
+from dmc.families import AnySpace
+from dmc.families.cell.space import SearchSpace
+from dmc.families.chain.space import ChainSpace
 from dmc.runfolder import DamagedRunFile
-from dmc.space import SearchSpace
 from dmc.viz.cell import node_names, text_label
 from dmc.viz.figure import pyplot, save_figure
 
@@ -31,21 +32,21 @@ def _series(history: list[dict[str, Any]], what: str, get) -> list[float]:
     return values
 
 
-def plot_alphas(history: list[dict[str, Any]], space: SearchSpace | ChainSpace, group: str,
+def plot_alphas(history: list[dict[str, Any]], space: AnySpace, group: str,
                 path: str | Path) -> Path:
     """One panel per edge (or chain layer), one line per candidate op (its softmax weight per epoch); a PNG."""
     fig = alpha_figure(history, space, group)
     return save_figure(fig, path, dpi=110, tight=False)[0]
 
 
-def alpha_figure(history: list[dict[str, Any]], space: SearchSpace | ChainSpace, group: str):
+def alpha_figure(history: list[dict[str, Any]], space: AnySpace, group: str):
     """The figure of :func:`plot_alphas`: panels in row order, each line labelled with its candidate's name
     (chain layers drop the ``mbconv_`` prefix), one colour per candidate name in every panel."""
     plt = pyplot()
     from matplotlib.ticker import MaxNLocator
 
     rows = space.candidates(group)
-    chain = space.kind == "chain"
+    chain = space.row_noun == "layer"
     epochs = [r["epoch"] for r in history]
     cols = min(6 if chain else 4, len(rows))
     grid = math.ceil(len(rows) / cols)
@@ -77,14 +78,15 @@ def alpha_figure(history: list[dict[str, Any]], space: SearchSpace | ChainSpace,
     return fig
 
 
-def _panel_title(space: SearchSpace | ChainSpace, row: int) -> str:
+def _panel_title(space: AnySpace, row: int) -> str:
     """``layer 3: stage 1, 24->32, s2`` (chain spaces) or ``edge 3: c_{k-1} -> node 1``, the edge's input named
     as the cell pictures name it (cell inputs, then nodes from 0)."""
-    if isinstance(space, ChainSpace):
-        slot = space.layer_slots()[row]
+    if space.row_noun == "layer":
+        slot = cast(ChainSpace, space).layer_slots()[row]
         return f"layer {row}: stage {slot.stage}, {slot.c_in}->{slot.c_out}" + (", s2" if slot.stride == 2 else "")
-    node, source = space.edges[row]
-    return f"edge {row}: {text_label(node_names(space.nodes, space.inputs)[source])} -> node {node}"
+    cells = cast(SearchSpace, space)
+    node, source = cells.edges[row]
+    return f"edge {row}: {text_label(node_names(cells.nodes, cells.inputs)[source])} -> node {node}"
 
 
 def _candidate_colors(operations: list[str]) -> dict[str, Any]:

@@ -6,9 +6,9 @@ import torch
 import torchvision
 from torch import nn
 
-from dmc.chain_genotype import ChainGenotype
 from dmc.compiler import build_network
 from dmc.errors import InvalidInputError
+from dmc.families.chain.genotype import ChainGenotype
 from dmc.genotype import published_genotypes
 from dmc.ops.mbconv import MBConv, SqueezeExcite
 from dmc.profile import count_macs

@@ -66,9 +66,11 @@ def test_chain_backbones_from_dicts_and_genotype_files(tmp_path):
 
 
 def test_chain_backbones_refuse_cell_settings_and_other_widths(tmp_path):
-    with pytest.raises(InvalidInputError, match=r"takes no channels or layers .* sized by width"):
+    with pytest.raises(InvalidInputError, match=r"chain backbone: channels is not a setting of chain networks .*"
+                                                r"sized by width"):
         DmcBackbone(genotype="FairNAS_A", channels=16, layers=8)
-    with pytest.raises(InvalidInputError, match="width scales chain backbones"):
+    with pytest.raises(InvalidInputError, match="width is not a setting of darts networks .* sized by channels and "
+                                                "layers"):
         DmcBackbone(genotype="DARTS_V2", width=0.5)
     path = save_network(build_network(PUBLISHED["FairNAS_A"], width=0.25), tmp_path / "a.pt")
     with pytest.raises(InvalidInputError, match="width 0.25: its weights do not fit width 0.5"):

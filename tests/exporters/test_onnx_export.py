@@ -11,7 +11,8 @@ import torch
 from dmc.compiler import build_network, save_network
 from dmc.errors import InvalidInputError
 from dmc.exporters.onnx import export_onnx
-from dmc.genotype import Genotype, published_genotypes
+from dmc.families.cell.genotype import Genotype
+from dmc.genotype import genotype_from_dict, published_genotypes
 
 PUBLISHED = published_genotypes()
 DETERMINISTIC = sorted(name for name, g in PUBLISHED.items() if g.deterministic and g.kind != "chain")
@@ -39,7 +40,7 @@ def test_feature_outputs_and_metadata(tmp_path):
     assert report["passed"] and report["outputs"] == ["features_1_stride1", "features_2_stride2", "features_3_stride4"]
     model = onnx.load(str(tmp_path / "f.onnx"))
     meta = {p.key: p.value for p in model.metadata_props}
-    assert Genotype.from_dict(json.loads(meta["dmc.genotype"])) == PUBLISHED["DARTS_V2"]
+    assert genotype_from_dict(json.loads(meta["dmc.genotype"])) == PUBLISHED["DARTS_V2"]
     assert meta["dmc.input_size"] == "32" and json.loads(meta["dmc.normalization"])["std"] == [0.25] * 3
     session = ort.InferenceSession(str(tmp_path / "f.onnx"), providers=["CPUExecutionProvider"])
     outs = session.run(None, {"input": np.random.randn(3, 3, 32, 32).astype(np.float32)})

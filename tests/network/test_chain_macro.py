@@ -7,7 +7,7 @@ import pytest
 from torchvision.models._utils import _make_divisible
 
 from dmc.errors import InvalidInputError
-from dmc.network.chain_macro import ChainMacro, LayerSlot, Stage, make_divisible
+from dmc.families.chain.macro import ChainMacro, LayerSlot, Stage, make_divisible
 from dmc.space import load_space
 
 # The ProxylessNAS/FairNAS skeleton (xiaomi-automl/FairNAS models/FairNAS_A.py): stem 32, separable block to 16,

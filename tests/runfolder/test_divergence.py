@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from dmc.errors import DmcError, InvalidInputError
 from dmc.genotype import published_genotypes
 from dmc.runfolder import SEARCH_RUN, read_history
-from dmc.search import SearchConfig, load_search_config, search
+from dmc.search import SearchConfig, search
+from dmc.search.space_settings import load_search_config
 from dmc.train import TrainConfig, load_train_checkpoint, train
 
 

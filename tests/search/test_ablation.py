@@ -6,7 +6,7 @@ import statistics
 import pytest
 
 from dmc.errors import InvalidInputError
-from dmc.genotype import Genotype, load_genotype
+from dmc.genotype import genotype_from_dict, load_genotype
 from dmc.report import skip_connections
 from dmc.runfolder import read_history
 from dmc.search import SearchConfig, ablate
@@ -41,7 +41,7 @@ def test_the_grid_reports_its_runs_and_resumes_without_rerunning(toy_data, tmp_p
         assert row["test_acc"]["mean"] == pytest.approx(statistics.fmean(tests))
         assert len(row["skips_per_epoch"]) == 2
     first = result.runs[0]
-    assert first.skips_per_epoch == tuple(skip_connections(Genotype.from_dict(r["genotype"]))
+    assert first.skips_per_epoch == tuple(skip_connections(genotype_from_dict(r["genotype"]))
                                           for r in read_history(first.run_dir))
     report = (tmp_path / "ablation.md").read_text()
     assert "| 0 |" in report and "| 1 |" in report and "ablation.png" in report

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from dmc.bench import NB201Bench
-from dmc.genotype import Genotype
+from dmc.genotype import genotype_from_dict
 from dmc.search.run import nb201_record
 from dmc.space import load_space
 
@@ -60,11 +60,11 @@ def test_each_epochs_cell_is_looked_up(cli, tmp_path, toy_data, two_op_space):
     bench = NB201Bench(archive)
     for line in (run / "history.jsonl").read_text().splitlines():
         record = json.loads(line)
-        cell = bench.index(Genotype.from_dict(record["genotype"]))
+        cell = bench.index(genotype_from_dict(record["genotype"]))
         assert record["nb201"]["index"] == cell
         assert record["nb201"]["cifar10"] == {"valid": cell, "test": cell}  # x-valid of cifar10-valid, ori-test
         assert record["nb201"]["cifar100"] == pytest.approx({"valid": cell, "test": cell + 0.1})
-    last = nb201_record(bench, Genotype.from_dict(record["genotype"]))
+    last = nb201_record(bench, genotype_from_dict(record["genotype"]))
     assert last["ImageNet16-120"]["test"] == pytest.approx(cell + 0.1)
 
 

@@ -10,15 +10,16 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from dmc.chain_genotype import ChainGenotype
 from dmc.compiler import build_network, load_network
 from dmc.compiler.saved import read_network_file
 from dmc.errors import InvalidInputError
+from dmc.families.chain.genotype import ChainGenotype
 from dmc.genotype import load_genotype
 from dmc.kernels.select import FUSED
 from dmc.runfolder import SEARCH_RUN
-from dmc.search import SearchConfig, derive_run, load_search_config, read_history, search
+from dmc.search import SearchConfig, derive_run, read_history, search
 from dmc.search.architect import Architect
+from dmc.search.space_settings import load_search_config, search_config_for_space
 from dmc.space import load_space
 from dmc.supernet import build_supernet
 
@@ -66,7 +67,7 @@ def chain(spec, toy_data):
 
 
 def run_search(settings, run_dir, **extra):
-    return search(SearchConfig.for_space({**settings, **extra}), run_dir)
+    return search(search_config_for_space({**settings, **extra}), run_dir)
 
 
 def final_model(result):
@@ -152,13 +153,13 @@ def test_cli_chain_search_records_per_layer_alphas_derives_and_compiles(cli, tmp
 
 
 def test_the_space_search_defaults_apply_unless_flags_are_given(cli, tmp_path, spec, toy_data):
-    s5 = SearchConfig.for_space({"space": "proxyless_s5"})
+    s5 = search_config_for_space({"space": "proxyless_s5"})
     assert (s5.lr, s5.arch_lr, s5.weight_decay, s5.epochs, s5.batch_size, s5.image_size) == (
         0.045, 1e-3, 1e-4, 30, 768, 224)
-    given = SearchConfig.for_space({"space": "proxyless_s5", "lr": 0.1, "epochs": 3, "image_size": 64,
+    given = search_config_for_space({"space": "proxyless_s5", "lr": 0.1, "epochs": 3, "image_size": 64,
                                     "arch_lr": None})
     assert (given.lr, given.epochs, given.image_size, given.arch_lr, given.batch_size) == (0.1, 3, 64, 1e-3, 768)
-    assert SearchConfig.for_space({"space": "tiny"}).lr == SearchConfig().lr == 0.025  # a cell space: dmc's
+    assert search_config_for_space({"space": "tiny"}).lr == SearchConfig().lr == 0.025  # a cell space: dmc's
 
     run = tmp_path / "defaults"
     result = cli("search", spec, "--dataset", toy_data, "--epochs", "1", "--out", str(run))

@@ -4,7 +4,8 @@ needs (issue 12, item 8), whatever the value (text, lists, mappings, deep nestin
 import pytest
 
 from dmc.errors import InvalidInputError
-from dmc.search import SearchConfig, load_search_config
+from dmc.search import SearchConfig
+from dmc.search.space_settings import load_search_config
 
 
 @pytest.mark.parametrize("line,message", [
@@ -66,3 +67,11 @@ def test_cli_config_errors_are_one_line_with_exit_2(cli, tmp_path):
     path.write_text("space: tiny\nlr: [1]\n")
     result = cli("search", "--config", str(path), "--lr", "0.1", "--epochs", "x")  # typer checks flags itself
     assert result.exit_code == 2 and "unexpected" not in result.output
+
+
+def test_a_renamed_setting_of_an_older_version_still_loads():
+    """Run folders and config files of versions before ``compile`` became ``torch_compile`` keep loading."""
+    old = SearchConfig.from_dict({"space": "tiny", "compile": True}, "config.json")
+    assert old.torch_compile is True and old == SearchConfig(space="tiny", torch_compile=True)
+    with pytest.raises(InvalidInputError, match="unknown setting 'compile'"):  # both names: the old one is unknown
+        SearchConfig.from_dict({"compile": True, "torch_compile": False}, "config.json")

@@ -96,7 +96,7 @@ def test_a_search_records_the_eigenvalue_and_is_otherwise_unchanged(tmp_path, to
 
 def test_hessian_tracking_is_refused_with_compiled_edges():
     with pytest.raises(InvalidInputError, match="hessian_every needs eager mixed edges"):
-        SearchConfig(space="tiny", hessian_every=1, compile=True).validate()
+        SearchConfig(space="tiny", hessian_every=1, torch_compile=True).validate()
 
 
 def test_cli_tracks_every_n_epochs_and_refuses_compile(cli, tmp_path, toy_data):
@@ -106,5 +106,8 @@ def test_cli_tracks_every_n_epochs_and_refuses_compile(cli, tmp_path, toy_data):
     assert result.exit_code == 0, result.output
     history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
     assert ["hessian_eigenvalue" in r for r in history] == [False, True, True]  # epoch 1, and the last
-    bad = cli("search", "tiny", "--hessian-every", "1", "--compile", "--out", str(tmp_path / "x"))
+    bad = cli("search", "tiny", "--hessian-every", "1", "--torch-compile", "--out", str(tmp_path / "x"))
     assert bad.exit_code == 2 and "hessian_every needs eager mixed edges" in bad.stderr
+    old = cli("search", "tiny", "--hessian-every", "1", "--compile", "--out", str(tmp_path / "y"))  # the old flag
+    assert old.exit_code == 2 and "--compile/--no-compile is deprecated: use --torch-compile" in old.stderr
+    assert "hessian_every needs eager mixed edges" in old.stderr

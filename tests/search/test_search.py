@@ -144,7 +144,7 @@ def test_cli_seeds_and_yaml_config(cli, tmp_path, toy_data):
 
 
 def test_yaml_config_errors(tmp_path):
-    from dmc.search import load_search_config
+    from dmc.search.space_settings import load_search_config
 
     path = tmp_path / "c.yaml"
     path.write_text("space: tiny\nepochz: 3\n")

@@ -5,8 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from dmc.chain_space import chain_space_from_dict
 from dmc.compiler import build_network
+from dmc.families.chain.space import chain_space_from_dict
 from dmc.ops.basic import FactorizedReduce, Identity
 from dmc.ops.conv import ReLUConvBN
 from dmc.space import load_space

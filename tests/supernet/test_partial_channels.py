@@ -4,8 +4,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dmc.derive import derive, node_edge_weights
+from dmc.derive import derive
 from dmc.errors import InvalidInputError
+from dmc.families.cell.derive import node_edge_weights
 from dmc.space import bundled_spaces, load_space
 from dmc.supernet import MixedEdge, auxiliary_edge, build_supernet
 

@@ -4,11 +4,11 @@ errors for cell-network settings."""
 import pytest
 import torch
 
-from dmc.chain_genotype import ChainGenotype
 from dmc.compiler import load_network
 from dmc.data import load_dataset
+from dmc.families.chain.genotype import ChainGenotype
+from dmc.families.chain.macro import ChainMacro, Stage
 from dmc.genotype import published_genotypes
-from dmc.network import ChainMacro, Stage
 from dmc.runfolder import read_history
 from dmc.train import TrainConfig, train
 

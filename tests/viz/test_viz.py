@@ -6,7 +6,8 @@ import xml.etree.ElementTree as ET
 import pytest
 from PIL import Image
 
-from dmc.genotype import Genotype, published_genotypes
+from dmc.families.cell.genotype import Genotype
+from dmc.genotype import published_genotypes
 from dmc.search import SearchConfig, search
 from dmc.space import load_space
 from dmc.viz import alpha_figure, draw_genotype, visualize

@@ -9,10 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
-from dmc.chain_genotype import ChainGenotype
 from dmc.errors import InvalidInputError
+from dmc.families.chain.genotype import ChainGenotype
+from dmc.families.chain.macro import ChainMacro, Stage
 from dmc.genotype import published_genotypes
-from dmc.network.chain_macro import ChainMacro, Stage
 from dmc.runfolder import SEARCH_RUN, RunFolder, read_history
 from dmc.search import SearchConfig, search
 from dmc.viz import alpha_figure, draw_genotype, plot_alphas, visualize

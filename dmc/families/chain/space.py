@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dmc.errors import InvalidInputError
-from dmc.network.chain_macro import ChainMacro, LayerSlot
+from dmc.families.chain.macro import ChainMacro, LayerSlot
+from dmc.families.settings import check_family_settings
 from dmc.ops import OPS
 from dmc.spec_checks import SPACE_FORMAT, SpecChecks
 
@@ -48,6 +49,7 @@ class ChainSpace:
     source: str = field(default="<memory>", compare=False)
 
     kind = "chain"
+    row_noun = "layer"
     alpha_groups = ("layers",)
     """Names of the architecture-weight matrices (``alpha_layers``: one row per layer)."""
 
@@ -79,9 +81,7 @@ class ChainSpace:
         changes = {k: v for k, v in changes.items() if v is not None}
         if not changes:
             return self
-        if set(changes) & {"channels", "layers"}:
-            raise InvalidInputError(f"{self.name} is a chain space: its widths and depth are the skeleton's",
-                                    "scale its widths with --width (e.g. --width 0.25)")
+        check_family_settings(self.kind, ("width", "activation"), changes, f"{self.name} is a chain space")
         data = self.to_dict()
         data["macro"] = self.macro.replace(**changes).to_dict()
         return chain_space_from_dict(data, f"{self.source} (with {', '.join(f'{k}={v}' for k, v in changes.items())})")

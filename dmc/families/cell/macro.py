@@ -15,6 +15,20 @@ STEMS = {"darts": ("cifar", "imagenet"), "nb201": ("cifar",)}
 
 
 @dataclass(frozen=True)
+class CellSlot:
+    """Where a cell sits in the macro network: what a cell factory needs to build it."""
+
+    index: int
+    """Position in the network's ``blocks``."""
+    cell_type: str
+    """``normal`` or ``reduce``."""
+    channels: int
+    in_channels: tuple[int, ...]
+    reduction: bool
+    reduction_prev: bool
+
+
+@dataclass(frozen=True)
 class Macro:
     """Stem, width, depth and reduction positions of a cell network.
 

@@ -13,8 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from dmc.errors import InvalidInputError
+from dmc.families.chain.macro import ChainMacro, LayerSlot
+from dmc.families.genotype_file import (
+    GENOTYPE_FORMAT,
+    GENOTYPE_VERSION,
+    GenotypeError,
+    check_header,
+    check_space_fields,
+    space_fields,
+)
 from dmc.io import atomic_write_text
-from dmc.network.chain_macro import ChainMacro, LayerSlot
 from dmc.ops import OPS
 
 
@@ -28,10 +36,10 @@ class ChainGenotype:
     space_hash: str | None = None
 
     kind = "chain"
+    groups = ("layers",)
+    """The architecture-weight groups it was derived from (one row per layer)."""
 
     def __post_init__(self) -> None:
-        from dmc.genotype import GenotypeError, check_space_fields
-
         object.__setattr__(self, "layers", tuple(self.layers))
         check_space_fields(self.space, self.space_hash)
         if len(self.layers) != self.macro.num_layers:
@@ -51,6 +59,10 @@ class ChainGenotype:
     def deterministic(self) -> bool:
         return True
 
+    def skip_count(self, group: str = "layers") -> int:
+        """How many layers are skips."""
+        return sum(OPS[op].skip for op in self.layers)
+
     def slots(self) -> tuple[LayerSlot, ...]:
         return self.macro.layer_slots()
 
@@ -69,17 +81,14 @@ class ChainGenotype:
         return "; ".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
-        from dmc.genotype import GENOTYPE_FORMAT, GENOTYPE_VERSION
-
         return {"format": GENOTYPE_FORMAT, "version": GENOTYPE_VERSION, "kind": "chain",
                 "space": {"name": self.space, "hash": self.space_hash}, "macro": self.macro.to_dict(),
                 "layers": list(self.layers)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "genotype") -> ChainGenotype:
-        """Reads :meth:`to_dict`'s mapping (format and version already checked by ``Genotype.from_dict``)."""
-        from dmc.genotype import GenotypeError, space_fields
-
+        """Reads :meth:`to_dict`'s mapping."""
+        check_header(data, source)
         unknown = sorted(set(data) - {"format", "version", "kind", "space", "macro", "layers"})
         if unknown:
             raise GenotypeError(f"{source}: unknown field {unknown[0]!r} in a chain genotype")
