@@ -3,6 +3,7 @@
     spaces/*.yaml --load_space--> SearchSpace | ChainSpace --build_supernet--> Supernet
     SearchConfig --search--> run folder --derive_run--> Genotype | ChainGenotype   (alphas --derive--> ...)
     Genotype | ChainGenotype --build_network--> CompiledNetwork --train--> checkpoint --load_network--> ...
+    model name (list_models) --create_model--> CompiledNetwork   (pretrained=PATH: a checkpoint's weights)
     CompiledNetwork --profile--> Profile
 
 ONNX export (``dmc.exporters.onnx.export_onnx``) and MMDetection (``dmc.detection``) build on these. The
@@ -14,7 +15,6 @@ from dmc.compiler import (
                         STYLES,
                         BuildArgs,
                         CompiledNetwork,
-                        build_network,
                         load_network,
                         save_network,
 )
@@ -36,6 +36,17 @@ from dmc.families.chain.genotype import ChainGenotype
 from dmc.families.chain.space import ChainSpace
 from dmc.genotype import load_genotype, published_genotypes
 from dmc.limits import MAX_INPUT_SIZE
+from dmc.models import (
+                        DataConfig,
+                        ModelEntry,
+                        build_network,
+                        create_model,
+                        list_models,
+                        load_pretrained,
+                        model_entry,
+                        register_model,
+)
+from dmc.network.feature_info import FeatureInfo
 from dmc.out_of_memory import is_out_of_memory
 from dmc.outputs import refuse_overwriting_inputs
 from dmc.profile import Profile, count_macs, profile
@@ -69,4 +80,6 @@ __all__ = ["CONVENTIONS", "MAX_INPUT_SIZE", "METHODS", "AblationResult", "ablate
            "load_genotype", "load_network", "load_search_config", "load_space", "nb201_arch_string",
            "network_from_source", "profile", "published_genotypes", "refuse_overwriting_inputs", "resolve_genotype",
            "resolve_nb201_arch", "run_and_exit", "save_network", "search", "search_seeds", "train", "visualize",
-           "write_detection_demo", "write_report", "family_of", "family_of_style", "search_config_for_space"]
+           "write_detection_demo", "write_report", "family_of", "family_of_style", "search_config_for_space",
+           "DataConfig", "FeatureInfo", "ModelEntry", "create_model", "list_models", "load_pretrained", "model_entry",
+           "register_model"]

@@ -34,16 +34,22 @@ def _save(state: dict[str, Any], tmp: Path) -> None:
     tmp.write_bytes(buffer.getbuffer())
 
 
-def load_checkpoint(path: str | Path, kinds: tuple[str, ...], what: str, hint: str,
-                    version: int = 1) -> dict[str, Any]:
-    """Loads a file of one of ``kinds``; ``what`` names it in errors, ``hint`` says where good ones come from."""
+def load_torch_file(path: str | Path, what: str, hint: str) -> Any:
+    """Reads a file written by ``torch.save`` (dmc's or anyone's) as data, onto the CPU; ``what`` names it in errors,
+    ``hint`` says where good ones come from."""
     path = Path(path)
     if not path.is_file():
         raise InvalidInputError(f"{path}: no such {what}", hint)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated, foreign or tampered files raise many types
         raise InvalidInputError(f"{path}: corrupt or unreadable {what} ({type(exc).__name__})", hint) from None
+
+
+def load_checkpoint(path: str | Path, kinds: tuple[str, ...], what: str, hint: str,
+                    version: int = 1) -> dict[str, Any]:
+    """Loads a file of one of ``kinds``; ``what`` names it in errors, ``hint`` says where good ones come from."""
+    state = load_torch_file(path, what, hint)
     if not isinstance(state, dict) or state.get("format") not in kinds:
         raise InvalidInputError(f"{path}: not a {what}", hint)
     if state.get("version") != version:

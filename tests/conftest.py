@@ -120,17 +120,10 @@ layers:
 def load_torchvision_weights():
     """``load(network, reference)``: copies a torchvision MobileNetV2's tensors into a compiled chain network of the
     same shape, in forward order (stem, first block, layers, head, classifier), checking shapes and tensor kinds."""
+    from dmc.models import load_by_position
 
     def load(network: nn.Module, reference: nn.Module) -> nn.Module:
-        order = ("stem.", "stem1.", "blocks.", "head_act.", "classifier.")
-        ours = sorted(network.state_dict().items(),
-                      key=lambda kv: next(i for i, p in enumerate(order) if kv[0].startswith(p)))
-        theirs = list(reference.state_dict().items())
-        assert len(ours) == len(theirs)
-        for (ka, va), (kb, vb) in zip(ours, theirs):
-            assert va.shape == vb.shape and ka.rsplit(".", 1)[-1] == kb.rsplit(".", 1)[-1], (ka, kb)
-        network.load_state_dict({k: v for (k, _), (_, v) in zip(ours, theirs)})
-        return network
+        return load_by_position(network, reference.state_dict(), "torchvision's mobilenet_v2")
 
     return load
 

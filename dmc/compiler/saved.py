@@ -85,10 +85,15 @@ def load_network(source: str | Path | NetworkFile, strict: bool = True):
     :func:`read_network_file` read) and loads its weights."""
     file = source if isinstance(source, NetworkFile) else read_network_file(source)
     network = build_network(file.genotype, file.build_args)
+    load_file_weights(network, file, strict)
+    return network
+
+
+def load_file_weights(network, file: NetworkFile, strict: bool = True) -> None:
+    """Loads the weights of ``file`` into ``network`` (of its genotype and build arguments) by name."""
     try:
         network.load_state_dict(file.weights, strict=strict)
     except (KeyError, RuntimeError) as exc:
         first = str(exc).strip().splitlines()[0]
         raise InvalidInputError(f"{file.path}: the weights do not fit the network its genotype describes "
                                 f"({first[:200]})", "the file was edited or written by another dmc version") from None
-    return network

@@ -14,15 +14,15 @@ import numpy as np
 import torch
 
 from dmc.data.bundle import DataBundle
+from dmc.data.normalization import CIFAR10_MEAN, CIFAR10_STD, CIFAR100_MEAN, CIFAR100_STD
 from dmc.data.tensors import TensorImageDataset
 from dmc.errors import InvalidInputError
 from dmc.pickles import DataUnpickler
 
 LAYOUTS = {
     "cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"], b"labels", 10,
-                (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
-    "cifar100": ("cifar-100-python", ["train"], ["test"], b"fine_labels", 100,
-                 (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+                CIFAR10_MEAN, CIFAR10_STD),
+    "cifar100": ("cifar-100-python", ["train"], ["test"], b"fine_labels", 100, CIFAR100_MEAN, CIFAR100_STD),
 }
 
 _CIFAR_GLOBALS = frozenset({

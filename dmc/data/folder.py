@@ -15,9 +15,9 @@ from PIL import Image
 from torchvision import datasets, transforms
 
 from dmc.data.bundle import DataBundle
+from dmc.data.normalization import IMAGENET_MEAN, IMAGENET_STD
 from dmc.errors import InvalidInputError
 
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 LAYOUT_HINT = "expected PATH/train/<class>/<image> and PATH/test/<class>/<image> (or PATH/val/...)"
 POLICIES = ("cifar", "imagenet")
 CENTER_CROP = 0.875
