@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 class DmcError(Exception):
     """A problem with the user's input or environment, with a hint that says how to fix it.
@@ -43,17 +45,14 @@ class SettingError(InvalidInputError):
         return f"{message} (hint: {hint})" if hint else str(message)
 
 
-class _SettingNames(dict):
-    def __init__(self, flags: bool):
-        super().__init__()
-        self.flags = flags
-
-    def __missing__(self, setting: str) -> str:
-        return f"--{setting.replace('_', '-')}" if self.flags else setting
+_SETTING = re.compile(r"\{([a-z][a-z0-9_]*)\}")
+"""A setting named in a :class:`SettingError` template: ``{batch_size}``."""
 
 
 def _named(template: str, flags: bool) -> str:
-    return template.format_map(_SettingNames(flags))
+    """The template with each ``{setting}`` written as the field (``batch_size``) or the flag (``--batch-size``);
+    other braces (in values the message quotes) are left as they are."""
+    return _SETTING.sub(lambda m: f"--{m[1].replace('_', '-')}" if flags else m[1], template)
 
 
 def check_known_settings(data: dict, known, source: str) -> None:

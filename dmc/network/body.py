@@ -41,7 +41,6 @@ class MacroNetwork(nn.Module):
         self.family = family_of(macro)
         self.feature_info = FeatureInfo()
         self._made: set[int] = set()
-        self.blocks = nn.ModuleList()
         self.family.build_body(self, macro, in_channels, make_block)
         self.global_pool = nn.AdaptiveAvgPool2d(1)
         dropout = getattr(macro, "dropout", 0.0)
@@ -50,8 +49,11 @@ class MacroNetwork(nn.Module):
 
     # ------------------------------------------------------------------------------------------ BodyBuilder
     def set_stem(self, stem: nn.Module, stem1: nn.Module | None, channels: int, stride: int) -> None:
-        """The stem, and a second stem (DARTS ImageNet) or fixed first block (chain networks)."""
+        """The stem, and a second stem (DARTS ImageNet) or fixed first block (chain networks); the blocks follow.
+        Modules are registered in forward order (stem, blocks, head, classifier), as timm and torchvision do (older
+        dmc versions registered the blocks first: :mod:`dmc.optimizer_order`)."""
         self.stem, self.stem1 = stem, stem1
+        self.blocks = nn.ModuleList()
         self.feature_info.append(dict(num_chs=channels, reduction=stride, module="stem1" if stem1 else "stem",
                                       block=-1))
 

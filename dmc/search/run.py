@@ -28,6 +28,7 @@ from dmc.families.cell.genotype import Genotype
 from dmc.families.cell.space import SearchSpace
 from dmc.families.settings import SIZE_SETTINGS
 from dmc.kernels import select_kernels
+from dmc.optimizer_order import load_optimizer_state, optimizer_state
 from dmc.out_of_memory import out_of_memory_as, smaller
 from dmc.run_lifecycle import EventHandler, RunLifecycle, StepOutput, determinism_kept
 from dmc.runfolder import SEARCH_RUN, RunFolder
@@ -136,13 +137,14 @@ class _SearchTask:
 
     # ------------------------------------------------------------------------------- state
     def state(self) -> dict[str, Any]:
-        return {"model": self.model.state_dict(), "w_opt": self.w_opt.state_dict(), "a_opt": self.a_opt.state_dict(),
-                "scheduler": self.scheduler.state_dict(), "space_hash": self.space.content_hash,
+        return {"model": self.model.state_dict(), "w_opt": optimizer_state(self.w_opt),
+                "a_opt": self.a_opt.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "space_hash": self.space.content_hash,
                 "config": self.config.to_dict(), "dmc_version": __version__}
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
-        self.w_opt.load_state_dict(state["w_opt"])
+        load_optimizer_state(self.w_opt, self.model, state["w_opt"])
         self.a_opt.load_state_dict(state["a_opt"])
         self.scheduler.load_state_dict(state["scheduler"])
 

@@ -46,6 +46,7 @@ from dmc.families import AnyGenotype, family_of
 from dmc.families.settings import SIZE_SETTINGS
 from dmc.genotype import genotype_from_dict
 from dmc.io import atomic_write_text
+from dmc.optimizer_order import load_optimizer_state, optimizer_state
 from dmc.out_of_memory import out_of_memory_as, smaller
 from dmc.run_lifecycle import EventHandler, RunLifecycle, StepOutput, determinism_kept
 from dmc.runfolder import TRAIN_RUN, DamagedRunFile, RunFolder
@@ -293,7 +294,7 @@ class _TrainingTask:
 
     # ------------------------------------------------------------------------------- state
     def state(self) -> dict[str, Any]:
-        state = {**network_record(self.evaluated), "optimizer": self.optimizer.state_dict(),
+        state = {**network_record(self.evaluated), "optimizer": optimizer_state(self.optimizer),
                  "scheduler": self.scheduler.state_dict(), "test_acc": self.test_acc,
                  "best_test_acc": self.best_test_acc, "config": self.config.to_dict(), "data": self.data_info}
         if self.ema is not None:
@@ -305,7 +306,7 @@ class _TrainingTask:
         if self.ema is not None:
             self.ema.network.load_state_dict(state["model"])
             self.ema.load_state_dict(state["ema"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        load_optimizer_state(self.optimizer, self.model, state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.best_test_acc, self.test_acc = state["best_test_acc"], float(state["test_acc"])
 
