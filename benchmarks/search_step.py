@@ -98,6 +98,9 @@ class PaperMixedEdge(nn.Module):
     def forward(self, x, weights, beta):
         return sum(w * op(x) for w, op in zip(weights, self._ops)) + beta * self.aux(x)
 
+    def run(self, x, weights, beta):  # as search cells run their edges (never recomputed)
+        return self(x, weights, beta)
+
 
 class PaperArchitect:
     """The paper's first-order architecture step: ``loss.backward()`` fills every gradient."""

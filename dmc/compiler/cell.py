@@ -22,20 +22,24 @@ def drop_path(x: torch.Tensor, drop_prob: float) -> torch.Tensor:
     return x / keep * mask
 
 
-def derived_cell(genotype: CellGenotype, inputs: int, slot: CellSlot) -> Cell:
-    """The cell of ``genotype`` at ``slot``: node n sums its chosen (op, input) edges."""
-    ops = [op for op, _ in genotype.edges]
-    c = slot.channels
-    return Cell([[j for _, j in node] for node in genotype.nodes], genotype.concat, inputs, c, slot.in_channels,
-                lambda e, stride: OPS[ops[e]].build(c, c, stride, affine=True), slot.reduction, slot.reduction_prev,
-                affine=True)
+class DerivedCell(Cell):
+    """The cell of a genotype at ``slot``: node n sums its chosen (op, input) edges. ``cell(s0, s1)`` (``cell(s)``
+    for one-input cells) runs it; in training mode with ``drop_prob`` > 0, DARTS's drop-path acts on every edge that
+    is not an identity (:attr:`dmc.compiler.CompiledNetwork.drop_path_prob` sets it on every cell)."""
 
+    def __init__(self, genotype: CellGenotype, inputs: int, slot: CellSlot):
+        ops = [op for op, _ in genotype.edges]
+        c = slot.channels
+        super().__init__([[j for _, j in node] for node in genotype.nodes], genotype.concat, inputs, c,
+                         slot.in_channels, lambda e, stride: OPS[ops[e]].build(c, c, stride, affine=True),
+                         slot.reduction, slot.reduction_prev, affine=True)
+        self.drop_prob = 0.0
 
-def run_derived_cell(cell: Cell, inputs: list[torch.Tensor], drop_prob: float) -> torch.Tensor:
-    """Runs ``cell``; with ``drop_prob`` > 0 drop-path acts on every edge that is not an identity, as in DARTS."""
-    if drop_prob <= 0:
-        return cell(inputs, lambda e, op, x: op(x))
-    return cell(inputs, lambda e, op, x: x if isinstance(op, Identity) else drop_path(op(x), drop_prob))
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        drop = self.drop_prob if self.training else 0.0
+        if drop <= 0:
+            return self.run(inputs, lambda e, op, x: op(x))
+        return self.run(inputs, lambda e, op, x: x if isinstance(op, Identity) else drop_path(op(x), drop))
 
 
 def derived_layer(genotype: ChainGenotype, macro: ChainMacro, slot: LayerSlot) -> nn.Module:

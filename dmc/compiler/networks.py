@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from dmc.compiler.build_args import BuildArgs
+from dmc.compiler.cell import DerivedCell
 from dmc.errors import InvalidInputError, SettingError
 from dmc.families import AnyGenotype, family_of
 from dmc.network.body import MacroNetwork
@@ -27,7 +28,7 @@ class CompiledNetwork(MacroNetwork):
     """The network of a genotype: stem(s), cells (and residual blocks), global pool, classifier, and, for
     DARTS-family training, an auxiliary head after the last reduction cell.
 
-    ``drop_path_prob`` is set by the trainer; drop-path acts only in training mode.
+    :attr:`drop_path_prob` is set by the trainer; drop-path acts only in training mode.
     """
 
     def __init__(self, genotype: AnyGenotype, build_args: BuildArgs):
@@ -38,9 +39,9 @@ class CompiledNetwork(MacroNetwork):
             raise SettingError(f"a {genotype.kind} genotype cannot build a {build_args.style} network",
                                f"build it with {{style}} {' or '.join(styles)}")
         self.genotype, self.build_args = genotype, build_args
-        self.drop_path_prob = 0.0
         family = family_of(macro)
         self.build_body(macro, build_args.in_channels, build_args.num_classes, family.deploy_block(genotype, macro))
+        self.drop_path_prob = 0.0
         self.aux_position: int | None = None
         self.auxiliary_head: nn.Module | None = None
         if build_args.auxiliary:
@@ -48,6 +49,18 @@ class CompiledNetwork(MacroNetwork):
             if head is None:
                 raise InvalidInputError("the auxiliary head sits after the last reduction cell: this network has none")
             self.aux_position, self.auxiliary_head = head
+
+    @property
+    def drop_path_prob(self) -> float:
+        """DARTS's drop-path probability, on every cell (:class:`DerivedCell`); drop-path acts in training mode."""
+        return self._drop_path_prob
+
+    @drop_path_prob.setter
+    def drop_path_prob(self, probability: float) -> None:
+        self._drop_path_prob = probability
+        for block in self.blocks:
+            if isinstance(block, DerivedCell):
+                block.drop_prob = probability
 
     @property
     def deterministic(self) -> bool:
@@ -86,12 +99,11 @@ class CompiledNetwork(MacroNetwork):
         """Runs stem and blocks; returns (requested stage outputs, last output, auxiliary logits or None)."""
         self.check_input_size(x.shape[-2], x.shape[-1])
         ends = {info["block"]: stage for stage, info in enumerate(self.feature_info)}
-        run_cell = self.family.deploy_runner(self.drop_path_prob if self.training else 0.0)
         states = self.stem_states(x)
         features, aux_logits = [], None
         for i in range(-1, len(self.blocks)):
             if i >= 0:
-                states = self.run_block(i, states, run_cell)
+                states = self.run_block(i, states)
                 if i == self.aux_position and self.auxiliary_head is not None and self.training:
                     aux_logits = self.auxiliary_head(states[-1])
             stage = ends.get(i)

@@ -16,6 +16,8 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
+from dmc.kernels.select import REFERENCE, Kernels
+
 BlockRunner = Callable[[nn.Module, list[torch.Tensor]], torch.Tensor]
 """``run_block(block, inputs)``: a cell's or chain layer's output, run as the caller (search or deploy) runs it."""
 
@@ -74,10 +76,12 @@ class AnyGenotype(Protocol):
 
 @dataclass(frozen=True)
 class SearchBlockOptions:
-    """How a supernet builds its mixed blocks: PC-DARTS's partial channels and channel shuffle (cell families)."""
+    """How a supernet builds its mixed blocks: PC-DARTS's partial channels and channel shuffle (cell families), and
+    the kernels its mixed edges and their candidates run (:func:`dmc.kernels.select_kernels`)."""
 
     partial_channels: int = 1
     channel_shuffle: bool = False
+    kernels: Kernels = REFERENCE
 
 
 class BodyBuilder(Protocol):
@@ -148,6 +152,5 @@ class Family(Protocol):
     def resized_space(self, space: AnySpace, macro: Any) -> AnySpace:
         """``space`` at the size of ``macro`` (a genotype's), as the search that derived it resized it."""
     def deploy_block(self, genotype: AnyGenotype, macro: Any) -> Callable[[Any], nn.Module]: ...
-    def deploy_runner(self, drop_prob: float) -> BlockRunner: ...
     def auxiliary_head(self, macro: Any, blocks: nn.ModuleList, num_classes: int) -> tuple[int, nn.Module] | None:
         """DARTS's auxiliary head and the block it follows; None where the family has none."""

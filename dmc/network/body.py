@@ -19,6 +19,10 @@ LayerFactory = Callable[[Any], nn.Module]
 """``make_block(slot)``: the block (a cell, a chain layer) at one of the family's slots."""
 
 
+def _run_alone(block: nn.Module, inputs: list[torch.Tensor]) -> torch.Tensor:
+    return block(*inputs)
+
+
 class MacroNetwork(nn.Module):
     """Stem(s), ``blocks``, head, pool, classifier, for every network family.
 
@@ -79,15 +83,17 @@ class MacroNetwork(nn.Module):
         """The states the first block reads: [s0, s1] for two-input cells, [s] otherwise."""
         return self.family.stem_states(self.stem, self.stem1, x)
 
-    def run_block(self, i: int, states: list[torch.Tensor], run_made: BlockRunner) -> list[torch.Tensor]:
+    def run_block(self, i: int, states: list[torch.Tensor], run_made: BlockRunner | None = None) -> list[torch.Tensor]:
         """The states after block ``i``; the last one is its output. Blocks of the factory (cells, chain
-        layers) run through ``run_made``; the fixed ones (residual blocks) run themselves."""
+        layers) run through ``run_made``, by default on their own (``block(*inputs)``); the fixed ones (residual
+        blocks) run themselves."""
         block = self.blocks[i]
         if i not in self._made:
             return [block(states[-1])]
+        run = run_made or _run_alone
         if isinstance(block, Cell) and block.inputs == 2:
-            return [states[-1], run_made(block, states)]
-        return [run_made(block, [states[-1]])]
+            return [states[-1], run(block, states)]
+        return [run(block, [states[-1]])]
 
     def logits(self, last: torch.Tensor) -> torch.Tensor:
         features = self.head_act(last)

@@ -23,7 +23,9 @@ class Cell(nn.Module):
     reduction). ``node_inputs[n]`` lists the states node n sums an edge from (0..inputs-1 are the cell
     inputs, then the nodes); edges from the cell inputs of a reduction cell have stride 2. The output
     concatenates the states in ``concat``. Search and deploy differ only in the edge modules
-    (``make_edge``) and how an edge runs (``run_edge`` in :meth:`forward`).
+    (``make_edge``) and how an edge runs: each kind of cell is a subclass whose ``forward`` runs the cell on its
+    own, ``cell(s0, s1)`` (``cell(s)`` for one-input cells), through :meth:`run`
+    (:class:`dmc.compiler.cell.DerivedCell`, :class:`dmc.supernet.search_cell.SearchCell`).
     """
 
     def __init__(self, node_inputs: Sequence[Sequence[int]], concat: Sequence[int], inputs: int, channels: int,
@@ -50,7 +52,8 @@ class Cell(nn.Module):
         self.edges = nn.ModuleList(make_edge(e, 2 if reduction and j < inputs else 1)
                                    for e, j in enumerate(inputs_of_edges))
 
-    def forward(self, inputs: list[torch.Tensor], run_edge: EdgeRunner) -> torch.Tensor:
+    def run(self, inputs: Sequence[torch.Tensor], run_edge: EdgeRunner) -> torch.Tensor:
+        """The cell's output for its input states, each edge run by ``run_edge``."""
         states = [pre(x) for pre, x in zip(self.preprocess, inputs)]
         e = 0
         for node in self.node_inputs:

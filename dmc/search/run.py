@@ -82,7 +82,7 @@ class _SearchTask:
         """The epoch running, its beta and learning rate."""
 
     def _prepare(self) -> None:
-        """The data, its two halves' loaders and the supernet."""
+        """The data, its two halves' loaders, the kernels and the supernet built with them."""
         config, process = self.config, self.process
         data = load_dataset(config.dataset, config.data_root, augment=config.augment, image_size=config.image_size)
         self.data = data
@@ -101,19 +101,18 @@ class _SearchTask:
         self.val_loader = DataLoader(process.shard(Subset(data.train, halves[1])), config.batch_size,
                                      num_workers=config.num_workers, pin_memory=self.device.type == "cuda")
         self.hessian_subset = Subset(data.train, order[split:][: config.hessian_samples])
+        kernels = select_kernels(config.kernels, self.device, self.lifecycle.status)
+        self.kernels = kernels.kind
         pc = config.method == "pc-darts"
         self.model: Supernet = build_supernet(self.space, data.num_classes, data.in_channels,
                                               partial_channels=config.partial_channels if pc else 1,
                                               channel_shuffle=pc and config.channel_shuffle,
-                                              edge_normalization=pc).to(self.device)
+                                              edge_normalization=pc, kernels=kernels).to(self.device)
         self.model.check_input_size(data.image_size, data.image_size)  # before any step, in one line
 
     def _configure_execution(self) -> None:
-        """Kernels, memory format, recomputation and compilation: how the supernet runs, not what it computes."""
+        """Memory format, recomputation and compilation: how the supernet runs, not what it computes."""
         config, status = self.config, self.lifecycle.status
-        kernels = select_kernels(config.kernels, self.device, status)
-        self.kernels = kernels.kind
-        self.model.set_kernels(kernels)
         self.model.set_channels_last(config.channels_last)
         self.model.set_recompute_edges(config.recompute_edges)
         self.compile_backend = compile_backend(self.device) if config.torch_compile else None

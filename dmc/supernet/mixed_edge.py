@@ -9,13 +9,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dmc.kernels import MixedSum, mixed_sum
+from dmc.kernels import MixedSum
 from dmc.kernels.batchnorm_sum import BatchNormMixedSum
 from dmc.kernels.layout import layout_of
+from dmc.kernels.select import REFERENCE, Kernels
 from dmc.ops import OPS
 from dmc.ops.basic import FactorizedReduce, Identity, Zero
 from dmc.ops.conv import ReLUConvBN
+from dmc.ops.fused import use_kernels
 from dmc.ops.pool import WithBatchNorm
+from dmc.supernet.recompute import recomputed
 
 
 def auxiliary_edge(channels: int, stride: int, conv1x1: bool) -> nn.Module:
@@ -72,11 +75,11 @@ class MixedEdge(nn.Module):
     supernet.
 
     'none' candidates are not computed: their output is zero, so they only take part through the
-    softmax that normalises the other weights. ``mixed_sum`` is the weighted sum's implementation
-    (:func:`dmc.kernels.select_kernels`); the supernet sets it on every edge. ``batchnorm_mixed_sum``, when
-    set, is the same sum with the candidates' final training-mode batch norms folded in: candidates ending with a
-    ``BatchNorm2d(affine=False)`` (exposed as ``norm``/``pre_norm``, :mod:`dmc.ops.conv`) hand it their output before
-    that batch norm. ``row`` is the edge's row of its architecture weights (set for chain layers, which the
+    softmax that normalises the other weights. ``kernels`` (:func:`dmc.kernels.select_kernels`) are the
+    implementations the edge and its candidates run: ``mixed_sum`` is the weighted sum's; ``batchnorm_mixed_sum``,
+    when set, is the same sum with the candidates' final training-mode batch norms folded in: candidates ending with
+    a ``BatchNorm2d(affine=False)`` (exposed as ``norm``/``pre_norm``, :mod:`dmc.ops.conv`) hand it their output
+    before that batch norm. ``row`` is the edge's row of its architecture weights (set for chain layers, which the
     supernet runs by it).
 
     ``partial`` = K > 1 is PC-DARTS's partial channel connection: the candidates see the first C/K channels;
@@ -86,9 +89,12 @@ class MixedEdge(nn.Module):
 
     computed_index: torch.Tensor
 
+    mixed_sum: MixedSum
+    batchnorm_mixed_sum: BatchNormMixedSum | None
+
     def __init__(self, op_names: Sequence[str], c_in: int, c_out: int, stride: int, aux: Callable[[], nn.Module],
                  pool_batchnorm: bool = True, act: str = "relu", row: int | None = None, partial: int = 1,
-                 shuffle: bool = False):
+                 shuffle: bool = False, kernels: Kernels = REFERENCE):
         super().__init__()
         if partial > 1 and (c_in != c_out or c_in % partial):
             raise ValueError(f"partial channels: {c_in} -> {c_out} channels do not split into {partial} parts")
@@ -96,13 +102,13 @@ class MixedEdge(nn.Module):
         self.out_channels = c_out
         self.row = row
         self.recompute = False
-        """Whether the supernet recomputes this edge in backward (:meth:`Supernet.set_recompute_edges`)."""
+        """Whether the edge is recomputed in backward (:meth:`set_recompute`)."""
         self.partial, self.shuffle = partial, shuffle
         self.computed = [k for k, name in enumerate(self.op_names) if not OPS[name].zero]
         ops = []
         for k in self.computed:
             spec = OPS[self.op_names[k]]
-            op = spec.build(c_in // partial, c_out // partial, stride, affine=False, act=act)
+            op = spec.build(c_in // partial, c_out // partial, stride, affine=False, act=act, kernels=kernels)
             if spec.pool and pool_batchnorm:
                 op = WithBatchNorm(op, c_out // partial)
             ops.append(op)
@@ -111,11 +117,34 @@ class MixedEdge(nn.Module):
         self.bypass = nn.MaxPool2d(2, 2) if partial > 1 and stride == 2 else None
         self.aux = aux()  # built after the candidates: the initialisation order (and so the RNG) is DARTS's
         self.register_buffer("computed_index", torch.tensor(self.computed, dtype=torch.long), persistent=False)
-        self.mixed_sum: MixedSum = mixed_sum
-        self.batchnorm_mixed_sum: BatchNormMixedSum | None = None
+        self.kernels = kernels
+        self.mixed_sum, self.batchnorm_mixed_sum = kernels.mixed_sum, kernels.batchnorm_mixed_sum
         self.skip_dropout = 0.0
         """P-DARTS's prior: dropout rate on the outputs of identity skip candidates (training only)."""
         self._skips = [i for i, op in enumerate(self.ops) if isinstance(op, Identity)]
+
+    def set_kernels(self, kernels: Kernels) -> None:
+        """Runs the edge's weighted sum and its candidates with ``kernels`` from now on."""
+        self.kernels = kernels
+        self.mixed_sum, self.batchnorm_mixed_sum = kernels.mixed_sum, kernels.batchnorm_mixed_sum
+        use_kernels(self.ops, self._candidate_kernels())
+
+    def set_recompute(self, enabled: bool) -> None:
+        """Whether :meth:`run` keeps only the edge's input for the backward and recomputes its candidates there
+        (:func:`dmc.supernet.recompute.recomputed`): activation memory for compute."""
+        self.recompute = enabled
+        use_kernels(self.ops, self._candidate_kernels())
+
+    def _candidate_kernels(self) -> Kernels:
+        """The kernels' one-op separable conv stores no depthwise output and runs the depthwise conv again in the
+        weight step's backward; a recomputed edge stores nothing anyway, so its convs run the plain pair."""
+        return self.kernels._replace(separable=None) if self.recompute else self.kernels
+
+    def run(self, x: torch.Tensor, weights: torch.Tensor, beta: torch.Tensor | None) -> torch.Tensor:
+        """The edge's output (:meth:`forward`), recomputed in backward where :meth:`set_recompute` chose it."""
+        if self.recompute and torch.is_grad_enabled():
+            return recomputed(self, x, weights, beta)
+        return self(x, weights, beta)
 
     def _candidate(self, i: int, x: torch.Tensor, activated: torch.Tensor | None) -> torch.Tensor:
         out = _with_shared_relu(self.ops[i], self.ops[i], x, activated)

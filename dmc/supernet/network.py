@@ -14,11 +14,7 @@ from dmc.families.cell.space import SearchSpace
 from dmc.kernels import Kernels
 from dmc.kernels.select import REFERENCE
 from dmc.network.body import MacroNetwork
-from dmc.ops.conv import DilConv, SepConv
-from dmc.ops.mbconv import MBConv
-from dmc.ops.pool import MaxPool
 from dmc.supernet.mixed_edge import MixedEdge
-from dmc.supernet.recompute import recomputed
 
 RECOMPUTE_MIN_SHARE = 0.5
 """Default of :meth:`Supernet.set_recompute_edges`: edges whose output is at least half the largest edge output's are
@@ -37,8 +33,9 @@ class Supernet(MacroNetwork):
     (:class:`MixedEdge`), and ``edge_normalization`` adds ``edge_norm_<group>`` logits, one per edge, whose softmax
     over each node's incoming edges scales the edges.
 
-    Execution settings, none of which changes the result beyond float rounding: :meth:`set_kernels`
-    (fused or reference kernels), :meth:`set_recompute_edges` (activation memory for compute),
+    Execution settings, none of which changes the result beyond float rounding: ``kernels`` (fused or reference
+    kernels, :func:`dmc.kernels.select_kernels`), which every mixed edge and its candidates are built with and keep
+    (:meth:`set_kernels` switches them), :meth:`set_recompute_edges` (activation memory for compute),
     ``channels_last`` (memory format of the activations), :func:`dmc.supernet.compile_edges`.
     """
 
@@ -46,10 +43,10 @@ class Supernet(MacroNetwork):
 
     def __init__(self, space: AnySpace, num_classes: int, in_channels: int = 3,
                  alpha_init_std: float = 1e-3, partial_channels: int = 1, channel_shuffle: bool = False,
-                 edge_normalization: bool = False):
+                 edge_normalization: bool = False, kernels: Kernels = REFERENCE):
         super().__init__()
         family = family_of(space)
-        options = SearchBlockOptions(partial_channels, channel_shuffle)
+        options = SearchBlockOptions(partial_channels, channel_shuffle, kernels)
         family.check_search(space, "pc-darts" if partial_channels > 1 or edge_normalization else "darts", options)
         self.space = space
         self.num_classes = num_classes
@@ -72,7 +69,7 @@ class Supernet(MacroNetwork):
         self.channels_last = False
         self.recompute_edges = False
         self.recompute_min_share = RECOMPUTE_MIN_SHARE
-        self.kernels = REFERENCE
+        self.kernels = kernels
 
     # --------------------------------------------------------------------------------- architecture
     def arch_parameter_names(self) -> list[str]:
@@ -112,28 +109,15 @@ class Supernet(MacroNetwork):
         return [m for m in self.modules() if isinstance(m, MixedEdge)]
 
     def set_kernels(self, kernels: Kernels) -> None:
-        """Every mixed edge's weighted sum (with the candidates' final batch norms folded in where the kernels have
-        a ``batchnorm_mixed_sum``), the ``ReLU -> depthwise conv -> pointwise conv`` of every separable and dilated
-        conv and the ``BN -> ReLU`` between a separable conv's halves, the depthwise conv of every inverted residual
-        with a 5x5 or 7x7 kernel and its ``BN -> ReLU6`` layers, and every max-pool candidate
-        (:func:`dmc.kernels.select_kernels`).
-        The inverted residuals' 3x3 depthwise convs stay with oneDNN: with no ReLU to fold in, the fused op is slower
-        there (``benchmarks/RESULTS.md``)."""
+        """Switches every mixed edge to ``kernels`` (:meth:`MixedEdge.set_kernels`): its weighted sum (with the
+        candidates' final batch norms folded in where the kernels have a ``batchnorm_mixed_sum``), the
+        ``ReLU -> depthwise conv -> pointwise conv`` of every separable and dilated conv and the ``BN -> ReLU``
+        between a separable conv's halves, the depthwise conv of every inverted residual with a 5x5 or 7x7 kernel and
+        its ``BN -> ReLU6`` layers, and every max-pool candidate (:mod:`dmc.ops.fused`). The Hessian tracker runs the
+        reference kernels for a while (:func:`dmc.search.hessian.hessian_eigenvalue`)."""
         self.kernels = kernels
         for edge in self.mixed_edges():
-            edge.mixed_sum = kernels.mixed_sum
-            edge.batchnorm_mixed_sum = kernels.batchnorm_mixed_sum
-        for module in self.modules():
-            if isinstance(module, DilConv):
-                module.depthwise = kernels.depthwise
-            elif isinstance(module, SepConv):
-                module.batchnorm_act = kernels.batchnorm_act
-            elif isinstance(module, MBConv):
-                module.depthwise = kernels.depthwise if module.kernel_size >= 5 else None
-                module.batchnorm_act = kernels.batchnorm_act
-            elif isinstance(module, MaxPool):
-                module.function = kernels.max_pool
-        self._set_separable_convs()
+            edge.set_kernels(kernels)
 
     def set_skip_dropout(self, rate: float) -> None:
         """P-DARTS's dropout on the identity skip candidates of every mixed edge (0: none)."""
@@ -153,16 +137,7 @@ class Supernet(MacroNetwork):
         sizes = self._edge_output_sizes()
         largest = max(sizes.values())
         for edge, size in sizes.items():
-            edge.recompute = enabled and size >= self.recompute_min_share * largest
-        self._set_separable_convs()
-
-    def _set_separable_convs(self) -> None:
-        """The kernels' one-op separable conv stores no depthwise output and runs the depthwise conv again in the
-        weight step's backward; a recomputed edge stores nothing anyway, so its convs run the plain pair."""
-        for edge in self.mixed_edges():
-            for module in edge.modules():
-                if isinstance(module, DilConv):
-                    module.separable = None if edge.recompute else self.kernels.separable
+            edge.set_recompute(enabled and size >= self.recompute_min_share * largest)
 
     def _edge_output_sizes(self) -> dict[MixedEdge, float]:
         """Each mixed edge's output size per input pixel: its channels over its stage's stride squared."""
@@ -179,33 +154,29 @@ class Supernet(MacroNetwork):
         self.to(memory_format=torch.channels_last if enabled else torch.contiguous_format)
 
     # --------------------------------------------------------------------------------- forward
-    def _weights(self, cell_type: str) -> torch.Tensor:
-        alpha = getattr(self, f"alpha_{cell_type}")
-        return alpha.masked_fill(~getattr(self, f"mask_{cell_type}"), float("-inf")).softmax(dim=-1)  # (E, K)
+    def mixing_weights(self, group: str) -> torch.Tensor:
+        """The softmax of ``alpha_<group>`` over each row's candidates (padding masked out), (E, K): what the group's
+        cells (:class:`dmc.supernet.search_cell.SearchCell`) or chain layers run with."""
+        alpha = getattr(self, f"alpha_{group}")
+        return alpha.masked_fill(~getattr(self, f"mask_{group}"), float("-inf")).softmax(dim=-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        weights = {g: self._weights(g) for g in self.space.alpha_groups}
+        weights = {g: self.mixing_weights(g) for g in self.space.alpha_groups}
         edge_norms = self.edge_norms()
         scales = None
         if edge_norms is not None:
             assert isinstance(self.space, SearchSpace), "__init__ refuses edge normalisation on chain spaces"
             scales = {g: node_edge_weights(v, self.space) for g, v in edge_norms.items()}
         beta = self.beta if self._beta_value != 0 else None
-        recompute = self.recompute_edges and torch.is_grad_enabled()
-
-        def run_edge(edge: MixedEdge, h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-            return recomputed(edge, h, w, beta) if recompute and edge.recompute else edge(h, w, beta)
 
         def run_cell(block: nn.Module, inputs: list[torch.Tensor]) -> torch.Tensor:
             if isinstance(block, MixedEdge):  # a chain layer
-                return run_edge(block, inputs[0], weights["layers"][block.row])
+                return block.run(inputs[0], weights["layers"][block.row], beta)
             group = "reduce" if block.reduction else "normal"
-            w = weights[group]  # (E, K)
-            if scales is not None:  # PC-DARTS: each edge scaled by its node-normalised edge weight
-                return block(inputs, lambda e, edge, h: run_edge(edge, h, w[e]) * scales[group][e])
-            return block(inputs, lambda e, edge, h: run_edge(edge, h, w[e]))
+            return block(*inputs, weights=weights[group], beta=beta,
+                         edge_scales=None if scales is None else scales[group])
 
         states = self.stem_states(x)
         for i in range(len(self.blocks)):
@@ -215,8 +186,9 @@ class Supernet(MacroNetwork):
 
 def build_supernet(space: AnySpace, num_classes: int, in_channels: int = 3,
                    partial_channels: int = 1, channel_shuffle: bool = False,
-                   edge_normalization: bool = False) -> Supernet:
+                   edge_normalization: bool = False, kernels: Kernels = REFERENCE) -> Supernet:
     """The supernet of ``space`` for ``num_classes`` classes (see :class:`Supernet`); ``partial_channels``,
-    ``channel_shuffle`` and ``edge_normalization`` are PC-DARTS's (cell spaces only)."""
+    ``channel_shuffle`` and ``edge_normalization`` are PC-DARTS's (cell spaces only); ``kernels`` are the
+    implementations it runs (:func:`dmc.kernels.select_kernels`)."""
     return Supernet(space, num_classes, in_channels, partial_channels=partial_channels,
-                    channel_shuffle=channel_shuffle, edge_normalization=edge_normalization)
+                    channel_shuffle=channel_shuffle, edge_normalization=edge_normalization, kernels=kernels)

@@ -8,11 +8,11 @@ from dmc.families.cell.space import SearchSpace
 from dmc.families.chain.macro import LayerSlot
 from dmc.families.chain.space import ChainSpace
 from dmc.families.family import SearchBlockOptions
-from dmc.network.cell import Cell
 from dmc.supernet.mixed_edge import MixedEdge, auxiliary_edge, chain_auxiliary
+from dmc.supernet.search_cell import SearchCell
 
 
-def search_cell(space: SearchSpace, slot: CellSlot, options: SearchBlockOptions) -> Cell:
+def search_cell(space: SearchSpace, slot: CellSlot, options: SearchBlockOptions) -> SearchCell:
     """The cell at ``slot``: a mixed edge (the space's candidates, DARTS-'s auxiliary skip) on every edge."""
     candidates = space.cell(slot.cell_type).edges
     c = slot.channels
@@ -23,15 +23,16 @@ def search_cell(space: SearchSpace, slot: CellSlot, options: SearchBlockOptions)
 
     def mixed_edge(e: int, stride: int) -> MixedEdge:
         return MixedEdge(candidates[e], c, c, stride, lambda: auxiliary_edge(c, stride, space.aux_conv1x1),
-                         space.pool_batchnorm, partial=options.partial_channels, shuffle=options.channel_shuffle)
+                         space.pool_batchnorm, partial=options.partial_channels, shuffle=options.channel_shuffle,
+                         kernels=options.kernels)
 
-    return Cell(space.node_inputs, space.concat, space.inputs, c, slot.in_channels, mixed_edge, slot.reduction,
-                slot.reduction_prev, affine=False)
+    return SearchCell(space.node_inputs, space.concat, space.inputs, c, slot.in_channels, mixed_edge,
+                      slot.reduction, slot.reduction_prev, affine=False)
 
 
-def search_layer(space: ChainSpace, slot: LayerSlot) -> MixedEdge:
+def search_layer(space: ChainSpace, slot: LayerSlot, options: SearchBlockOptions) -> MixedEdge:
     """The mixed layer at ``slot``: the layer's candidates and DARTS-'s auxiliary skip (a projection where the
     shape changes)."""
     aux = lambda: chain_auxiliary(slot.c_in, slot.c_out, slot.stride, space.aux_shape_change)  # noqa: E731
     return MixedEdge(space.layers[slot.index], slot.c_in, slot.c_out, slot.stride, aux,
-                     act=space.macro.activation, row=slot.index)
+                     act=space.macro.activation, row=slot.index, kernels=options.kernels)

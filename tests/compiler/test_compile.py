@@ -78,7 +78,7 @@ def test_nb201_network():
     macro = network.build_args.macro
     assert network.build_args.style == "nb201" and (macro.channels, macro.layers) == (16, 5)
     kinds = [type(b).__name__ for b in network.blocks]
-    assert kinds.count("Cell") == 15 and kinds.count("ResNetBasicBlock") == 2
+    assert kinds.count("DerivedCell") == 15 and kinds.count("ResNetBasicBlock") == 2
     assert [i["num_chs"] for i in network.feature_info] == [16, 16, 32, 64]
     assert network(torch.randn(2, 3, 32, 32)).shape == (2, 10)
     _check_features(network.eval(), 32)

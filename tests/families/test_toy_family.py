@@ -175,9 +175,6 @@ class PlainFamily:
     def deploy_block(self, genotype, macro: PlainMacro) -> Callable[[Any], nn.Module]:
         return lambda i: OPS[genotype.layers[i]].build(macro.width, macro.width, 1, affine=True, act="relu")
 
-    def deploy_runner(self, drop_prob: float):
-        return lambda layer, inputs: layer(inputs[0])
-
     def auxiliary_head(self, macro, blocks, num_classes) -> None:
         return None
 

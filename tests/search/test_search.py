@@ -7,8 +7,10 @@ import torch
 
 from dmc.errors import InvalidInputError
 from dmc.genotype import load_genotype
+from dmc.kernels.select import fused_kernels
 from dmc.runfolder import SEARCH_RUN
 from dmc.search import SearchConfig, derive_run, read_history, search
+from dmc.supernet import build_supernet
 
 SMALL = dict(space="tiny", batch_size=8, channels=4, layers=3, deterministic=True)
 
@@ -171,6 +173,18 @@ def test_fused_kernels_give_the_reference_alphas(tmp_path, tiny):
         torch.testing.assert_close(fused[cell], reference[cell], rtol=0, atol=SearchConfig().arch_lr)
     fused_history, reference_history = (read_history(runs[k].run_dir)[0] for k in ("fused", "reference"))
     assert fused_history["train_loss"] == pytest.approx(reference_history["train_loss"], rel=1e-4)
+
+
+def test_a_search_builds_its_supernet_with_the_kernels_it_selected(tmp_path, tiny, monkeypatch):
+    chosen = []
+
+    def build(*args, **kwargs):
+        chosen.append(kwargs.get("kernels"))
+        return build_supernet(*args, **kwargs)
+
+    monkeypatch.setattr("dmc.search.run.build_supernet", build)
+    search(SearchConfig(epochs=1, kernels="fused", **tiny), tmp_path / "run")
+    assert chosen == [fused_kernels("cpu")]
 
 
 def test_recompute_edges_search_matches_the_plain_one(tmp_path, tiny):

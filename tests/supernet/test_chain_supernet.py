@@ -37,7 +37,7 @@ def test_alpha_layers_are_padded_and_masked_for_proxyless_s5():
     assert net.mask_layers[:, :6].all()
     with torch.no_grad():
         net.alpha_layers[:, 6] = 50.0  # the padding of first-of-stage rows must not count
-    weights = net._weights("layers")
+    weights = net.mixing_weights("layers")
     assert (weights[first_of_stage, 6] == 0).all()
     torch.testing.assert_close(weights.sum(-1), torch.ones(19))
     assert all(len(w) == len(ops) for w, ops in zip(net.edge_weights()["layers"], space.layers))

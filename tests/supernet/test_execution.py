@@ -138,6 +138,47 @@ def test_reference_kernels_are_the_default_of_a_bare_supernet():
     assert all(m.depthwise is FUSED.depthwise for m in convs)
 
 
+class DmcOperators(TorchDispatchMode):
+    """Records the ``dmc::`` operators called (the fused kernels)."""
+
+    def __init__(self):
+        super().__init__()
+        self.called = set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func.namespace == "dmc":
+            self.called.add(str(func))
+        return func(*args, **(kwargs or {}))
+
+
+def dmc_operator_calls(model, x) -> set[str]:
+    with DmcOperators() as mode:
+        model(x)
+    return mode.called
+
+
+@pytest.mark.parametrize("space", ["darts_s0", "chain"])
+def test_supernets_built_with_different_kernels_each_run_their_own(space, chain_spec):
+    """Kernels are chosen per supernet when it is built: in one process, the supernet built with the fused kernels
+    runs them and the one built with the reference kernels (before it) does not; both take the same step in float64.
+    Switching kernels later is the supernet's own business too."""
+    if space == "darts_s0":
+        spec = load_space("darts_s0").with_macro(channels=4, layers=3)
+    else:
+        candidates = ["mbconv_k3_e3", "mbconv_k5_e6", "skip"]
+        spec = load_space(chain_spec("kernels_chain", candidates, candidates[:2]))
+    models = {}
+    for kernels in (REFERENCE, FUSED):
+        torch.manual_seed(0)
+        models[kernels.kind] = build_supernet(spec, 10, 3, kernels=kernels).double()
+    gen = torch.Generator().manual_seed(1)
+    x, y = torch.randn(3, 3, 16, 16, generator=gen, dtype=torch.float64), torch.tensor([0, 1, 2])
+    assert_same_step(step_grads(models["fused"], x, y), step_grads(models["reference"], x, y), tol=1e-10)
+    assert dmc_operator_calls(models["fused"], x) and not dmc_operator_calls(models["reference"], x)
+    models["fused"].set_kernels(REFERENCE)
+    assert not dmc_operator_calls(models["fused"], x)
+
+
 def assert_fused_step_is_the_reference_in_float64(space, channels_last, image_size, alpha):
     """The fused supernet's loss and gradients, alphas included, equal the reference's within float64 rounding."""
     torch.manual_seed(0)

@@ -42,7 +42,7 @@ def test_darts_supernet_follows_the_macro_layout():
 def test_nb201_supernet_layout():
     net = build_supernet(load_space("nb201"), 10)
     kinds = [type(c).__name__ for c in net.blocks]
-    assert kinds == ["Cell"] * 5 + ["ResNetBasicBlock"] + ["Cell"] * 5 + ["ResNetBasicBlock"] + ["Cell"] * 5
+    assert kinds == (["SearchCell"] * 5 + ["ResNetBasicBlock"]) * 2 + ["SearchCell"] * 5
     assert net.classifier.in_features == 64 and net.alpha_normal.shape == (6, 5)
 
 
@@ -82,7 +82,7 @@ def test_ragged_candidate_lists_are_masked_out_of_the_softmax():
     data["cell"]["normal"] = {"edges": [["skip_connect"], ["sep_conv_3x3", "max_pool_3x3"], ["none", "skip_connect"],
                                         ["skip_connect", "max_pool_3x3", "sep_conv_3x3"], ["skip_connect"]]}
     net = build_supernet(space_from_dict(data), 10)
-    weights = net._weights("normal")
+    weights = net.mixing_weights("normal")
     assert weights.shape == (5, 3)
     assert weights[0].tolist() == [1.0, 0.0, 0.0]
     torch.testing.assert_close(weights.sum(1), torch.ones(5))

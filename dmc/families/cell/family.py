@@ -17,7 +17,7 @@ from dmc.families.cell.genotype import Genotype
 from dmc.families.cell.layout import cell_stem_states, cell_strides, darts_body, nb201_body
 from dmc.families.cell.macro import CellSlot, Macro
 from dmc.families.cell.space import SearchSpace, cell_space_from_dict
-from dmc.families.family import AnyGenotype, AnySpace, BlockRunner, BodyBuilder, SearchBlockOptions
+from dmc.families.family import AnyGenotype, AnySpace, BodyBuilder, SearchBlockOptions
 from dmc.families.settings import check_family_settings
 from dmc.network.cell import Cell
 
@@ -148,15 +148,10 @@ class CellFamily:
         return space.with_macro(channels=macro.channels, layers=macro.layers)
 
     def deploy_block(self, genotype: AnyGenotype, macro: Macro) -> Callable[[Any], nn.Module]:
-        from dmc.compiler.cell import derived_cell  # at call time: dmc.compiler's package imports us
+        from dmc.compiler.cell import DerivedCell  # at call time: dmc.compiler's package imports us
 
         assert isinstance(genotype, Genotype)
-        return lambda slot: derived_cell(genotype.cells[slot.cell_type], genotype.inputs, slot)
-
-    def deploy_runner(self, drop_prob: float) -> BlockRunner:
-        from dmc.compiler.cell import run_derived_cell
-
-        return lambda cell, inputs: run_derived_cell(cell, inputs, drop_prob)  # type: ignore[arg-type]
+        return lambda slot: DerivedCell(genotype.cells[slot.cell_type], genotype.inputs, slot)
 
     def auxiliary_head(self, macro: Macro, blocks: nn.ModuleList, num_classes: int) -> tuple[int, nn.Module] | None:
         from dmc.compiler.heads import AuxiliaryHeadCIFAR, AuxiliaryHeadImageNet

@@ -15,7 +15,7 @@ from dmc.families.chain.genotype import ChainGenotype
 from dmc.families.chain.layout import chain_body, chain_stem_states, chain_strides
 from dmc.families.chain.macro import ChainMacro
 from dmc.families.chain.space import ChainSpace, chain_space_from_dict
-from dmc.families.family import AnyGenotype, AnySpace, BlockRunner, BodyBuilder, SearchBlockOptions
+from dmc.families.family import AnyGenotype, AnySpace, BodyBuilder, SearchBlockOptions
 from dmc.families.settings import check_family_settings
 
 
@@ -89,7 +89,7 @@ class ChainFamily:
         from dmc.supernet.search_blocks import search_layer  # at call time: dmc.supernet's package imports us
 
         assert isinstance(space, ChainSpace)
-        return lambda slot: search_layer(space, slot)
+        return lambda slot: search_layer(space, slot, options)
 
     def derive(self, alphas: Mapping[str, torch.Tensor], space: AnySpace,
                edge_norms: Mapping[str, torch.Tensor] | None) -> ChainGenotype:
@@ -120,9 +120,6 @@ class ChainFamily:
 
         assert isinstance(genotype, ChainGenotype)
         return lambda slot: derived_layer(genotype, macro, slot)
-
-    def deploy_runner(self, drop_prob: float) -> BlockRunner:
-        return lambda layer, inputs: layer(inputs[0])
 
     def auxiliary_head(self, macro: ChainMacro, blocks: nn.ModuleList, num_classes: int) -> None:
         return None
