@@ -21,7 +21,7 @@ from dmc.kernels.depthwise import (
            depthwise_conv2d,
            fused_depthwise_conv2d,
 )
-from dmc.kernels.max_pool import MaxPool, max_pool2d, recomputing_max_pool2d
+from dmc.kernels.max_pool import MaxPoolFunction, max_pool2d, recomputing_max_pool2d
 from dmc.kernels.operator import fused_mixed_sum
 from dmc.kernels.reference import mixed_sum
 from dmc.kernels.select import KERNEL_CHOICES, Kernels, MixedSum, select_kernels
@@ -31,7 +31,8 @@ from dmc.kernels.separable import (
            separable_conv2d,
 )
 
-__all__ = ["KERNEL_CHOICES", "BatchNormAct", "BatchNormMixedSum", "DepthwiseConv", "Kernels", "MaxPool", "MixedSum",
-           "SeparableConv", "batchnorm_act", "batchnorm_mixed_sum", "depthwise_conv2d", "fused_batchnorm_act",
-           "fused_batchnorm_mixed_sum", "fused_depthwise_conv2d", "fused_mixed_sum", "fused_separable_conv2d",
-           "max_pool2d", "mixed_sum", "recomputing_max_pool2d", "select_kernels", "separable_conv2d"]
+__all__ = ["KERNEL_CHOICES", "BatchNormAct", "BatchNormMixedSum", "DepthwiseConv", "Kernels", "MaxPoolFunction",
+           "MixedSum", "SeparableConv", "batchnorm_act", "batchnorm_mixed_sum", "depthwise_conv2d",
+           "fused_batchnorm_act", "fused_batchnorm_mixed_sum", "fused_depthwise_conv2d", "fused_mixed_sum",
+           "fused_separable_conv2d", "max_pool2d", "mixed_sum", "recomputing_max_pool2d", "select_kernels",
+           "separable_conv2d"]

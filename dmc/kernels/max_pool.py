@@ -28,7 +28,9 @@ torch.library.define("dmc::max_pool2d_backward",
                      "(Tensor grad, Tensor x, int kernel, int stride, int padding) -> Tensor")
 
 
-class MaxPool(Protocol):
+class MaxPoolFunction(Protocol):
+    """A max pooling's implementation (the module is :class:`dmc.ops.pool.MaxPool`)."""
+
     def __call__(self, x: torch.Tensor, kernel: int, stride: int, padding: int) -> torch.Tensor: ...
 
 

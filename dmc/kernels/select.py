@@ -11,7 +11,7 @@ from dmc.kernels import native
 from dmc.kernels.batchnorm_act import BatchNormAct, fused_batchnorm_act
 from dmc.kernels.batchnorm_sum import BatchNormMixedSum, fused_batchnorm_mixed_sum
 from dmc.kernels.depthwise import DepthwiseConv, fused_depthwise_conv2d
-from dmc.kernels.max_pool import MaxPool, recomputing_max_pool2d
+from dmc.kernels.max_pool import MaxPoolFunction, recomputing_max_pool2d
 from dmc.kernels.native import KernelBuildError
 from dmc.kernels.operator import fused_mixed_sum
 from dmc.kernels.reference import mixed_sum
@@ -33,11 +33,12 @@ class Kernels(NamedTuple):
     ``BN -> ReLU6`` layers; ``separable`` None: a separable or dilated conv's pointwise conv after ``depthwise``
     (storing the depthwise output for its weight gradient), else the two in one op that stores neither."""
 
-    kind: str
+    name: str
+    """``reference`` or ``fused``: what run folders record."""
     mixed_sum: MixedSum
     depthwise: DepthwiseConv | None
     batchnorm_mixed_sum: BatchNormMixedSum | None = None
-    max_pool: MaxPool | None = None
+    max_pool: MaxPoolFunction | None = None
     batchnorm_act: BatchNormAct | None = None
     separable: SeparableConv | None = None
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from dmc.kernels.max_pool import MaxPool as MaxPoolFunction
+from dmc.kernels.max_pool import MaxPoolFunction
 from dmc.kernels.select import REFERENCE, Kernels
 from dmc.ops.conv import ReLUConvBN
 from dmc.ops.fused import UsesKernels

@@ -102,7 +102,7 @@ class _SearchTask:
                                      num_workers=config.num_workers, pin_memory=self.device.type == "cuda")
         self.hessian_subset = Subset(data.train, order[split:][: config.hessian_samples])
         kernels = select_kernels(config.kernels, self.device, self.lifecycle.status)
-        self.kernels = kernels.kind
+        self.kernels = kernels.name
         pc = config.method == "pc-darts"
         self.model: Supernet = build_supernet(self.space, data.num_classes, data.in_channels,
                                               partial_channels=config.partial_channels if pc else 1,

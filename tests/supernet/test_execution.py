@@ -170,7 +170,7 @@ def test_supernets_built_with_different_kernels_each_run_their_own(space, chain_
     models = {}
     for kernels in (REFERENCE, FUSED):
         torch.manual_seed(0)
-        models[kernels.kind] = build_supernet(spec, 10, 3, kernels=kernels).double()
+        models[kernels.name] = build_supernet(spec, 10, 3, kernels=kernels).double()
     gen = torch.Generator().manual_seed(1)
     x, y = torch.randn(3, 3, 16, 16, generator=gen, dtype=torch.float64), torch.tensor([0, 1, 2])
     assert_same_step(step_grads(models["fused"], x, y), step_grads(models["reference"], x, y), tol=1e-10)
@@ -222,7 +222,7 @@ def test_a_fused_edge_computes_its_input_relu_once():
                 module.batchnorm_act = kernels.batchnorm_act
         outputs = []
         forward = relu_calls(lambda outputs=outputs: outputs.append(edge(x, weights, torch.tensor(0.5))))
-        counts[kernels.kind] = forward, relu_calls(lambda outputs=outputs: outputs[0].square().sum().backward())
+        counts[kernels.name] = forward, relu_calls(lambda outputs=outputs: outputs[0].square().sum().backward())
     assert counts == {"reference": (6, 0), "fused": (1, 0)}
 
 
