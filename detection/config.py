@@ -21,7 +21,7 @@ from dmc.compiler.saved import looks_like_network_file
 from dmc.data.detection_demo import split_files
 from dmc.detection.backbone import backbone_channels, build_backbone_network, detection_out_indices
 from dmc.detection.coco import category_names
-from dmc.errors import InvalidInputError
+from dmc.errors import InvalidInputError, SettingError
 from dmc.families.settings import SIZE_SETTINGS
 from dmc.io import atomic_write_text
 from dmc.outputs import refuse_overwriting_inputs
@@ -280,19 +280,19 @@ def write_retinanet_config(source: str | Path, out: str | Path, cfg: DetectionCo
 def _check_data_files(cfg: DetectionConfig) -> None:
     """Refuses a config whose data is not there, so that `dmc detect train` does not refuse it later; remote
     paths (``s3://``...) are left to mmengine."""
-    hint = ("point --data-root at a COCO-format dataset (`dmc data detection-demo DIR` writes one), and --train-ann, "
-            "--val-ann, --train-img, --val-img at its files")
+    hint = ("point {data_root} at a COCO-format dataset (`dmc data detection-demo DIR` writes one), and {train_ann}, "
+            "{val_ann}, {train_img}, {val_img} at its files")
     if "://" in cfg.data_root:
         return
     root = Path(cfg.data_root)
     if not root.is_dir():
-        raise InvalidInputError(f"data root {root}: no such folder", hint)
+        raise SettingError(f"data root {root}: no such folder", hint)
     for name, is_there, what in (("train_ann", Path.is_file, "annotation file"),
                                  ("val_ann", Path.is_file, "annotation file"),
                                  ("train_img", Path.is_dir, "image folder"), ("val_img", Path.is_dir, "image folder")):
         path = root / getattr(cfg, name)
         if not is_there(path):
-            raise InvalidInputError(f"{path}: no such {what} ({name.replace('_', ' ')})", hint)
+            raise SettingError(f"{path}: no such {what} ({name.replace('_', ' ')})", hint)
 
 
 def _check_plain_data(value: Any, where: str) -> None:

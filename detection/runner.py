@@ -18,7 +18,7 @@ from dmc.detection.coco import check_config_datasets
 from dmc.detection.config_files import load_config
 from dmc.detection.detector_checkpoints import DataCheckpointRunner, check_checkpoint_fits, read_detector_checkpoint
 from dmc.distributed import join
-from dmc.errors import InvalidInputError
+from dmc.errors import InvalidInputError, SettingError
 from dmc.outputs import same_file
 
 __all__ = ["build_runner", "evaluate", "load_config", "train", "training_summary"]
@@ -29,8 +29,8 @@ TRAIN_LOADERS = ("train_dataloader", "val_dataloader")
 def _refuse_overwriting_the_config(cfg: Config) -> None:
     # mmengine's Runner writes its copy of the config to work_dir/<the config's file name>
     if cfg.filename and same_file(Path(cfg.work_dir) / Path(cfg.filename).name, cfg.filename):
-        raise InvalidInputError(f"{cfg.filename} lies in its own work_dir {cfg.work_dir}, where the run writes its "
-                                "copy of the config over it", "move the config out of the work_dir, or pass --work-dir")
+        raise SettingError(f"{cfg.filename} lies in its own work_dir {cfg.work_dir}, where the run writes its copy "
+                           "of the config over it", "move the config out of the work_dir, or pass {work_dir}")
 
 
 def build_runner(config: str | Path | dict | Config, work_dir: str | Path | None = None,
@@ -72,8 +72,8 @@ def _join_on_cpus(cfg: Config) -> None:
     the processes of a torchrun or Slurm run join over gloo here, and the detector is wrapped in DDP without
     device ids."""
     if not join().active:
-        raise InvalidInputError(f"--launcher {cfg.launcher}: this process was not started by a distributed launcher",
-                                "run it under torchrun (or srun), or use --launcher none")
+        raise SettingError(f"{{launcher}} {cfg.launcher}: this process was not started by a distributed launcher",
+                           "run it under torchrun (or srun), or use {launcher} none")
     cfg.model_wrapper_cfg = dict(type="MMDistributedDataParallel", device_ids=None, broadcast_buffers=False,
                                  find_unused_parameters=cfg.get("find_unused_parameters", False))
 

@@ -22,18 +22,19 @@ class DmcError(Exception):
     def __str__(self) -> str:
         return f"{self.message} (hint: {self.hint})" if self.hint else self.message
 
+    def cli_text(self) -> str:
+        """The error as the CLI prints it; an error that names settings (:class:`NamedSettingsError`) names their
+        flags there."""
+        return str(self)
 
-class InvalidInputError(DmcError):
-    """A file or argument from the user is malformed or inconsistent."""
 
-    exit_code = 2
+class NamedSettingsError(DmcError):
+    """An error whose message and hint name settings (config fields, build arguments, parameters of the API).
 
-
-class SettingError(InvalidInputError):
-    """A setting (a config field or build argument) that does not apply, or a bad value of one.
-
-    ``message`` and ``hint`` are templates that name settings in braces (``"{width} scales chain networks"``):
-    the library's text names the fields (``width``), :meth:`cli_text` the command-line flags (``--width``)."""
+    ``message`` and ``hint`` are templates that name settings in braces (``"lower the learning rate ({lr})"``):
+    the library's text names the fields (``lr``), :meth:`cli_text` the command-line flags (``--lr``).
+    ``{setting=False}`` is a switch turned off (``auxiliary=False``; on the command line ``--no-auxiliary``).
+    Raised as such for a failure (exit 1) that other settings avoid; :class:`SettingError` is bad input."""
 
     def __init__(self, message: str, hint: str | None = None):
         self.templates = (message, hint)
@@ -45,14 +46,36 @@ class SettingError(InvalidInputError):
         return f"{message} (hint: {hint})" if hint else str(message)
 
 
-_SETTING = re.compile(r"\{([a-z][a-z0-9_]*)\}")
-"""A setting named in a :class:`SettingError` template: ``{batch_size}``."""
+class InvalidInputError(DmcError):
+    """A file or argument from the user is malformed or inconsistent."""
+
+    exit_code = 2
+
+
+class SettingError(NamedSettingsError, InvalidInputError):
+    """A setting (a config field or build argument) that does not apply, or a bad value of one: bad input (exit 2)
+    whose message and hint name settings as :class:`NamedSettingsError`'s do (``"{width} scales chain networks"``)."""
+
+
+_SETTING = re.compile(r"\{([a-z][a-z0-9_]*)(=False)?\}")
+"""A setting named in a :class:`NamedSettingsError` template: ``{batch_size}``, or a switch turned off:
+``{auxiliary=False}``."""
+
+_FLAGS = {"num_classes": "classes", "beta0s": "beta0"}
+"""Settings whose command-line flag is named otherwise (``--classes``; the ablation's ``--beta0`` list)."""
 
 
 def _named(template: str, flags: bool) -> str:
     """The template with each ``{setting}`` written as the field (``batch_size``) or the flag (``--batch-size``);
     other braces (in values the message quotes) are left as they are."""
-    return _SETTING.sub(lambda m: f"--{m[1].replace('_', '-')}" if flags else m[1], template)
+    def name(match: re.Match) -> str:
+        setting, off = match[1], match[2] is not None
+        if not flags:
+            return f"{setting}=False" if off else setting
+        flag = _FLAGS.get(setting, setting).replace("_", "-")
+        return f"--no-{flag}" if off else f"--{flag}"
+
+    return _SETTING.sub(name, template)
 
 
 def check_known_settings(data: dict, known, source: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 
-from dmc.errors import InvalidInputError
+from dmc.errors import InvalidInputError, SettingError
 from dmc.families import AnyGenotype, AnySpace, family_of
 from dmc.space import bundled_spaces, load_space
 
@@ -13,8 +13,8 @@ def check_genotype_in_space(genotype: AnyGenotype, space: AnySpace) -> None:
     """Raises unless ``genotype`` could have been derived from ``space``: same family, node count (chain: same
     skeleton, at any width), and every kept (op, input) among that edge's (layer's) candidates."""
     if genotype.space is not None and genotype.space != space.name:
-        raise InvalidInputError(f"the genotype comes from space {genotype.space!r}, not {space.name!r}",
-                                f"compile it with --space {genotype.space}, or without --space")
+        raise SettingError(f"the genotype comes from space {genotype.space!r}, not {space.name!r}",
+                           f"compile it with {{space}} {genotype.space}, or without {{space}}")
     if genotype.space_hash is not None and genotype.space == space.name and genotype.space_hash != space.content_hash:
         raise InvalidInputError(f"the genotype's space {space.name!r} had hash {genotype.space_hash}, but this "
                                 f"{space.name!r} has {space.content_hash}: the spec changed since the search")

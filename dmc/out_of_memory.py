@@ -7,15 +7,16 @@ from collections.abc import Iterator
 
 import torch
 
-from dmc.errors import DmcError
+from dmc.errors import NamedSettingsError
 
 _MESSAGES = ("out of memory", "not enough memory", "can't allocate memory", "cannot allocate memory")
 """How torch's allocators say it in a RuntimeError: CUDA's and MPS's ("... out of memory"), the CPU allocator's
 ("DefaultCPUAllocator: not enough memory" or, in older versions, "can't allocate memory"), the OS's (ENOMEM)."""
 
 
-class OutOfMemory(DmcError):
-    """The run needs more memory than the machine has: an environment limit (exit 1), fixed with smaller settings."""
+class OutOfMemory(NamedSettingsError):
+    """The run needs more memory than the machine has: an environment limit (exit 1), fixed with smaller settings
+    (its hint names them as a :class:`NamedSettingsError` does)."""
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -29,7 +30,7 @@ def is_out_of_memory(exc: BaseException) -> bool:
 @contextlib.contextmanager
 def out_of_memory_as(message: str, hint: str) -> Iterator[None]:
     """Turns an allocation failure inside the block into :class:`OutOfMemory` with ``message`` (what ran out) and
-    ``hint`` (the settings that shrink it); other errors pass untouched."""
+    ``hint`` (a template naming the settings that shrink it, see :func:`smaller`); other errors pass untouched."""
     try:
         yield
     except (MemoryError, RuntimeError) as exc:
@@ -38,6 +39,8 @@ def out_of_memory_as(message: str, hint: str) -> Iterator[None]:
         raise OutOfMemory(message, hint) from None
 
 
-def smaller(flags: list[str]) -> str:
-    """``a smaller --a, --b or --c``: the settings a hint asks to lower."""
-    return f"a smaller {', '.join(flags[:-1])} or {flags[-1]}" if len(flags) > 1 else f"a smaller {flags[0]}"
+def smaller(settings: list[str]) -> str:
+    """``a smaller {a}, {b} or {c}``: the settings a hint asks to lower, as a template that names the fields in
+    Python and the flags on the command line (:class:`dmc.errors.NamedSettingsError`)."""
+    named = [f"{{{setting}}}" for setting in settings]
+    return f"a smaller {', '.join(named[:-1])} or {named[-1]}" if len(named) > 1 else f"a smaller {named[0]}"

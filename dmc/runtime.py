@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from dmc.errors import DmcError, InvalidInputError
+from dmc.errors import NamedSettingsError, SettingError
 
 
 def resolve_device(name: str) -> torch.device:
@@ -21,7 +21,7 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise InvalidInputError(f"device {name!r} requested but no GPU is visible", "use --device cpu or auto")
+        raise SettingError(f"device {name!r} requested but no GPU is visible", "use {device} cpu or auto")
     return torch.device(name)
 
 
@@ -92,5 +92,5 @@ def check_finite(value: float, what: str, epoch: int, step: int | None, run_dir:
         return value
     where = f"epoch {epoch}, step {step}" if step is not None else f"epoch {epoch} (evaluation)"
     kept = f"{run_dir}/last.pt keeps epoch {epoch - 1}" if epoch > 0 else "no epoch had finished"
-    raise DmcError(f"{what} became {value} at {where}: the run diverged and stopped ({kept})",
-                   "lower the learning rate (--lr) and start a new run")
+    raise NamedSettingsError(f"{what} became {value} at {where}: the run diverged and stopped ({kept})",
+                             "lower the learning rate ({lr}) and start a new run")

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from dmc.compiler.networks import CompiledNetwork
-from dmc.errors import DmcError, InvalidInputError
+from dmc.errors import DmcError, InvalidInputError, NamedSettingsError, SettingError
 from dmc.io import atomic_write, atomic_write_text
 from dmc.profile import median_ms
 from dmc.version import __version__
@@ -79,8 +79,8 @@ def _check_arguments(opset: int | None, runs: int) -> None:
         raise InvalidInputError(f"opset {opset} is not supported by the exporter",
                                 f"choose an opset from {opsets.start} to {opsets.stop - 1}, or leave it at the default")
     if runs < 1:
-        raise InvalidInputError(f"runs={runs}: the parity check needs at least 1 random input per batch size",
-                                "pass --runs 1 or more, or --no-check to skip the check")
+        raise SettingError(f"runs={runs}: the parity check needs at least 1 random input per batch size",
+                           "pass {runs} 1 or more, or {check=False} to skip the check")
 
 
 def _metadata(network: CompiledNetwork, input_size: int, mean, std, outputs: list[str]) -> dict[str, str]:
@@ -149,8 +149,8 @@ def export_onnx(network: CompiledNetwork, path: str | Path, *, input_size: int |
     path = Path(path)
     _check_arguments(opset, runs)
     if not network.deterministic and not allow_random:
-        raise InvalidInputError("the genotype keeps 'noise' ops, so the exported model's outputs would be random",
-                                "pass --allow-random to export it anyway (the parity check is skipped)")
+        raise SettingError("the genotype keeps 'noise' ops, so the exported model's outputs would be random",
+                           "pass {allow_random} to export it anyway (the parity check is skipped)")
     size = input_size or network.build_args.input_size
     network.check_input_size(size, size)
     if features is not None:
@@ -170,8 +170,8 @@ def export_onnx(network: CompiledNetwork, path: str | Path, *, input_size: int |
                               verbose=False)
             model = onnx.load(str(raw))
         if opset is not None and _default_opset(model) != opset:
-            raise DmcError(f"the exporter wrote opset {_default_opset(model)} instead of the requested {opset}",
-                           "leave --opset at the default, or choose another opset")
+            raise NamedSettingsError(f"the exporter wrote opset {_default_opset(model)} instead of the requested "
+                                     f"{opset}", "leave {opset} at the default, or choose another opset")
         for key, value in _metadata(network, size, mean, std, outputs).items():
             model.metadata_props.append(onnx.StringStringEntryProto(key=key, value=value))
         onnx.save(model, str(tmp))

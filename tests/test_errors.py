@@ -1,6 +1,6 @@
 """Library errors name settings as fields, the command line as flags: one message, two audiences."""
 
-from dmc.errors import InvalidInputError, SettingError
+from dmc.errors import InvalidInputError, NamedSettingsError, SettingError
 
 
 def test_a_setting_error_names_fields_in_python_and_flags_on_the_command_line():
@@ -17,6 +17,24 @@ def test_braces_a_message_quotes_stay_as_they_are():
     error = SettingError("{epochs} must be positive, got {'a': 1} from {Path}")
     assert str(error) == "epochs must be positive, got {'a': 1} from {Path}"
     assert error.cli_text() == "--epochs must be positive, got {'a': 1} from {Path}"
+
+
+def test_a_switch_turned_off_and_a_setting_whose_flag_is_named_otherwise():
+    error = SettingError("too small", "train with {auxiliary=False}, or compile it with {num_classes} 10")
+    assert str(error) == "too small (hint: train with auxiliary=False, or compile it with num_classes 10)"
+    assert error.cli_text() == "too small (hint: train with --no-auxiliary, or compile it with --classes 10)"
+
+
+def test_a_failure_that_other_settings_avoid_exits_1_and_names_them_for_both_audiences():
+    error = NamedSettingsError("the run diverged", "lower the learning rate ({lr})")
+    assert error.exit_code == 1 and not isinstance(error, InvalidInputError)
+    assert str(error) == "the run diverged (hint: lower the learning rate (lr))"
+    assert error.cli_text() == "the run diverged (hint: lower the learning rate (--lr))"
+
+
+def test_other_errors_read_the_same_on_the_command_line():
+    error = InvalidInputError("{epochs} is quoted as it is", "no setting named")
+    assert error.cli_text() == str(error) == "{epochs} is quoted as it is (hint: no setting named)"
 
 
 def test_the_cli_prints_flags(cli):

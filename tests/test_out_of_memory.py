@@ -6,9 +6,13 @@ import re
 import pytest
 import torch
 
+from dmc.api import TrainConfig, build_network, load_space, published_genotypes
 from dmc.out_of_memory import OutOfMemory, out_of_memory_as
+from dmc.search import SearchConfig
 from dmc.search import run as search_run
 from dmc.train import loop as train_loop
+
+DARTS_V2 = published_genotypes()["DARTS_V2"]
 
 
 @pytest.mark.parametrize("error", [
@@ -62,3 +66,19 @@ def test_a_training_run_names_its_recipe_at_start_and_runs_out_of_memory_in_one_
                      r"for folder images of at least 64 px; --recipe darts for DARTS's\); on cpu", result.stdout)
     assert result.stderr == ("error: out of memory training at batch 256 of 64x64 images on cpu (hint: start a new "
                              "run with a smaller --batch-size, --image-size, --channels or --layers)\n")
+
+
+def test_python_callers_read_the_settings_to_lower_as_fields_the_command_line_as_flags():
+    """The advice the two tests above print names the flags on the command line; a Python caller of
+    :func:`dmc.api.search` or :func:`dmc.api.train` reads the fields it sets."""
+    cpu = torch.device("cpu")
+    searching = OutOfMemory(*search_run._memory_advice(SearchConfig(), load_space("proxyless_s5"), cpu))
+    assert searching.hint == "start a new search with a smaller batch_size, image_size or width, or recompute_edges"
+    assert searching.cli_text().endswith("(hint: start a new search with a smaller --batch-size, --image-size or "
+                                         "--width, or --recompute-edges)")
+    training = OutOfMemory(*train_loop._memory_advice(DARTS_V2, TrainConfig(), None, cpu))
+    assert training.hint == "start a new run with a smaller batch_size, image_size, channels or layers"
+    network = build_network(DARTS_V2, channels=4, layers=3)
+    given = OutOfMemory(*train_loop._memory_advice(DARTS_V2, TrainConfig(), network, cpu))
+    assert given.hint == "start a new run with a smaller batch_size or image_size"  # a network file fixes its size
+    assert given.cli_text().endswith("(hint: start a new run with a smaller --batch-size or --image-size)")

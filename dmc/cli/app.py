@@ -13,7 +13,7 @@ from typer import _click  # typer vendors click: its usage errors are click's ex
 from typer.core import TyperGroup
 
 from dmc.api import __version__, is_out_of_memory
-from dmc.errors import DmcError, SettingError
+from dmc.errors import DmcError
 
 F = TypeVar("F", bound=Callable)
 
@@ -46,7 +46,7 @@ def one_line_errors(func: F) -> F:
                 raise
             if getattr(exc, "quiet", False):  # another process of the run has printed the line
                 raise typer.Exit(exc.exit_code) from None
-            raise _fail(exc.cli_text() if isinstance(exc, SettingError) else str(exc), exc.exit_code) from None
+            raise _fail(exc.cli_text(), exc.exit_code) from None
         except KeyboardInterrupt:
             raise _fail("interrupted", 130) from None
         except OSError as exc:  # the file system's problem, not a bug: say which file and why

@@ -8,7 +8,7 @@ from typing import Any
 
 from dmc.compiler.networks import CompiledNetwork
 from dmc.compiler.saved import load_network, looks_like_network_file, read_network_file
-from dmc.errors import InvalidInputError
+from dmc.errors import InvalidInputError, SettingError
 from dmc.families import AnyGenotype
 from dmc.genotype import load_genotype, published_genotypes
 
@@ -59,8 +59,8 @@ def network_from_source(source: str | Path, **build_overrides) -> NetworkSource:
         _refuse_models(path, "a dmc network file", "pass the `dmc compile` / `dmc train` file it was exported from")
         if looks_like_network_file(path):
             if overrides:
-                raise InvalidInputError(f"{path} already fixes the network's build arguments",
-                                        f"drop {', '.join('--' + k.replace('_', '-') for k in overrides)}")
+                raise SettingError(f"{path} already fixes the network's build arguments",
+                                   f"drop {', '.join(f'{{{k}}}' for k in overrides)}")
             file = read_network_file(path)
             return NetworkSource(load_network(file), True, file.data)
     return NetworkSource(build_network(resolve_genotype(source), **overrides), False, None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dmc.data.bundle import DataBundle
-from dmc.errors import InvalidInputError
+from dmc.errors import InvalidInputError, SettingError
 
 DATASETS = ("digits", "cifar10", "cifar100", "folder:PATH")
 
@@ -64,12 +64,12 @@ def _source(spec: str, root: str | Path | None, policy: str) -> tuple[str, str |
         return name, None
     if name in ("cifar10", "cifar100"):
         if not (path or root):
-            raise InvalidInputError(f"{name} needs the folder holding it (no downloads)",
-                                    f"pass --dataset {name}:PATH or --data-root PATH")
+            raise SettingError(f"{name} needs the folder holding it (no downloads)",
+                               f"pass {{dataset}} {name}:PATH or {{data_root}} PATH")
         return name, path or root
     if name == "folder":
         if not path:
-            raise InvalidInputError("folder datasets need a path", "pass --dataset folder:PATH")
+            raise SettingError("folder datasets need a path", "pass {dataset} folder:PATH")
         return name, path
     raise InvalidInputError(f"unknown dataset {spec!r}", f"choose one of: {', '.join(DATASETS)}")
 

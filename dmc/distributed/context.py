@@ -19,7 +19,7 @@ import torch.distributed as dist
 from torch.utils.data import Dataset, Subset
 
 from dmc.distributed.environment import launch_environment
-from dmc.errors import DmcError, InvalidInputError
+from dmc.errors import DmcError, InvalidInputError, SettingError
 from dmc.runtime import dataset_size, resolve_device, restore_rng_state, rng_state
 
 T = TypeVar("T")
@@ -34,6 +34,18 @@ class PeerFailed(DmcError):
     """Another process of the run failed; it has said why, so this one exits without a line of its own."""
 
     quiet = True
+
+
+class PeerError(DmcError):
+    """Another process's error, as rank 0 reports it: its text, and the command line's (settings named by their
+    flags, see :class:`dmc.errors.NamedSettingsError`)."""
+
+    def __init__(self, message: str, cli_text: str):
+        super().__init__(message)
+        self._cli_text = cli_text
+
+    def cli_text(self) -> str:
+        return self._cli_text
 
 
 class LostPeers(DmcError):
@@ -71,8 +83,8 @@ class Distributed:
         if not self.active or device.type != "cuda":
             return dataclasses.replace(self, device=device)
         if device.index is not None:
-            raise InvalidInputError(f"device {name!r}: in a distributed run each process uses the GPU of its "
-                                    "local rank", "pass --device cuda (or auto)")
+            raise SettingError(f"device {name!r}: in a distributed run each process uses the GPU of its local rank",
+                               "pass {device} cuda (or auto)")
         visible = torch.cuda.device_count()
         index = 0 if visible == 1 else self.local_rank  # one visible GPU: the launcher gave each process its own
         if index >= visible:
@@ -164,15 +176,17 @@ class Distributed:
         except DmcError as exc:
             failure = exc
         except Exception:  # a bug: this process's own report says where
-            self.gather_objects((1, f"an unexpected error on rank {self.rank}"))
+            unexpected = f"an unexpected error on rank {self.rank}"
+            self.gather_objects((1, unexpected, unexpected))
             raise
-        reports = self.gather_objects(None if failure is None else (failure.exit_code, str(failure)))
+        reports = self.gather_objects(None if failure is None else (failure.exit_code, str(failure),
+                                                                    failure.cli_text()))
         first = next((report for report in reports if report is not None), None)
         if first is None:
             return result
         if self.is_main and failure is not None:  # rank 0's own error is the first
             raise failure
-        error = DmcError(first[1]) if self.is_main else PeerFailed(first[1])
+        error = PeerError(first[1], first[2]) if self.is_main else PeerFailed(first[1])
         error.exit_code = first[0]
         raise error
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from dmc.distributed import is_main_process
-from dmc.errors import InvalidInputError
+from dmc.errors import SettingError
 from dmc.families import AnyGenotype
 from dmc.genotype import genotype_from_dict, load_genotype
 from dmc.io import atomic_write_text
@@ -76,11 +76,11 @@ def ablate(config: SearchConfig, out_dir: str | Path, beta0s: Sequence[float], s
     :class:`dmc.train.TrainConfig`, its seed set per run) when given, and writes the report; see the module
     docstring."""
     if not beta0s or not seeds:
-        raise InvalidInputError("the ablation needs at least one beta0 and one seed", "e.g. --beta0 0,1 --seeds 0")
+        raise SettingError("the ablation needs at least one beta0 and one seed", "e.g. {beta0s} 0,1 {seeds} 0")
     if len(set(beta0s)) != len(beta0s) or len(set(seeds)) != len(seeds):
-        raise InvalidInputError("beta0 values and seeds must each be different", "e.g. --beta0 0,0.4,0.7,1")
+        raise SettingError("beta0 values and seeds must each be different", "e.g. {beta0s} 0,0.4,0.7,1")
     if config.method == "p-darts":
-        raise InvalidInputError("the ablation grid runs single-stage searches", "use --method darts or pc-darts")
+        raise SettingError("the ablation grid runs single-stage searches", "use {method} darts or pc-darts")
     out_dir = Path(out_dir)
     for beta0 in beta0s:  # every setting is checked before the first search starts
         SearchConfig.from_dict({**config.to_dict(), "beta0": beta0}, f"search settings with beta0 {beta0:g}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from dmc.errors import InvalidInputError
+from dmc.errors import InvalidInputError, SettingError
 
 SCHEDULES = ("linear", "cosine", "slow_cosine", "step", "constant")
 CONVENTIONS = ("dmc", "official")
@@ -60,11 +60,10 @@ class BetaSchedule:
             self._validate_official()
             return
         if self.max_epoch is not None:
-            raise InvalidInputError("the beta max epoch belongs to the official convention",
-                                    "add --beta-convention official, or drop --beta-max-epoch")
+            raise SettingError("the beta max epoch belongs to the official convention",
+                               "add {beta_convention} official, or drop {beta_max_epoch}")
         if self.kind == "step" and self.stop is None:
-            raise InvalidInputError("the step schedule needs the epoch where beta drops to 0",
-                                    "pass --beta-stop EPOCH")
+            raise SettingError("the step schedule needs the epoch where beta drops to 0", "pass {beta_stop} EPOCH")
         stop = epochs if self.stop is None else self.stop
         if not 0 <= self.start < stop or (self.stop is not None and self.stop > epochs):
             raise InvalidInputError(f"beta start/stop epochs {self.start}/{self.stop} do not fit {epochs} epochs",
@@ -72,8 +71,8 @@ class BetaSchedule:
 
     def _validate_official(self) -> None:
         if self.kind == "step":
-            raise InvalidInputError("the official DARTS- code has no step schedule",
-                                    "use linear, cosine, slow_cosine or constant, or --beta-convention dmc")
+            raise SettingError("the official DARTS- code has no step schedule",
+                               "use linear, cosine, slow_cosine or constant, or {beta_convention} dmc")
         top, stop = self._official_bounds()
         if not 0 <= self.start < top or not self.start <= stop <= top:
             # beyond T, linear turns negative and cosine rises again: refused rather than reproduced

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from dmc.distributed import MIN_BATCH
-from dmc.errors import InvalidInputError
+from dmc.errors import SettingError
 from dmc.kernels import KERNEL_CHOICES
 from dmc.limits import MAX_INPUT_SIZE
 from dmc.search.beta import BetaSchedule
@@ -155,11 +155,11 @@ class SearchConfig:
             (self.hessian_samples >= 1 and self.hessian_iterations >= 1,
              "hessian_samples and hessian_iterations must be >= 1"),
             (not (self.hessian_every and self.torch_compile),
-             "hessian_every needs eager mixed edges (double backward): drop --torch-compile or --hessian-every"),
+             "hessian_every needs eager mixed edges (double backward): drop {torch_compile} or {hessian_every}"),
         ]
         for ok, problem in checks:
             if not ok:
-                raise InvalidInputError(f"{source}: {problem}")
+                raise SettingError(f"{source}: {problem}")
         self.beta.validate(self.epochs)
         return self
 

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Subset
 from dmc.bench import NB201Bench
 from dmc.data import check_dataset, image_side, load_dataset
 from dmc.distributed import MIN_BATCH, Distributed, ShardedBatches, convert_sync_batchnorm, distributed
-from dmc.errors import InvalidInputError
+from dmc.errors import InvalidInputError, SettingError
 from dmc.families import AnyGenotype, AnySpace, SearchBlockOptions, family_of
 from dmc.families.cell.derive import node_edge_weights
 from dmc.families.cell.genotype import Genotype
@@ -254,8 +254,8 @@ def _start(config: SearchConfig, folder: RunFolder, resume: bool) -> tuple[Searc
             space.with_macro(layers=layers)
     if config.bench is not None:
         if space.kind != "nb201":
-            raise InvalidInputError(f"--bench looks cells up in NAS-Bench-201; {space.name} is not its space",
-                                    "search the nb201 space, or drop --bench")
+            raise SettingError(f"{{bench}} looks cells up in NAS-Bench-201; {space.name} is not its space",
+                               "search the nb201 space, or drop {bench}")
         NB201Bench(config.bench)  # the archive's meta file reads, before anything is written
     check_dataset(config.dataset, config.data_root)
     device = resolve_device(config.device)
@@ -316,11 +316,11 @@ def _resume_state(folder: RunFolder, space: AnySpace) -> dict[str, Any] | None:
 
 def _memory_advice(config: SearchConfig, space: AnySpace, device: torch.device) -> tuple[str, str]:
     """(what ran out, how to shrink it) for a search that runs out of memory."""
-    network = [f"--{s}" for s in family_of(space).settings if s in SIZE_SETTINGS]
+    network = [s for s in family_of(space).settings if s in SIZE_SETTINGS]
     size = image_side(config.dataset, config.image_size)
     return (f"out of memory searching {space.name} ({space.summary}) at batch {config.batch_size} of "
             f"{size}x{size} images on {device}",
-            f"start a new search with {smaller(['--batch-size', '--image-size', *network])}, or --recompute-edges")
+            f"start a new search with {smaller(['batch_size', 'image_size', *network])}, or {{recompute_edges}}")
 
 
 def nb201_record(bench: NB201Bench, genotype: Genotype) -> dict[str, Any]:

@@ -41,7 +41,7 @@ from dmc.compiler.saved import network_record
 from dmc.data import DataBundle, check_dataset, load_dataset
 from dmc.data.cutout import CutoutDataset
 from dmc.distributed import MIN_BATCH, Distributed, ShardedBatches, convert_sync_batchnorm, distributed
-from dmc.errors import InvalidInputError
+from dmc.errors import InvalidInputError, SettingError
 from dmc.families import AnyGenotype, family_of
 from dmc.families.settings import SIZE_SETTINGS
 from dmc.genotype import genotype_from_dict
@@ -107,9 +107,9 @@ def train(source: AnyGenotype | CompiledNetwork | str | Path | None, config: Tra
 def _memory_advice(genotype: AnyGenotype, config: TrainConfig, init: CompiledNetwork | None,
                    device: torch.device) -> tuple[str, str]:
     """(what ran out, how to shrink it) for a training run that runs out of memory."""
-    knobs = ["--batch-size", "--image-size"]
+    knobs = ["batch_size", "image_size"]
     if init is None:  # a given network file fixes its own size
-        knobs += [f"--{s}" for s in family_of(genotype).settings if s in SIZE_SETTINGS]
+        knobs += [s for s in family_of(genotype).settings if s in SIZE_SETTINGS]
     return (f"out of memory training at batch {config.batch_size} of {config.image_size}x{config.image_size} images "
             f"on {device}", f"start a new run with {smaller(knobs)}")
 
@@ -203,8 +203,8 @@ def _check_auxiliary_head(model: CompiledNetwork, data: DataBundle, device: torc
             head(torch.zeros(shapes[0], device=device))
     except RuntimeError:
         side = f"{shapes[0][-2]}x{shapes[0][-1]}" if shapes else "too small a"
-        raise InvalidInputError(f"the auxiliary head gets {side} feature maps from {data.image_size}-pixel images, "
-                                "too small for its pooling", "train with --no-auxiliary or a larger --image-size") \
+        raise SettingError(f"the auxiliary head gets {side} feature maps from {data.image_size}-pixel images, "
+                           "too small for its pooling", "train with {auxiliary=False} or a larger {image_size}") \
             from None
     finally:
         hook.remove()
@@ -237,11 +237,11 @@ def _prepare(genotype: AnyGenotype, config: TrainConfig, init: CompiledNetwork |
     else:
         args, model = init.build_args, init.to(device)
         if (args.num_classes, args.in_channels) != (data.num_classes, data.in_channels):
-            raise InvalidInputError(
+            raise SettingError(
                 f"the network has {args.num_classes} classes and {args.in_channels} input channels, "
                 f"{config.dataset} has {data.num_classes} and {data.in_channels}",
-                f"compile it with --classes {data.num_classes} (and the dataset's input channels), or train the "
-                "genotype")
+                f"compile it with {{num_classes}} {data.num_classes} (and the dataset's input channels), or train "
+                "the genotype")
     model.check_input_size(data.image_size, data.image_size)
     _check_auxiliary_head(model, data, device)
     return data, train_images, val_images, args, model

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dmc.errors import InvalidInputError
+from dmc.errors import SettingError
 from dmc.train.config import TrainConfig
 
 
@@ -157,7 +157,7 @@ def add_classifier_dropout(model: nn.Module, p: float):
     head's setting) keeps that one and gets none added. Returns the hook's handle, or None when none was added."""
     classifier = getattr(model, "classifier", None)
     if not isinstance(classifier, nn.Module):
-        raise InvalidInputError("the network has no classifier to put dropout before", "train with --dropout 0")
+        raise SettingError("the network has no classifier to put dropout before", "train with {dropout} 0")
     if any(isinstance(m, nn.Dropout) for m in classifier.modules()):
         return None
 

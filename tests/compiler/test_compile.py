@@ -1,5 +1,6 @@
 """The genotype compiler: every published genotype, the reference parameter count, feature_info, checks."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -120,8 +121,17 @@ def test_genotype_must_belong_to_the_named_space():
     derived = genotype_from_dict({**cell.to_dict(), "space": {"name": "rdarts_s3", "hash": "0" * 16}})
     with pytest.raises(InvalidInputError, match="the spec changed since the search"):
         check_genotype_in_space(derived, s3)
-    with pytest.raises(InvalidInputError, match="comes from space 'rdarts_s3', not 'darts_s0'"):
+    with pytest.raises(InvalidInputError, match="comes from space 'rdarts_s3', not 'darts_s0'") as info:
         build_network(derived, space=load_space("darts_s0"))
+    assert info.value.hint == "compile it with space rdarts_s3, or without space"
+
+
+def test_the_command_line_names_the_space_flag(cli, tmp_path):
+    path = tmp_path / "g.json"
+    derived = {**PUBLISHED["cifar10_s3_0"].to_dict(), "space": {"name": "rdarts_s3", "hash": "0" * 16}}
+    path.write_text(json.dumps(derived))
+    result = cli("compile", str(path), "--space", "darts_s0", "-o", str(tmp_path / "n.pt"))
+    assert result.exit_code == 2 and "(hint: compile it with --space rdarts_s3, or without --space)" in result.stderr
 
 
 def test_network_files_round_trip(tmp_path):

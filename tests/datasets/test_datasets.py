@@ -96,6 +96,16 @@ def test_bad_folder_layouts(tmp_path):
         load_dataset("mnist")
 
 
+def test_a_dataset_without_its_folder_names_the_settings_that_give_it(cli, tmp_path):
+    with pytest.raises(InvalidInputError, match="cifar10 needs the folder holding it") as info:
+        load_dataset("cifar10")
+    assert info.value.hint == "pass dataset cifar10:PATH or data_root PATH"
+    with pytest.raises(InvalidInputError, match=r"folder datasets need a path \(hint: pass dataset folder:PATH\)"):
+        load_dataset("folder")
+    result = cli("search", "tiny", "--dataset", "cifar10", "--out", str(tmp_path / "run"))
+    assert result.exit_code == 2 and "(hint: pass --dataset cifar10:PATH or --data-root PATH)" in result.stderr
+
+
 @pytest.mark.parametrize("batch,label", [("data_batch_3", 10), ("test_batch", -1)])
 def test_cifar_labels_out_of_range_name_the_batch(tmp_path, batch, label):
     folder = _write_cifar10(tmp_path)

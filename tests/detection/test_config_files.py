@@ -4,6 +4,7 @@ every broken file is one error line naming the file (and the line)."""
 import json
 
 import pytest
+import torch
 import yaml
 from mmengine.config import Config
 
@@ -88,11 +89,23 @@ def test_a_config_inside_its_own_work_dir_is_not_overwritten(cli, detector_confi
     inside = tmp_path / "work" / path.name
     inside.parent.mkdir()
     inside.write_text(path.read_text() + "# the user's notes\n")
-    with pytest.raises(InvalidInputError, match="lies in its own work_dir"):
+    with pytest.raises(InvalidInputError, match="lies in its own work_dir") as info:
         build_runner(inside, work_dir=tmp_path / "work")
-    assert "lies in its own work_dir" in _one_line(cli("detect", "train", str(inside), "--work-dir",
-                                                       str(tmp_path / "work")))
+    assert info.value.hint == "move the config out of the work_dir, or pass work_dir"
+    message = _one_line(cli("detect", "train", str(inside), "--work-dir", str(tmp_path / "work")))
+    assert "lies in its own work_dir" in message and "(hint: move the config out of the work_dir, or pass --work-dir)" \
+        in message
     assert inside.read_text().endswith("# the user's notes\n")
+
+
+def test_a_launcher_without_its_processes_names_the_setting(cli, detector_config, tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # on GPUs mmengine's launcher takes over
+    path = detector_config(tmp_path)
+    with pytest.raises(InvalidInputError, match="^launcher pytorch: this process was not started by") as info:
+        build_runner(path, launcher="pytorch")
+    assert info.value.hint == "run it under torchrun (or srun), or use launcher none"
+    message = _one_line(cli("detect", "train", str(path), "--launcher", "pytorch"))
+    assert message.startswith("error: --launcher pytorch: this process") and "or use --launcher none)" in message
 
 
 def test_help_says_python_configs_are_code(cli):

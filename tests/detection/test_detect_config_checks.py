@@ -125,3 +125,8 @@ def test_config_finds_the_demo_sets_files_and_checks_its_paths(cli, demo, tmp_pa
         result = cli("detect", "config", "DARTS_V2", "-o", str(out), "--channels", "4", "--layers", "3", *args)
         assert result.exit_code == 2 and result.stderr.count("\n") == 1 and problem in result.stderr, result.output
         assert "dmc data detection-demo" in result.stderr and not out.exists()
+        assert "(hint: point --data-root at" in result.stderr and "--val-img at its files)" in result.stderr
+    with pytest.raises(InvalidInputError, match="no such folder") as info:
+        write_retinanet_config("DARTS_V2", out, DetectionConfig(data_root=str(tmp_path / "nowhere")))
+    assert info.value.hint.startswith("point data_root at a COCO-format dataset")
+    assert info.value.hint.endswith("and train_ann, val_ann, train_img, val_img at its files")

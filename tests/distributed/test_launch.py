@@ -77,6 +77,32 @@ def test_an_error_exit_is_passed_on_quietly(tmp_path, monkeypatch):
     assert raised.value.exit_code == 3 and raised.value.quiet
 
 
+def test_rank_0_reports_another_processes_error_for_python_and_for_the_command_line(tmp_path, monkeypatch):
+    """An error that names settings (fields in Python, flags on the command line) keeps both texts on its way from
+    the process that met it to rank 0, which reports it."""
+    launch(monkeypatch, script(tmp_path, f"""
+        import pathlib
+        from dmc.distributed import join
+        from dmc.errors import DmcError, SettingError
+
+        process = join()
+
+        def work():
+            if process.rank == 1:
+                raise SettingError("{{batch_size}} 3 does not fit this GPU", "lower {{batch_size}}")
+
+        try:
+            process.everywhere(work)
+        except DmcError as error:
+            report = f"{{type(error).__name__}} {{error.exit_code}}: {{error}} | {{error.cli_text()}}"
+            pathlib.Path({str(tmp_path)!r}, f"rank{{process.rank}}").write_text(report)
+    """))
+    assert (tmp_path / "rank0").read_text() == ("PeerError 2: batch_size 3 does not fit this GPU (hint: lower "
+                                                "batch_size) | --batch-size 3 does not fit this GPU (hint: lower "
+                                                "--batch-size)")
+    assert (tmp_path / "rank1").read_text().startswith("PeerFailed 2: ")  # quiet: rank 0 reports it
+
+
 def test_a_process_killed_by_a_signal_is_named_not_the_one_the_agent_stopped(tmp_path, monkeypatch):
     with pytest.raises(ProcessesFailed) as raised:
         launch(monkeypatch, script(tmp_path, """

@@ -57,9 +57,10 @@ def test_a_report_that_would_overwrite_the_input_is_refused(cli, tmp_path):
 
 def test_a_parity_check_without_inputs_is_refused(cli, network_file, tmp_path):
     out = tmp_path / "m.onnx"
-    assert "at least 1 random input" in _one_line(cli("export", str(network_file), "--onnx", str(out), "--runs", "0"))
+    message = _one_line(cli("export", str(network_file), "--onnx", str(out), "--runs", "0"))
+    assert "at least 1 random input" in message and "(hint: pass --runs 1 or more, or --no-check" in message
     assert not out.exists() and not exporter.report_path(out).exists()
-    with pytest.raises(InvalidInputError, match="runs=-1"):
+    with pytest.raises(InvalidInputError, match=r"runs=-1.*\(hint: pass runs 1 or more, or check=False to skip"):
         export_onnx(build_network(DARTS_V2, channels=4, layers=3), out, runs=-1)
 
 
@@ -82,10 +83,15 @@ def test_the_requested_opset_is_the_one_written(network_file, tmp_path):
     assert [i.version for i in model.opset_import if i.domain in ("", "ai.onnx")] == [requested]
 
 
-def test_an_exporter_that_ignores_the_opset_writes_nothing(monkeypatch, tmp_path):
+def test_an_exporter_that_ignores_the_opset_writes_nothing(cli, network_file, monkeypatch, tmp_path):
     # below torchlib's opset the exporter falls back to its own when the conversion fails; pretend dmc allowed it
     floor = exporter.supported_opsets().start
     monkeypatch.setattr(exporter, "supported_opsets", lambda: range(1, floor + 1))
-    with pytest.raises(DmcError, match=f"wrote opset {floor} instead of the requested 1"):
-        export_onnx(build_network(DARTS_V2, channels=4, layers=3), tmp_path / "m.onnx", opset=1, runs=1)
-    assert list(tmp_path.iterdir()) == []
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(DmcError, match=f"wrote opset {floor} instead of the requested 1") as info:
+        export_onnx(build_network(DARTS_V2, channels=4, layers=3), out / "m.onnx", opset=1, runs=1)
+    assert list(out.iterdir()) == []
+    assert info.value.exit_code == 1 and info.value.hint == "leave opset at the default, or choose another opset"
+    result = cli("export", str(network_file), "--onnx", str(out / "m.onnx"), "--opset", "1")
+    assert result.exit_code == 1 and "(hint: leave --opset at the default" in result.stderr

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from dmc.compiler import build_network, save_network
+from dmc.compiler.source import network_from_source
 from dmc.errors import InvalidInputError
 from dmc.exporters.onnx import export_onnx
 from dmc.families.cell.genotype import Genotype
@@ -61,9 +62,11 @@ def test_static_batch_fixes_the_batch(tmp_path):
 
 def test_noise_genotypes_are_refused_unless_allowed(tmp_path):
     network = build_network(PUBLISHED["cifar10_s4_0"], channels=4, layers=3)
-    with pytest.raises(InvalidInputError, match="'noise' ops"):
+    with pytest.raises(InvalidInputError, match="'noise' ops") as info:
         export_onnx(network, tmp_path / "n.onnx")
     assert not (tmp_path / "n.onnx").exists()
+    assert info.value.hint.startswith("pass allow_random to export it anyway")
+    assert "(hint: pass --allow-random to export it anyway" in info.value.cli_text()
     report = export_onnx(network, tmp_path / "n.onnx", allow_random=True)
     assert report["parity"] is None and report["onnx_checker"].startswith("passed")
 
@@ -90,6 +93,10 @@ def test_cli_export_errors(cli, tmp_path):
     path = save_network(network, tmp_path / "net.pt")
     result = cli("export", str(path), "--onnx", str(tmp_path / "x.onnx"), "--channels", "8")
     assert result.exit_code == 2 and "already fixes the network's build arguments" in result.stderr
+    result = cli("export", str(path), "--onnx", str(tmp_path / "x.onnx"), "--classes", "5", "--layers", "4")
+    assert "(hint: drop --layers, --classes)" in result.stderr
+    with pytest.raises(InvalidInputError, match=r"\(hint: drop num_classes, layers\)"):
+        network_from_source(path, num_classes=5, layers=4)
     state = torch.load(path, weights_only=True)
     state["genotype"] = PUBLISHED["cifar10_s0_0"].to_dict()  # weights of another architecture
     torch.save(state, tmp_path / "mismatch.pt")

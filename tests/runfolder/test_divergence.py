@@ -50,8 +50,9 @@ def test_a_search_whose_loss_becomes_nan_stops_and_keeps_the_last_good_epoch(tmp
 def test_a_training_run_whose_loss_becomes_nan_stops_in_one_line(tmp_path, train_settings, monkeypatch, cli):
     # three steps per epoch, two losses a step (auxiliary head): the 9th is epoch 1, step 2
     monkeypatch.setattr("dmc.train.loop.F", _NanLossFrom(9))
-    with pytest.raises(DmcError, match=r"loss became nan at epoch 1, step 2"):
+    with pytest.raises(DmcError, match=r"loss became nan at epoch 1, step 2") as info:
         train(published_genotypes()["DARTS_V2"], TrainConfig.for_dataset(**train_settings), tmp_path / "run")
+    assert info.value.exit_code == 1 and info.value.hint == "lower the learning rate (lr) and start a new run"
     assert load_train_checkpoint(tmp_path / "run" / "last.pt")["epoch"] == 1
     assert not (tmp_path / "run" / "result.json").exists()
 

@@ -15,7 +15,7 @@ from dmc.kernels.native import KernelBuildError
 @pytest.mark.parametrize("command", ["search", "train"])
 @pytest.mark.parametrize("flags, problem", [
     (["--dataset", "folder:nope"], "nope: no such folder"),
-    (["--device", "cuda"], "device 'cuda' requested but no GPU is visible"),
+    (["--device", "cuda"], "device 'cuda' requested but no GPU is visible (hint: use --device cpu or auto)"),
 ])
 def test_an_unusable_dataset_or_device_leaves_no_run_folder(cli, tmp_path, monkeypatch, toy_data, command, flags,
                                                             problem):

@@ -60,7 +60,16 @@ def test_bad_grids_are_refused_before_any_search(toy_data, tmp_path):
         ablate(_config(toy_data), tmp_path / "a", [0.0, -1.0], [0])
     with pytest.raises(InvalidInputError, match="must each be different"):
         ablate(_config(toy_data), tmp_path / "b", [0.0, 0.0], [0])
-    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    with pytest.raises(InvalidInputError, match=r"at least one beta0 and one seed \(hint: e.g. beta0s 0,1 seeds 0\)"):
+        ablate(_config(toy_data), tmp_path / "c", [], [0])
+    with pytest.raises(InvalidInputError, match=r"single-stage searches \(hint: use method darts or pc-darts\)"):
+        ablate(SearchConfig(space="tiny", method="p-darts"), tmp_path / "d", [0.0], [0])
+    assert not any((tmp_path / d).exists() for d in "abcd")
+
+
+def test_the_cli_names_the_flags_of_a_bad_grid(cli, tmp_path):
+    result = cli("ablate", "tiny", "-o", str(tmp_path / "grid"), "--beta0", "0,0", "--seeds", "0")
+    assert result.exit_code == 2 and "(hint: e.g. --beta0 0,0.4,0.7,1)" in result.stderr
 
 
 def test_cli_runs_a_grid_and_prints_the_summary(cli, toy_data, tmp_path):

@@ -10,7 +10,9 @@ import pytest
 import yaml
 
 from dmc.bench import NB201Bench
+from dmc.errors import InvalidInputError
 from dmc.genotype import genotype_from_dict
+from dmc.search import SearchConfig, search
 from dmc.search.run import nb201_record
 from dmc.space import load_space
 
@@ -75,3 +77,12 @@ def test_bench_is_refused_outside_nb201_and_for_a_missing_archive(cli, tmp_path,
     missing = cli("search", str(space), "--bench", str(tmp_path / "nowhere"), "--out", str(tmp_path / "b"))
     assert missing.exit_code == 2 and missing.stderr.count("error:") == 1
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_a_benchmark_for_another_space_than_nb201s_names_the_setting(cli, tmp_path):
+    with pytest.raises(InvalidInputError, match="bench looks cells up in NAS-Bench-201; tiny is not its space") as info:
+        search(SearchConfig(space="tiny", bench=str(tmp_path)), tmp_path / "run")
+    assert info.value.hint == "search the nb201 space, or drop bench" and not (tmp_path / "run").exists()
+    result = cli("search", "tiny", "--bench", str(tmp_path), "--out", str(tmp_path / "cli"))
+    assert result.exit_code == 2 and result.stderr == ("error: --bench looks cells up in NAS-Bench-201; tiny is not "
+                                                       "its space (hint: search the nb201 space, or drop --bench)\n")

@@ -46,12 +46,23 @@ def test_beta0_zero_is_plain_darts():
 
 
 @pytest.mark.parametrize("schedule,message", [
-    (BetaSchedule("exp"), "unknown"), (BetaSchedule("step"), "--beta-stop"),
+    (BetaSchedule("exp"), "unknown"), (BetaSchedule("step"), "pass beta_stop EPOCH"),
     (BetaSchedule(start=10), "do not fit"), (BetaSchedule(stop=11), "do not fit"), (BetaSchedule(beta0=-1), ">= 0"),
 ])
 def test_invalid_schedules(schedule, message):
     with pytest.raises(InvalidInputError, match=message):
         schedule.validate(E)
+
+
+def test_python_reads_the_fields_the_command_line_the_flags(cli, tmp_path):
+    with pytest.raises(InvalidInputError) as info:
+        BetaSchedule(max_epoch=20).validate(E)
+    assert info.value.hint == "add beta_convention official, or drop beta_max_epoch"
+    result = cli("search", "tiny", "--beta-max-epoch", "20", "--out", str(tmp_path / "x"))
+    assert result.exit_code == 2
+    assert "(hint: add --beta-convention official, or drop --beta-max-epoch)" in result.stderr
+    result = cli("search", "tiny", "--beta-schedule", "step", "--out", str(tmp_path / "y"))
+    assert result.exit_code == 2 and "(hint: pass --beta-stop EPOCH)" in result.stderr
 
 
 class _OfficialDecayScheduler:
@@ -111,7 +122,7 @@ def test_the_conventions_differ_where_the_readme_says():
     (BetaSchedule(stop=60, convention="official"), "do not fit the official"),
     (BetaSchedule(start=50, convention="official"), "do not fit the official"),
     (BetaSchedule(start=10, stop=5, convention="official"), "do not fit the official"),
-    (BetaSchedule(max_epoch=20), "--beta-convention official"),
+    (BetaSchedule(max_epoch=20), "beta_convention official"),
     (BetaSchedule(convention="paper"), "convention 'paper' is unknown"),
 ])
 def test_invalid_official_schedules(schedule, message):

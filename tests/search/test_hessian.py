@@ -95,8 +95,9 @@ def test_a_search_records_the_eigenvalue_and_is_otherwise_unchanged(tmp_path, to
 
 
 def test_hessian_tracking_is_refused_with_compiled_edges():
-    with pytest.raises(InvalidInputError, match="hessian_every needs eager mixed edges"):
+    with pytest.raises(InvalidInputError, match="hessian_every needs eager mixed edges") as info:
         SearchConfig(space="tiny", hessian_every=1, torch_compile=True).validate()
+    assert str(info.value).endswith("drop torch_compile or hessian_every")
 
 
 def test_cli_tracks_every_n_epochs_and_refuses_compile(cli, tmp_path, toy_data):
@@ -108,6 +109,7 @@ def test_cli_tracks_every_n_epochs_and_refuses_compile(cli, tmp_path, toy_data):
     assert ["hessian_eigenvalue" in r for r in history] == [False, True, True]  # epoch 1, and the last
     bad = cli("search", "tiny", "--hessian-every", "1", "--torch-compile", "--out", str(tmp_path / "x"))
     assert bad.exit_code == 2 and "hessian_every needs eager mixed edges" in bad.stderr
+    assert "drop --torch-compile or --hessian-every" in bad.stderr
     old = cli("search", "tiny", "--hessian-every", "1", "--compile", "--out", str(tmp_path / "y"))  # the old flag
     assert old.exit_code == 2 and "--compile/--no-compile is deprecated: use --torch-compile" in old.stderr
     assert "hessian_every needs eager mixed edges" in old.stderr

@@ -312,5 +312,7 @@ def test_a_classifier_with_its_own_dropout_gets_none_added():
             self.classifier = torch.nn.Sequential(torch.nn.Dropout(0.2), torch.nn.Linear(4, 2))
 
     assert add_classifier_dropout(Net(), 0.5) is None
-    with pytest.raises(InvalidInputError, match="no classifier"):
+    with pytest.raises(InvalidInputError, match="no classifier") as info:
         add_classifier_dropout(torch.nn.Linear(2, 2), 0.5)
+    assert info.value.hint == "train with dropout 0"
+    assert info.value.cli_text().endswith("(hint: train with --dropout 0)")

@@ -179,7 +179,20 @@ def test_a_compiled_network_file_trains_as_compiled_from_its_weights(tmp_path, t
                        trained.state_dict()["classifier.weight"])
 
     ten = save_network(build_network(DARTS_V2, channels=4, layers=3), tmp_path / "ten.pt")
-    with pytest.raises(InvalidInputError, match="the network has 10 classes"):
+    with pytest.raises(InvalidInputError, match="the network has 10 classes") as info:
         train(ten, config, tmp_path / "wrong")
+    assert info.value.hint.startswith("compile it with num_classes 2 (and the dataset's input channels)")
+    refused = cli("train", str(ten), "--dataset", toy_data, "-o", str(tmp_path / "cli-ten"))
+    assert refused.exit_code == 2 and "(hint: compile it with --classes 2 (and the dataset's" in refused.stderr
     refused = cli("train", str(path), "--dataset", toy_data, "--channels", "8", "-o", str(tmp_path / "cli"))
     assert refused.exit_code == 2 and "already fixes the network's build arguments" in refused.stderr
+
+
+def test_an_auxiliary_head_the_images_are_too_small_for_names_the_settings(cli, tmp_path, toy_data):
+    config = TrainConfig.for_dataset(toy_data, epochs=1, batch_size=8, channels=4, layers=3, image_size=16)
+    with pytest.raises(InvalidInputError, match="the auxiliary head gets 4x4 feature maps") as info:
+        train(DARTS_V2, config, tmp_path / "run")
+    assert info.value.hint == "train with auxiliary=False or a larger image_size"
+    result = cli("train", "DARTS_V2", "--dataset", toy_data, "--image-size", "16", "--channels", "4", "--layers", "3",
+                 "-o", str(tmp_path / "cli"))
+    assert result.exit_code == 2 and "(hint: train with --no-auxiliary or a larger --image-size)" in result.stderr
