@@ -31,7 +31,7 @@ import torch
 from filelock import FileLock, Timeout
 from torch._subclasses.fake_tensor import is_fake
 
-from dmc.errors import DmcError
+from dmc.errors import NamedSettingsError
 
 CSRC = Path(__file__).parent / "csrc"
 SOURCES = {"cpu": ["mixed_sum_cpu.cpp", "depthwise_cpu.cpp", "batchnorm_sum_cpu.cpp", "batchnorm_act_cpu.cpp",
@@ -44,8 +44,8 @@ _loaded: set[str] = set()
 _lock = threading.Lock()
 
 
-class KernelBuildError(DmcError):
-    """The fused kernels could not be compiled or loaded on this machine."""
+class KernelBuildError(NamedSettingsError):
+    """The fused kernels could not be compiled or loaded on this machine (the hint names the ``kernels`` setting)."""
 
 
 def cache_dir() -> Path:
@@ -101,7 +101,7 @@ def load(device_type: str, on_build: Callable[[str], None] | None = None) -> Non
     """
     if device_type not in SOURCES:
         raise KernelBuildError(f"no fused kernels for device type {device_type!r}",
-                               "use --kernels reference on this device")
+                               "use {kernels} reference on this device")
     with _lock:
         if device_type in _loaded:
             return
@@ -157,7 +157,7 @@ def _build(device_type: str, name: str, folder: Path) -> None:
         extension.CUDA_HOME = cuda_toolkit()
     if cuda and extension.CUDA_HOME is None:
         raise KernelBuildError("cannot build the fused CUDA kernels: no CUDA toolkit (nvcc) found",
-                               "install the CUDA toolkit, set CUDA_HOME, or use --kernels reference")
+                               "install the CUDA toolkit, set CUDA_HOME, or use {kernels} reference")
     if cuda and not os.environ.get("TORCH_CUDA_ARCH_LIST") and not torch.cuda.is_available():
         # nothing to detect the architecture from (a build-only machine): Ampere and Hopper, plus PTX
         os.environ["TORCH_CUDA_ARCH_LIST"] = "8.0;9.0+PTX"
@@ -173,7 +173,7 @@ def _build(device_type: str, name: str, folder: Path) -> None:
         detail = _first_error_line(str(exc))
         raise KernelBuildError(f"cannot build the fused {device_type} kernels in {folder}: {detail}",
                                "install a C++20 compiler (g++ 10 or newer)" + (" and CUDA 12+" if cuda else "")
-                               + f" (or delete {folder} if a build was interrupted), or use --kernels reference"
+                               + f" (or delete {folder} if a build was interrupted), or use {{kernels}} reference"
                                ) from None
 
 

@@ -75,11 +75,11 @@ def select_kernels(kind: str, device: torch.device | str,
         if not error <= TOLERANCE:  # NaN fails too
             raise KernelBuildError(f"the fused kernels differ from the reference on {device.type} by "
                                    f"{error:.1e} (relative; at most {TOLERANCE:.0e} allowed)",
-                                   "use --kernels reference, and report this with `dmc doctor`'s output")
+                                   "use {kernels} reference, and report this with `dmc doctor`'s output")
     except KernelBuildError as exc:
         if kind == "fused":
             raise
         if on_status is not None:
-            on_status(f"using the reference kernels: {exc}")
+            on_status(f"using the reference kernels: {exc.message}")
         return REFERENCE
     return fused_kernels(device)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dmc.errors import InvalidInputError
+from dmc.errors import SettingError
 from dmc.families.cell.macro import CellSlot
 from dmc.families.cell.space import SearchSpace
 from dmc.families.chain.macro import LayerSlot
@@ -17,9 +17,9 @@ def search_cell(space: SearchSpace, slot: CellSlot, options: SearchBlockOptions)
     candidates = space.cell(slot.cell_type).edges
     c = slot.channels
     if c % options.partial_channels:
-        raise InvalidInputError(f"a cell of {c} channels does not split into {options.partial_channels} partial "
-                                "channel groups", "choose --channels so that every cell's width is divisible "
-                                "by --partial-channels")
+        raise SettingError(f"a cell of {c} channels does not split into {options.partial_channels} partial "
+                           "channel groups", "choose {channels} so that every cell's width is divisible by "
+                           "{partial_channels}")
 
     def mixed_edge(e: int, stride: int) -> MixedEdge:
         return MixedEdge(candidates[e], c, c, stride, lambda: auxiliary_edge(c, stride, space.aux_conv1x1),

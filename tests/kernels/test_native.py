@@ -110,7 +110,8 @@ def test_a_broken_compiler_gives_one_clear_error(monkeypatch, tmp_path):
     with pytest.raises(KernelBuildError) as info:
         native._build("cpu", "dmc_broken_build_test", tmp_path / "build")
     message = str(info.value)
-    assert "cannot build the fused cpu kernels" in message and "--kernels reference" in message
+    assert "cannot build the fused cpu kernels" in message and "use kernels reference" in message
+    assert "use --kernels reference" in info.value.cli_text()  # the setting, as the command line names it
     assert "\n" not in message
 
 

@@ -105,8 +105,8 @@ class ChainFamily:
     def check_genotype_in_space(self, genotype: AnyGenotype, space: AnySpace) -> None:
         assert isinstance(genotype, ChainGenotype) and isinstance(space, ChainSpace)
         if genotype.macro.replace(width=space.macro.width) != space.macro:
-            raise InvalidInputError(f"the genotype's skeleton is not the one of space {space.name!r}",
-                                    "compile it without --space")
+            raise SettingError(f"the genotype's skeleton is not the one of space {space.name!r}",
+                               "compile it without {space}")
         for i, (op, candidates) in enumerate(zip(genotype.layers, space.layers)):
             if op not in candidates:
                 raise InvalidInputError(f"layers[{i}]: op {op!r} is not a candidate of space {space.name!r} "

@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from dmc.errors import InvalidInputError
+from dmc.errors import InvalidInputError, SettingError
 from dmc.limits import MAX_CHANNELS, MAX_LAYERS
 
 CHAIN_ACTIVATIONS = ("relu", "relu6", "swish", "hardswish")
@@ -134,8 +134,8 @@ class ChainMacro:
         changes = {k: v for k, v in changes.items() if v is not None}
         for key in changes:
             if key not in ("width", "activation", "dropout"):
-                raise InvalidInputError(f"{key} is not a setting of chain networks",
-                                        "chain networks change their width with --width")
+                raise SettingError(f"{{{key}}} is not a setting of chain networks",
+                                   "chain networks change their width with {width}")
         return dataclasses.replace(self, **changes)
 
     # ------------------------------------------------------------------------------------------ data
