@@ -1,6 +1,6 @@
 """dmc's public API: one function per arrow of the pipeline, usable without the CLI.
 
-    spaces/*.yaml --load_space--> SearchSpace | ChainSpace --build_supernet--> Supernet
+    spaces/*.yaml --load_space--> CellSpace | ChainSpace (any family's space) --build_supernet--> Supernet
     SearchConfig --search--> run folder --derive_run--> Genotype | ChainGenotype   (alphas --derive--> ...)
     Genotype | ChainGenotype --build_network--> CompiledNetwork --train--> checkpoint --load_network--> ...
     model name (list_models) --create_model--> CompiledNetwork   (pretrained=PATH: a checkpoint's weights)
@@ -31,7 +31,7 @@ from dmc.distributed import is_main_process, launch_environment, launch_local, r
 from dmc.doctor import diagnose
 from dmc.families import family_of
 from dmc.families.cell.genotype import Genotype
-from dmc.families.cell.space import SearchSpace
+from dmc.families.cell.space import CellSpace
 from dmc.families.chain.genotype import ChainGenotype
 from dmc.families.chain.space import ChainSpace
 from dmc.genotype import load_genotype, published_genotypes
@@ -71,10 +71,13 @@ from dmc.train import TrainConfig, TrainResult, train
 from dmc.version import __version__
 from dmc.viz import visualize
 
+SearchSpace = CellSpace
+"""The cell families' space under its name before network families were units (deprecated: use CellSpace)."""
+
 __all__ = ["CONVENTIONS", "MAX_INPUT_SIZE", "METHODS", "AblationResult", "ablate", "SCHEDULES", "STYLES",
            "__version__", "BetaSchedule", "BuildArgs", "ChainGenotype", "ChainSpace", "CompiledNetwork", "DataBundle",
            "DemoSpec", "Genotype", "NB201Bench", "NB201Result", "Profile", "SearchConfig", "SearchResult",
-           "SearchSpace", "Supernet", "TrainConfig", "TrainResult", "build_network", "build_supernet",
+           "CellSpace", "SearchSpace", "Supernet", "TrainConfig", "TrainResult", "build_network", "build_supernet",
            "bundled_spaces", "count_macs", "derive", "derive_run", "diagnose", "genotype_or_network",
            "is_main_process", "is_out_of_memory", "launch_environment", "launch_local", "load_dataset",
            "load_genotype", "load_network", "load_search_config", "load_space", "nb201_arch_string",

@@ -41,7 +41,7 @@ def load_space(name_or_path: str | Path) -> AnySpace:
 
 def space_from_dict(data: Any, source: str = "<memory>") -> AnySpace:
     """Validates plain data (a parsed spec) into the space of the family its ``kind:`` names (``cell``: a
-    :class:`dmc.families.cell.SearchSpace`, ``chain``: a :class:`dmc.families.chain.ChainSpace`)."""
+    :class:`dmc.families.cell.CellSpace`, ``chain``: a :class:`dmc.families.chain.ChainSpace`)."""
     kind = data.get("kind", "cell") if isinstance(data, dict) else "cell"
     family = family_for_spec(kind) if isinstance(kind, str) else None
     if family is None:

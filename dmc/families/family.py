@@ -23,7 +23,7 @@ BlockRunner = Callable[[nn.Module, list[torch.Tensor]], torch.Tensor]
 
 
 class AnySpace(Protocol):
-    """What every family's search space offers (:class:`dmc.families.cell.SearchSpace`,
+    """What every family's search space offers (:class:`dmc.families.cell.CellSpace`,
     :class:`dmc.families.chain.ChainSpace`)."""
 
     @property

@@ -20,7 +20,7 @@ import yaml
 from dmc.derive import derive
 from dmc.families.alpha_weights import edge_weights
 from dmc.families.cell.genotype import Genotype
-from dmc.families.cell.space import SearchSpace
+from dmc.families.cell.space import CellSpace
 from dmc.io import atomic_write_text
 from dmc.runfolder import SEARCH_RUN, RunFolder
 from dmc.search.config import SearchConfig
@@ -30,7 +30,7 @@ from dmc.version import __version__
 SKIP = "skip_connect"
 
 
-def prune_space(space: SearchSpace, alphas: dict[str, torch.Tensor], keep: int) -> SearchSpace:
+def prune_space(space: CellSpace, alphas: dict[str, torch.Tensor], keep: int) -> CellSpace:
     """``space`` with each edge's candidates cut to the ``keep`` strongest by ``alphas`` (ties: the earlier
     candidate), in their original order: P-DARTS's search-space approximation."""
     data = space.to_dict()
@@ -42,11 +42,11 @@ def prune_space(space: SearchSpace, alphas: dict[str, torch.Tensor], keep: int) 
         data["cell"][group] = {"edges": edges}
     data["name"] = space.name
     pruned = space_from_dict(data, f"{space.name} pruned to {keep} candidates per edge")
-    assert isinstance(pruned, SearchSpace), "a cell space's data, pruned, is a cell space"
+    assert isinstance(pruned, CellSpace), "a cell space's data, pruned, is a cell space"
     return pruned
 
 
-def limit_skips(alphas: dict[str, torch.Tensor], space: SearchSpace, max_skips: int | None) -> Genotype:
+def limit_skips(alphas: dict[str, torch.Tensor], space: CellSpace, max_skips: int | None) -> Genotype:
     """The genotype of ``alphas``; with ``max_skips``, P-DARTS's prior: while the normal cell keeps more skip
     connections, the weakest of them is struck from its edge's candidates and the cell derived again."""
     alphas = {g: a.detach().cpu().clone() for g, a in alphas.items()}
@@ -61,13 +61,13 @@ def limit_skips(alphas: dict[str, torch.Tensor], space: SearchSpace, max_skips: 
     return genotype
 
 
-def _derive_cell(alphas: dict[str, torch.Tensor], space: SearchSpace) -> Genotype:
+def _derive_cell(alphas: dict[str, torch.Tensor], space: CellSpace) -> Genotype:
     genotype = derive(alphas, space)
     assert isinstance(genotype, Genotype), "a cell space derives a cell genotype"
     return genotype
 
 
-def _chosen_edges(genotype: Genotype, space: SearchSpace) -> list[tuple[int, str]]:
+def _chosen_edges(genotype: Genotype, space: CellSpace) -> list[tuple[int, str]]:
     """(edge index, op) of every edge the normal cell keeps."""
     chosen, first = [], 0
     for node, inputs in zip(genotype.normal.nodes, space.node_inputs):
@@ -83,7 +83,7 @@ def stage_config(config: SearchConfig, stage: int, space_file: Path) -> SearchCo
     return SearchConfig.from_dict(data, f"stage {stage} settings")
 
 
-def progressive_search(config: SearchConfig, folder: RunFolder, space: SearchSpace, process,
+def progressive_search(config: SearchConfig, folder: RunFolder, space: CellSpace, process,
                        search: Callable[..., object], on_event=None) -> tuple[Genotype, list]:
     """Runs (or continues) the stages into ``folder`` (see the module docstring); ``search`` runs one stage.
     Returns the final genotype and the stages' results."""
@@ -109,7 +109,7 @@ def progressive_search(config: SearchConfig, folder: RunFolder, space: SearchSpa
     return genotype, results
 
 
-def _prepare_stage(stage_dir: Path, space_file: Path, space: SearchSpace) -> str:
+def _prepare_stage(stage_dir: Path, space_file: Path, space: CellSpace) -> str:
     """``resume`` when the stage's folder holds a run (finished or not; a finished one resumes to its end at
     once), ``new`` otherwise, after writing the stage's space file."""
     if (stage_dir / "config.json").is_file():
@@ -118,7 +118,7 @@ def _prepare_stage(stage_dir: Path, space_file: Path, space: SearchSpace) -> str
     return "new"
 
 
-def _final_alphas(process, stage_dir: Path, space: SearchSpace) -> dict[str, torch.Tensor]:
+def _final_alphas(process, stage_dir: Path, space: CellSpace) -> dict[str, torch.Tensor]:
     state = process.on_main(lambda: SEARCH_RUN.load(stage_dir / "last.pt"))
     return {g: state["model"][f"alpha_{g}"] for g in space.cell_types}
 

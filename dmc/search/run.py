@@ -25,7 +25,7 @@ from dmc.errors import InvalidInputError, SettingError
 from dmc.families import AnyGenotype, AnySpace, SearchBlockOptions, family_of
 from dmc.families.cell.derive import node_edge_weights
 from dmc.families.cell.genotype import Genotype
-from dmc.families.cell.space import SearchSpace
+from dmc.families.cell.space import CellSpace
 from dmc.families.settings import SIZE_SETTINGS
 from dmc.kernels import select_kernels
 from dmc.optimizer_order import load_optimizer_state, optimizer_state
@@ -193,7 +193,7 @@ class _SearchTask:
         }
         edge_norms = self.model.edge_norms()
         if edge_norms is not None:  # PC-DARTS: each edge's weight among its node's incoming edges
-            assert isinstance(self.space, SearchSpace), "_start refuses pc-darts on a chain space"
+            assert isinstance(self.space, CellSpace), "_start refuses pc-darts on a chain space"
             record["edge_norm"] = {g: node_edge_weights(v.detach(), self.space).tolist()
                                    for g, v in edge_norms.items()}
         if self.hessian_due(epoch):
@@ -281,7 +281,7 @@ def search(config: SearchConfig, run_dir: str | Path, resume: bool = False,
     with determinism_kept(), distributed() as process:
         config, space = process.on_main(lambda: _start(config, folder, resume))
         if config.method == "p-darts":  # stages of ordinary searches, in stage folders
-            assert isinstance(space, SearchSpace), "_start refuses p-darts on a chain space"
+            assert isinstance(space, CellSpace), "_start refuses p-darts on a chain space"
             genotype, stages = progressive_search(config, folder, space, process, search,
                                                   on_event if process.is_main else None)
             return SearchResult(folder.path, stages[-1].best_epoch, stages[-1].best_val_acc, genotype)

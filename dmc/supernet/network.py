@@ -10,7 +10,7 @@ from dmc.derive import derive
 from dmc.families import AnyGenotype, AnySpace, SearchBlockOptions, family_of
 from dmc.families.alpha_weights import edge_weights
 from dmc.families.cell.derive import node_edge_weights
-from dmc.families.cell.space import SearchSpace
+from dmc.families.cell.space import CellSpace
 from dmc.kernels import Kernels
 from dmc.kernels.select import REFERENCE
 from dmc.network.body import MacroNetwork
@@ -167,7 +167,7 @@ class Supernet(MacroNetwork):
         edge_norms = self.edge_norms()
         scales = None
         if edge_norms is not None:
-            assert isinstance(self.space, SearchSpace), "__init__ refuses edge normalisation on chain spaces"
+            assert isinstance(self.space, CellSpace), "__init__ refuses edge normalisation on chain spaces"
             scales = {g: node_edge_weights(v, self.space) for g, v in edge_norms.items()}
         beta = self.beta if self._beta_value != 0 else None
 

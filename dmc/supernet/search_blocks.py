@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dmc.errors import SettingError
 from dmc.families.cell.macro import CellSlot
-from dmc.families.cell.space import SearchSpace
+from dmc.families.cell.space import CellSpace
 from dmc.families.chain.macro import LayerSlot
 from dmc.families.chain.space import ChainSpace
 from dmc.families.family import SearchBlockOptions
@@ -12,7 +12,7 @@ from dmc.supernet.mixed_edge import MixedEdge, auxiliary_edge, chain_auxiliary
 from dmc.supernet.search_cell import SearchCell
 
 
-def search_cell(space: SearchSpace, slot: CellSlot, options: SearchBlockOptions) -> SearchCell:
+def search_cell(space: CellSpace, slot: CellSlot, options: SearchBlockOptions) -> SearchCell:
     """The cell at ``slot``: a mixed edge (the space's candidates, DARTS-'s auxiliary skip) on every edge."""
     candidates = space.cell(slot.cell_type).edges
     c = slot.channels

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from dmc.families import AnySpace
-from dmc.families.cell.space import SearchSpace
+from dmc.families.cell.space import CellSpace
 from dmc.families.chain.space import ChainSpace
 from dmc.runfolder import DamagedRunFile
 from dmc.viz.cell import node_names, text_label
@@ -84,7 +84,7 @@ def _panel_title(space: AnySpace, row: int) -> str:
     if space.row_noun == "layer":
         slot = cast(ChainSpace, space).layer_slots()[row]
         return f"layer {row}: stage {slot.stage}, {slot.c_in}->{slot.c_out}" + (", s2" if slot.stride == 2 else "")
-    cells = cast(SearchSpace, space)
+    cells = cast(CellSpace, space)
     node, source = cells.edges[row]
     return f"edge {row}: {text_label(node_names(cells.nodes, cells.inputs)[source])} -> node {node}"
 

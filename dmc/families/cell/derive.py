@@ -9,11 +9,11 @@ import torch
 from dmc.errors import InvalidInputError
 from dmc.families.alpha_weights import edge_weights
 from dmc.families.cell.genotype import CellGenotype, Genotype
-from dmc.families.cell.space import SearchSpace
+from dmc.families.cell.space import CellSpace
 from dmc.ops import OPS
 
 
-def derive_cells(alphas: Mapping[str, torch.Tensor], space: SearchSpace,
+def derive_cells(alphas: Mapping[str, torch.Tensor], space: CellSpace,
                  edge_norms: Mapping[str, torch.Tensor] | None = None) -> Genotype:
     """``top_k`` (DARTS): for each node keep the k incoming edges whose strongest non-'none' op weighs most,
     each with that op. ``all`` (NAS-Bench-201): every edge keeps its strongest op, 'none' included.
@@ -30,7 +30,7 @@ def derive_cells(alphas: Mapping[str, torch.Tensor], space: SearchSpace,
                     space=space.name, space_hash=space.content_hash, macro=space.macro)
 
 
-def node_edge_weights(logits: torch.Tensor, space: SearchSpace) -> torch.Tensor:
+def node_edge_weights(logits: torch.Tensor, space: CellSpace) -> torch.Tensor:
     """PC-DARTS's edge normalisation: the softmax of each node's incoming edges' logits, (E,) in edge order."""
     counts = [len(inputs) for inputs in space.node_inputs]
     if logits.dim() != 1 or logits.shape[0] != sum(counts):
@@ -39,7 +39,7 @@ def node_edge_weights(logits: torch.Tensor, space: SearchSpace) -> torch.Tensor:
     return torch.cat([part.softmax(-1) for part in logits.split(counts)])
 
 
-def _derive_nodes(weights: Sequence[torch.Tensor], space: SearchSpace, cell_type: str):
+def _derive_nodes(weights: Sequence[torch.Tensor], space: CellSpace, cell_type: str):
     ops_per_edge = space.cell(cell_type).edges
     nodes, e = [], 0
     for inputs in space.node_inputs:

@@ -16,7 +16,7 @@ from dmc.families.cell.derive import derive_cells
 from dmc.families.cell.genotype import Genotype
 from dmc.families.cell.layout import cell_stem_states, cell_strides, darts_body, nb201_body
 from dmc.families.cell.macro import CellSlot, Macro
-from dmc.families.cell.space import SearchSpace, cell_space_from_dict
+from dmc.families.cell.space import CellSpace, cell_space_from_dict
 from dmc.families.family import AnyGenotype, AnySpace, BodyBuilder, SearchBlockOptions
 from dmc.families.settings import check_family_settings
 from dmc.network.cell import Cell
@@ -40,7 +40,7 @@ class CellFamily:
         self._body, self._inputs, self._references = body, inputs, references
 
     # ---------------------------------------------------------------------------------------------- data
-    def space_from_dict(self, data: Any, source: str) -> SearchSpace:
+    def space_from_dict(self, data: Any, source: str) -> CellSpace:
         return cell_space_from_dict(data, source)
 
     def genotype_from_dict(self, data: dict[str, Any], source: str) -> Genotype:
@@ -114,17 +114,17 @@ class CellFamily:
     def search_block(self, space: AnySpace, options: SearchBlockOptions) -> Callable[[Any], nn.Module]:
         from dmc.supernet.search_blocks import search_cell  # at call time: dmc.supernet's package imports us
 
-        assert isinstance(space, SearchSpace)
+        assert isinstance(space, CellSpace)
         return lambda slot: search_cell(space, slot, options)
 
     def derive(self, alphas: Mapping[str, torch.Tensor], space: AnySpace,
                edge_norms: Mapping[str, torch.Tensor] | None) -> Genotype:
-        assert isinstance(space, SearchSpace)
+        assert isinstance(space, CellSpace)
         return derive_cells(alphas, space, edge_norms)
 
     # ---------------------------------------------------------------------------------------------- deploy
     def check_genotype_in_space(self, genotype: AnyGenotype, space: AnySpace) -> None:
-        assert isinstance(genotype, Genotype) and isinstance(space, SearchSpace)
+        assert isinstance(genotype, Genotype) and isinstance(space, CellSpace)
         edge_index = {edge: e for e, edge in enumerate(space.edges)}
         for cell_type, cell in genotype.cells.items():
             if cell_type not in space.cell_types:

@@ -1,5 +1,5 @@
 """Cell search spaces (``kind: cell``, the DARTS and NAS-Bench-201 families): a spec validated into a frozen
-:class:`SearchSpace`.
+:class:`CellSpace`.
 
 A spec is complete on its own. Every problem is reported as one line naming the file, the field path
 and the allowed values, e.g. ``spaces/my.yaml: cell.normal.edges[3][1]: unknown op 'sep_conv_9x9' (known: ...)``.
@@ -30,7 +30,7 @@ class CellSpec:
 
 
 @dataclass(frozen=True)
-class SearchSpace:
+class CellSpace:
     """A validated cell search space. Equal specs compare (and hash) equal; ``source`` is not part of it."""
 
     name: str
@@ -111,7 +111,7 @@ class SearchSpace:
         blob = json.dumps(self.to_dict(include_description=False), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
-    def with_macro(self, **changes: Any) -> SearchSpace:
+    def with_macro(self, **changes: Any) -> CellSpace:
         """The same space with macro fields overridden (e.g. ``channels=8, layers=5``), re-validated."""
         changes = {k: v for k, v in changes.items() if v is not None}
         if not changes:
@@ -149,13 +149,13 @@ class SearchSpace:
         return data
 
 
-def cell_space_from_dict(data: Any, source: str = "<memory>") -> SearchSpace:
-    """Validates a parsed ``kind: cell`` spec into a :class:`SearchSpace`."""
+def cell_space_from_dict(data: Any, source: str = "<memory>") -> CellSpace:
+    """Validates a parsed ``kind: cell`` spec into a :class:`CellSpace`."""
     return _Validator(source).space(data)
 
 
 class _Validator(SpecChecks):
-    def space(self, data: Any) -> SearchSpace:
+    def space(self, data: Any) -> CellSpace:
         top = self.mapping(data, "", {"format", "name", "cell", "macro"},
                            {"kind", "description", "derive", "auxiliary", "search"})
         self.header(top, "cell")
@@ -196,7 +196,7 @@ class _Validator(SpecChecks):
                                                                   "needs another op on every edge")
         aux = self.mapping(top.get("auxiliary", {}), "auxiliary", set(), {"conv1x1"})
         search = self.mapping(top.get("search", {}), "search", set(), {"pool_batchnorm"})
-        return SearchSpace(
+        return CellSpace(
             name=name, inputs=inputs, nodes=nodes, node_inputs=node_inputs, multiplier=multiplier,
             normal=normal, reduce=reduce, macro=macro, derive_rule=rule, derive_k=k,
             aux_conv1x1=self.boolean(aux.get("conv1x1", False), "auxiliary.conv1x1"),
