@@ -36,7 +36,7 @@ def test_bundled_chain_spaces_match_the_published_spaces(name):
     assert (m.stem_channels, m.stem_stride, m.first_block, m.activation, m.head_channels) == (
         *facts["stem"], facts["first_block"], facts["activation"], facts["head"])
     assert [(s.channels, s.layers, s.stride) for s in m.stages] == facts["stages"]
-    assert len(space.layers) == m.num_layers == facts["layers"]
+    assert len(space.layer_candidates) == m.num_layers == facts["layers"]
     for slot, ops in zip(space.layer_slots(), space.candidates("layers")):
         first_of_stage = slot.index == 0 or space.layer_slots()[slot.index - 1].stage != slot.stage
         if name == "proxyless_s5" and first_of_stage:
@@ -48,9 +48,9 @@ def test_bundled_chain_spaces_match_the_published_spaces(name):
 
 
 def test_proxyless_first_of_stage_layers_have_six_candidates():
-    counts = [len(ops) for ops in load_space("proxyless_s5").layers]
+    counts = [len(ops) for ops in load_space("proxyless_s5").layer_candidates]
     assert counts == [6, 7, 6, 7, 7, 7, 6, 7, 7, 7, 6, 7, 7, 7, 6, 7, 7, 7, 6]
-    assert [len(ops) for ops in load_space("fbnet_s5").layers] == [9] * 22
+    assert [len(ops) for ops in load_space("fbnet_s5").layer_candidates] == [9] * 22
 
 
 @pytest.mark.parametrize("name", sorted(SPEC_FILES))
@@ -64,7 +64,7 @@ def test_specs_round_trip_and_keep_their_hash(name):
 def test_with_macro_scales_the_width_and_refuses_cell_settings():
     space = load_space("proxyless_s5")
     narrow = space.with_macro(width=0.25)
-    assert narrow.macro.width == 0.25 and narrow.layers == space.layers
+    assert narrow.macro.width == 0.25 and narrow.layer_candidates == space.layer_candidates
     assert narrow.content_hash != space.content_hash and space.with_macro(width=None) is space
     with pytest.raises(InvalidInputError, match="chain space"):
         space.with_macro(channels=16)

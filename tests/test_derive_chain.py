@@ -14,7 +14,7 @@ def test_argmax_per_layer_with_skip_and_padding():
     space = load_space("proxyless_s5").with_macro(width=0.25)
     alpha = torch.zeros(19, 7)
     expected = []
-    for row, ops in enumerate(space.layers):
+    for row, ops in enumerate(space.layer_candidates):
         k = (row * 3) % len(ops)  # every candidate, 'skip' (index 6) on some shape-keeping layers
         alpha[row, k] = 1.0
         expected.append(ops[k])

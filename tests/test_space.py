@@ -20,7 +20,7 @@ def test_every_bundled_space_loads_and_round_trips(name):
     again = space_from_dict(space.to_dict())
     assert again == space and hash(again) == hash(space) and again.content_hash == space.content_hash
     if space.kind == "chain":
-        assert len(space.layers) == space.macro.num_layers
+        assert len(space.layer_candidates) == space.macro.num_layers
     else:
         assert len(space.normal.edges) == len(space.edges)
 

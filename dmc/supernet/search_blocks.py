@@ -34,5 +34,5 @@ def search_layer(space: ChainSpace, slot: LayerSlot, options: SearchBlockOptions
     """The mixed layer at ``slot``: the layer's candidates and DARTS-'s auxiliary skip (a projection where the
     shape changes)."""
     aux = lambda: chain_auxiliary(slot.c_in, slot.c_out, slot.stride, space.aux_shape_change)  # noqa: E731
-    return MixedEdge(space.layers[slot.index], slot.c_in, slot.c_out, slot.stride, aux,
+    return MixedEdge(space.layer_candidates[slot.index], slot.c_in, slot.c_out, slot.stride, aux,
                      act=space.macro.activation, row=slot.index, kernels=options.kernels)

@@ -40,8 +40,8 @@ def test_alpha_layers_are_padded_and_masked_for_proxyless_s5():
     weights = net.mixing_weights("layers")
     assert (weights[first_of_stage, 6] == 0).all()
     torch.testing.assert_close(weights.sum(-1), torch.ones(19))
-    assert all(len(w) == len(ops) for w, ops in zip(net.edge_weights()["layers"], space.layers))
-    assert [len(b.ops) for b in net.blocks] == [len(ops) for ops in space.layers]
+    assert all(len(w) == len(ops) for w, ops in zip(net.edge_weights()["layers"], space.layer_candidates))
+    assert [len(b.ops) for b in net.blocks] == [len(ops) for ops in space.layer_candidates]
     assert [b.row for b in net.blocks] == list(range(19))
 
 

@@ -98,7 +98,7 @@ class ChainFamily:
         assert isinstance(space, ChainSpace)
         weights = edge_weights(alphas["layers"].detach().cpu(), space, "layers")
         layers = tuple(ops[max(range(len(ops)), key=lambda k: (w[k].item(), -k))]
-                       for w, ops in zip(weights, space.layers))
+                       for w, ops in zip(weights, space.layer_candidates))
         return ChainGenotype(layers, space.macro, space.name, space.content_hash)
 
     # ---------------------------------------------------------------------------------------------- deploy
@@ -107,7 +107,7 @@ class ChainFamily:
         if genotype.macro.replace(width=space.macro.width) != space.macro:
             raise SettingError(f"the genotype's skeleton is not the one of space {space.name!r}",
                                "compile it without {space}")
-        for i, (op, candidates) in enumerate(zip(genotype.layers, space.layers)):
+        for i, (op, candidates) in enumerate(zip(genotype.layers, space.layer_candidates)):
             if op not in candidates:
                 raise InvalidInputError(f"layers[{i}]: op {op!r} is not a candidate of space {space.name!r} "
                                         f"(allowed: {', '.join(candidates)})")

@@ -36,8 +36,8 @@ class ChainSpace:
 
     name: str
     macro: ChainMacro
-    layers: tuple[tuple[str, ...], ...]
-    """The candidate operations of every searchable layer, in order."""
+    layer_candidates: tuple[tuple[str, ...], ...]
+    """The candidate operations of every searchable layer, in order (the spec's ``layers``)."""
     skip_projection: bool = False
     """'skip' is offered where the shape changes (as a 1x1 conv, BN, act: FBNet's builder)."""
     aux_shape_change: str = "factorized_reduce"
@@ -55,17 +55,17 @@ class ChainSpace:
 
     def candidates(self, group: str = "layers") -> tuple[tuple[str, ...], ...]:
         """The candidate lists of the rows of ``alpha_<group>``."""
-        return self.layers
+        return self.layer_candidates
 
     @property
     def operations(self) -> list[str]:
         """Every candidate operation of the space, sorted."""
-        return sorted({op for ops in self.layers for op in ops})
+        return sorted({op for ops in self.layer_candidates for op in ops})
 
     @property
     def summary(self) -> str:
         """``19 layers, width 1``."""
-        return f"{len(self.layers)} layers, width {self.macro.width:g}"
+        return f"{len(self.layer_candidates)} layers, width {self.macro.width:g}"
 
     def layer_slots(self) -> tuple[LayerSlot, ...]:
         return self.macro.layer_slots()
@@ -91,7 +91,8 @@ class ChainSpace:
         if include_description:
             data["description"] = self.description
         data["macro"] = self.macro.to_dict()
-        data["layers"] = {"per_layer": [list(ops) for ops in self.layers], "skip_projection": self.skip_projection}
+        data["layers"] = {"per_layer": [list(ops) for ops in self.layer_candidates],
+                          "skip_projection": self.skip_projection}
         data["auxiliary"] = {"shape_change": self.aux_shape_change}
         data["search"] = {k: list(v) if isinstance(v, tuple) else v for k, v in self.search_defaults}
         return data
@@ -140,7 +141,7 @@ class _ChainValidator:
                 if slot.stride == 2 and slot.c_out % 2:
                     v.fail("auxiliary.shape_change", f"a factorized reduce needs an even width; layer "
                                                      f"{slot.index} has {slot.c_out}", "use conv1x1")
-        return ChainSpace(name=top["name"], macro=macro, layers=layers, skip_projection=skip_projection,
+        return ChainSpace(name=top["name"], macro=macro, layer_candidates=layers, skip_projection=skip_projection,
                           aux_shape_change=shape_change, search_defaults=self.search_defaults(top.get("search", {})),
                           description=top.get("description", "").strip(), source=self.source)
 
