@@ -61,8 +61,8 @@ _SETTING = re.compile(r"\{([a-z][a-z0-9_]*)(=False)?\}")
 """A setting named in a :class:`NamedSettingsError` template: ``{batch_size}``, or a switch turned off:
 ``{auxiliary=False}``."""
 
-_FLAGS = {"num_classes": "classes", "beta0s": "beta0"}
-"""Settings whose command-line flag is named otherwise (``--classes``; the ablation's ``--beta0`` list)."""
+_FLAGS = {"beta0s": "beta0"}
+"""Settings whose command-line flag is named otherwise (the ablation's ``--beta0`` list)."""
 
 
 def _named(template: str, flags: bool) -> str:

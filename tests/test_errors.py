@@ -22,7 +22,7 @@ def test_braces_a_message_quotes_stay_as_they_are():
 def test_a_switch_turned_off_and_a_setting_whose_flag_is_named_otherwise():
     error = SettingError("too small", "train with {auxiliary=False}, or compile it with {num_classes} 10")
     assert str(error) == "too small (hint: train with auxiliary=False, or compile it with num_classes 10)"
-    assert error.cli_text() == "too small (hint: train with --no-auxiliary, or compile it with --classes 10)"
+    assert error.cli_text() == "too small (hint: train with --no-auxiliary, or compile it with --num-classes 10)"
 
 
 def test_a_failure_that_other_settings_avoid_exits_1_and_names_them_for_both_audiences():

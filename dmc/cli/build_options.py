@@ -10,7 +10,9 @@ from dmc.errors import InvalidInputError
 Style = typer.Option(None, help=f"Network family: {', '.join(STYLES)} [cifar; nb201 for NB201 genotypes].")
 Channels = typer.Option(None, help="Cell networks: initial channels [cifar 36, imagenet 48, nb201 16].")
 Layers = typer.Option(None, help="Cells [cifar 20, imagenet 14]; cells per stage for nb201 [5].")
-Classes = typer.Option(None, "--classes", help="Output classes [10; imagenet and chain 1000].")
+Classes = typer.Option(None, "--num-classes", "--classes",
+                       help="Output classes (num_classes, as in Python; --classes is its old name) "
+                            "[10; imagenet and chain 1000].")
 Auxiliary = typer.Option(None, "--auxiliary/--no-auxiliary", help="Attach DARTS's auxiliary head (training only).")
 Width = typer.Option(None, min=0.01, max=8.0, help="Chain networks: width multiplier of the skeleton [1].")
 Reductions = typer.Option(None, help="Indices of the reduction cells, e.g. 6,13 [the genotype's own positions; "

@@ -24,6 +24,14 @@ def test_compile_and_profile_a_published_genotype(cli, tmp_path):
     assert by_genotype.exit_code == 0
 
 
+def test_the_number_of_classes_is_num_classes_as_in_python_and_classes_still_works(cli, tmp_path):
+    for flag, classes in (("--num-classes", 7), ("--classes", 5)):
+        out = tmp_path / f"{classes}.pt"
+        result = cli("compile", "FairNAS_A", "--width", "0.25", flag, str(classes), "-o", str(out))
+        assert result.exit_code == 0, result.output
+        assert load_network(out).num_classes == classes
+
+
 def test_profile_names_the_auxiliary_head_only_when_there_is_one_and_gives_the_latency_range(cli, tmp_path):
     with_head = tmp_path / "aux.pt"
     assert cli("compile", "DARTS_V2", "--channels", "8", "--layers", "5", "--auxiliary", "-o",

@@ -94,7 +94,7 @@ def test_cli_export_errors(cli, tmp_path):
     result = cli("export", str(path), "--onnx", str(tmp_path / "x.onnx"), "--channels", "8")
     assert result.exit_code == 2 and "already fixes the network's build arguments" in result.stderr
     result = cli("export", str(path), "--onnx", str(tmp_path / "x.onnx"), "--classes", "5", "--layers", "4")
-    assert "(hint: drop --layers, --classes)" in result.stderr
+    assert "(hint: drop --layers, --num-classes)" in result.stderr
     with pytest.raises(InvalidInputError, match=r"\(hint: drop num_classes, layers\)"):
         network_from_source(path, num_classes=5, layers=4)
     state = torch.load(path, weights_only=True)

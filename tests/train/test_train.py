@@ -183,7 +183,7 @@ def test_a_compiled_network_file_trains_as_compiled_from_its_weights(tmp_path, t
         train(ten, config, tmp_path / "wrong")
     assert info.value.hint.startswith("compile it with num_classes 2 (and the dataset's input channels)")
     refused = cli("train", str(ten), "--dataset", toy_data, "-o", str(tmp_path / "cli-ten"))
-    assert refused.exit_code == 2 and "(hint: compile it with --classes 2 (and the dataset's" in refused.stderr
+    assert refused.exit_code == 2 and "(hint: compile it with --num-classes 2 (and the dataset's" in refused.stderr
     refused = cli("train", str(path), "--dataset", toy_data, "--channels", "8", "-o", str(tmp_path / "cli"))
     assert refused.exit_code == 2 and "already fixes the network's build arguments" in refused.stderr
 
