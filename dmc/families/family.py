@@ -121,8 +121,9 @@ class Family(Protocol):
     def macro_from_dict(self, data: Any, source: str) -> Any: ...
 
     # ---------------------------------------------------------------------------------------------- settings
-    def check_settings(self, settings: Mapping[str, Any]) -> None:
-        """Refuses a build or search setting (given, not None) that belongs to another family, naming it."""
+    def check_settings(self, settings: Mapping[str, Any], subject: str = "") -> None:
+        """Refuses a build or search setting (given, not None) that belongs to another family, naming it;
+        ``subject`` leads the message (``"s5 is a chain space"``)."""
     def style_of(self, macro: Any) -> str: ...
     def default_macro(self, style: str) -> tuple[Any, int]:
         """The reference macro network of ``style`` and its number of classes."""
