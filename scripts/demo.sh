@@ -91,7 +91,7 @@ chain="$out/chain"
 dmc search proxyless_s5 --dataset digits --width 0.25 --image-size 32 --epochs 2 --batch-size 64 --seed 0 \
     --out "$chain/search"
 dmc derive "$chain/search" -o "$chain/genotype.json"
-dmc compile "$chain/genotype.json" --width 0.25 --classes 10 -o "$chain/network.pt"
+dmc compile "$chain/genotype.json" --width 0.25 --num-classes 10 -o "$chain/network.pt"
 dmc train "$chain/network.pt" --dataset digits --epochs 4 --out "$chain/train"
 dmc export "$chain/train/best.pt" --onnx "$chain/network.onnx"
 detector "$chain/train/best.pt" "$chain/retinanet_chain.py" "$chain/detect" 10
