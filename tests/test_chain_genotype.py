@@ -84,7 +84,7 @@ BAD_GENOTYPES = {
                                                   "layers[2]: op 'skip' is not a candidate of space 'proxyless_s5'"),
     "odd_width_g2": (lambda d: (d["macro"]["stages"][0].update(channels=33),
                                 d["layers"].__setitem__(1, "mbconv_k3_e3_g2")),
-                     "layers[1]: 'mbconv_k3_e3_g2' needs even widths"),
+                     "layers[1]: 'mbconv_k3_e3_g2' needs widths divisible by 2"),
 }
 
 

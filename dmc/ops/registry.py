@@ -39,6 +39,8 @@ class OpSpec:
     """A chain-space layer (takes the network's ``act``); the others are cell-space edges."""
     skip: bool = False
     """Passes its input through where the shape is kept (a chain layer that derivation may remove)."""
+    groups: int = 1
+    """Groups of its 1x1 convs (FBNet's ``_g2`` layers: 2): the widths of a layer it takes must divide by it."""
     fused: bool = False
     """Runs parts of its forward through fused kernels (:class:`dmc.ops.fused.UsesKernels`): takes ``kernels=``."""
 

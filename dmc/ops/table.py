@@ -69,7 +69,7 @@ for _k in (3, 5, 7):
                 _what = (f"inverted residual, {_k}x{_k} depthwise, expansion {_e}" + (", 2-group 1x1 convs" if _g == 2
                                                                                       else "")
                          + (", squeeze-excitation" if _se else ""))
-                OPS.register(_name, _what, parametric=True, chain=True, fused=True)(
+                OPS.register(_name, _what, parametric=True, chain=True, groups=_g, fused=True)(
                     lambda c_in, c_out, stride, affine, act, kernels, k=_k, e=_e, g=_g, se=_se:
                     MBConv(c_in, c_out, k, e, stride, g, se, act, affine, kernels))
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from dmc.errors import InvalidInputError
+from dmc.families.chain.layers import chain_layer_names, chain_layer_problem
 from dmc.families.chain.macro import ChainMacro, LayerSlot
 from dmc.families.genotype_file import (
     GENOTYPE_FORMAT,
@@ -45,15 +46,10 @@ class ChainGenotype:
         if len(self.layers) != self.macro.num_layers:
             raise GenotypeError(f"layers: {len(self.layers)} operations for a skeleton of {self.macro.num_layers} "
                                 "layers", "give one operation per searchable layer")
-        for i, op in enumerate(self.layers):
-            if not isinstance(op, str) or op not in OPS or not OPS[op].chain:
-                chain_ops = [s.name for s in OPS if s.chain and "_se" not in s.name]
-                raise GenotypeError(f"layers[{i}]: {op!r} is not a chain layer operation",
-                                    f"known: {', '.join(chain_ops)} (and their _se variants)")
-            if "_g2" in op:
-                slot = self.slots()[i]
-                if slot.c_in % 2 or slot.c_out % 2:
-                    raise GenotypeError(f"layers[{i}]: {op!r} needs even widths, got {slot.c_in} -> {slot.c_out}")
+        for i, (op, slot) in enumerate(zip(self.layers, self.slots())):
+            problem = chain_layer_problem(op, slot)
+            if problem is not None:
+                raise GenotypeError(f"layers[{i}]: {problem}", f"chain layers: {chain_layer_names()}")
 
     @property
     def deterministic(self) -> bool:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dmc.errors import InvalidInputError
+from dmc.families.chain.layers import chain_layer_names, chain_layer_problem
 from dmc.families.chain.macro import ChainMacro, LayerSlot
 from dmc.families.settings import check_family_settings
 from dmc.ops import OPS
@@ -124,15 +125,12 @@ class _ChainValidator:
         for slot, ops in zip(macro.layer_slots(), layers):
             path = f"layers: layer {slot.index} (stage {slot.stage}, {slot.c_in}->{slot.c_out}, stride {slot.stride})"
             for op in ops:
-                if not OPS[op].chain:
-                    v.fail(path, f"{op!r} is a cell operation, not a chain layer",
-                           f"chain layers: {', '.join(s.name for s in OPS if s.chain and '_se' not in s.name)}, "
-                           "with _se variants")
+                problem = chain_layer_problem(op, slot)
+                if problem is not None:
+                    v.fail(path, problem, f"chain layers: {chain_layer_names()}")
                 if OPS[op].skip and not slot.keeps_shape and not skip_projection:
                     v.fail(path, "offers 'skip' but changes the shape, and this space has no skip projection",
                            "remove 'skip' from that layer (first_of_stage), or set layers.skip_projection: true")
-                if "_g2" in op and (slot.c_in % 2 or slot.c_out % 2):
-                    v.fail(path, f"{op!r} needs even widths")
         aux = v.mapping(top.get("auxiliary", {}), "auxiliary", set(), {"shape_change"})
         shape_change = v.choice(aux.get("shape_change", "factorized_reduce"), "auxiliary.shape_change",
                                 AUX_SHAPE_CHANGE)
