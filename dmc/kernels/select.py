@@ -7,6 +7,7 @@ from typing import NamedTuple, Protocol
 
 import torch
 
+from dmc.errors import SettingError
 from dmc.kernels import native
 from dmc.kernels.batchnorm_act import BatchNormAct, fused_batchnorm_act
 from dmc.kernels.batchnorm_sum import BatchNormMixedSum, fused_batchnorm_mixed_sum
@@ -65,7 +66,7 @@ def select_kernels(kind: str, device: torch.device | str,
     (:func:`check_fused`) and fails with :class:`KernelBuildError` if they cannot be built or differ; ``auto`` falls
     back to ``reference`` then, telling ``on_status`` why."""
     if kind not in KERNEL_CHOICES:
-        raise ValueError(f"kernels must be one of {', '.join(KERNEL_CHOICES)}, got {kind!r}")
+        raise SettingError(f"{{kernels}} must be one of {', '.join(KERNEL_CHOICES)}, got {kind!r}")
     if kind == "reference":
         return REFERENCE
     device = torch.device(device)

@@ -11,6 +11,7 @@ from filelock import FileLock
 from torch import nn
 from torch._subclasses.fake_tensor import FakeTensorMode
 
+from dmc.errors import InvalidInputError
 from dmc.kernels import fused_mixed_sum, mixed_sum, native, select_kernels
 from dmc.kernels.batchnorm_act import fused_batchnorm_act
 from dmc.kernels.batchnorm_sum import fused_batchnorm_mixed_sum
@@ -124,8 +125,8 @@ def test_select(monkeypatch):
     assert select_kernels("reference", "cpu") == REFERENCE == ("reference", mixed_sum, None, None, None, None, None)
     assert select_kernels("fused", "cpu") == FUSED
     assert select_kernels("auto", "cpu") == FUSED and FUSED.mixed_sum is fused_mixed_sum
-    with pytest.raises(ValueError, match="kernels must be one of"):
-        select_kernels("triton", "cpu")
+    with pytest.raises(InvalidInputError, match="kernels must be one of auto, fused, reference, got 'triton'"):
+        select_kernels("triton", "cpu")  # bad input from Python: one line, as from the command line
 
 
 def test_on_cuda_the_fused_kernels_leave_depthwise_convs_to_cudnn():
