@@ -18,7 +18,7 @@ from dmc.compiler import (
                         load_network,
                         save_network,
 )
-from dmc.compiler.build_args import family_of_style
+from dmc.compiler.build_args import builds_style, family_of_style
 from dmc.compiler.source import (
                         genotype_or_network,
                         network_from_source,
@@ -76,13 +76,13 @@ SearchSpace = CellSpace
 
 __all__ = ["CONVENTIONS", "MAX_INPUT_SIZE", "METHODS", "AblationResult", "ablate", "SCHEDULES", "STYLES",
            "__version__", "BetaSchedule", "BuildArgs", "ChainGenotype", "ChainSpace", "CompiledNetwork", "DataBundle",
-           "DemoSpec", "Genotype", "NB201Bench", "NB201Result", "Profile", "SearchConfig", "SearchResult",
-           "CellSpace", "SearchSpace", "Supernet", "TrainConfig", "TrainResult", "build_network", "build_supernet",
+           "DemoSpec", "Genotype", "NB201Bench", "NB201Result", "Profile", "SearchConfig", "SearchResult", "CellSpace",
+           "SearchSpace", "Supernet", "TrainConfig", "TrainResult", "build_network", "build_supernet",
            "bundled_spaces", "count_macs", "derive", "derive_run", "diagnose", "genotype_or_network",
            "is_main_process", "is_out_of_memory", "launch_environment", "launch_local", "load_dataset",
            "load_genotype", "load_network", "load_search_config", "load_space", "nb201_arch_string",
            "network_from_source", "profile", "published_genotypes", "refuse_overwriting_inputs", "resolve_genotype",
            "resolve_nb201_arch", "run_and_exit", "save_network", "search", "search_seeds", "train", "visualize",
-           "write_detection_demo", "write_report", "family_of", "family_of_style", "search_config_for_space",
-           "DataConfig", "FeatureInfo", "ModelEntry", "create_model", "list_models", "load_pretrained", "model_entry",
-           "register_model"]
+           "write_detection_demo", "write_report", "family_of", "family_of_style", "builds_style",
+           "search_config_for_space", "DataConfig", "FeatureInfo", "ModelEntry", "create_model", "list_models",
+           "load_pretrained", "model_entry", "register_model"]

@@ -11,8 +11,8 @@ from rich.console import Console
 from dmc.api import (
     CompiledNetwork,
     TrainConfig,
+    builds_style,
     family_of,
-    family_of_style,
     genotype_or_network,
     is_main_process,
     train,
@@ -120,7 +120,7 @@ def train_command(
         chosen = g.genotype if isinstance(g, CompiledNetwork) else g
         family = family_of(chosen)
         network_settings = {"channels": channels, "layers": layers, "width": width}
-        if style is not None and family_of_style(style).spec_kind != family.spec_kind:
+        if style is not None and not builds_style(family, style):
             network_settings["style"] = style  # a cell style for a chain genotype (DARTS's and NB201's convert)
         if auxiliary and not family.has_auxiliary_head:
             network_settings["auxiliary"] = auxiliary

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dmc.compiler.build_args import BuildArgs, family_of_style
+from dmc.compiler.build_args import BuildArgs, builds_style, family_of_style
 from dmc.compiler.networks import CompiledNetwork
 from dmc.errors import SettingError
 from dmc.families import AnyGenotype, AnySpace, family_of
@@ -36,11 +36,10 @@ def build_args_for(genotype: AnyGenotype, style: str | None = None, **overrides)
     NAS-Bench-201 16 channels and 5 cells per stage). ``overrides`` then change single fields.
     """
     family = family_of(genotype)
-    if style is not None and style not in family.styles:
-        target = family_of_style(style)
-        if target.spec_kind != family.spec_kind:
+    if style is not None:
+        if not builds_style(family, style):
             raise SettingError(f"a {genotype.kind} genotype cannot be built as a {style} network",
                                f"build it with {{style}} {' or '.join(family.styles)}")
-        family = target  # a cell genotype of the other cell family: refused by the network, naming the style
+        family = family_of_style(style)  # the other cell family's style: its network refuses what does not fit
     macro, num_classes = family.build_macro(genotype, style, overrides)
     return BuildArgs(macro, num_classes).replace(**overrides)

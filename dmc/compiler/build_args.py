@@ -73,11 +73,9 @@ class BuildArgs:
         style = changes.pop("style", None)
         sizes = {k: changes.pop(k) for k in (*SIZE_SETTINGS, "stem_multiplier", "reductions") if k in changes}
         family.check_settings(sizes)
-        if style is not None and style not in family.styles:
-            target = family_of_style(style)
-            if family.spec_kind != target.spec_kind:  # the cell families share genotypes: they convert
-                raise SettingError(f"a {family.name} network cannot be built as a {style} network",
-                                   f"its {{style}}: {', '.join(family.styles)}")
+        if style is not None and not builds_style(family, style):
+            raise SettingError(f"a {family.name} network cannot be built as a {style} network",
+                               f"its {{style}}: {', '.join(family.styles)}")
         macro = family.replace_macro(self.macro, style, sizes)
         return dataclasses.replace(self, macro=macro, **changes)
 
@@ -114,3 +112,9 @@ def family_of_style(style: str) -> Family:
         if style in family.styles:
             return family
     raise SettingError(f"network style {style!r} is unknown (allowed: {', '.join(STYLES)})")
+
+
+def builds_style(family: Family, style: str) -> bool:
+    """Whether ``family``'s genotypes can be built as ``style`` networks: its own styles, or those of a family with
+    the same spec (the two cell families share genotypes: a network whose wiring does not fit refuses them)."""
+    return style in family.styles or family_of_style(style).spec_kind == family.spec_kind

@@ -18,9 +18,6 @@ from torch import nn
 
 from dmc.kernels.select import REFERENCE, Kernels
 
-BlockRunner = Callable[[nn.Module, list[torch.Tensor]], torch.Tensor]
-"""``run_block(block, inputs)``: a cell's or chain layer's output, run as the caller (search or deploy) runs it."""
-
 
 class AnySpace(Protocol):
     """What every family's search space offers (:class:`dmc.families.cell.CellSpace`,

@@ -19,8 +19,6 @@ from dmc.errors import InvalidInputError
 WEIGHT_KEYS = ("state_dict", "model_state", "model")
 """Where checkpoints keep their state dict when they hold more (``state_dict``: timm, mmengine, Lightning;
 ``model_state``: the FairNAS authors'; ``model``: torchvision's reference scripts)."""
-FORWARD_ORDER = ("stem", "stem1", "blocks", "head_act", "classifier")
-"""A compiled network's modules in the order its forward pass runs them (the auxiliary head aside)."""
 BN_COUNTER = "num_batches_tracked"
 """BatchNorm's step counter: not a weight (outputs never depend on it), and older checkpoints lack it."""
 HINT = "pass a checkpoint of the same architecture: a dmc network file, or a state dict such as torchvision's"
@@ -76,11 +74,10 @@ def load_by_position(network: CompiledNetwork, weights: Mapping[str, Any],
 
 
 def _forward_order(network: CompiledNetwork) -> list[tuple[str, torch.Tensor]]:
-    """The network's tensors in forward order, whatever order its modules were registered in."""
-    rank = {name: i for i, name in enumerate(FORWARD_ORDER)}
-    tensors = [(key, value) for key, value in network.state_dict().items()
-               if not key.endswith(BN_COUNTER) and not key.startswith("auxiliary_head.")]
-    return sorted(tensors, key=lambda item: rank[item[0].split(".", 1)[0]])
+    """The network's tensors in forward order (the order its modules are registered in, :mod:`dmc.network.body`),
+    the auxiliary head and BatchNorm's step counters aside."""
+    return [(key, value) for key, value in network.state_dict().items()
+            if not key.endswith(BN_COUNTER) and not key.startswith("auxiliary_head.")]
 
 
 def _weights(state: Any, path: Path) -> Mapping[str, Any]:

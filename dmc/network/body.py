@@ -10,11 +10,12 @@ from torch import nn
 
 from dmc.errors import InvalidInputError
 from dmc.families import Family, family_of
-from dmc.families.family import BlockRunner
 from dmc.kernels.layout import gradient_in_layout
 from dmc.network.cell import Cell
 from dmc.network.feature_info import FeatureInfo
 
+BlockRunner = Callable[[nn.Module, list[torch.Tensor]], torch.Tensor]
+"""``run_block(block, inputs)``: a cell's or chain layer's output, run as the caller (the supernet) runs it."""
 LayerFactory = Callable[[Any], nn.Module]
 """``make_block(slot)``: the block (a cell, a chain layer) at one of the family's slots."""
 

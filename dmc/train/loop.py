@@ -36,7 +36,7 @@ from dmc.compiler import (
     load_network,
     save_network,
 )
-from dmc.compiler.build_args import family_of_style
+from dmc.compiler.build_args import builds_style
 from dmc.compiler.saved import network_record
 from dmc.data import DataBundle, check_dataset, load_dataset
 from dmc.data.cutout import CutoutDataset
@@ -164,7 +164,7 @@ def _build_args(genotype: AnyGenotype, config: TrainConfig, data: DataBundle) ->
     network's ``width``; a cell network's style, channels, cells and auxiliary head), as searched otherwise."""
     family = family_of(genotype)
     sizes = {k: getattr(config, k) for k in SIZE_SETTINGS if k in family.settings}
-    style = config.style if config.style is not None and family.spec_kind == family_of_style(config.style).spec_kind \
+    style = config.style if config.style is not None and builds_style(family, config.style) \
         else None  # a recipe's cell style says nothing about a chain network
     return build_args_for(genotype, style=style, num_classes=data.num_classes, in_channels=data.in_channels,
                           auxiliary=config.auxiliary and family.has_auxiliary_head, **sizes)
