@@ -22,15 +22,32 @@ line and the script goes on to the next):
    torch.compile (backend chosen as `dmc search --torch-compile` chooses it); with peak CUDA memory. "fused" is what
    `--kernels fused` selects on CUDA (the fused mixed sum, cuDNN's depthwise convolutions, the index-free max
    pool: see dmc.kernels.select.FUSED_CUDA).
-Prints one line per measurement; record them in benchmarks/RESULTS.md with the card's name. Exits 1 if a parity
-check failed or a section raised.
+9. ``graphs`` (issue 29): what ``dmc search`` and ``dmc train`` do with ``--cuda-graphs``, through the library:
+   - parity: a search (S0, 8 channels, 5 cells, digits at 32 px, batch 32, 2 epochs: 56 steps and an epoch boundary,
+     first and second order) and a training run (DARTS_V2 with drop-path and the auxiliary head), ``off`` vs ``on``,
+     deterministic algorithms: largest relative difference of the weights, alphas and history, against
+     :data:`GRAPH_TOLERANCE`, and every status line (a capture that fell back says so there);
+   - resume: a captured search killed mid-epoch and resumed against the uninterrupted captured one;
+   - timings: ms per training step of ``dmc search`` (epochs after the first, so capture and warm-up are out), S0 at
+     16 channels and 8 cells at batch 32/64/96 and ``proxyless_s5`` at 64 px, ``off`` vs ``on``, in interleaved
+     rounds (median and range), with the peak CUDA memory (the graphs' pools included);
+   - the second design: the S0 step with the supernet under ``torch.compile(backend="cudagraphs")`` (AOT autograd +
+     CUDA graph trees, no Triton) against the manual capture;
+   - a ``TORCH_CHECK`` raised inside dmc's CUDA kernels (bad input), in a child process: its exit code says whether
+     the exception reaches Python or kills the process (issue 29, item 5).
+Prints one line per measurement and, with ``--json PATH``, writes them with the card's name; record them in
+benchmarks/RESULTS.md. Exits 1 if a parity check failed or a section raised.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -259,6 +276,186 @@ def search_step(batch: int, steps: int, name: str) -> None:
           f"peak {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB, first step {first:.1f} s")
 
 
+GRAPH_TOLERANCE = 1e-3
+"""Largest relative difference (of each tensor's largest value) between a captured and an eager run that the graphs
+parity accepts: float32 steps replayed vs launched, 56 steps on."""
+DRY_RUN = {"device": "cuda", "on": "on", "scale": 1}
+"""``--cpu-dry-run`` runs the graphs parity and timings on the CPU, with ``static`` for ``on`` and small networks: a
+check of this script before a device is lent, not a measurement."""
+RESULTS: list[dict] = []
+"""What ``--json`` writes: one entry per measurement of the graphs section."""
+
+
+def _record(**entry) -> None:
+    RESULTS.append(entry)
+    print(" ".join(f"{k}={v}" for k, v in entry.items()), flush=True)
+
+
+def _search_run(folder: Path, order: int, cuda_graphs: str, on_event=None, resume: bool = False, **settings):
+    from dmc.search import SearchConfig, search
+
+    config = SearchConfig(**{"space": "darts_s0", "dataset": "digits", "image_size": 32, "channels": 8, "layers": 5,
+                             "batch_size": 32, "epochs": 2, "order": order, "deterministic": True,
+                             **settings, "device": DRY_RUN["device"], "cuda_graphs": _mode(cuda_graphs)})
+    return search(SearchConfig() if resume else config, folder, resume=resume, on_event=on_event)
+
+
+def _mode(cuda_graphs: str) -> str:
+    return DRY_RUN["on"] if cuda_graphs == "on" else cuda_graphs
+
+
+def _peak_gib() -> float:
+    return torch.cuda.max_memory_allocated() / 2**30 if DRY_RUN["device"] == "cuda" else float("nan")
+
+
+def _reset_peak() -> None:
+    if DRY_RUN["device"] == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+
+
+def _relative_difference(a: dict, b: dict) -> float:
+    worst = 0.0
+    for key, value in a.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point():
+            other = b[key].to(value.device)
+            worst = max(worst, float((value - other).abs().max() / value.abs().max().clamp_min(1e-12)))
+    return worst
+
+
+def _statuses() -> tuple[list[str], object]:
+    said: list[str] = []
+    return said, lambda kind, **info: said.append(info["message"]) if kind == "status" else None
+
+
+def graphs_parity() -> bool:
+    """Captured vs eager search (first and second order) and training, and a resumed captured search."""
+    from dmc.genotype import published_genotypes
+    from dmc.runfolder import SEARCH_RUN, TRAIN_RUN
+    from dmc.train import TrainConfig, train
+
+    ok = True
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        for order in (1, 2):
+            runs = {}
+            for mode in ("off", "on"):
+                said, on_event = _statuses()
+                _search_run(root / f"search{order}-{mode}", order, mode, on_event)
+                runs[mode] = SEARCH_RUN.load(root / f"search{order}-{mode}" / "last.pt")
+                _record(check="graphs search status", order=order, mode=mode, status=" | ".join(said))
+            worst = _relative_difference(runs["off"]["model"], runs["on"]["model"])
+            ok &= worst <= GRAPH_TOLERANCE
+            _record(check="graphs search parity", order=order, relative_difference=f"{worst:.2e}",
+                    verdict=verdict(worst, GRAPH_TOLERANCE))
+
+        def kill(kind, **info):
+            if kind == "step" and info["epoch"] == 1 and info["step"] == 3:
+                raise KeyboardInterrupt
+
+        try:
+            _search_run(root / "killed", 1, "on", kill)
+        except KeyboardInterrupt:
+            pass
+        _search_run(root / "killed", 1, "on", resume=True)
+        worst = _relative_difference(SEARCH_RUN.load(root / "search1-on" / "last.pt")["model"],
+                                     SEARCH_RUN.load(root / "killed" / "last.pt")["model"])
+        ok &= worst <= GRAPH_TOLERANCE
+        _record(check="graphs resumed search vs uninterrupted", relative_difference=f"{worst:.2e}",
+                verdict=verdict(worst, GRAPH_TOLERANCE))
+
+        runs = {}
+        for mode in ("off", "on"):
+            said, on_event = _statuses()
+            config = TrainConfig.for_dataset("digits", image_size=32, channels=8, layers=5, batch_size=32, epochs=2,
+                                             drop_path=0.2, deterministic=True, device=DRY_RUN["device"],
+                                             cuda_graphs=_mode(mode))
+            train(published_genotypes()["DARTS_V2"], config, root / f"train-{mode}", on_event=on_event)
+            runs[mode] = TRAIN_RUN.load(root / f"train-{mode}" / "last.pt")
+            _record(check="graphs train status", mode=mode, status=" | ".join(said))
+        worst = _relative_difference(runs["off"]["model"], runs["on"]["model"])
+        ok &= worst <= GRAPH_TOLERANCE
+        _record(check="graphs train parity", relative_difference=f"{worst:.2e}",
+                verdict=verdict(worst, GRAPH_TOLERANCE))
+    return ok
+
+
+def graphs_timing(rounds: int) -> None:
+    """ms per step of `dmc search`, eager vs captured, interleaved rounds; S0 at three batch sizes and the chain."""
+    scale = DRY_RUN["scale"]
+    cases = [("darts_s0", batch // scale, dict(channels=16 // scale, layers=8 // scale, image_size=32 // scale))
+             for batch in (32, 64, 96)]
+    cases.append(("proxyless_s5", 32 // scale, dict(image_size=64 // scale, width=1.0 / scale)))
+    for space, batch, settings in cases:
+        times: dict[str, list[float]] = {"off": [], "on": []}
+        peaks: dict[str, float] = {}
+        for _ in range(rounds):
+            for mode in ("off", "on"):
+                stamps: dict[tuple[int, str], float] = {}
+                counts: dict[int, int] = {}
+
+                def on_event(kind, stamps=stamps, counts=counts, **info):
+                    if kind == "epoch_start":
+                        stamps[(info["epoch"], "start")] = time.perf_counter()
+                    elif kind == "step":
+                        stamps[(info["epoch"], "last")] = time.perf_counter()
+                        counts[info["epoch"]] = info["step"]
+
+                _reset_peak()
+                with tempfile.TemporaryDirectory() as tmp:
+                    _search_run(Path(tmp) / "run", 1, mode, on_event, space=space, batch_size=batch, epochs=3,
+                                deterministic=False, **settings)
+                peaks[mode] = _peak_gib()
+                per_step = [(stamps[(e, "last")] - stamps[(e, "start")]) / counts[e] * 1e3 for e in (1, 2)]
+                times[mode].append(statistics.median(per_step))
+        medians = {mode: statistics.median(values) for mode, values in times.items()}
+        _record(check="graphs timing", space=space, batch=batch,
+                eager_ms=f"{medians['off']:.1f} [{min(times['off']):.1f}-{max(times['off']):.1f}]",
+                graphed_ms=f"{medians['on']:.1f} [{min(times['on']):.1f}-{max(times['on']):.1f}]",
+                speedup=f"{medians['off'] / medians['on']:.2f}x",
+                peak_gib_eager=f"{peaks['off']:.2f}", peak_gib_graphed=f"{peaks['on']:.2f}")
+
+
+def graphs_compile_design(batch: int, steps: int) -> None:
+    """The second design: the supernet under torch.compile(backend="cudagraphs"), the optimisers eager."""
+    torch.manual_seed(0)
+    model = build_supernet(load_space("darts_s0"), 10, 3, kernels=fused_kernels("cuda")).cuda()
+    model.set_channels_last(True)
+    compiled = torch.compile(model, backend="cudagraphs", dynamic=False)
+    w_opt = torch.optim.SGD(model.weight_parameters(), 0.025, momentum=0.9)
+    a_opt = torch.optim.Adam(model.arch_parameters(), 3e-4)
+    x, y = torch.randn(batch, 3, 32, 32, device="cuda"), torch.randint(0, 10, (batch,), device="cuda")
+
+    def step():
+        a_opt.zero_grad(set_to_none=True)
+        F.cross_entropy(compiled(x), y).backward(inputs=model.arch_parameters())
+        a_opt.step()
+        w_opt.zero_grad(set_to_none=True)
+        F.cross_entropy(compiled(x), y).backward(inputs=model.weight_parameters())
+        w_opt.step()
+
+    started = time.perf_counter()
+    for _ in range(3):
+        step()
+    torch.cuda.synchronize()
+    first = time.perf_counter() - started
+    torch.cuda.reset_peak_memory_stats()
+    ms = cuda_ms(step, repeats=steps, warmup=1)
+    _record(check="graphs design torch.compile(cudagraphs)", batch=batch, ms_per_step=f"{ms:.1f}",
+            peak_gib=f"{torch.cuda.max_memory_allocated() / 2**30:.2f}", first_three_steps_s=f"{first:.1f}")
+
+
+def graphs_torch_check() -> None:
+    """A bad input to dmc::mixed_sum on CUDA, in a child: does its TORCH_CHECK reach Python as an error?"""
+    code = ("import torch, dmc.kernels.native as n; n.load('cuda');\n"
+            "ys=[torch.randn(2,3,device='cuda'), torch.randn(2,4,device='cuda')]\n"
+            "try:\n torch.ops.dmc.mixed_sum(ys, torch.ones(2, device='cuda')); print('no error raised')\n"
+            "except Exception as e:\n print('raised', type(e).__name__, str(e).splitlines()[0][:200])")
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                           cwd=Path(__file__).parent.parent)
+    _record(check="graphs TORCH_CHECK in a CUDA kernel", exit_code=child.returncode,
+            output=" ".join((child.stdout + child.stderr).split())[-300:])
+
+
 def section(name: str, fn, *args) -> bool:
     """Runs one section; False if it reported a failed check or raised (printed in one line)."""
     try:
@@ -276,8 +473,19 @@ def main() -> None:
     parser.add_argument("--deadline", type=float, default=math.inf,
                         help="seconds after which the remaining sections are skipped (a device lease is short)")
     parser.add_argument("--only", default="", help="comma-separated words; runs only the sections naming one")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the graphs timings")
+    parser.add_argument("--json", type=Path, help="writes the graphs section's measurements here, with the card")
+    parser.add_argument("--cpu-dry-run", action="store_true",
+                        help="runs the graphs parity and timings on the CPU (static for on, small networks)")
     args = parser.parse_args()
     started = time.perf_counter()
+    if args.cpu_dry_run:
+        DRY_RUN.update(device="cpu", on="static", scale=4)
+        for name, fn, *rest in [("graphs parity", graphs_parity), ("graphs timing", graphs_timing, 1)]:
+            section(name, fn, *rest)
+        if args.json is not None:
+            args.json.write_text(json.dumps({"device": "cpu (dry run)", "results": RESULTS}, indent=1))
+        return
     print(torch.cuda.get_device_name(), "torch", torch.__version__)
     torch.backends.cudnn.benchmark = True  # as `dmc search` runs (dmc.runtime.seed_everything)
     sections = [("build", build), ("self-check", self_check), ("mixed_sum parity", parity),
@@ -288,6 +496,9 @@ def main() -> None:
     sections += [(f"search step batch {batch} {name}", search_step, batch, args.steps, name)
                  for compiled in (False, True) for batch in (32, 96) for name in SEARCH_ROWS
                  if ("compile" in name) == compiled]
+    sections += [("graphs TORCH_CHECK", graphs_torch_check), ("graphs parity", graphs_parity),
+                 ("graphs timing", graphs_timing, args.rounds),
+                 *[(f"graphs design compile batch {b}", graphs_compile_design, b, args.steps) for b in (32, 96)]]
     failed, skipped = [], []
     for name, fn, *rest in sections:
         if args.only and not any(word in name for word in args.only.split(",")):
@@ -299,6 +510,9 @@ def main() -> None:
     if skipped:
         print(f"skipped after the {args.deadline:.0f} s deadline: {', '.join(skipped)}")
     print(f"gpu_check: {'FAILED: ' + ', '.join(failed) if failed else 'all sections run passed'}")
+    if args.json is not None:
+        args.json.write_text(json.dumps({"device": torch.cuda.get_device_name(), "torch": torch.__version__,
+                                         "failed": failed, "skipped": skipped, "results": RESULTS}, indent=1))
     sys.exit(1 if failed else 0)
 
 

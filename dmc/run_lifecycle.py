@@ -8,7 +8,8 @@ folder's crash-consistent order (:mod:`dmc.runfolder`); TensorBoard; progress ev
 the non-finite checks. :func:`determinism_kept` and :func:`dmc.out_of_memory.out_of_memory_as` wrap a run.
 
 How one step runs is :meth:`RunTask.step`, called in one place: it returns device tensors, which the lifecycle
-reads once the step has run (a step replayed as a captured CUDA graph plugs in there).
+keeps on the device and reads every :attr:`RunTask.read_every` steps, in one transfer: a step replayed as a CUDA
+graph (:mod:`dmc.cuda_graphs`) then never waits for the host.
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ class RunTask(Protocol):
 
     restored_what: str
     """What a checkpoint's state is loaded into, for the error when it does not fit (``this supernet``)."""
+    read_every: int
+    """Steps whose losses and accuracies the lifecycle reads at once (1: after every step)."""
 
     def describe(self) -> str:
         """The start-up line: what runs, on what, with whose settings."""
@@ -174,14 +177,28 @@ class RunLifecycle:
         batches, steps = task.begin_epoch(epoch)
         self.on_event("epoch_start", epoch=epoch, epochs=self.epochs, steps=steps)
         total_loss, correct, seen = 0.0, 0, 0
+        pending: list[tuple[torch.Tensor, int]] = []  # (loss and correct of a step, its batch size), unread
+
+        def read(last_step: int) -> None:
+            nonlocal total_loss, correct, seen
+            values = torch.stack([metrics for metrics, _ in pending]).tolist()  # one host transfer
+            for step, ((loss, right), (_, size)) in enumerate(zip(values, pending), last_step - len(pending) + 1):
+                check_finite(loss, "the training loss", epoch, step, self.folder.path)
+                total_loss += loss * size
+                correct += int(right)
+                seen += size
+                self.on_event("step", epoch=epoch, step=step, steps=steps, loss=loss)
+                written(f"step@{epoch}.{step}")
+            pending.clear()
+
+        step = 0
         for step, batch in enumerate(batches, 1):
-            output = task.step(batch)
-            loss = check_finite(output.loss.item(), "the training loss", epoch, step, self.folder.path)
-            total_loss += loss * output.size
-            correct += int(output.correct.item())
-            seen += output.size
-            self.on_event("step", epoch=epoch, step=step, steps=steps, loss=loss)
-            written(f"step@{epoch}.{step}")
+            output = task.step(batch)  # copied: a replayed graph's outputs are overwritten by its next replay
+            pending.append((torch.stack([output.loss.detach().double(), output.correct.double()]), output.size))
+            if len(pending) >= task.read_every:
+                read(step)
+        if pending:
+            read(step)
         summed_loss, summed_correct, summed_seen = self.process.sum([total_loss, correct, seen])
         record = task.end_epoch(epoch, summed_loss / max(summed_seen, 1), summed_correct / max(summed_seen, 1))
         record["seconds"] = time.perf_counter() - started

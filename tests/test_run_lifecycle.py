@@ -16,6 +16,7 @@ class _Classifier:
     order drawn from torch's global generator (so that exact resume needs the generators restored)."""
 
     restored_what = "the classifier"
+    read_every = 1
 
     def __init__(self, lifecycle, log=None, poison=None, validate=True):
         self.lifecycle, self.poison, self.validate = lifecycle, poison, validate

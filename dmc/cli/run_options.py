@@ -16,6 +16,9 @@ Seed = typer.Option(None, help="Random seed [0].")
 Device = typer.Option(None, help="auto | cpu | cuda [auto].")
 Deterministic = typer.Option(None, "--deterministic/--nondeterministic",
                              help="Deterministic algorithms (bitwise reproducible on CPU).")
+CudaGraphs = typer.Option(None, help="How steps run: auto | on | off | static [auto = captured as CUDA graphs and "
+                                      "replayed on one GPU, eager elsewhere; static = the captured step's code run "
+                                      "eagerly, any device]. See the README's GPU section.")
 BatchSize = typer.Option(None, help="Batch size [search 64, train 96].")
 
 

@@ -22,6 +22,7 @@ from dmc.cli.processes import NProc, SyncBN, run_processes
 from dmc.cli.progress import epoch_progress
 from dmc.cli.run_options import (
     BatchSize,
+    CudaGraphs,
     DataRoot,
     Dataset,
     Deterministic,
@@ -79,6 +80,7 @@ def search_command(
     seeds: str = typer.Option(None, help="Comma-separated seeds: independent searches in OUT/seed-<s>."),
     device: str = Device,
     deterministic: bool = Deterministic,
+    cuda_graphs: str = CudaGraphs,
     kernels: str = typer.Option(None, help="Kernels of the mixed sums and ReLU-depthwise convs: auto | fused | "
                                            "reference [auto = fused where its kernels build and pass their check]."),
     channels_last: bool = typer.Option(None, "--channels-last/--no-channels-last",
@@ -114,7 +116,8 @@ def search_command(
                      beta_schedule=beta_schedule, beta0=beta0, beta_start=beta_start, beta_stop=beta_stop,
                      beta_convention=beta_convention, beta_max_epoch=beta_max_epoch, seed=seed, device=device,
                      deterministic=deterministic, kernels=kernels, channels_last=channels_last,
-                     recompute_edges=recompute_edges, torch_compile=torch_compile, hessian_every=hessian_every,
+                     recompute_edges=recompute_edges, torch_compile=torch_compile, cuda_graphs=cuda_graphs,
+                     hessian_every=hessian_every,
                      hessian_samples=hessian_samples, sync_bn=sync_bn, bench=bench)
     if resume is not None:
         if space is not None or config is not None:

@@ -20,7 +20,15 @@ from dmc.api import (
 from dmc.cli.app import command
 from dmc.cli.processes import NProc, SyncBN, run_processes
 from dmc.cli.progress import epoch_progress
-from dmc.cli.run_options import DataRoot, Dataset, Deterministic, Device, Seed, refuse_settings_on_resume
+from dmc.cli.run_options import (
+    CudaGraphs,
+    DataRoot,
+    Dataset,
+    Deterministic,
+    Device,
+    Seed,
+    refuse_settings_on_resume,
+)
 from dmc.errors import InvalidInputError
 
 
@@ -87,6 +95,7 @@ def train_command(
     seed: int = Seed,
     device: str = Device,
     deterministic: bool = Deterministic,
+    cuda_graphs: str = CudaGraphs,
     nproc: int = NProc,
     sync_bn: bool = SyncBN,
 ) -> None:
@@ -100,7 +109,7 @@ def train_command(
         norm_weight_decay=norm_weight_decay, label_smoothing=label_smoothing, dropout=dropout, ema_decay=ema_decay,
         auxiliary=auxiliary, auxiliary_weight=auxiliary_weight, drop_path=drop_path, cutout=cutout,
         grad_clip=grad_clip, val_portion=val_portion, num_workers=num_workers, seed=seed, device=device,
-        deterministic=deterministic, sync_bn=sync_bn)
+        deterministic=deterministic, cuda_graphs=cuda_graphs, sync_bn=sync_bn)
     if resume is not None:
         if genotype is not None:
             raise InvalidInputError("--resume continues with the run folder's own genotype and settings",

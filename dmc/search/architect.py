@@ -17,6 +17,11 @@ class Architect:
     after one virtual SGD step w' = w - lr * (momentum buffer + dL_train/dw + wd * w), and subtracts
     lr * (d2 L_train / dalpha dw) . dL_val/dw', approximated by finite differences (DARTS, eq. 7-8).
 
+    The step reads nothing from the host, so that a CUDA graph can capture it (:mod:`dmc.cuda_graphs`): ``lr`` is
+    the weight optimiser's learning rate as a device tensor (or a float), the finite-difference radius stays on the
+    device (in float64, as the eager code computed it in Python), and the architecture optimiser is a
+    :class:`dmc.cuda_graphs.CapturableOptimizer` whose learning rate was synced.
+
     On several processes, ``average`` (:meth:`dmc.distributed.Distributed.average_`) makes every gradient the
     step combines the mean over the processes, as one process would compute it on the global batch.
     """
@@ -32,7 +37,8 @@ class Architect:
     def _loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(self.model(x), y)
 
-    def step(self, x_train, y_train, x_val, y_val, lr: float, w_optimizer: torch.optim.Optimizer) -> None:
+    def step(self, x_train, y_train, x_val, y_val, lr: torch.Tensor | float,
+             w_optimizer: torch.optim.Optimizer) -> None:
         self.optimizer.zero_grad(set_to_none=True)
         arch = self.model.arch_parameters()
         if self.order == 1:
@@ -46,11 +52,16 @@ class Architect:
         self.optimizer.step()
 
     @torch.no_grad()
-    def _shift(self, params, vectors, scale: float) -> None:
-        torch._foreach_add_(params, vectors, alpha=scale)
+    def _shift(self, params, vectors, scale: torch.Tensor) -> None:
+        """params += scale * vectors, for a device scalar ``scale`` of their dtype: ``addcmul`` rounds as ``add``'s
+        ``alpha`` does (one fused multiply-add), so the step equals the one with a host scalar bit for bit."""
+        for p, v in zip(params, vectors):
+            p.addcmul_(v, scale)
 
     def _unrolled_grads(self, x_train, y_train, x_val, y_val, lr, w_optimizer):
         weights, arch = self.model.weight_parameters(), self.model.arch_parameters()
+        dtype = weights[0].dtype
+        lr = lr.to(dtype) if isinstance(lr, torch.Tensor) else torch.tensor(lr, dtype=dtype, device=weights[0].device)
         with torch.enable_grad():
             g_train = torch.autograd.grad(self._loss(x_train, y_train), weights)
         with torch.no_grad():
@@ -69,13 +80,13 @@ class Architect:
             self.average(d_w)
             torch._foreach_copy_(weights, original)
         # Hessian-vector product by central differences around w, radius fd_radius / ||dL_val/dw'||
-        r = self.fd_radius / torch.cat([g.flatten() for g in d_w]).norm().clamp_min(1e-12).item()
-        self._shift(weights, d_w, r)
+        r = self.fd_radius / torch.cat([g.flatten() for g in d_w]).norm().clamp_min(1e-12).double()
+        self._shift(weights, d_w, r.to(dtype))
         with torch.enable_grad():
             g_pos = torch.autograd.grad(self._loss(x_train, y_train), arch)
-        self._shift(weights, d_w, -2 * r)
+        self._shift(weights, d_w, (-2 * r).to(dtype))
         with torch.enable_grad():
             g_neg = torch.autograd.grad(self._loss(x_train, y_train), arch)
         with torch.no_grad():
             torch._foreach_copy_(weights, original)
-        return [da - lr * (gp - gn) / (2 * r) for da, gp, gn in zip(d_alpha, g_pos, g_neg)]
+        return [da - lr * (gp - gn) / (2 * r).to(dtype) for da, gp, gn in zip(d_alpha, g_pos, g_neg)]

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from dmc.cuda_graphs.choice import CUDA_GRAPH_CHOICES
 from dmc.distributed import MIN_BATCH
 from dmc.errors import SettingError
 from dmc.kernels import KERNEL_CHOICES
@@ -94,6 +95,9 @@ class SearchConfig:
     torch_compile: bool = False
     """torch.compile each mixed edge (inductor; aot_eager on CUDA without Triton). Named apart from ``dmc compile``,
     the genotype compiler; files of older dmc versions call it ``compile``."""
+    cuda_graphs: str = "auto"
+    """How the steps run (:mod:`dmc.cuda_graphs`): auto (captured as CUDA graphs on one GPU, eager elsewhere), on,
+    off, or static (the captured step's code run eagerly, on any device)."""
     sync_bn: bool = False
     """Distributed runs: batch-norm statistics over the global batch (:class:`dmc.distributed.SyncBatchNorm2d`)
     instead of each process's share."""
@@ -151,6 +155,7 @@ class SearchConfig:
             (self.width is None or 0 < self.width <= 8, "width must be in (0, 8]"),
             (8 <= self.image_size <= MAX_INPUT_SIZE, f"image_size must be in 8..{MAX_INPUT_SIZE}"),
             (self.kernels in KERNEL_CHOICES, f"kernels must be one of {', '.join(KERNEL_CHOICES)}"),
+            (self.cuda_graphs in CUDA_GRAPH_CHOICES, f"cuda_graphs must be one of {', '.join(CUDA_GRAPH_CHOICES)}"),
             (self.hessian_every >= 0, "hessian_every must be >= 0 (0: never)"),
             (self.hessian_samples >= 1 and self.hessian_iterations >= 1,
              "hessian_samples and hessian_iterations must be >= 1"),

@@ -19,6 +19,15 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 
 from dmc.bench import NB201Bench
+from dmc.cuda_graphs import (
+    CapturableAdam,
+    CapturableSGD,
+    StepGraphs,
+    check_cuda_graphs,
+    read_interval,
+    step_mode,
+    step_state,
+)
 from dmc.data import check_dataset, image_side, load_dataset
 from dmc.distributed import MIN_BATCH, Distributed, ShardedBatches, convert_sync_batchnorm, distributed
 from dmc.errors import InvalidInputError, SettingError
@@ -70,16 +79,20 @@ class _SearchTask:
         process.broadcast_(self.model.arch_parameters())
         self.trained = process.data_parallel(self.model, ignore=self.model.arch_parameter_names())
         """The forward of the weight step: the supernet, wrapped in DDP on several processes."""
-        self.w_opt = torch.optim.SGD(self.model.weight_parameters(), config.lr, momentum=config.momentum,
-                                     weight_decay=config.weight_decay)
+        self.w_opt = CapturableSGD(self.model.weight_parameters(), config.lr, momentum=config.momentum,
+                                   weight_decay=config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.w_opt, config.epochs, eta_min=config.lr_min)
-        self.a_opt = torch.optim.Adam(self.model.arch_parameters(), config.arch_lr,
-                                      betas=(config.arch_betas[0], config.arch_betas[1]),
-                                      weight_decay=config.arch_weight_decay)
+        self.a_opt = CapturableAdam(self.model.arch_parameters(), config.arch_lr,
+                                    betas=(config.arch_betas[0], config.arch_betas[1]),
+                                    weight_decay=config.arch_weight_decay)
         self.architect = Architect(self.model, self.a_opt, config.order, config.momentum, config.weight_decay,
                                    average=process.average_)
-        self.epoch, self.beta, self.lr = 0, 0.0, 0.0
-        """The epoch running, its beta and learning rate."""
+        self.epoch, self.beta, self.lr, self.skip_dropout = 0, 0.0, 0.0, 0.0
+        """The epoch running, its beta, learning rate and skip-dropout rate."""
+        mode = step_mode(config.cuda_graphs, self.device, process.world_size, lifecycle.status)
+        self.steps = StepGraphs(self._step_on_device, mode, self.device, status=lifecycle.status,
+                                state=lambda: step_state([self.model], [self.w_opt, self.a_opt]))
+        self.read_every = read_interval(mode)
 
     def _prepare(self) -> None:
         """The data, its two halves' loaders, the kernels and the supernet built with them."""
@@ -154,8 +167,8 @@ class _SearchTask:
         self.epoch, self.beta = epoch, config.beta(epoch, config.epochs)
         self.model.set_beta(self.beta)
         if config.skip_dropout:
-            self.model.set_skip_dropout(skip_dropout_rate(config.skip_dropout[0], epoch, config.epochs,
-                                                          config.arch_warmup))
+            self.skip_dropout = skip_dropout_rate(config.skip_dropout[0], epoch, config.epochs, config.arch_warmup)
+            self.model.set_skip_dropout(self.skip_dropout)
         self.lr = float(self.scheduler.get_last_lr()[0])
         self.model.train()
         for sampler in self.samplers:
@@ -163,12 +176,21 @@ class _SearchTask:
         return zip(*self.loaders), min(len(loader) for loader in self.loaders)
 
     def step(self, batch: Any) -> StepOutput:
-        """The architecture step on the validation half (after the warm-up), then the weight step."""
+        """The architecture step on the validation half (after the warm-up), then the weight step: eagerly or
+        replayed as a CUDA graph (:mod:`dmc.cuda_graphs`), one per structure of the step (whether the
+        architecture steps, whether the auxiliary skips run, the skip-dropout rate) and batch shape."""
         (x, y), (x_val, y_val) = batch
-        x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-        x_val, y_val = x_val.to(self.device, non_blocking=True), y_val.to(self.device, non_blocking=True)
-        if self.epoch >= self.config.arch_warmup:
-            self.architect.step(x, y, x_val, y_val, self.lr, self.w_opt)  # alpha on the validation half
+        self.w_opt.sync_lr()
+        self.a_opt.sync_lr()
+        structure = (self.epoch >= self.config.arch_warmup, self.beta != 0, self.skip_dropout)
+        loss, correct = self.steps(structure, (x, y, x_val, y_val))
+        return StepOutput(loss, correct, len(y))
+
+    def _step_on_device(self, x: torch.Tensor, y: torch.Tensor, x_val: torch.Tensor,
+                        y_val: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The step's device work, on batches already on the device: nothing in it reads from the host."""
+        if self.epoch >= self.config.arch_warmup:  # alpha on the validation half
+            self.architect.step(x, y, x_val, y_val, self.w_opt.device_lr(), self.w_opt)
         self.w_opt.zero_grad(set_to_none=True)
         logits = self.trained(x)  # (B, classes)
         loss = F.cross_entropy(logits, y)
@@ -178,7 +200,7 @@ class _SearchTask:
             loss.backward(inputs=self.model.weight_parameters())
         torch.nn.utils.clip_grad_norm_(self.model.weight_parameters(), self.config.grad_clip)
         self.w_opt.step()
-        return StepOutput(loss.detach(), (logits.argmax(1) == y).sum(), len(y))
+        return loss.detach(), (logits.argmax(1) == y).sum()
 
     def end_epoch(self, epoch: int, train_loss: float, train_acc: float) -> dict[str, Any]:
         """Evaluation on the architecture half, the genotype, the alphas and what else the history tracks."""
@@ -242,7 +264,7 @@ class _SearchTask:
                     for x, y in DataLoader(self.hessian_subset, batch_size=self.config.batch_size)]
 
 
-def _start(config: SearchConfig, folder: RunFolder, resume: bool) -> tuple[SearchConfig, AnySpace]:
+def _start(config: SearchConfig, folder: RunFolder, resume: bool, world_size: int) -> tuple[SearchConfig, AnySpace]:
     if resume:
         saved = folder.read_config()
         return SearchConfig.from_dict(saved["config"], str(folder.config_path)), folder.read_space()
@@ -259,6 +281,7 @@ def _start(config: SearchConfig, folder: RunFolder, resume: bool) -> tuple[Searc
         NB201Bench(config.bench)  # the archive's meta file reads, before anything is written
     check_dataset(config.dataset, config.data_root)
     device = resolve_device(config.device)
+    check_cuda_graphs(config.cuda_graphs, device, world_size)
     if config.kernels == "fused":  # built and checked now: a failure leaves no run folder ("auto" falls back)
         select_kernels("fused", device)
     folder.claim()
@@ -279,7 +302,7 @@ def search(config: SearchConfig, run_dir: str | Path, resume: bool = False,
     """
     folder = RunFolder(run_dir, SEARCH_RUN)
     with determinism_kept(), distributed() as process:
-        config, space = process.on_main(lambda: _start(config, folder, resume))
+        config, space = process.on_main(lambda: _start(config, folder, resume, process.world_size))
         if config.method == "p-darts":  # stages of ordinary searches, in stage folders
             assert isinstance(space, CellSpace), "_start refuses p-darts on a chain space"
             genotype, stages = progressive_search(config, folder, space, process, search,

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dmc.compiler.build_args import STYLES
+from dmc.cuda_graphs.choice import CUDA_GRAPH_CHOICES
 from dmc.distributed import MIN_BATCH
 from dmc.errors import InvalidInputError
 from dmc.settings import check_settings, settings_from_dict
@@ -109,6 +110,9 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     deterministic: bool = False
+    cuda_graphs: str = "auto"
+    """How the steps run (:mod:`dmc.cuda_graphs`): auto (captured as CUDA graphs on one GPU, eager elsewhere), on,
+    off, or static (the captured step's code run eagerly, on any device)."""
     sync_bn: bool = False
     """Distributed runs: batch-norm statistics over the global batch (:class:`dmc.distributed.SyncBatchNorm2d`)
     instead of each process's share."""
@@ -141,6 +145,7 @@ class TrainConfig:
         checks = [
             (self.style is None or self.style in STYLES, f"style must be one of {', '.join(STYLES)}"),
             (self.epochs >= 1, "epochs must be >= 1"),
+            (self.cuda_graphs in CUDA_GRAPH_CHOICES, f"cuda_graphs must be one of {', '.join(CUDA_GRAPH_CHOICES)}"),
             (self.batch_size >= MIN_BATCH, f"batch_size must be >= {MIN_BATCH} (batch norm needs more than one image "
                                            "per batch)"),
             (self.channels >= 1 and self.layers >= 1, "channels and layers must be >= 1"),

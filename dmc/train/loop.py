@@ -38,6 +38,7 @@ from dmc.compiler import (
 )
 from dmc.compiler.build_args import builds_style
 from dmc.compiler.saved import network_record
+from dmc.cuda_graphs import StepGraphs, check_cuda_graphs, read_interval, step_mode, step_state
 from dmc.data import DataBundle, check_dataset, load_dataset
 from dmc.data.cutout import CutoutDataset
 from dmc.distributed import MIN_BATCH, Distributed, ShardedBatches, convert_sync_batchnorm, distributed
@@ -98,7 +99,8 @@ def train(source: AnyGenotype | CompiledNetwork | str | Path | None, config: Tra
     """
     folder = RunFolder(run_dir, TRAIN_RUN)
     with determinism_kept(), distributed() as process:
-        genotype, config, state, init = process.on_main(lambda: _start(source, config, folder, resume))
+        genotype, config, state, init = process.on_main(
+            lambda: _start(source, config, folder, resume, process.world_size))
         process = process.with_device(config.device)
         with out_of_memory_as(*_memory_advice(genotype, config, init, process.device)):
             return _train(genotype, config, folder, state, on_event if process.is_main else None, init, process)
@@ -126,7 +128,7 @@ def _describe_run(args: BuildArgs, model: CompiledNetwork, config: TrainConfig, 
             f"{process.device}")
 
 
-def _start(source, config: TrainConfig, folder: RunFolder, resume: bool):
+def _start(source, config: TrainConfig, folder: RunFolder, resume: bool, world_size: int):
     """(genotype, settings, checkpoint state or None, starting network or None) of the run, its folder claimed."""
     if resume:
         return _resume(folder)
@@ -135,7 +137,7 @@ def _start(source, config: TrainConfig, folder: RunFolder, resume: bool):
         source = load_network(source)
     genotype, init = (source.genotype, source) if isinstance(source, CompiledNetwork) else (source, None)
     check_dataset(config.dataset, config.data_root, config.augment_policy)
-    resolve_device(config.device)
+    check_cuda_graphs(config.cuda_graphs, resolve_device(config.device), world_size)
     folder.claim()
     if init is not None:
         save_network(init, folder.init)
@@ -283,6 +285,11 @@ class _TrainingTask:
         self.trained = process.data_parallel(model)
         self.lr, self.test_acc, self.best_test_acc = 0.0, -1.0, -1.0
         """The epoch's learning rate; the test accuracy of the last epoch and of the best one."""
+        mode = step_mode(config.cuda_graphs, device, process.world_size, lifecycle.status)
+        averaged = [] if self.ema is None else [self.ema.network]
+        self.steps = StepGraphs(self._step_on_device, mode, device, status=lifecycle.status,
+                                state=lambda: step_state([model, *averaged], [self.optimizer]))
+        self.read_every = read_interval(mode)
 
     def describe(self) -> str:
         return _describe_run(self.args, self.model, self.config, self.data, self.process)
@@ -320,18 +327,27 @@ class _TrainingTask:
         return self.train_loader, len(self.train_loader)
 
     def step(self, batch: Any) -> StepOutput:
+        """One step, eagerly or replayed as a CUDA graph (:mod:`dmc.cuda_graphs`), one per drop-path rate and batch
+        shape; the host keeps the schedules (the learning rate, the EMA's decay) and hands them over as tensors."""
         x, y = batch
-        x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        self.optimizer.sync_lr()
+        if self.ema is not None:
+            self.ema.advance()
+        loss, correct = self.steps((self.model.drop_path_prob,), (x, y))
+        if self.config.per_step_schedule:
+            self.scheduler.step()
+        return StepOutput(loss, correct, len(y))
+
+    def _step_on_device(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The step's device work, on a batch already on the device: nothing in it reads from the host."""
         self.optimizer.zero_grad(set_to_none=True)
         loss, logits = training_loss(self.trained(x), y, self.config)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         self.optimizer.step()
         if self.ema is not None:
-            self.ema.update(self.model)
-        if self.config.per_step_schedule:
-            self.scheduler.step()
-        return StepOutput(loss.detach(), (logits.argmax(1) == y).sum(), len(y))
+            self.ema.apply(self.model)
+        return loss.detach(), (logits.argmax(1) == y).sum()
 
     def end_epoch(self, epoch: int, train_loss: float, train_acc: float) -> dict[str, Any]:
         """Validation (when held out) and test, with the EMA's weights when there is one."""

@@ -16,11 +16,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dmc.cuda_graphs import CapturableOptimizer, CapturableSGD
 from dmc.errors import SettingError
 from dmc.train.config import TrainConfig
 
 
-class RMSpropTF(torch.optim.Optimizer):
+class RMSpropTF(CapturableOptimizer):
     """RMSProp as TensorFlow 1 (``tf.train.RMSPropOptimizer``) and the MnasNet/EfficientNet references run it::
 
         ms  = decay * ms + (1 - decay) * g**2          # ms starts at 1, not 0
@@ -29,7 +30,10 @@ class RMSpropTF(torch.optim.Optimizer):
 
     torch's ``RMSprop`` differs on all three counts (eps outside the root, the mean square started at 0, which
     makes the first steps ~3x the gradient, and the learning rate applied after the buffer), so a TF eps of 1e-3 is
-    not its eps of 1e-3. ``weight_decay`` adds ``weight_decay * p`` to the gradient (TF's L2 loss term)."""
+    not its eps of 1e-3. ``weight_decay`` adds ``weight_decay * p`` to the gradient (TF's L2 loss term).
+
+    The learning rate is read from a device tensor (:meth:`CapturableOptimizer.sync_lr` before each step), so that a
+    CUDA graph can capture the step (:mod:`dmc.cuda_graphs`)."""
 
     def __init__(self, params, lr: float, decay: float = 0.9, momentum: float = 0.9, eps: float = 1e-3,
                  weight_decay: float = 0.0):
@@ -41,7 +45,7 @@ class RMSpropTF(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        for group in self.param_groups:
+        for index, group in enumerate(self.param_groups):
             params = [p for p in group["params"] if p.grad is not None]
             if not params:
                 continue
@@ -60,7 +64,8 @@ class RMSpropTF(torch.optim.Optimizer):
             denominator = torch._foreach_add(ms, group["eps"])
             torch._foreach_sqrt_(denominator)
             torch._foreach_mul_(mom, group["momentum"])
-            torch._foreach_addcdiv_(mom, grads, denominator, value=group["lr"])
+            # lr * g / d as addcdiv's value=lr rounds it: (lr * g), then / d
+            torch._foreach_addcdiv_(mom, torch._foreach_mul(grads, self.device_lr(index)), denominator)
             torch._foreach_sub_(params, mom)
         return loss
 
@@ -80,12 +85,13 @@ def parameter_groups(model: nn.Module, weight_decay: float, norm_weight_decay: b
     return [{"params": decayed, "weight_decay": weight_decay}, {"params": plain, "weight_decay": 0.0}]
 
 
-def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+def build_optimizer(model: nn.Module, config: TrainConfig) -> CapturableOptimizer:
     """SGD (with momentum; the DARTS recipe's optimiser exactly as before recipes existed) or :class:`RMSpropTF`,
-    with weight decay on all parameters or (``norm_weight_decay`` off) all but the normalisation layers'."""
+    capturable in a CUDA graph (their learning rates on the device: :meth:`CapturableOptimizer.sync_lr`), with
+    weight decay on all parameters or (``norm_weight_decay`` off) all but the normalisation layers'."""
     groups = parameter_groups(model, config.weight_decay, config.norm_weight_decay)
     if config.optimizer == "sgd":
-        return torch.optim.SGD(groups, config.lr, momentum=config.momentum)
+        return CapturableSGD(groups, config.lr, momentum=config.momentum)
     return RMSpropTF(groups, config.lr, decay=config.rmsprop_decay, momentum=config.momentum,
                      eps=config.rmsprop_eps)
 
@@ -128,14 +134,26 @@ class WeightEMA:
         self.network = copy.deepcopy(model).eval()
         self.network.requires_grad_(False)
         self.decay, self.updates = decay, 0
+        self.weight = torch.zeros((), device=next(model.parameters()).device)
+        """1 - the decay of the coming update, on the device (:meth:`advance` sets it, :meth:`apply` reads it)."""
+
+    def update(self, model: nn.Module) -> None:
+        """One update: :meth:`advance` then :meth:`apply`."""
+        self.advance()
+        self.apply(model)
+
+    def advance(self) -> None:
+        """Counts the coming update and sets its decay (host side, outside a captured step)."""
+        self.updates += 1
+        self.weight.fill_(1 - min(self.decay, (1 + self.updates) / (10 + self.updates)))
 
     @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        self.updates += 1
-        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+    def apply(self, model: nn.Module) -> None:
+        """Moves the average towards ``model`` by the weight :meth:`advance` set (device side, capturable)."""
         averaged, current = self.network.state_dict(), model.state_dict()
-        floats = [key for key, value in averaged.items() if value.is_floating_point()]
-        torch._foreach_lerp_([averaged[k] for k in floats], [current[k].detach() for k in floats], 1 - decay)
+        for key, value in averaged.items():
+            if value.is_floating_point():
+                value.lerp_(current[key].detach(), self.weight.to(value.dtype))
         for key, value in averaged.items():
             if not value.is_floating_point():
                 value.copy_(current[key])
