@@ -173,6 +173,24 @@ def test_a_non_finite_training_loss_stops_the_run_and_keeps_the_last_good_epoch(
     assert [r["epoch"] for r in read_history(tmp_path / "run")] == [0]
 
 
+@pytest.mark.parametrize("read_every", [2, 5])
+def test_metrics_read_once_per_interval_give_the_same_run(tmp_path, writes, monkeypatch, read_every):
+    """A task that asks for its metrics every few steps (a captured step never waits for the host) gets the same
+    history, every step's event and kill-hook label, and the non-finite check names the step itself."""
+    events_each, events_batched = [], []
+    _run(tmp_path / "each", events=events_each)
+    monkeypatch.setattr(_Classifier, "read_every", read_every)
+    _run(tmp_path / "batched", events=events_batched)
+    histories = [read_history(tmp_path / name) for name in ("each", "batched")]
+    for record in histories[0] + histories[1]:
+        record.pop("seconds")
+    assert histories[0] == histories[1]
+    assert [e for e in events_each if e[0] == "step"] == [e for e in events_batched if e[0] == "step"]
+    assert [w for w in writes if w.startswith("step@")] == [f"step@{e}.{s}" for e in range(3) for s in (1, 2, 3)] * 2
+    with pytest.raises(DmcError, match=r"the training loss became nan at epoch 1, step 2: .*last.pt keeps epoch 0"):
+        _run(tmp_path / "poisoned", poison=(1, 2))
+
+
 def test_a_non_finite_validation_loss_stops_the_run_before_its_epoch_is_written(tmp_path, writes, monkeypatch):
     original = _Classifier.end_epoch
 
