@@ -24,6 +24,7 @@ from dmc.compiler.source import (
                         network_from_source,
                         resolve_genotype,
 )
+from dmc.cuda_graphs import CUDA_GRAPH_CHOICES
 from dmc.data import DataBundle, load_dataset
 from dmc.data.detection_demo import DemoSpec, write_detection_demo
 from dmc.derive import derive
@@ -35,6 +36,7 @@ from dmc.families.cell.space import CellSpace
 from dmc.families.chain.genotype import ChainGenotype
 from dmc.families.chain.space import ChainSpace
 from dmc.genotype import load_genotype, published_genotypes
+from dmc.latency import LatencyTable, load_latency_table
 from dmc.limits import MAX_INPUT_SIZE
 from dmc.models import (
                         DataConfig,
@@ -64,6 +66,7 @@ from dmc.search import (
                         search_seeds,
 )
 from dmc.search.beta import CONVENTIONS
+from dmc.search.cost import CostTable
 from dmc.search.space_settings import load_search_config, search_config_for_space
 from dmc.space import bundled_spaces, load_space
 from dmc.supernet import Supernet, build_supernet
@@ -85,4 +88,5 @@ __all__ = ["CONVENTIONS", "MAX_INPUT_SIZE", "METHODS", "AblationResult", "ablate
            "resolve_nb201_arch", "run_and_exit", "save_network", "search", "search_seeds", "train", "visualize",
            "write_detection_demo", "write_report", "family_of", "family_of_style", "builds_style",
            "search_config_for_space", "DataConfig", "FeatureInfo", "ModelEntry", "create_model", "list_models",
-           "load_pretrained", "model_entry", "register_model"]
+           "load_pretrained", "model_entry", "register_model", "LatencyTable", "load_latency_table", "CostTable",
+           "CUDA_GRAPH_CHOICES"]

@@ -12,6 +12,7 @@ from dmc.cli import (  # noqa: F401  (each module registers its commands)
     detect,
     doctor,
     export,
+    latency,
     profile,
     report,
     search,

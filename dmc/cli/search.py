@@ -93,6 +93,16 @@ def search_command(
                                             "faster)."),
     compile_alias: bool = typer.Option(None, "--compile/--no-compile", hidden=True,
                                        help="Deprecated name of --torch-compile."),
+    cost: str = typer.Option(None, help="Search for a cost too: latency:LUT.json (`dmc latency table`; chain "
+                                        "spaces) | macs | params (counted as the derived network has them)."),
+    cost_target: float = typer.Option(None, help="Target cost, in the cost's unit (ms, millions of MACs or of "
+                                                 "parameters); not for --cost-loss fbnet."),
+    cost_loss: str = typer.Option(None, help="How the cost enters the architecture loss: fbnet | proxyless-mul | "
+                                             "proxyless-add | tfnas [proxyless-mul]."),
+    cost_weight: float = typer.Option(None, help="The rule's weight (a, or lambda) [the authors': 0.2; 0.1 for the "
+                                                 "additive rules]."),
+    cost_exponent: float = typer.Option(None, help="The multiplicative rules' exponent b [FBNet 0.6, ProxylessNAS "
+                                                   "0.3]."),
     hessian_every: int = typer.Option(None, help="Every N epochs, record the dominant eigenvalue of the validation "
                                                  "loss's Hessian w.r.t. alpha (R-DARTS's indicator) [0: never]."),
     hessian_samples: int = typer.Option(None, help="Validation images the Hessian is taken on [256]."),
@@ -117,7 +127,8 @@ def search_command(
                      beta_convention=beta_convention, beta_max_epoch=beta_max_epoch, seed=seed, device=device,
                      deterministic=deterministic, kernels=kernels, channels_last=channels_last,
                      recompute_edges=recompute_edges, torch_compile=torch_compile, cuda_graphs=cuda_graphs,
-                     hessian_every=hessian_every,
+                     hessian_every=hessian_every, cost=cost, cost_target=cost_target, cost_loss=cost_loss,
+                     cost_weight=cost_weight, cost_exponent=cost_exponent,
                      hessian_samples=hessian_samples, sync_bn=sync_bn, bench=bench)
     if resume is not None:
         if space is not None or config is not None:

@@ -145,6 +145,11 @@ class Family(Protocol):
     def derive(self, alphas: Mapping[str, torch.Tensor], space: AnySpace,
                edge_norms: Mapping[str, torch.Tensor] | None) -> AnyGenotype: ...
 
+    def chosen_candidates(self, genotype: AnyGenotype, space: AnySpace) -> dict[str, list[tuple[int, int]]]:
+        """What ``genotype`` (checked against ``space``) keeps, in alpha coordinates: per group, the (row,
+        candidate index) pairs of its chosen operations."""
+        ...
+
     # ---------------------------------------------------------------------------------------------- deploy
     def check_genotype_in_space(self, genotype: AnyGenotype, space: AnySpace) -> None: ...
     def resized_space(self, space: AnySpace, macro: Any) -> AnySpace:

@@ -28,8 +28,12 @@ class Architect:
 
     def __init__(self, model: Supernet, optimizer: torch.optim.Optimizer, order: int = 1,
                  momentum: float = 0.9, weight_decay: float = 3e-4, fd_radius: float = 1e-2,
-                 average: Callable[[Sequence[torch.Tensor]], None] = lambda tensors: None):
+                 average: Callable[[Sequence[torch.Tensor]], None] = lambda tensors: None,
+                 val_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy):
         self.model, self.optimizer, self.order, self.average = model, optimizer, order, average
+        self.val_loss = val_loss
+        """The objective on the validation half, of (logits, labels): cross-entropy, or with the network's cost
+        folded in (:mod:`dmc.search.cost`); the training half's loss stays cross-entropy."""
         self.momentum, self.weight_decay = momentum, weight_decay
         self.fd_radius = fd_radius
         """Finite-difference step, relative to ||dL_val/dw'|| (DARTS uses 0.01)."""
@@ -37,12 +41,15 @@ class Architect:
     def _loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(self.model(x), y)
 
+    def _val_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.val_loss(self.model(x), y)
+
     def step(self, x_train, y_train, x_val, y_val, lr: torch.Tensor | float,
              w_optimizer: torch.optim.Optimizer) -> None:
         self.optimizer.zero_grad(set_to_none=True)
         arch = self.model.arch_parameters()
         if self.order == 1:
-            self._loss(x_val, y_val).backward(inputs=arch)
+            self._val_loss(x_val, y_val).backward(inputs=arch)
             self.average([p.grad for p in arch if p.grad is not None])
         else:
             grads = self._unrolled_grads(x_train, y_train, x_val, y_val, lr, w_optimizer)
@@ -74,7 +81,7 @@ class Architect:
             original = [w.detach().clone() for w in weights]
         self._shift(weights, step, -lr)  # w' = w - lr * step
         with torch.enable_grad():
-            grads = torch.autograd.grad(self._loss(x_val, y_val), arch + weights)
+            grads = torch.autograd.grad(self._val_loss(x_val, y_val), arch + weights)
         d_alpha, d_w = list(grads[: len(arch)]), [g.detach() for g in grads[len(arch):]]
         with torch.no_grad():
             self.average(d_w)

@@ -13,6 +13,7 @@ from dmc.errors import SettingError
 from dmc.kernels import KERNEL_CHOICES
 from dmc.limits import MAX_INPUT_SIZE
 from dmc.search.beta import BetaSchedule
+from dmc.search.cost_rules import check_cost_settings
 from dmc.settings import check_settings, settings_from_dict
 
 METHODS = ("darts", "pc-darts", "p-darts")
@@ -104,6 +105,17 @@ class SearchConfig:
     bench: str | None = None
     """nb201 searches: NATS-Bench's topology archive folder; each epoch's derived cell is looked up in it and its
     benchmark accuracies recorded (:class:`dmc.bench.NB201Bench`)."""
+    cost: str | None = None
+    """Search for a cost too (:mod:`dmc.search.cost`): ``latency:LUT.json`` (a table of ``dmc latency table``, chain
+    spaces), ``macs`` or ``params`` (counted on the supernet's candidates); None: accuracy only."""
+    cost_target: float | None = None
+    """The target cost T, in the cost's unit (ms, millions of MACs or of parameters); FBNet's rule has none."""
+    cost_loss: str = "proxyless-mul"
+    """How the cost enters the architecture step's loss: fbnet, proxyless-mul, proxyless-add or tfnas."""
+    cost_weight: float | None = None
+    """The rule's weight (a of FBNet and ProxylessNAS mul#log, l of the additive rules); None: the authors'."""
+    cost_exponent: float | None = None
+    """The multiplicative rules' exponent b; None: the authors' (FBNet 0.6, ProxylessNAS 0.3)."""
     hessian_every: int = 0
     """Every N epochs, the dominant eigenvalue of the Hessian of the validation loss w.r.t. alpha (0: never)."""
     hessian_samples: int = 256
@@ -166,6 +178,7 @@ class SearchConfig:
             if not ok:
                 raise SettingError(f"{source}: {problem}")
         self.beta.validate(self.epochs)
+        check_cost_settings(self.cost, self.cost_target, self.cost_loss, self.cost_weight, self.cost_exponent)
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -44,6 +44,8 @@ from dmc.runfolder import SEARCH_RUN, RunFolder
 from dmc.runtime import dataset_size, resolve_device
 from dmc.search.architect import Architect
 from dmc.search.config import SearchConfig
+from dmc.search.cost import CostTable, counted_cost_table, latency_cost_table
+from dmc.search.cost_rules import cost_loss, parse_cost
 from dmc.search.derive_run import derive_run
 from dmc.search.hessian import hessian_eigenvalue
 from dmc.search.progressive import progressive_search
@@ -86,7 +88,7 @@ class _SearchTask:
                                     betas=(config.arch_betas[0], config.arch_betas[1]),
                                     weight_decay=config.arch_weight_decay)
         self.architect = Architect(self.model, self.a_opt, config.order, config.momentum, config.weight_decay,
-                                   average=process.average_)
+                                   average=process.average_, val_loss=self._val_loss)
         self.epoch, self.beta, self.lr, self.skip_dropout = 0, 0.0, 0.0, 0.0
         """The epoch running, its beta, learning rate and skip-dropout rate."""
         mode = step_mode(config.cuda_graphs, self.device, process.world_size, lifecycle.status)
@@ -122,6 +124,32 @@ class _SearchTask:
                                               channel_shuffle=pc and config.channel_shuffle,
                                               edge_normalization=pc, kernels=kernels).to(self.device)
         self.model.check_input_size(data.image_size, data.image_size)  # before any step, in one line
+        self.cost = self._cost_table()  # counted before compilation and channels-last change how it runs
+        """What the search minimises beside the validation loss (:mod:`dmc.search.cost`), or None."""
+
+    def _cost_table(self) -> CostTable | None:
+        config = self.config
+        if config.cost is None:
+            return None
+        kind, path = parse_cost(config.cost)
+        if path is not None:
+            return latency_cost_table(path, self.space, self.data.image_size)
+        return counted_cost_table(self.model, kind, self.data.image_size, self.data.in_channels,
+                                  self.data.num_classes)
+
+    def _val_loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The architecture step's objective: cross-entropy, with the expected cost folded in by the rule."""
+        ce = F.cross_entropy(logits, y)
+        if self.cost is None:
+            return ce
+        config = self.config
+        return cost_loss(ce, self.expected_cost(), config.cost_loss, config.cost_target, config.cost_weight,
+                         config.cost_exponent)
+
+    def expected_cost(self) -> torch.Tensor:
+        """The supernet's expected cost under its current alphas (a device scalar, differentiable)."""
+        assert self.cost is not None
+        return self.cost.expected({g: self.model.mixing_weights(g) for g in self.space.alpha_groups})
 
     def _configure_execution(self) -> None:
         """Memory format, recomputation and compilation: how the supernet runs, not what it computes."""
@@ -145,7 +173,8 @@ class _SearchTask:
     def folder_config(self) -> dict[str, Any]:
         return {"config": self.config.to_dict(), "space": self.space.name, "space_hash": self.space.content_hash,
                 "dataset": self.data.describe(), "device": str(self.device), "world_size": self.process.world_size,
-                "kernels": self.kernels, "compile_backend": self.compile_backend, "dmc_version": __version__}
+                "kernels": self.kernels, "compile_backend": self.compile_backend, "steps": self.steps.mode,
+                "dmc_version": __version__}
 
     # ------------------------------------------------------------------------------- state
     def state(self) -> dict[str, Any]:
@@ -218,6 +247,11 @@ class _SearchTask:
             assert isinstance(self.space, CellSpace), "_start refuses pc-darts on a chain space"
             record["edge_norm"] = {g: node_edge_weights(v.detach(), self.space).tolist()
                                    for g, v in edge_norms.items()}
+        if self.cost is not None:  # the supernet's expected cost, and what the epoch's genotype costs by the table
+            with torch.no_grad():
+                record["expected_cost"] = float(self.expected_cost())
+            record["derived_cost"] = self.cost.of_choice(family_of(self.space).chosen_candidates(genotype, self.space))
+            record["cost_unit"] = self.cost.unit
         if self.hessian_due(epoch):
             record["hessian_eigenvalue"] = self.hessian_eigenvalue()
         if self.bench is not None:
@@ -280,6 +314,8 @@ def _start(config: SearchConfig, folder: RunFolder, resume: bool, world_size: in
                                "search the nb201 space, or drop {bench}")
         NB201Bench(config.bench)  # the archive's meta file reads, before anything is written
     check_dataset(config.dataset, config.data_root)
+    if config.cost is not None and parse_cost(config.cost)[1] is not None:  # the table fits, before any write
+        latency_cost_table(parse_cost(config.cost)[1] or "", space, image_side(config.dataset, config.image_size))
     device = resolve_device(config.device)
     check_cuda_graphs(config.cuda_graphs, device, world_size)
     if config.kernels == "fused":  # built and checked now: a failure leaves no run folder ("auto" falls back)

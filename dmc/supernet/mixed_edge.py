@@ -99,7 +99,7 @@ class MixedEdge(nn.Module):
         if partial > 1 and (c_in != c_out or c_in % partial):
             raise ValueError(f"partial channels: {c_in} -> {c_out} channels do not split into {partial} parts")
         self.op_names = tuple(op_names)
-        self.out_channels = c_out
+        self.in_channels, self.out_channels, self.stride, self.act = c_in, c_out, stride, act
         self.row = row
         self.recompute = False
         """Whether the edge is recomputed in backward (:meth:`set_recompute`)."""

@@ -3,6 +3,8 @@ DARTS- ``beta``."""
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -14,6 +16,7 @@ from dmc.families.cell.space import CellSpace
 from dmc.kernels import Kernels
 from dmc.kernels.select import REFERENCE
 from dmc.network.body import MacroNetwork
+from dmc.network.cell import Cell
 from dmc.supernet.mixed_edge import MixedEdge
 
 RECOMPUTE_MIN_SHARE = 0.5
@@ -107,6 +110,21 @@ class Supernet(MacroNetwork):
     # --------------------------------------------------------------------------------- execution
     def mixed_edges(self) -> list[MixedEdge]:
         return [m for m in self.modules() if isinstance(m, MixedEdge)]
+
+    def row_edges(self) -> dict[str, list[list[MixedEdge]]]:
+        """The mixed edges that each row of ``alpha_<group>`` weighs (a cell type's row e: edge e of every cell of
+        that type; a chain layer's: its one edge), as :meth:`forward` hands the rows out."""
+        rows: dict[str, list[list[MixedEdge]]] = {g: [[] for _ in self.space.candidates(g)]
+                                                 for g in self.space.alpha_groups}
+        for block in self.blocks:
+            if isinstance(block, MixedEdge):  # a chain layer
+                assert block.row is not None, "a chain layer knows its row"
+                rows["layers"][block.row].append(block)
+            elif isinstance(block, Cell):
+                group = "reduce" if block.reduction else "normal"
+                for e, edge in enumerate(block.edges):
+                    rows[group][e].append(cast(MixedEdge, edge))
+        return rows
 
     def set_kernels(self, kernels: Kernels) -> None:
         """Switches every mixed edge to ``kernels`` (:meth:`MixedEdge.set_kernels`): its weighted sum (with the

@@ -297,7 +297,7 @@ class _TrainingTask:
     def folder_config(self) -> dict[str, Any]:
         return {"config": self.config.to_dict(), "genotype": self.genotype.to_dict(), "build_args": self.args.to_dict(),
                 "dataset": self.data_info, "device": str(self.device), "world_size": self.process.world_size,
-                "dmc_version": __version__}
+                "steps": self.steps.mode, "dmc_version": __version__}
 
     # ------------------------------------------------------------------------------- state
     def state(self) -> dict[str, Any]:

@@ -32,4 +32,5 @@ def test_static_steps_run_from_the_cli_and_are_recorded(cli, tmp_path, toy_data)
     run = tmp_path / "run"
     result = cli(*SEARCH, "--dataset", toy_data, "--out", str(run), "--cuda-graphs", "static")
     assert result.exit_code == 0, result.output
-    assert json.loads((run / "config.json").read_text())["config"]["cuda_graphs"] == "static"
+    recorded = json.loads((run / "config.json").read_text())
+    assert recorded["config"]["cuda_graphs"] == "static" and recorded["steps"] == "static"

@@ -122,6 +122,16 @@ class CellFamily:
         assert isinstance(space, CellSpace)
         return derive_cells(alphas, space, edge_norms)
 
+    def chosen_candidates(self, genotype: AnyGenotype, space: AnySpace) -> dict[str, list[tuple[int, int]]]:
+        assert isinstance(genotype, Genotype) and isinstance(space, CellSpace)
+        edge_index = {edge: e for e, edge in enumerate(space.edges)}
+        chosen: dict[str, list[tuple[int, int]]] = {}
+        for cell_type, cell in genotype.cells.items():
+            candidates = space.cell(cell_type).edges
+            chosen[cell_type] = [(edge_index[(n, j)], candidates[edge_index[(n, j)]].index(op))
+                                 for n, node in enumerate(cell.nodes) for op, j in node]
+        return chosen
+
     # ---------------------------------------------------------------------------------------------- deploy
     def check_genotype_in_space(self, genotype: AnyGenotype, space: AnySpace) -> None:
         assert isinstance(genotype, Genotype) and isinstance(space, CellSpace)

@@ -91,6 +91,11 @@ class ChainFamily:
         assert isinstance(space, ChainSpace)
         return lambda slot: search_layer(space, slot, options)
 
+    def chosen_candidates(self, genotype: AnyGenotype, space: AnySpace) -> dict[str, list[tuple[int, int]]]:
+        assert isinstance(genotype, ChainGenotype) and isinstance(space, ChainSpace)
+        return {"layers": [(row, ops.index(op)) for row, (op, ops) in enumerate(zip(genotype.layers,
+                                                                                   space.layer_candidates))]}
+
     def derive(self, alphas: Mapping[str, torch.Tensor], space: AnySpace,
                edge_norms: Mapping[str, torch.Tensor] | None) -> ChainGenotype:
         """Every layer keeps its strongest op, 'skip' included (a skip that keeps the shape removes the layer, so
