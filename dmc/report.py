@@ -68,7 +68,9 @@ def _search_section(manifest: DemoManifest, lines: list[str], heading: str) -> d
         best = max(range(len(history)), key=accuracies.__getitem__)
         per_epoch = ", ".join(str(skip_connections(genotype_from_dict(r.get("genotype"), where)))
                               for r, where in zip(history, records))
-        rows.append(f"| {title} | {len(history)} | {accuracies[best]:.3f} (epoch {history[best]['epoch']}) | "
+        cost = history[best].get("derived_cost")  # a search for a cost: what the best epoch's network costs
+        costed = "" if cost is None else f"; costs {cost:.3g} {history[best].get('cost_unit', '')}".rstrip()
+        rows.append(f"| {title} | {len(history)} | {accuracies[best]:.3f} (epoch {history[best]['epoch']}){costed} | "
                     f"{skip_connections(genotype)} | {per_epoch} | {_value(history[-1], 'beta', records[-1]):.2f} |")
     lines += [heading, ""]
     skips = ("skipped layers in the derived chain | ... in the chain derived after each epoch"
@@ -86,6 +88,8 @@ def _search_section(manifest: DemoManifest, lines: list[str], heading: str) -> d
         lines += [f"![{name} {c} {what}](viz/{name}/genotype_{c}.png)" for c in groups] + [""]
         lines += [f"![{name} alphas {c}](viz/{name}/alphas_{c}.png)" for c in groups]
         lines += [f"![{name} beta](viz/{name}/beta.png)", ""]
+        if (demo / "viz" / name / "cost.png").is_file():
+            lines += [f"![{name} cost](viz/{name}/cost.png)", ""]
     return genotypes
 
 

@@ -142,6 +142,24 @@ def plot_hessian(history: list[dict[str, Any]], path: str | Path) -> Path | None
     return _finish_with_accuracy(fig, ax, curves, "Hessian of the validation loss w.r.t. alpha", "best", path)
 
 
+def plot_cost(history: list[dict[str, Any]], path: str | Path) -> Path | None:
+    """The supernet's expected cost and the cost of each epoch's derived network (``--cost``), with the
+    validation accuracy; a PNG, or None if the run searched for accuracy alone."""
+    tracked = [r for r in history if "expected_cost" in r]
+    if not tracked:
+        return None
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    epochs = [r["epoch"] for r in tracked]
+    ax.plot(epochs, [r["expected_cost"] for r in tracked], "o-", color="#c0392b", label="expected (supernet)")
+    ax.plot(epochs, [r["derived_cost"] for r in tracked], "s--", color="#7f8c8d", label="derived network")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(tracked[0].get("cost_unit", "cost"))
+    val_acc = _series(history, "val_acc", lambda r: r["val_acc"])
+    curves = [([r["epoch"] for r in history], val_acc, ":", "#2980b9", "val acc")]
+    return _finish_with_accuracy(fig, ax, curves, "What the searched network costs", "best", path)
+
+
 def _finish_with_accuracy(fig, ax, curves, title: str, legend_at: str, path: str | Path) -> Path:
     """Accuracy curves ``(epochs, values, style, colour, label)`` on a right-hand axis of ``ax``, one legend for
     both axes and the title; saves the PNG."""

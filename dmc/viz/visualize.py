@@ -10,7 +10,7 @@ from dmc.genotype import published_genotypes
 from dmc.runfolder import SEARCH_RUN, RunFolder, read_history
 from dmc.search.derive_run import derive_run
 from dmc.viz.cell import draw_genotype
-from dmc.viz.history import plot_alphas, plot_beta, plot_hessian
+from dmc.viz.history import plot_alphas, plot_beta, plot_cost, plot_hessian
 
 
 def visualize(source: str | Path, out_dir: str | Path) -> list[Path]:
@@ -18,8 +18,9 @@ def visualize(source: str | Path, out_dir: str | Path) -> list[Path]:
 
     A search run folder gives its derived cells (``genotype_<cell>.png/.svg``, from ``genotype.json`` or,
     while the run is unfinished, its best checkpoint), ``alphas_<cell>.png``, ``beta.png`` and, if the run tracked
-    it, ``hessian.png``; a chain search gives ``genotype_layers.png/.svg`` and ``alphas_layers.png`` instead of the
-    cell pictures. A genotype (file or published name) gives its cells (or layers) only.
+    them, ``hessian.png`` and ``cost.png`` (``--cost``: expected and derived cost per epoch); a chain search gives
+    ``genotype_layers.png/.svg`` and ``alphas_layers.png`` instead of the cell pictures. A genotype (file or
+    published name) gives its cells (or layers) only.
     """
     source, out_dir = Path(source), Path(out_dir)
     run_folder = (source / "history.jsonl").is_file()
@@ -38,8 +39,8 @@ def visualize(source: str | Path, out_dir: str | Path) -> list[Path]:
     paths = draw_genotype(genotype, out_dir, "genotype")
     paths += [plot_alphas(history, space, group, out_dir / f"alphas_{group}.png") for group in space.alpha_groups]
     paths.append(plot_beta(history, out_dir / "beta.png"))
-    hessian = plot_hessian(history, out_dir / "hessian.png")
-    return paths if hessian is None else [*paths, hessian]
+    extra = [plot_hessian(history, out_dir / "hessian.png"), plot_cost(history, out_dir / "cost.png")]
+    return [*paths, *(path for path in extra if path is not None)]
 
 
 def _name(source: Path) -> str:

@@ -18,6 +18,7 @@ from dmc.search.cost import CostTable, counted_cost_table, latency_cost_table
 from dmc.search.cost_rules import COST_LOSSES, cost_loss
 from dmc.space import load_space
 from dmc.supernet import build_supernet
+from dmc.viz import visualize
 
 
 def test_the_expected_cost_and_its_gradient_equal_a_hand_computation():
@@ -100,6 +101,8 @@ def test_a_tighter_target_gives_a_cheaper_network(tmp_path, tiny):
         assert history[0]["cost_unit"] == "MMACs"
     assert runs["tight"][-1]["expected_cost"] < runs["loose"][-1]["expected_cost"]
     assert runs["tight"][-1]["expected_cost"] < runs["tight"][0]["expected_cost"]
+    drawn = visualize(tmp_path / "tight", tmp_path / "viz")
+    assert tmp_path / "viz" / "cost.png" in drawn and (tmp_path / "viz" / "cost.png").stat().st_size > 0
 
 
 @pytest.mark.parametrize("settings,problem", [
