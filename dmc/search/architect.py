@@ -62,8 +62,7 @@ class Architect:
     def _shift(self, params, vectors, scale: torch.Tensor) -> None:
         """params += scale * vectors, for a device scalar ``scale`` of their dtype: ``addcmul`` rounds as ``add``'s
         ``alpha`` does (one fused multiply-add), so the step equals the one with a host scalar bit for bit."""
-        for p, v in zip(params, vectors):
-            p.addcmul_(v, scale)
+        torch._foreach_addcmul_(params, vectors, [scale] * len(params))
 
     def _unrolled_grads(self, x_train, y_train, x_val, y_val, lr, w_optimizer):
         weights, arch = self.model.weight_parameters(), self.model.arch_parameters()
