@@ -294,8 +294,10 @@ def _record(**entry) -> None:
 def _search_run(folder: Path, order: int, cuda_graphs: str, on_event=None, resume: bool = False, **settings):
     from dmc.search import SearchConfig, search
 
-    config = SearchConfig(**{"space": "darts_s0", "dataset": "digits", "image_size": 32, "channels": 8, "layers": 5,
-                             "batch_size": 32, "epochs": 2, "order": order, "deterministic": True,
+    small = DRY_RUN["scale"] > 1
+    config = SearchConfig(**{"space": "darts_s0", "dataset": "digits", "image_size": 16 if small else 32,
+                             "channels": 2 if small else 8, "layers": 3 if small else 5, "batch_size": 32,
+                             "epochs": 2, "order": order, "deterministic": True,
                              **settings, "device": DRY_RUN["device"], "cuda_graphs": _mode(cuda_graphs)})
     return search(SearchConfig() if resume else config, folder, resume=resume, on_event=on_event)
 
@@ -366,7 +368,9 @@ def graphs_parity() -> bool:
         runs = {}
         for mode in ("off", "on"):
             said, on_event = _statuses()
-            config = TrainConfig.for_dataset("digits", image_size=32, channels=8, layers=5, batch_size=32, epochs=2,
+            small = DRY_RUN["scale"] > 1
+            config = TrainConfig.for_dataset("digits", image_size=16 if small else 32, channels=2 if small else 8,
+                                             layers=3 if small else 5, batch_size=32, epochs=2,
                                              drop_path=0.2, deterministic=True, device=DRY_RUN["device"],
                                              cuda_graphs=_mode(mode))
             train(published_genotypes()["DARTS_V2"], config, root / f"train-{mode}", on_event=on_event)
@@ -382,9 +386,9 @@ def graphs_parity() -> bool:
 def graphs_timing(rounds: int) -> None:
     """ms per step of `dmc search`, eager vs captured, interleaved rounds; S0 at three batch sizes and the chain."""
     scale = DRY_RUN["scale"]
-    cases = [("darts_s0", batch // scale, dict(channels=16 // scale, layers=8 // scale, image_size=32 // scale))
-             for batch in (32, 64, 96)]
-    cases.append(("proxyless_s5", 32 // scale, dict(image_size=64 // scale, width=1.0 / scale)))
+    cases = [("darts_s0", batch // scale, dict(channels=16 // scale, layers=max(3, 8 // scale),
+                                               image_size=32 // scale)) for batch in (32, 64, 96)]
+    cases.append(("proxyless_s5", 32 // scale, dict(image_size=max(32, 64 // scale), width=1.0 / scale)))
     for space, batch, settings in cases:
         times: dict[str, list[float]] = {"off": [], "on": []}
         peaks: dict[str, float] = {}
