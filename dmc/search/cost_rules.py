@@ -13,6 +13,8 @@ or of parameters).
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from dmc.errors import SettingError
@@ -37,7 +39,7 @@ def cost_loss(ce: torch.Tensor, expected: torch.Tensor, rule: str, target: float
     assert target is not None, "validate() requires a target for this rule"
     if rule == "proxyless-mul":
         assert b is not None
-        return a * ce * (torch.log(expected) / torch.log(torch.tensor(target, dtype=expected.dtype))) ** b
+        return a * ce * (torch.log(expected) / math.log(target)) ** b
     if rule == "proxyless-add":
         return ce + a * (expected - target) / target
     return ce + a * (expected / target - 1).abs()  # tfnas
