@@ -13,12 +13,19 @@ of them alike; the median and the spread of each are kept.
 
 The table is written (atomically) after the fixed parts and after each layer: the same call with the same ``out_path``
 and settings continues an interrupted measurement from the layers done.
+
+Last, the part overhead (:attr:`LatencyTable.part_overhead`): ``calibration`` networks of the space (seeded random
+choices per layer) are timed whole, as ``dmc profile --lut`` times them (:func:`network_runner`), and each gives
+``(plain sum of its entries - measured) / (parts - 1)``, what every part's entry holds that a whole network pays
+once; the table keeps their median and spread, and its costs count the overhead once. A complete table measured
+before this existed gets it when the same call is repeated.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import platform
+import random
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -95,11 +102,12 @@ def export_part(module: nn.Module, example: torch.Tensor, path: str | Path) -> P
 def measure_latency_table(space: Any, width: float | None = None, image_size: int | None = None, batch: int = 1,
                           threads: int = 1, runtime: str = "onnxruntime", repeats: int = 20,
                           out_path: str | Path | None = None, on_progress: Progress | None = None, *,
-                          num_classes: int = 1000, device: str = "cpu") -> LatencyTable:
+                          num_classes: int = 1000, device: str = "cpu", calibration: int = 3) -> LatencyTable:
     """Measures the latency table of the chain ``space`` (a space or its name) at ``width`` (default: the space's)
     and ``image_size`` (default: its family's, 224); writes it to ``out_path`` after each layer, continuing the
     partial table found there when it was measured with the same settings (a table for other settings there is
-    refused). Returns the complete table."""
+    refused). ``calibration`` whole networks then fit the part overhead (0: none; the table's costs are then the
+    plain medians). Returns the complete table."""
     space = load_space(space) if isinstance(space, (str, Path)) else space
     _check_settings(space, image_size, batch, threads, runtime, repeats, num_classes, device)
     sized = space.with_macro(width=width)
@@ -129,7 +137,60 @@ def measure_latency_table(space: Any, width: float | None = None, image_size: in
             for part in layer:
                 done += 1
                 report(done, total, part.name)
+    if table.part_overhead is None and calibration:
+        overhead = fit_part_overhead(table, sized, calibration, repeats)
+        table = _save(dataclasses.replace(table, part_overhead=overhead), out_path)
     return table
+
+
+def fit_part_overhead(table: LatencyTable, space: Any, networks: int = 3, repeats: int = 20,
+                      seed: int = 0) -> Timing:
+    """The part overhead of the complete ``table`` of ``space`` (at the table's width): ``networks`` networks of
+    seeded random choices timed whole, interleaved, each giving ``(plain sum - measured median) / (parts - 1)``
+    (at least 0); their median and spread."""
+    table.check_complete()
+    rng = random.Random(seed)
+    chosen = [tuple(rng.choice(ops) for ops in table.candidates) for _ in range(networks)]
+    parts = len(table.fixed) + len(table.candidates)
+    with tempfile.TemporaryDirectory(prefix="dmc-latency-") as work:
+        runs = []
+        for i, layers in enumerate(chosen):
+            genotype = ChainGenotype(layers, space.macro, space.name, space.content_hash)
+            network = CompiledNetwork(genotype, BuildArgs(space.macro, table.num_classes))
+            runs.append(network_runner(network, table.runtime, table.threads, table.batch, table.image_size,
+                                       Path(work) / f"network{i}.onnx"))
+        with _torch_threads(table.threads), torch.inference_mode():
+            times = interleaved_times_ms(runs, repeats)
+    measured = [Timing.from_times(t).median_ms for t in times]
+    return Timing.from_times([max((table.plain_network_ms(layers) - ms) / max(parts - 1, 1), 0.0)
+                              for layers, ms in zip(chosen, measured)])
+
+
+def network_runner(network: nn.Module, runtime: str, threads: int, batch: int, image_size: int,
+                   onnx_path: str | Path) -> Callable[[], object]:
+    """One end-to-end run of ``network`` (eval mode) on a random batch in ``runtime``, as tables are compared with
+    whole networks: for onnxruntime exported as ``dmc export`` exports (to ``onnx_path``, no parity check) and run in
+    :func:`ort_session` with ``threads``; for torch the module itself (run it inside ``torch.inference_mode()`` with
+    ``threads`` PyTorch threads)."""
+    network = network.eval()
+    example = torch.randn(batch, network.build_args.in_channels, image_size, image_size)
+    if runtime == "torch":
+        return lambda: network(example)
+    from dmc.exporters.onnx import export_onnx  # imports onnx
+
+    export_onnx(network, onnx_path, input_size=image_size, check=False)
+    session, feeds = ort_session(onnx_path, threads), {"input": example.numpy()}
+    return lambda: session.run(None, feeds)
+
+
+@contextmanager
+def _torch_threads(threads: int) -> Iterator[None]:
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads)
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 # ---------------------------------------------------------------------------------------------- settings, resume

@@ -103,7 +103,8 @@ class StepGraphs:
         rng = torch.cuda.get_rng_state(self.device)
         graph = torch.cuda.CUDAGraph()
         try:
-            with torch.cuda.graph(graph):
+            # thread_local: the data loader's pin-memory thread may allocate pinned memory meanwhile
+            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
                 outputs = self.core(*entry.inputs)
         except Exception as error:  # the capture ran nothing: the state is as before
             self._fall_back(f"capturing the step failed ({type(error).__name__}: {error})")

@@ -10,10 +10,21 @@ JSON (``dmc latency table`` writes it; :mod:`dmc.exporters.latency` measures it)
                      "repeats": 20, "dmc_version": "...", "date": "2025-01-01T00:00:00+00:00"},
      "fixed": {"stem": TIMING, "first_block": TIMING, "head": TIMING},
      "candidates": [["mbconv_k3_e3", ...], ...],                          # every layer's, the rows of alpha
-     "layers": [{"mbconv_k3_e3": TIMING, ...}, ...]}                      # measured so far, in order
+     "layers": [{"mbconv_k3_e3": TIMING, ...}, ...],                      # measured so far, in order
+     "part_overhead": TIMING}                                             # optional: see below
 
 where ``TIMING`` is ``{"median_ms", "min_ms", "q1_ms", "q3_ms", "max_ms"}`` over the timed runs. A table with
 fewer ``layers`` than ``candidates`` is partial: a measurement interrupted, which the same command finishes.
+
+**The part overhead.** Every part of the table was timed as its own model, in its own call of the runtime; each
+entry holds, besides what the part adds to a whole network, a cost a whole network pays once, not once per part
+(the call, its input and output, caches: the plain sum of a table over-predicts whole networks by 10-15% in
+onnxruntime). ``part_overhead`` is that cost per part, fitted when the table is measured on a few whole networks
+of the space (``(plain sum - measured) / (parts - 1)``; its median and spread over them). The costs the table
+gives are corrected by it: every entry is its median less the overhead (at least 0), the fixed parts cost their
+medians' sum less the overhead for all but one of them, so that a network costs ``fixed_ms + sum of its entries``
+with the overhead counted once. A table without the field (measured before it existed) has overhead 0: its costs
+are the plain medians, as before.
 """
 
 from __future__ import annotations
@@ -97,6 +108,10 @@ class LatencyTable:
     """Every searchable layer's candidates (``space.layer_candidates``, the rows of alpha)."""
     layers: tuple[tuple[Timing, ...], ...] = ()
     """The measured layers, in order, each candidate's timing in :attr:`candidates`' order."""
+    part_overhead: Timing | None = None
+    """What every part's entry holds beyond what the part adds to a whole network (fitted on whole networks when
+    the table is measured); None (overhead 0) for tables measured before dmc measured it. See the module's
+    docstring."""
     source: str = field(default="", compare=False)
     """The file it was read from (for errors), or empty."""
 
@@ -158,32 +173,54 @@ class LatencyTable:
         self.check_complete()
 
     @property
+    def part_overhead_ms(self) -> float:
+        """The cost per part (median) that the costs are corrected by; 0 for a table without it."""
+        return self.part_overhead.median_ms if self.part_overhead is not None else 0.0
+
+    @property
     def fixed_ms(self) -> float:
-        """What every network of the space costs besides its layers: stem, first block, head and classifier."""
-        return sum(timing.median_ms for _, timing in self.fixed)
+        """What every network of the space costs besides its layers: stem, first block, head and classifier, with
+        the part overhead counted once (the medians' sum less the overhead for all but one part)."""
+        if not self.fixed:
+            return 0.0
+        return sum(timing.median_ms for _, timing in self.fixed) - (len(self.fixed) - 1) * self.part_overhead_ms
+
+    def _entry_ms(self, timing: Timing) -> float:
+        return max(timing.median_ms - self.part_overhead_ms, 0.0)
 
     def candidate_costs(self) -> list[list[float]]:
-        """Milliseconds of every candidate of every layer (medians), in the order of the rows of alpha."""
+        """Milliseconds of every candidate of every layer (medians less the part overhead, at least 0), in the order
+        of the rows of alpha."""
         self.check_complete()
-        return [[timing.median_ms for timing in layer] for layer in self.layers]
+        return [[self._entry_ms(timing) for timing in layer] for layer in self.layers]
 
     def network_ms(self, chosen: Sequence[str]) -> float:
         """What the network with one ``chosen`` operation per layer (a chain genotype's ``layers``) costs by the
-        table: the fixed parts plus the chosen candidates' entries."""
+        table: :attr:`fixed_ms` plus the chosen candidates' entries (:meth:`candidate_costs`), so that the part
+        overhead is counted once."""
+        return self.fixed_ms + sum(self._entry_ms(timing) for timing in self._chosen(chosen))
+
+    def plain_network_ms(self, chosen: Sequence[str]) -> float:
+        """The plain sum of the medians of the fixed parts and the ``chosen`` candidates: every part with its own
+        overhead (what :meth:`network_ms` gives for a table without one)."""
+        return sum(timing.median_ms for _, timing in self.fixed) + sum(t.median_ms for t in self._chosen(chosen))
+
+    def _chosen(self, chosen: Sequence[str]) -> list[Timing]:
         self.check_complete()
         if len(chosen) != len(self.candidates):
             raise LatencyTableError(f"{len(chosen)} operations for the {len(self.candidates)} layers of "
                                     f"{self.space}", "give one operation per searchable layer")
-        total = self.fixed_ms
-        for i, (op, ops, timings) in enumerate(zip(chosen, self.candidates, self.layers)):
+        timings = []
+        for i, (op, ops, layer) in enumerate(zip(chosen, self.candidates, self.layers)):
             if op not in ops:
                 raise LatencyTableError(f"layer {i}: {op!r} is not one of its candidates in the latency table "
                                         f"({', '.join(ops)})")
-            total += timings[ops.index(op)].median_ms
-        return total
+            timings.append(layer[ops.index(op)])
+        return timings
 
     # ------------------------------------------------------------------------------------------ data
     def to_dict(self) -> dict[str, Any]:
+        overhead = {"part_overhead": self.part_overhead.to_dict()} if self.part_overhead is not None else {}
         return {
             "format": LATENCY_TABLE_FORMAT, "version": LATENCY_TABLE_VERSION,
             "space": {"name": self.space, "hash": self.space_hash, "width": self.width},
@@ -195,6 +232,7 @@ class LatencyTable:
             "candidates": [list(ops) for ops in self.candidates],
             "layers": [{op: timing.to_dict() for op, timing in zip(ops, layer)}
                        for ops, layer in zip(self.candidates, self.layers)],
+            **overhead,
         }
 
     @classmethod
@@ -221,11 +259,11 @@ class _Reader:
     def fail(self, where: str, problem: str, hint: str | None = None) -> LatencyTableError:
         return LatencyTableError(f"{self.source or 'latency table'}: {where}{': ' if where else ''}{problem}", hint)
 
-    def mapping(self, value: Any, where: str, keys: set[str]) -> dict[str, Any]:
+    def mapping(self, value: Any, where: str, keys: set[str], optional: frozenset[str] = frozenset()) -> dict[str, Any]:
         if not isinstance(value, dict):
             raise self.fail(where, f"expected a mapping, got {type(value).__name__}")
-        if set(value) != keys:
-            odd = sorted(set(value) - keys) or sorted(keys - set(value))
+        if not keys <= set(value) <= keys | optional:
+            odd = sorted(set(value) - keys - optional) or sorted(keys - set(value))
             problem = "unknown field" if set(value) - keys else "missing field"
             raise self.fail(f"{where}.{odd[0]}" if where else odd[0], problem)
         return value
@@ -247,9 +285,9 @@ class _Reader:
             raise self.fail(where, f"expected a {'positive' if positive else 'non-negative'} number, got {value!r}")
         return float(value)
 
-    def timing(self, value: Any, where: str) -> Timing:
+    def timing(self, value: Any, where: str, zero: bool = False) -> Timing:
         data = self.mapping(value, where, {"median_ms", "min_ms", "q1_ms", "q3_ms", "max_ms"})
-        timing = Timing(self.number(data["median_ms"], f"{where}.median_ms"),
+        timing = Timing(self.number(data["median_ms"], f"{where}.median_ms", positive=not zero),
                         *(self.number(data[k], f"{where}.{k}", positive=False) for k in ("min_ms", "q1_ms", "q3_ms",
                                                                                           "max_ms")))
         if not timing.min_ms <= timing.q1_ms <= timing.median_ms <= timing.q3_ms <= timing.max_ms:
@@ -264,7 +302,7 @@ class _Reader:
             raise self.fail("", f"latency table version {data.get('version')!r} is not supported (this dmc reads "
                                 f"version {LATENCY_TABLE_VERSION})", "measure the table again with this dmc")
         top = self.mapping(data, "", {"format", "version", "space", "input", "measured_on", "fixed", "candidates",
-                                      "layers"})
+                                      "layers"}, frozenset({"part_overhead"}))  # tables before it: overhead 0
         space = self.mapping(top["space"], "space", {"name", "hash", "width"})
         size = self.mapping(top["input"], "input", {"image_size", "batch", "num_classes"})
         on = self.mapping(top["measured_on"], "measured_on", {"cpu", "runtime", "runtime_version", "threads",
@@ -299,4 +337,7 @@ class _Reader:
             dmc_version=self.text(on["dmc_version"], "measured_on.dmc_version"),
             date=self.text(on["date"], "measured_on.date"),
             fixed=tuple((name, self.timing(value, f"fixed.{name}")) for name, value in fixed.items()),
-            candidates=tuple(tuple(ops) for ops in candidates), layers=tuple(measured), source=self.source)
+            candidates=tuple(tuple(ops) for ops in candidates), layers=tuple(measured),
+            part_overhead=self.timing(top["part_overhead"], "part_overhead", zero=True) if "part_overhead" in top
+            else None,
+            source=self.source)
