@@ -17,8 +17,8 @@ and settings continues an interrupted measurement from the layers done.
 Last, the part overhead (:attr:`LatencyTable.part_overhead`): ``calibration`` networks of the space (seeded random
 choices per layer) are timed whole, as ``dmc profile --lut`` times them (:func:`network_runner`), and each gives
 ``(plain sum of its entries - measured) / (parts - 1)``, what every part's entry holds that a whole network pays
-once; the table keeps their median and spread, and its costs count the overhead once. A complete table measured
-before this existed gets it when the same call is repeated.
+once (negative: what it pays more); the table keeps their median and spread, and its costs count the overhead
+once. A complete table measured before this existed gets it when the same call is repeated.
 """
 
 from __future__ import annotations
@@ -147,7 +147,7 @@ def fit_part_overhead(table: LatencyTable, space: Any, networks: int = 3, repeat
                       seed: int = 0) -> Timing:
     """The part overhead of the complete ``table`` of ``space`` (at the table's width): ``networks`` networks of
     seeded random choices timed whole, interleaved, each giving ``(plain sum - measured median) / (parts - 1)``
-    (at least 0); their median and spread."""
+    (negative where whole networks cost more than their parts); their median and spread."""
     table.check_complete()
     rng = random.Random(seed)
     chosen = [tuple(rng.choice(ops) for ops in table.candidates) for _ in range(networks)]
@@ -159,14 +159,14 @@ def fit_part_overhead(table: LatencyTable, space: Any, networks: int = 3, repeat
             network = CompiledNetwork(genotype, BuildArgs(space.macro, table.num_classes))
             runs.append(network_runner(network, table.runtime, table.threads, table.batch, table.image_size,
                                        Path(work) / f"network{i}.onnx"))
-        with _torch_threads(table.threads), torch.inference_mode():
+        with torch_threads(table.threads), torch.inference_mode():
             times = interleaved_times_ms(runs, repeats)
     measured = [Timing.from_times(t).median_ms for t in times]
-    return Timing.from_times([max((table.plain_network_ms(layers) - ms) / max(parts - 1, 1), 0.0)
+    return Timing.from_times([(table.plain_network_ms(layers) - ms) / max(parts - 1, 1)
                               for layers, ms in zip(chosen, measured)])
 
 
-def network_runner(network: nn.Module, runtime: str, threads: int, batch: int, image_size: int,
+def network_runner(network: CompiledNetwork, runtime: str, threads: int, batch: int, image_size: int,
                    onnx_path: str | Path) -> Callable[[], object]:
     """One end-to-end run of ``network`` (eval mode) on a random batch in ``runtime``, as tables are compared with
     whole networks: for onnxruntime exported as ``dmc export`` exports (to ``onnx_path``, no parity check) and run in
@@ -184,7 +184,8 @@ def network_runner(network: nn.Module, runtime: str, threads: int, batch: int, i
 
 
 @contextmanager
-def _torch_threads(threads: int) -> Iterator[None]:
+def torch_threads(threads: int) -> Iterator[None]:
+    """PyTorch's intra-op threads set to ``threads`` inside, restored after."""
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(threads)

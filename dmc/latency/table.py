@@ -20,7 +20,8 @@ fewer ``layers`` than ``candidates`` is partial: a measurement interrupted, whic
 entry holds, besides what the part adds to a whole network, a cost a whole network pays once, not once per part
 (the call, its input and output, caches: the plain sum of a table over-predicts whole networks by 10-15% in
 onnxruntime). ``part_overhead`` is that cost per part, fitted when the table is measured on a few whole networks
-of the space (``(plain sum - measured) / (parts - 1)``; its median and spread over them). The costs the table
+of the space (``(plain sum - measured) / (parts - 1)``; its median and spread over them); it is negative where a
+whole network costs more than its parts (PyTorch eager). The costs the table
 gives are corrected by it: every entry is its median less the overhead (at least 0), the fixed parts cost their
 medians' sum less the overhead for all but one of them, so that a network costs ``fixed_ms + sum of its entries``
 with the overhead counted once. A table without the field (measured before it existed) has overhead 0: its costs
@@ -285,11 +286,20 @@ class _Reader:
             raise self.fail(where, f"expected a {'positive' if positive else 'non-negative'} number, got {value!r}")
         return float(value)
 
-    def timing(self, value: Any, where: str, zero: bool = False) -> Timing:
+    def signed(self, value: Any, where: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise self.fail(where, f"expected a number, got {value!r}")
+        return float(value)
+
+    def timing(self, value: Any, where: str, signed: bool = False) -> Timing:
         data = self.mapping(value, where, {"median_ms", "min_ms", "q1_ms", "q3_ms", "max_ms"})
-        timing = Timing(self.number(data["median_ms"], f"{where}.median_ms", positive=not zero),
-                        *(self.number(data[k], f"{where}.{k}", positive=False) for k in ("min_ms", "q1_ms", "q3_ms",
-                                                                                          "max_ms")))
+        if signed:  # a correction, not a time: any finite number
+            timing = Timing(*(self.signed(data[k], f"{where}.{k}") for k in ("median_ms", "min_ms", "q1_ms", "q3_ms",
+                                                                              "max_ms")))
+        else:
+            timing = Timing(self.number(data["median_ms"], f"{where}.median_ms"),
+                            *(self.number(data[k], f"{where}.{k}", positive=False) for k in ("min_ms", "q1_ms",
+                                                                                              "q3_ms", "max_ms")))
         if not timing.min_ms <= timing.q1_ms <= timing.median_ms <= timing.q3_ms <= timing.max_ms:
             raise self.fail(where, "times out of order (min <= q1 <= median <= q3 <= max)")
         return timing
@@ -338,6 +348,6 @@ class _Reader:
             date=self.text(on["date"], "measured_on.date"),
             fixed=tuple((name, self.timing(value, f"fixed.{name}")) for name, value in fixed.items()),
             candidates=tuple(tuple(ops) for ops in candidates), layers=tuple(measured),
-            part_overhead=self.timing(top["part_overhead"], "part_overhead", zero=True) if "part_overhead" in top
+            part_overhead=self.timing(top["part_overhead"], "part_overhead", signed=True) if "part_overhead" in top
             else None,
             source=self.source)

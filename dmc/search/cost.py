@@ -73,16 +73,17 @@ class CostTable:
         return total
 
 
-def latency_cost_table(path: str, space: AnySpace, image_size: int) -> CostTable:
+def latency_cost_table(path: str, space: AnySpace) -> CostTable:
     """The latency table at ``path`` (``dmc latency table``) as a cost table, refused in one line unless it was
-    measured for ``space`` (at its width) at ``image_size``."""
+    measured for ``space`` at its width. Its input size is the deployed network's (224 by default), which a search
+    on small images does not share: the table prices the network as it will run, not as it is searched."""
     from dmc.latency import load_latency_table
 
     if space.kind != "chain":
         raise SettingError(f"latency tables are measured per chain layer; {space.name} is a cell space",
                            "search a cell space with {cost} macs or params")
     table = load_latency_table(path)
-    table.check_fits(space, image_size)
+    table.check_fits(space, table.image_size)
     return CostTable("latency", {"layers": tuple(tuple(row) for row in table.candidate_costs())}, table.fixed_ms)
 
 

@@ -133,7 +133,7 @@ class _SearchTask:
             return None
         kind, path = parse_cost(config.cost)
         if path is not None:
-            return latency_cost_table(path, self.space, self.data.image_size)
+            return latency_cost_table(path, self.space)
         return counted_cost_table(self.model, kind, self.data.image_size, self.data.in_channels,
                                   self.data.num_classes)
 
@@ -315,7 +315,7 @@ def _start(config: SearchConfig, folder: RunFolder, resume: bool, world_size: in
         NB201Bench(config.bench)  # the archive's meta file reads, before anything is written
     check_dataset(config.dataset, config.data_root)
     if config.cost is not None and parse_cost(config.cost)[1] is not None:  # the table fits, before any write
-        latency_cost_table(parse_cost(config.cost)[1] or "", space, image_side(config.dataset, config.image_size))
+        latency_cost_table(parse_cost(config.cost)[1] or "", space)
     device = resolve_device(config.device)
     check_cuda_graphs(config.cuda_graphs, device, world_size)
     if config.kernels == "fused":  # built and checked now: a failure leaves no run folder ("auto" falls back)

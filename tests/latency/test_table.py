@@ -1,5 +1,6 @@
 """The latency table's file format, its refusals, and the costs it gives (hand-made tables, no measurement)."""
 
+import dataclasses
 import json
 
 import pytest
@@ -119,3 +120,46 @@ def test_a_derived_network_costs_the_fixed_parts_plus_its_entries():
         table.network_ms(chosen[1:])
     with pytest.raises(LatencyTableError, match="partial"):
         _table(layers=5).network_ms(chosen)
+
+
+def _with_overhead(overhead_ms: float) -> LatencyTable:
+    return dataclasses.replace(_table(), part_overhead=Timing.from_times([overhead_ms - 0.01, overhead_ms,
+                                                                          overhead_ms + 0.02]))
+
+
+def test_the_part_overhead_is_counted_once_and_folded_into_the_fixed_parts_and_the_entries(tmp_path):
+    plain, table = _table(), _with_overhead(0.05)
+    space = load_space("proxyless_s5").with_macro(width=WIDTH)
+    chosen = [ops[-1] for ops in space.layer_candidates]
+    parts = len(table.fixed) + len(chosen)
+    assert table.part_overhead_ms == 0.05 and plain.part_overhead_ms == 0.0
+    assert table.fixed_ms == pytest.approx(plain.fixed_ms - 2 * 0.05)  # three fixed parts: the overhead once
+    assert [c for row in table.candidate_costs() for c in row] == pytest.approx(
+        [c - 0.05 for row in plain.candidate_costs() for c in row])
+    assert table.plain_network_ms(chosen) == pytest.approx(plain.network_ms(chosen))
+    assert table.network_ms(chosen) == pytest.approx(plain.network_ms(chosen) - (parts - 1) * 0.05)
+    costs = table.candidate_costs()  # what the search's CostTable reads: fixed + sum of entries, exactly
+    assert table.network_ms(chosen) == table.fixed_ms + sum(row[ops.index(op)] for row, ops, op in
+                                                            zip(costs, space.layer_candidates, chosen))
+    assert min(min(row) for row in _with_overhead(5.0).candidate_costs()) == 0.0  # an entry never goes negative
+    slower = _with_overhead(-0.02)  # whole networks slower than their parts (PyTorch eager): a negative overhead
+    assert slower.network_ms(chosen) == pytest.approx(plain.network_ms(chosen) + (parts - 1) * 0.02)
+    for each in (table, slower):
+        path = each.save(tmp_path / "lut.json")
+        assert load_latency_table(path) == each and "part_overhead" in json.loads(path.read_text())
+
+
+def test_a_table_without_the_part_overhead_loads_with_overhead_0(tmp_path):
+    data = _table().to_dict()
+    assert "part_overhead" not in data  # the file of a table measured before the overhead existed
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(data))
+    old = load_latency_table(path)
+    assert old.part_overhead is None and old.part_overhead_ms == 0.0
+    chosen = [ops[0] for ops in old.candidates]
+    assert old.network_ms(chosen) == old.plain_network_ms(chosen) == pytest.approx(
+        sum(t.median_ms for _, t in old.fixed) + sum(layer[0].median_ms for layer in old.layers))
+    broken = {**_with_overhead(0.05).to_dict()}
+    broken["part_overhead"] = {**broken["part_overhead"], "median_ms": "fast"}
+    path.write_text(json.dumps(broken))
+    assert ": part_overhead.median_ms: expected a number" in _one_line_error(path)

@@ -121,4 +121,4 @@ def test_cost_settings_are_refused_in_one_line(settings, problem):
 
 def test_a_latency_table_is_refused_for_a_cell_space(tmp_path):
     with pytest.raises(SettingError, match="cell space"):
-        latency_cost_table(str(tmp_path / "lut.json"), load_space("tiny"), 32)
+        latency_cost_table(str(tmp_path / "lut.json"), load_space("tiny"))
