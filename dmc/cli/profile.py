@@ -3,7 +3,6 @@ next to its measured end-to-end latency."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from dmc.cli.build_options import (
     Width,
     build_overrides,
 )
+from dmc.errors import SettingError
 
 
 @command(name="profile")
@@ -35,7 +35,7 @@ def profile_command(
     lut: Path = typer.Option(None, "--lut", help="A latency table (`dmc latency table`) of the network's chain "
                                                  "space: print the latency it predicts next to the measured latency "
                                                  "of the exported network in the table's runtime, threads and batch."),
-    as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
+    as_json: bool = typer.Option(False, "--json", help="With --lut: print the result as one JSON object."),
 ) -> None:
     """Parameters, MACs (PyTorch's flop counter) and CPU latency at batch 1 and 32; with --lut, the latency a
     table predicts against the measured one."""
@@ -43,14 +43,13 @@ def profile_command(
         _against_table(source, lut, input_size, repeats, as_json,
                        build_overrides(style, channels, layers, classes, width=width))
         return
+    if as_json:
+        raise SettingError("--json prints the comparison with a latency table", "add --lut TABLE, or drop --json")
     loaded = network_from_source(source, **build_overrides(style, channels, layers, classes, width=width))
     network = loaded.network
     size = input_size or (loaded.data or {}).get("image_size") or network.build_args.input_size
     with Console().status("timing..."):
         result = profile(network, size, repeats=repeats)
-    if as_json:
-        typer.echo(json.dumps({"network": network.build_args.describe(), **dataclasses.asdict(result)}, indent=1))
-        return
     table = Table(box=None, show_header=False)
     table.add_row("network", f"{network.build_args.describe()}{' (trained weights)' if loaded.data else ''}")
     auxiliary = f" ({result.parameters_with_auxiliary:,} with auxiliary head)" if result.has_auxiliary_head else ""
@@ -80,7 +79,7 @@ def _against_table(source: str, lut: Path, input_size: int | None, repeats: int,
     rows.add_row("network", report["network"])
     rows.add_row("table", f"{lut}: {table.space} at width {table.width:g}, {table.image_size}x{table.image_size}, "
                           f"batch {table.batch}, {table.runtime} {table.runtime_version}, {threads}, {table.cpu}")
-    overhead = (f" (run overhead {table.part_overhead_ms:.3f} ms counted once; plain sum "
+    overhead = (f" (part overhead {table.part_overhead_ms:+.3f} ms counted once; plain sum "
                 f"{report['plain_sum_ms']:.3f} ms)" if table.part_overhead_ms else " (plain sum of the entries)")
     rows.add_row("predicted", f"{report['predicted_ms']:.3f} ms{overhead}")
     rows.add_row("measured", f"{measured['median_ms']:.3f} ms median, {measured['min_ms']:.3f}-"

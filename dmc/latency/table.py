@@ -199,7 +199,10 @@ class LatencyTable:
         """What the network with one ``chosen`` operation per layer (a chain genotype's ``layers``) costs by the
         table: :attr:`fixed_ms` plus the chosen candidates' entries (:meth:`candidate_costs`), so that the part
         overhead is counted once."""
-        return self.fixed_ms + sum(self._entry_ms(timing) for timing in self._chosen(chosen))
+        total = self.fixed_ms  # summed in this order, as the search's CostTable sums a derived network
+        for timing in self._chosen(chosen):
+            total += self._entry_ms(timing)
+        return total
 
     def plain_network_ms(self, chosen: Sequence[str]) -> float:
         """The plain sum of the medians of the fixed parts and the ``chosen`` candidates: every part with its own

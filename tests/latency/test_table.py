@@ -139,8 +139,10 @@ def test_the_part_overhead_is_counted_once_and_folded_into_the_fixed_parts_and_t
     assert table.plain_network_ms(chosen) == pytest.approx(plain.network_ms(chosen))
     assert table.network_ms(chosen) == pytest.approx(plain.network_ms(chosen) - (parts - 1) * 0.05)
     costs = table.candidate_costs()  # what the search's CostTable reads: fixed + sum of entries, exactly
-    assert table.network_ms(chosen) == table.fixed_ms + sum(row[ops.index(op)] for row, ops, op in
-                                                            zip(costs, space.layer_candidates, chosen))
+    total = table.fixed_ms  # summed as the search's CostTable.of_choice sums: to the bit
+    for row, ops, op in zip(costs, space.layer_candidates, chosen):
+        total += row[ops.index(op)]
+    assert table.network_ms(chosen) == total
     assert min(min(row) for row in _with_overhead(5.0).candidate_costs()) == 0.0  # an entry never goes negative
     slower = _with_overhead(-0.02)  # whole networks slower than their parts (PyTorch eager): a negative overhead
     assert slower.network_ms(chosen) == pytest.approx(plain.network_ms(chosen) + (parts - 1) * 0.02)
