@@ -370,7 +370,7 @@ def graphs_parity() -> bool:
             said, on_event = _statuses()
             small = DRY_RUN["scale"] > 1
             config = TrainConfig.for_dataset("digits", image_size=16 if small else 32, channels=2 if small else 8,
-                                             layers=3 if small else 5, batch_size=32, epochs=2,
+                                             layers=3 if small else 5, batch_size=32, epochs=2, auxiliary=not small,
                                              drop_path=0.2, deterministic=True, device=DRY_RUN["device"],
                                              cuda_graphs=_mode(mode))
             train(published_genotypes()["DARTS_V2"], config, root / f"train-{mode}", on_event=on_event)
