@@ -9,9 +9,10 @@ what :class:`StepGraphs` runs, in one of three modes:
 - ``static``: the captured form run eagerly, on any device: the batch copied into static input buffers, ``core``
   run on them; what a CUDA graph replays, checkable without one;
 - ``graphs``: per structure and batch shape, ``warmup`` steps run eagerly on a side stream (cuDNN's autotuning,
-  optimiser states, DDP-free lazy initialisation), then the step is captured once and replayed from then on. The
-  first capture is checked: the replayed step and the same step run eagerly from the same state must agree
-  (:data:`CHECK_TOLERANCE`); a capture that fails or disagrees falls back to eager steps with one status line.
+  optimiser states, lazy initialisation), then the step is captured once and replayed from then on. The first
+  capture of each structure is checked: the replayed step and the same step run eagerly from the same state must
+  agree (:data:`CHECK_TOLERANCE`); a capture that fails or disagrees falls back to eager steps with one status
+  line.
 
 A new structure (the architecture steps starting after a warm-up, beta reaching 0, a new skip-dropout or drop-path
 rate) drops the graphs of the old one and captures anew; a batch of another shape (an epoch's short last batch)
