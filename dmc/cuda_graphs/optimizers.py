@@ -1,11 +1,11 @@
 """SGD and Adam whose steps a CUDA graph can capture, computing what torch's eager optimisers compute, bit for bit.
 
 A captured step must not read anything from the host: the learning rate a scheduler sets between steps and Adam's
-step count live in device tensors (:meth:`CapturableOptimizer.sync_lr` copies the first in before each step, outside
-the captured region). torch's own ``capturable=True`` and ``fused=True`` paths would do that too, but they round
-differently from the eager path DARTS- runs (torch's capturable Adam folds the bias corrections into the
-denominator; a tensor learning rate makes ``CosineAnnealingLR`` recurse in float32), and torch refuses
-``capturable=True`` on the CPU, where the suite checks them. So:
+step count live in device tensors (:meth:`CapturableOptimizer.sync_lr` copies the first in: an eager step does it
+itself, a replayed graph needs it done before each replay). torch's own ``capturable=True`` and ``fused=True``
+paths would do that too, but they round differently from the eager path DARTS- runs (torch's capturable Adam folds
+the bias corrections into the denominator; a tensor learning rate makes ``CosineAnnealingLR`` recurse in float32),
+and torch refuses ``capturable=True`` on the CPU, where the suite checks them. So:
 
 - :class:`CapturableSGD` is torch's single-tensor SGD with the learning rate on the device (torch's fused SGD
   kernel rounds the momentum update differently on small tensors);
@@ -23,6 +23,10 @@ from typing import Any
 import torch
 
 
+def _capturing(device: torch.device) -> bool:
+    return device.type == "cuda" and torch.cuda.is_current_stream_capturing()
+
+
 class CapturableOptimizer(torch.optim.Optimizer):
     """An optimiser whose :meth:`step` reads each group's learning rate from a device tensor."""
 
@@ -32,7 +36,8 @@ class CapturableOptimizer(torch.optim.Optimizer):
 
     def sync_lr(self) -> None:
         """Copies every group's learning rate (the float a scheduler sets) into the device tensor :meth:`step`
-        reads: call it before each step, outside a captured region (a fill, no host synchronisation)."""
+        reads (a fill, no host synchronisation). An eager step syncs by itself; a replayed graph reads the tensor as
+        the last sync left it, so call this before each replay."""
         if self._device_lr is None:
             first = self.param_groups[0]["params"][0]
             dtype = self.lr_dtype or first.dtype
@@ -41,9 +46,11 @@ class CapturableOptimizer(torch.optim.Optimizer):
             tensor.fill_(float(group["lr"]))
 
     def device_lr(self, group: int = 0) -> torch.Tensor:
-        """Group ``group``'s learning rate on the device, as of the last :meth:`sync_lr`."""
-        if self._device_lr is None:
-            raise RuntimeError("sync_lr() must run before the first step")
+        """Group ``group``'s learning rate on the device: synced from the group now, except while a CUDA graph is
+        being captured (the capture must not bake a host value in; the caller syncs before each replay)."""
+        if self._device_lr is None or not _capturing(self._device_lr[0].device):
+            self.sync_lr()
+        assert self._device_lr is not None
         return self._device_lr[group]
 
 

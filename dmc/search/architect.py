@@ -29,9 +29,9 @@ class Architect:
     def __init__(self, model: Supernet, optimizer: torch.optim.Optimizer, order: int = 1,
                  momentum: float = 0.9, weight_decay: float = 3e-4, fd_radius: float = 1e-2,
                  average: Callable[[Sequence[torch.Tensor]], None] = lambda tensors: None,
-                 val_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy):
+                 val_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None):
         self.model, self.optimizer, self.order, self.average = model, optimizer, order, average
-        self.val_loss = val_loss
+        self.val_loss = val_loss or F.cross_entropy
         """The objective on the validation half, of (logits, labels): cross-entropy, or with the network's cost
         folded in (:mod:`dmc.search.cost`); the training half's loss stays cross-entropy."""
         self.momentum, self.weight_decay = momentum, weight_decay

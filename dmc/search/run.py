@@ -88,7 +88,8 @@ class _SearchTask:
                                     betas=(config.arch_betas[0], config.arch_betas[1]),
                                     weight_decay=config.arch_weight_decay)
         self.architect = Architect(self.model, self.a_opt, config.order, config.momentum, config.weight_decay,
-                                   average=process.average_, val_loss=self._val_loss)
+                                   average=process.average_,
+                                   val_loss=None if self.cost is None else self._val_loss)
         self.epoch, self.beta, self.lr, self.skip_dropout = 0, 0.0, 0.0, 0.0
         """The epoch running, its beta, learning rate and skip-dropout rate."""
         mode = step_mode(config.cuda_graphs, self.device, process.world_size, lifecycle.status)
@@ -138,10 +139,10 @@ class _SearchTask:
                                   self.data.num_classes)
 
     def _val_loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """The architecture step's objective: cross-entropy, with the expected cost folded in by the rule."""
+        """The architecture step's objective with a cost: cross-entropy with the expected cost folded in by the
+        rule (without one, the architect's plain cross-entropy)."""
+        assert self.cost is not None
         ce = F.cross_entropy(logits, y)
-        if self.cost is None:
-            return ce
         config = self.config
         return cost_loss(ce, self.expected_cost(), config.cost_loss, config.cost_target, config.cost_weight,
                          config.cost_exponent)

@@ -238,6 +238,13 @@ CASES: dict[str, tuple] = {
     "export: input size 1e5": case(lambda b: ["export", "DARTS_V2", "--onnx", str(b.tmp / "m.onnx"), "--input-size",
                                                "100000"], "'--input-size'"),
     "profile: no repeats": case(lambda b: ["profile", str(b.copy("net.pt")), "--repeats", "0"], "'--repeats'"),
+    "latency table: a cell space": case(lambda b: ["latency", "table", "tiny", "-o", str(b.tmp / "lut.json")],
+                                        "latency tables are measured for chain spaces"),
+    "latency table: a corrupt table in the way": case(
+        lambda b: ["latency", "table", "proxyless_s5", "-o", b.file("lut.json", "{not json")],
+        "in the way of the table to write"),
+    "profile: a corrupt latency table": case(lambda b: ["profile", "FairNAS_A", "--lut", b.file("t.json", "[]")],
+                                             "not a dmc latency table"),
     # ------------------------------------------------------------------------------- genotypes
     "genotype: not UTF-8": case(lambda b: ["compile", b.file("g.json", b"\x80\x81{}"), OUT, str(b.tmp / "o.pt")],
                                 "g.json: not a text file"),

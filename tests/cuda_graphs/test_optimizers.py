@@ -74,17 +74,15 @@ def test_a_checkpoint_of_torchs_optimizer_resumes_in_the_capturable_one(name):
         assert torch.equal(a, b)
 
 
-def test_the_learning_rate_is_read_from_the_device_tensor_not_the_group():
+def test_an_eager_step_syncs_the_device_learning_rate_from_its_group():
     params = parameters()
     optimizer = CapturableSGD(params, 0.1)
-    with pytest.raises(RuntimeError, match="sync_lr"):
-        params[0].grad = torch.ones_like(params[0])
-        optimizer.step()
-    optimizer.sync_lr()
-    optimizer.param_groups[0]["lr"] = 100.0  # not synced: what a captured graph would see
+    params[0].grad = torch.ones_like(params[0])
+    optimizer.param_groups[0]["lr"] = 0.5  # as a scheduler sets it, with no sync_lr(): an eager step still sees it
     before = params[0].detach().clone()
     optimizer.step()
-    assert torch.equal(params[0].detach(), before - 0.1 * torch.ones_like(before))
+    assert float(optimizer.device_lr()) == 0.5
+    assert torch.equal(params[0].detach(), before - 0.5 * torch.ones_like(before))
 
 
 def test_rmsprop_tf_reads_its_learning_rate_from_the_device():
