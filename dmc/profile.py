@@ -39,9 +39,14 @@ def count_macs(network: CompiledNetwork, input_size: int) -> int:
     network = network.eval()
     x = torch.zeros(1, network.build_args.in_channels, input_size, input_size,
                     device=next(network.parameters()).device)
+    return module_macs(network, x)
+
+
+def module_macs(module: torch.nn.Module, x: torch.Tensor) -> int:
+    """Multiply-accumulates of ``module(x)`` as PyTorch's FLOP counter counts them (convolutions, matmuls)."""
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
-        network(x)
+        module(x)
     return counter.get_total_flops() // 2
 
 

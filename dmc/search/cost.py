@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from dmc.errors import SettingError
 from dmc.families import AnySpace, family_of
 from dmc.ops import OPS
+from dmc.profile import module_macs
 from dmc.search.cost_rules import COST_UNITS
 
 if TYPE_CHECKING:
@@ -128,10 +128,7 @@ def counted_cost_table(supernet: Supernet, kind: str, image_size: int, in_channe
 def _count(kind: str, module: torch.nn.Module, x: torch.Tensor) -> float:
     if kind == "params":
         return sum(p.numel() for p in module.parameters()) / 1e6
-    counter = FlopCounterMode(display=False)
-    with counter:
-        module(x)
-    return counter.get_total_flops() / 2 / 1e6
+    return module_macs(module, x) / 1e6
 
 
 def _candidate_cost(kind: str, edge: MixedEdge, k: int, shape: torch.Size) -> float:
