@@ -33,17 +33,23 @@ class CapturableOptimizer(torch.optim.Optimizer):
     lr_dtype: torch.dtype | None = None
     """The device learning rate's dtype; None: the parameters' (a host float is cast to it in an eager step)."""
     _device_lr: list[torch.Tensor] | None = None
+    _synced: list[float | None]
+    """The learning rate each device tensor holds, so that a sync fills only the groups whose rate changed."""
 
     def sync_lr(self) -> None:
         """Copies every group's learning rate (the float a scheduler sets) into the device tensor :meth:`step`
-        reads (a fill, no host synchronisation). An eager step syncs by itself; a replayed graph reads the tensor as
-        the last sync left it, so call this before each replay."""
+        reads (a fill where it changed, no host synchronisation). An eager step syncs by itself; a replayed graph
+        reads the tensor as the last sync left it, so call this before each replay."""
         if self._device_lr is None:
             first = self.param_groups[0]["params"][0]
             dtype = self.lr_dtype or first.dtype
             self._device_lr = [torch.zeros((), dtype=dtype, device=first.device) for _ in self.param_groups]
-        for tensor, group in zip(self._device_lr, self.param_groups):
-            tensor.fill_(float(group["lr"]))
+            self._synced = [None] * len(self.param_groups)
+        for i, (tensor, group) in enumerate(zip(self._device_lr, self.param_groups)):
+            lr = float(group["lr"])
+            if self._synced[i] != lr:
+                tensor.fill_(lr)
+                self._synced[i] = lr
 
     def device_lr(self, group: int = 0) -> torch.Tensor:
         """Group ``group``'s learning rate on the device: synced from the group now, except while a CUDA graph is
