@@ -146,6 +146,11 @@ def _set(path, value):
     return edit
 
 
+RETINANET_STUB = ("model = dict(type='RetinaNet', backbone=dict(type='DmcBackbone'), data_preprocessor=dict("
+                  "type='DetDataPreprocessor'), bbox_head=dict(type='RetinaHead', loss_cls=dict(use_sigmoid=True), "
+                  "bbox_coder=dict(type='DeltaXYWHBBoxCoder'), anchor_generator=dict(type='AnchorGenerator')), "
+                  "test_cfg=dict(nms=dict(type='nms', iou_threshold=0.5), max_per_img=100))\n")
+"""A config that `dmc detect export` accepts until it reads the checkpoint."""
 DARTS_TEXT = ("Genotype(normal=[('sep_conv_3x3', 0), ('skip_connect', 1)], normal_concat={concat}, "
               "reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1)], reduce_concat=[2])")
 DEEP = 100_000
@@ -365,6 +370,10 @@ CASES: dict[str, tuple] = {
     # ------------------------------------------------------------------------------- run folders
     "run: resume a folder that is no run": case(lambda b: ["search", "--resume", b.dir("notarun")], "notarun"),
     "run: derive a folder that is no run": case(lambda b: ["derive", b.dir("notarun")], "notarun"),
+    "run: derive a budget in a cell space": case(lambda b: ["derive", str(b.copy("search")), "--cost-target", "3"],
+                                                 "a cost budget is derived for chain spaces"),
+    "run: derive with --cost but no --cost-target": case(lambda b: ["derive", str(b.copy("search")), "--cost",
+                                                                    "latency:lut.json"], "add --cost-target"),
     "run: viz a folder that is no run": case(lambda b: ["viz", b.dir("notarun")], "notarun"),
     "run: train resume a folder that is no run": case(lambda b: ["train", "--resume", b.dir("notarun")], "notarun"),
     "run: search config.json corrupt": case(lambda b: ["search", "--resume", b.run("search", lambda r: (
@@ -432,6 +441,12 @@ CASES: dict[str, tuple] = {
     "detect: config on a data root that is not there": case(lambda b: ["detect", "config", str(b.copy("net.pt")), OUT,
                                                                        str(b.tmp / "c.py"), "--data-root", "nowhere"],
                                                             "data root nowhere: no such folder", 2, NEEDS_MM),
+    "detect: export a config that is no RetinaNet": case(lambda b: ["detect", "export", b.file(
+        "c.py", "model = dict(type='FasterRCNN')\n"), str(b.copy("net.pt")), "--onnx", str(b.tmp / "d.onnx")],
+        "the detector is FasterRCNN", 2, NEEDS_MM),
+    "detect: export a truncated checkpoint": case(lambda b: ["detect", "export", b.file("c.py", RETINANET_STUB),
+                                                             b.truncated("net.pt"), "--onnx", str(b.tmp / "d.onnx")],
+                                                  "net.pt: corrupt or unreadable checkpoint", 2, NEEDS_MM),
     # ------------------------------------------------------------------------------- ablation, benchmarks
     "ablate: seeds not integers": case(lambda b: ["ablate", "tiny", OUT, str(b.tmp / "grid"), "--seeds", "a"],
                                        "--seeds 'a' is not a comma-separated list of integers"),

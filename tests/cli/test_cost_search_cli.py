@@ -27,6 +27,18 @@ def test_a_latency_aware_chain_search_from_the_cli(cli, tmp_path, toy_data):
     genotype = load_genotype(run / "genotype.json")
     assert table.fixed_ms < table.network_ms(genotype.layers) < sum(map(max, table.candidate_costs())) + table.fixed_ms
 
+    # the budgeted derivation: the most probable network costing 95-100% of a target, whatever the strongest cost
+    cheapest = table.fixed_ms + sum(map(min, table.candidate_costs()))
+    dearest = table.fixed_ms + sum(map(max, table.candidate_costs()))
+    for target in (cheapest + 0.3 * (dearest - cheapest), cheapest + 0.8 * (dearest - cheapest)):
+        out = tmp_path / f"within-{target:.4f}.json"
+        derived = cli("derive", str(run), "--cost-target", f"{target:.4f}", "-o", str(out))
+        assert derived.exit_code == 0, derived.output
+        assert 0.95 * round(target, 4) <= table.network_ms(load_genotype(out).layers) <= round(target, 4)
+    refused = cli("derive", str(run), "--cost-target", f"{cheapest / 2:.4f}")
+    assert refused.exit_code == 2 and "no network of the space costs from" in refused.stderr
+    assert refused.stderr.count("\n") == 1
+
 
 def test_a_table_for_another_width_is_refused_before_anything_is_written(cli, tmp_path, toy_data):
     lut = tmp_path / "lut.json"
