@@ -9,6 +9,7 @@ Model-agnostic: any network whose calibration feeds you can build. Classifiers: 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import tempfile
@@ -62,17 +63,26 @@ class _Feeds(CalibrationDataReader):
         return {name: np.ascontiguousarray(value, dtype=np.float32) for name, value in feed.items()}
 
 
-def _pre_process(source: Path, target: Path) -> str | None:
+def _pre_process(source: Path, target: Path) -> str:
     """Symbolic shape inference, onnxruntime's graph optimisation (batch norms folded into their convolutions, so
-    that they quantize with them) and ONNX shape inference, as onnxruntime recommends before quantizing; None when
-    done, else why it could not be (the model is then quantized as exported)."""
+    that they quantize with them) and ONNX shape inference, as onnxruntime recommends before quantizing; where the
+    symbolic shape inference cannot follow the graph (a detector's data-dependent NMS output), the rest without it.
+    Returns what was done, for the report (when nothing could be, the model is quantized as exported)."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    try:
-        quant_pre_process(str(source), str(target))
-    except Exception as exc:  # the pre-processing is an optimisation: without it the model still quantizes
-        return f"{type(exc).__name__}: {exc}"
-    return None
+    # the symbolic shape inference leaves a debug model in the working folder when it gives up: keep it in ours
+    with contextlib.chdir(target.parent):
+        try:
+            quant_pre_process(str(source), str(target))
+            return "quant_pre_process"
+        except Exception:  # noqa: BLE001  (tried again without it below)
+            pass
+        try:
+            quant_pre_process(str(source), str(target), skip_symbolic_shape=True)
+        except Exception as exc:  # the pre-processing is an optimisation: without it the model still quantizes
+            target.unlink(missing_ok=True)
+            return f"none: quant_pre_process failed ({type(exc).__name__}: {_first_line(exc)})"
+    return "quant_pre_process without the symbolic shape inference, which could not follow the graph"
 
 
 def quantize_int8(fp32_path: str | Path, out_path: str | Path,
@@ -92,8 +102,8 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path,
                                 "pass at least one batch of calibration images")
     with tempfile.TemporaryDirectory(prefix="dmc-int8-") as work:
         prepared = Path(work) / "prepared.onnx"
-        skipped = _pre_process(fp32_path, prepared)
-        source = fp32_path if skipped else prepared
+        pre_process = _pre_process(fp32_path, prepared)
+        source = prepared if prepared.exists() else fp32_path
         quantized = Path(work) / "int8.onnx"
         try:
             with _warnings_kept() as warnings:
@@ -107,7 +117,7 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path,
             raise DmcError(f"onnxruntime {ort.__version__} could not quantize {fp32_path}: {type(exc).__name__}: "
                            f"{_first_line(exc)}", "report it with the fp32 model attached") from None
         model = onnx.load(str(quantized))
-        settings = {**SETTINGS, "pre_process": "failed: " + skipped if skipped else "quant_pre_process",
+        settings = {**SETTINGS, "pre_process": pre_process,
                     "onnxruntime": ort.__version__, "quantizer_warnings": warnings}
         _set_metadata(model, "dmc.quantization", json.dumps(settings))
         atomic_write(out_path, lambda tmp: onnx.save(model, str(tmp)))
