@@ -1,4 +1,4 @@
-"""`dmc detect config|train|test`: RetinaNet with a dmc backbone on MMDetection."""
+"""`dmc detect config|train|test|export`: RetinaNet with a dmc backbone on MMDetection, and as one ONNX model."""
 
 from __future__ import annotations
 
@@ -111,3 +111,42 @@ def test(
     metrics = evaluate(config, checkpoint, work_dir, launcher=launcher)
     for key, value in metrics.items():
         typer.echo(f"{key}: {value}")
+
+
+@command(detect_app, name="export")
+def export(
+    config: Path = typer.Argument(..., help="The training config (a RetinaNet with a dmc backbone, as `dmc detect "
+                                            "config` writes it)."),
+    checkpoint: Path = typer.Argument(..., help="A checkpoint from `dmc detect train`."),
+    onnx: Path = typer.Option(..., "--onnx", help="ONNX model to write; its report goes to OUT.json."),
+    opset: int = typer.Option(None, help="ONNX opset (default: the exporter's)."),
+    check: bool = typer.Option(True, "--check/--no-check", help="Check the model: onnxruntime against mmdet's "
+                                                               "predict on the test images, mAP both ways, latency."),
+    images: int = typer.Option(None, min=1, help="Check on at most this many test images [all]."),
+    repeats: int = typer.Option(10, min=1, help="Timed runs per runtime at batch 1."),
+) -> None:
+    """Export the whole detector (backbone, FPN, head, box decoding, NMS) as one ONNX model and prove onnxruntime
+    gives mmdet's detections."""
+    from dmc.detection.onnx_export import export_detector
+    from dmc.exporters.onnx import report_path
+
+    report = export_detector(config, checkpoint, onnx, opset=opset, check=check, images=images, repeats=repeats)
+    k = report["postprocessing"]["max_per_img"]
+    typer.echo(f"wrote {onnx} (opset {report['opset']}): inputs input [batch, 3, height, width], image_size "
+               f"[batch, 2]; outputs dets [batch, {k}, 5], labels [batch, {k}]")
+    if not check:
+        typer.echo("not checked (--no-check)")
+    else:
+        parity, maps, timing = report["parity"], report["map"], report["latency_ms_batch1"]
+        typer.echo(f"onnxruntime vs mmdet predict on {parity['images']} images: {parity['detections']} detections "
+                   f"paired, max box diff {parity['max_box_abs_diff']:.1e} px, max score diff "
+                   f"{parity['max_score_abs_diff']:.1e}; batch of {report['dynamic_batch']['batch']}: same detections")
+        threads = f"{timing['threads']} thread{'s' if timing['threads'] > 1 else ''}"
+        typer.echo(f"bbox mAP: mmdet {_score(maps['mmdet'])}, onnxruntime {_score(maps['onnxruntime'])}; latency at "
+                   f"batch 1, {threads}, median of {timing['repeats']}: onnxruntime {timing['onnxruntime_ms']:.2f} ms, "
+                   f"PyTorch (mmdet predict) {timing['pytorch_ms']:.2f} ms")
+    typer.echo(f"report: {report_path(onnx)}")
+
+
+def _score(value: float | None) -> str:
+    return "none (no detections)" if value is None else f"{value:.3f}"
