@@ -10,13 +10,15 @@ knows no folder layout of its own. Paths are relative to the demo folder (absolu
       "train_run": "train",
       "onnx_report": "darts-minus.onnx.json",
       "detector_scalars": "detect/*/vis_data/scalars.json",
+      "detector_export": "detect.onnx.json",
       "chain": {"title": "...", "searches": [...], "train_run": "chain/train", ...}
     }
 
 ``searches``: the search run folders, in report order; ``name`` names the pictures' folder (``viz/<name>``),
 ``title`` the row. ``train_run``: a ``dmc train`` run folder. ``onnx_report``: the report ``dmc export``
 writes beside the model. ``detector_scalars``: a glob of the detector's scalar logs (mmengine writes
-``<work_dir>/<time>/vis_data/scalars.json``), read in sorted order. ``chain``: the same stages for the chain
+``<work_dir>/<time>/vis_data/scalars.json``), read in sorted order. ``detector_export``: the report
+``dmc detect export`` writes beside the exported detector. ``chain``: the same stages for the chain
 space's pipeline (with a ``title``, no ``version``), reported after the cell space's. Every key but
 ``version`` may be left out; a stage left out, or whose files are not there, is reported as missing.
 """
@@ -33,8 +35,8 @@ from dmc.io import read_json
 
 MANIFEST = "manifest.json"
 VERSION = 1
-KEYS = ("version", "searches", "train_run", "onnx_report", "detector_scalars", "chain")
-CHAIN_KEYS = ("title", "searches", "train_run", "onnx_report", "detector_scalars")
+KEYS = ("version", "searches", "train_run", "onnx_report", "detector_scalars", "detector_export", "chain")
+CHAIN_KEYS = ("title", "searches", "train_run", "onnx_report", "detector_scalars", "detector_export")
 SEARCH_KEYS = ("name", "title", "run")
 HINT = "see the manifest format in dmc/demo_manifest.py (scripts/demo.sh writes one)"
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
@@ -58,6 +60,8 @@ class DemoManifest:
     train_run: Path | None = None
     onnx_report: Path | None = None
     detector_scalars: tuple[Path, ...] | None = None
+    detector_export: Path | None = None
+    """The report of ``dmc detect export``."""
     title: str | None = None
     """The chain pipeline's heading."""
     chain: DemoManifest | None = None
@@ -98,10 +102,11 @@ def _stages(data: dict, folder: Path, source: str, chain: DemoManifest | None = 
         if name in names[:i]:
             raise InvalidInputError(f"{source}: searches[{i}]: name {name!r} is given twice",
                                     "give each search its own name")
-    paths = {key: folder / _text(data, key, source) for key in ("train_run", "onnx_report") if key in data}
+    paths = {key: folder / _text(data, key, source) for key in ("train_run", "onnx_report", "detector_export")
+             if key in data}
     scalars = _text(data, "detector_scalars", source) if "detector_scalars" in data else None
     return DemoManifest(folder, entries, paths.get("train_run"), paths.get("onnx_report"),
-                        None if scalars is None else _glob(folder, scalars, source),
+                        None if scalars is None else _glob(folder, scalars, source), paths.get("detector_export"),
                         _text(data, "title", source) if "title" in data else None, chain)
 
 

@@ -159,6 +159,46 @@ def _detection_section(manifest: DemoManifest, lines: list[str], heading: str) -
               f"**{last_50:.3f}**, mAP {last:.3f} (best mAP@0.5 {max(e[0] for e in evaluations):.3f}).", ""]
 
 
+def _detector_export_section(manifest: DemoManifest, lines: list[str], heading: str) -> None:
+    lines += [heading, ""]
+    path = manifest.detector_export
+    if path is None or not path.is_file():
+        lines += ["Detector export missing.", ""]
+        return
+    report, source = read_json(path, "detector export report"), str(path)
+    model = _value(report, "model", source, "string")
+    parity = _value(report, "parity", source, "object", None)
+    if not parity:
+        lines += [f"- `{Path(model).name}` exported, not checked (`--no-check`).", ""]
+        return
+    where = f"{source}: parity"
+    maps, timing = _value(report, "map", source, "object"), _value(report, "latency_ms_batch1", source, "object")
+    images, detections = _value(parity, "images", where), _value(parity, "detections", where)
+    box, score = _value(parity, "max_box_abs_diff", where), _value(parity, "max_score_abs_diff", where)
+    mmdet_map = _value(maps, "mmdet", f"{source}: map", default=None)
+    ort_map = _value(maps, "onnxruntime", f"{source}: map", default=None)
+    ort_ms, torch_ms = (_value(timing, key, f"{source}: latency_ms_batch1") for key in ("onnxruntime_ms", "pytorch_ms"))
+    lines += [f"- `{Path(model).name}`: the whole RetinaNet (backbone, FPN, head, box decoding, NMS) as one ONNX model: "
+              f"{'passed' if report.get('passed') else 'FAILED'}",
+              f"- onnxruntime vs mmdet `predict` on {images} validation images: {detections} detections paired, "
+              f"max box difference {box:.1e} px, max score difference {score:.1e}",
+              f"- COCO bbox mAP: mmdet **{_map(mmdet_map)}**, onnxruntime **{_map(ort_map)}**",
+              f"- latency at batch 1, one thread: onnxruntime {ort_ms:.2f} ms, PyTorch (mmdet `predict`) "
+              f"{torch_ms:.2f} ms"]
+    int8 = _value(report, "int8", source, "object", None)
+    if int8:
+        where = f"{source}: int8"
+        int8_maps, int8_ms = _value(int8, "map", where, "object"), _value(int8, "latency_ms", where, "object")
+        fp32, quantized = (_value(int8_maps, key, f"{where}: map", default=None) for key in ("fp32", "int8"))
+        lines.append(f"- int8 (`{Path(_value(int8, 'model', where, 'string')).name}`): mAP {_map(quantized)} against "
+                     f"fp32 {_map(fp32)}, {_value(int8_ms, 'speedup', f'{where}: latency_ms'):.2f}x as fast")
+    lines.append("")
+
+
+def _map(value: float | None) -> str:
+    return "none (no detections)" if value is None else f"{value:.3f}"
+
+
 def write_report(demo_dir: str | Path) -> Path:
     """Writes ``demo_dir/report.md`` (and its pictures under ``demo_dir/viz``) from the stages its
     ``manifest.json`` names; returns its path. A missing or malformed manifest raises :class:`InvalidInputError`."""
@@ -170,6 +210,7 @@ def write_report(demo_dir: str | Path) -> Path:
     _train_section(manifest, lines, "## 2. Compile and train the DARTS- genotype")
     _export_section(manifest, lines, "## 3. ONNX export")
     _detection_section(manifest, lines, "## 4. Detection: RetinaNet with the DARTS- backbone")
+    _detector_export_section(manifest, lines, "### 4.1 The detector exported: ONNX, checked against mmdet")
     chain = manifest.chain
     if chain is not None:
         lines += [f"## 5. {chain.title or 'Chain space'}", ""]
@@ -177,6 +218,7 @@ def write_report(demo_dir: str | Path) -> Path:
         _train_section(chain, lines, "### 5.2 Compile and train the derived chain")
         _export_section(chain, lines, "### 5.3 ONNX export")
         _detection_section(chain, lines, "### 5.4 Detection: RetinaNet with the chain backbone")
+        _detector_export_section(chain, lines, "### 5.5 The detector exported: ONNX, checked against mmdet")
     path = demo / "report.md"
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path

@@ -2,7 +2,8 @@
 # The main job on the embedded defaults, run by `make demo`: check the stack; search R-DARTS space S3 on
 # scikit-learn's digits with DARTS- and with plain DARTS (beta0 = 0); derive both genotypes; train the
 # DARTS- network briefly; export it to ONNX with its parity check; then train a RetinaNet with that
-# network as backbone on the embedded COCO-format detection set and report its mAP; then walk
+# network as backbone on the embedded COCO-format detection set, report its mAP, and export the whole
+# detector to ONNX, checked against mmdet (detections, mAP, latency); then walk
 # the same path for the chain space S5 (a DARTS- search of proxyless_s5 at width 0.25, its network trained,
 # exported and trained as a RetinaNet backbone); finally write report.md with every stage's numbers and
 # pictures (dmc report).
@@ -32,7 +33,8 @@ filtered() {
 }
 
 # detector SOURCE CONFIG WORK_DIR EPOCHS: a RetinaNet config for the backbone SOURCE on the detection demo set,
-# trained with its log in WORK_DIR-train.log and only its per-epoch mAP lines shown (both pipelines below).
+# trained with its log in WORK_DIR-train.log and only its per-epoch mAP lines shown, then the whole detector
+# exported as WORK_DIR.onnx and checked against mmdet (both pipelines below).
 detector() {
     local source=$1 config=$2 work_dir=$3 epochs=$4
     dmc detect config "$source" -o "$config" --data-root "$out/digits-coco" \
@@ -40,6 +42,7 @@ detector() {
         --train-img train/ --val-img val/ --image-scale 128,128 --batch-size 8 --neck-channels 64 --head-convs 2 \
         --warmup-iters 30 --num-workers 0 --no-flip --epochs "$epochs" --work-dir "$work_dir"
     filtered "$work_dir-train.log" "Epoch\(val\).*bbox_mAP:|done:" dmc detect train "$config"
+    dmc detect export "$config" "$work_dir/epoch_$epochs.pth" --onnx "$work_dir.onnx"
 }
 
 small=(--dataset digits --epochs 3 --channels 8 --layers 5 --batch-size 64 --seed 0)
@@ -60,12 +63,14 @@ cat > "$out/manifest.json" <<'EOF'
   "train_run": "train",
   "onnx_report": "darts-minus.onnx.json",
   "detector_scalars": "detect/*/vis_data/scalars.json",
+  "detector_export": "detect.onnx.json",
   "chain": {
     "title": "Chain space S5 (proxyless_s5, width 0.25): search, train, export, detect",
     "searches": [{"name": "chain", "title": "DARTS- in proxyless_s5", "run": "chain/search"}],
     "train_run": "chain/train",
     "onnx_report": "chain/network.onnx.json",
-    "detector_scalars": "chain/detect/*/vis_data/scalars.json"
+    "detector_scalars": "chain/detect/*/vis_data/scalars.json",
+    "detector_export": "chain/detect.onnx.json"
   }
 }
 EOF

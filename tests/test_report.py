@@ -18,6 +18,14 @@ MANIFEST = {
     "train_run": "train",
     "onnx_report": "darts-minus.onnx.json",
     "detector_scalars": "detect/*/vis_data/scalars.json",
+    "detector_export": "detect.onnx.json",
+}
+DETECTOR_EXPORT = {  # the keys `dmc detect export` writes that the report reads (tests/detection test the export)
+    "model": "detect.onnx", "passed": True,
+    "parity": {"images": 60, "detections": 3540, "max_box_abs_diff": 1.5e-05, "max_score_abs_diff": 5.1e-07},
+    "map": {"mmdet": 0.226, "onnxruntime": 0.226},
+    "latency_ms_batch1": {"onnxruntime_ms": 4.0, "pytorch_ms": 13.0},
+    "int8": {"model": "detect.int8.onnx", "map": {"fp32": 0.226, "int8": 0.219}, "latency_ms": {"speedup": 1.31}},
 }
 
 
@@ -48,6 +56,7 @@ def demo(tmp_path_factory):
         {"coco/bbox_mAP": 0.101, "coco/bbox_mAP_50": 0.205, "step": 1},
         {"coco/bbox_mAP": 0.162, "coco/bbox_mAP_50": 0.227, "step": 2},
     ]) + "\n")
+    (root / "detect.onnx.json").write_text(json.dumps(DETECTOR_EXPORT))
     return root
 
 
@@ -63,6 +72,10 @@ def test_report_has_every_stage(demo):
     assert f"| {result['test_acc']:.3f} |" in text and f"{result['parameters']:,}" in text
     assert "onnx.checker: passed (full check)" in text and ": passed" in text and "latency at batch 1" in text
     assert "bbox mAP@0.5 **0.227**, mAP 0.162" in text
+    assert "on 60 validation images: 3540 detections paired, max box difference 1.5e-05 px" in text
+    assert "COCO bbox mAP: mmdet **0.226**, onnxruntime **0.226**" in text
+    assert "onnxruntime 4.00 ms, PyTorch (mmdet `predict`) 13.00 ms" in text
+    assert "mAP 0.219 against fp32 0.226, 1.31x as fast" in text
     for name in ("darts-minus", "darts"):
         for picture in ("genotype_normal.png", "alphas_normal.png", "beta.png"):
             assert f"viz/{name}/{picture}" in text
@@ -73,7 +86,7 @@ def test_missing_stages_are_reported_not_invented(tmp_path, cli):
     text = write_report(_manifest(tmp_path)).read_text()
     assert "| DARTS- (auxiliary skip, beta 1 -> 0) | missing |" in text and "| DARTS (beta0 = 0) | missing |" in text
     assert "Training run missing." in text and "ONNX export missing." in text
-    assert "Detector training or its evaluation missing." in text
+    assert "Detector training or its evaluation missing." in text and "Detector export missing." in text
     result = cli("report", str(tmp_path / "nope"))
     assert result.exit_code == 2 and "no such folder" in result.output
 
@@ -123,4 +136,8 @@ def test_stage_files_without_the_reported_numbers_are_one_error(tmp_path):
     (tmp_path / "scalars.json").write_text('{"loss": 1}\n[1, 2]\n{"coco/bbox_mAP_50": 0.2}\n')
     _manifest(tmp_path, {"version": 1, "detector_scalars": "scalars.json"})
     with pytest.raises(InvalidInputError, match=r"scalars.json: line 3: no 'coco/bbox_mAP'"):
+        write_report(tmp_path)
+    (tmp_path / "d.onnx.json").write_text(json.dumps({**DETECTOR_EXPORT, "map": {"mmdet": "high"}}))
+    _manifest(tmp_path, {"version": 1, "detector_export": "d.onnx.json"})
+    with pytest.raises(InvalidInputError, match=r"d.onnx.json: map: a str for 'mmdet'"):
         write_report(tmp_path)

@@ -80,6 +80,10 @@ def test_the_manifest_names_where_the_stages_write(tmp_path):
         "chain"]
     stages = (manifest, chain)
     assert {str(e.run) for m in stages for e in m.searches} | {str(m.train_run) for m in stages} == options["--out"]
-    assert options["--onnx"] == {str(m.onnx_report).removesuffix(".json") for m in stages}
+    assert options["--onnx"] == {str(path).removesuffix(".json") for m in stages
+                                 for path in (m.onnx_report, m.detector_export)}
+    for m, work_dir in zip(stages, (demo / "detect", demo / "chain" / "detect")):  # the one trained is exported
+        assert any(call.startswith("detect export ") and f"{work_dir}/epoch_" in call
+                   and f"--onnx {m.detector_export}".removesuffix(".json") in call for call in calls)
     assert options["--work-dir"] == {str(demo / "detect"), str(demo / "chain" / "detect")}
     assert (manifest.detector_scalars, chain.detector_scalars) == ((logs[0],), (logs[1],))
