@@ -178,8 +178,8 @@ def _detector_export_section(manifest: DemoManifest, lines: list[str], heading: 
     mmdet_map = _value(maps, "mmdet", f"{source}: map", default=None)
     ort_map = _value(maps, "onnxruntime", f"{source}: map", default=None)
     ort_ms, torch_ms = (_value(timing, key, f"{source}: latency_ms_batch1") for key in ("onnxruntime_ms", "pytorch_ms"))
-    lines += [f"- `{Path(model).name}`: the whole RetinaNet (backbone, FPN, head, box decoding, NMS) as one ONNX model: "
-              f"{'passed' if report.get('passed') else 'FAILED'}",
+    lines += [f"- `{Path(model).name}`: the whole RetinaNet (backbone, FPN, head, box decoding, NMS) as one ONNX "
+              f"model: {'passed' if report.get('passed') else 'FAILED'}",
               f"- onnxruntime vs mmdet `predict` on {images} validation images: {detections} detections paired, "
               f"max box difference {box:.1e} px, max score difference {score:.1e}",
               f"- COCO bbox mAP: mmdet **{_map(mmdet_map)}**, onnxruntime **{_map(ort_map)}**",
