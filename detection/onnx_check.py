@@ -39,7 +39,8 @@ def onnx_detections(dets: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, n
     return dets[found, :4], dets[found, 4], labels[found]
 
 
-def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """IoU of one (x1, y1, x2, y2) box with each of ``boxes``."""
     lt, rb = np.maximum(box[:2], boxes[:, :2]), np.minimum(box[2:], boxes[:, 2:])
     inter = np.prod(np.clip(rb - lt, 0, None), axis=1)
     union = np.prod(box[2:] - box[:2]) + np.prod(boxes[:, 2:] - boxes[:, :2], axis=1) - inter
@@ -59,7 +60,7 @@ def compare_image(expected: tuple[np.ndarray, np.ndarray, np.ndarray],
             unpaired += 1
             continue
         candidates = np.nonzero(near)[0]
-        ious = _iou(e_boxes[i], g_boxes[candidates])
+        ious = box_iou(e_boxes[i], g_boxes[candidates])
         j = candidates[int(np.argmax(ious))]
         diff = float(np.abs(g_boxes[j] - e_boxes[i]).max())
         if diff > BOX_TOLERANCE and ious.max() < MIN_IOU:
@@ -77,7 +78,8 @@ def _prediction(sample) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return pred.bboxes.numpy(), pred.scores.numpy(), pred.labels.numpy()
 
 
-def _metric(cfg: Config, dataset):
+def coco_metric(cfg: Config, dataset):
+    """The config's test evaluator (COCO bbox) set up for ``dataset``, or None where the config has none."""
     from mmdet.registry import METRICS
 
     evaluator = cfg.get("test_evaluator")
@@ -89,7 +91,7 @@ def _metric(cfg: Config, dataset):
     return metric
 
 
-def _evaluate(metric, results: list[dict], img_ids: list[int] | None) -> dict[str, float]:
+def coco_map(metric, results: list[dict], img_ids: list[int] | None) -> dict[str, float]:
     """The metric on ``results`` (pycocotools' prints and mmengine's log lines kept off the console)."""
     if metric is None:
         return {}
@@ -106,12 +108,13 @@ def _evaluate(metric, results: list[dict], img_ids: list[int] | None) -> dict[st
         logger.setLevel(level)
 
 
-def _result(sample, boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor) -> dict:
+def det_result(sample, boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor) -> dict:
+    """One image's detections (in the original image's pixels) as mmdet's metrics take them."""
     return {"img_id": sample.img_id, "ori_shape": sample.ori_shape,
             "pred_instances": {"bboxes": boxes, "scores": scores, "labels": labels}}
 
 
-def _rescaled(boxes: np.ndarray, sample) -> torch.Tensor:
+def rescaled_boxes(boxes: np.ndarray, sample) -> torch.Tensor:
     """Boxes in the input's pixels back in the original image's, as mmdet's ``scale_boxes`` does."""
     scale_w, scale_h = sample.metainfo.get("scale_factor", (1.0, 1.0))
     return torch.from_numpy(boxes) * torch.tensor([1 / scale_w, 1 / scale_h]).repeat(2)
@@ -121,7 +124,7 @@ def check_detector(session, model: torch.nn.Module, cfg: Config, samples: Iterab
     """Parity per image and mAP both ways over ``samples`` (from :func:`preprocessed_samples` of the test split,
     consumed one at a time)."""
     dataset = build_dataset(cfg, "test")
-    metric = _metric(cfg, dataset)
+    metric = coco_metric(cfg, dataset)
     per_image, torch_results, onnx_results = [], [], []
     for data in samples:
         x, data_samples = data["inputs"], data["data_samples"]
@@ -133,11 +136,11 @@ def check_detector(session, model: torch.nn.Module, cfg: Config, samples: Iterab
             got = onnx_detections(dets[k], labels[k])
             per_image.append({"img_id": sample.img_id, **compare_image(_prediction(expected[k]), got)})
             pred = rescaled[k].pred_instances
-            torch_results.append(_result(sample, pred.bboxes, pred.scores, pred.labels))
-            onnx_results.append(_result(sample, _rescaled(got[0], sample), torch.from_numpy(got[1]),
+            torch_results.append(det_result(sample, pred.bboxes, pred.scores, pred.labels))
+            onnx_results.append(det_result(sample, rescaled_boxes(got[0], sample), torch.from_numpy(got[1]),
                                         torch.from_numpy(got[2])))
     ids = None if len(per_image) == len(dataset) else [p["img_id"] for p in per_image]
-    torch_map, onnx_map = _evaluate(metric, torch_results, ids), _evaluate(metric, onnx_results, ids)
+    torch_map, onnx_map = coco_map(metric, torch_results, ids), coco_map(metric, onnx_results, ids)
     parity = {
         "images": len(per_image),
         "detections": sum(p["expected"] for p in per_image),

@@ -26,6 +26,10 @@ It also computes the COCO bbox mAP both ways (mmdet's as ``dmc detect test`` com
 decimals, checks a batch of 2, and times both at batch 1. The model and the report are written only when everything
 before succeeded (atomically); a failed comparison still writes both, then raises
 :class:`dmc.exporters.onnx.ParityError`.
+
+With ``int8=True`` the checked model is also quantized to int8 (its convolutions only; the post-processing stays
+float), calibrated on the config's training images and measured against the fp32 model on the same test images
+(:mod:`dmc.detection.onnx_int8`): the report's ``int8`` section.
 """
 
 from __future__ import annotations
@@ -51,8 +55,16 @@ from dmc.detection.onnx_inputs import (
     preprocessed_samples,
     preprocessing,
 )
+from dmc.detection.onnx_int8 import (
+    CALIBRATION_IMAGES,
+    check_calibration_split,
+    check_int8_request,
+    default_int8_path,
+    int8_section,
+)
 from dmc.detection.onnx_nms import ONNX_TRANSLATIONS
-from dmc.errors import InvalidInputError, NamedSettingsError
+from dmc.errors import InvalidInputError, NamedSettingsError, SettingError
+from dmc.exporters.int8 import write_report_naming_int8
 from dmc.exporters.latency import ort_session
 from dmc.exporters.onnx import ParityError, report_path, supported_opsets
 from dmc.io import atomic_write, atomic_write_text
@@ -154,18 +166,37 @@ def _check_arguments(opset: int | None, images: int | None, repeats: int) -> Non
 
 def export_detector(config: str | Path | Config, checkpoint: str | Path, out_path: str | Path, *,
                     opset: int | None = None, check: bool = True, images: int | None = None,
-                    repeats: int = 10) -> dict[str, Any]:
+                    repeats: int = 10, int8: bool = False, int8_out: str | Path | None = None,
+                    calibration_images: int | None = None) -> dict[str, Any]:
     """Exports the RetinaNet of ``config`` with the weights of ``checkpoint`` to ``out_path`` (see the module's
     docstring); returns the report, also written beside the model (``out_path + ".json"``).
 
     ``images``: check on at most this many test images (default: all); ``repeats``: timed runs per runtime.
     Refuses (one line) configs that are not a RetinaNet with a dmc backbone, and foreign or corrupt checkpoints.
+
+    ``int8``: also an int8 model at ``int8_out`` (default ``det.int8.onnx`` beside ``det.onnx``), its convolutions
+    quantized, calibrated on ``calibration_images`` (default 300) training images, measured against the fp32 model
+    on the checked test images (:func:`dmc.detection.onnx_int8.int8_section`; the report's ``int8`` section); it
+    needs the check.
+    Nothing is half-written: an int8 file of an earlier export to that path is removed when the fp32 model is
+    written, the int8 model is written only after it was quantized, checked and measured, and the report last; when
+    a step of the int8 model fails, the fp32 model and its report (without ``int8``) stand.
     """
     path = Path(out_path)
     _check_arguments(opset, images, repeats)
-    refuse_overwriting_inputs([path, report_path(path)],
-                              [checkpoint, config if isinstance(config, (str, Path)) else None])
+    int8_path = (Path(int8_out) if int8_out is not None else default_int8_path(path)) if int8 else None
+    if int8_path is None and (int8_out is not None or calibration_images is not None):
+        given = "int8_out" if int8_out is not None else "calibration_images"
+        raise SettingError(f"{{{given}}} applies to the int8 model", f"add {{int8}}, or drop {{{given}}}")
+    if calibration_images is None:
+        calibration_images = CALIBRATION_IMAGES
+    if int8_path is not None:
+        check_int8_request(path, int8_path, calibration_images, check)
+    inputs = [checkpoint, config if isinstance(config, (str, Path)) else None]
+    refuse_overwriting_inputs([path, report_path(path), *([int8_path] if int8_path else [])], inputs)
     cfg, model = load_detector(config, checkpoint)
+    if int8_path is not None:
+        check_calibration_split(cfg)
     graph = DetectorGraph(model, model.test_cfg).eval()
     with tempfile.TemporaryDirectory() as work:
         tmp = Path(work) / "model.onnx"
@@ -180,12 +211,18 @@ def export_detector(config: str | Path | Config, checkpoint: str | Path, out_pat
             report["onnx_checker"] = "passed (full check)"
             report.update(_check(tmp, model, cfg, images, repeats))
             report["passed"] = all(report[k]["passed"] for k in ("parity", "map", "dynamic_batch"))
+        if int8_path is not None:  # a model of an earlier export: never beside a report that does not name it
+            int8_path.unlink(missing_ok=True)
         atomic_write(path, lambda target: target.write_bytes(tmp.read_bytes()))
     atomic_write_text(report_path(path), json.dumps(report, indent=2) + "\n")
     if report["passed"] is False:
         failed = [k for k in ("parity", "map", "dynamic_batch") if not report[k]["passed"]]
         raise ParityError(f"onnxruntime differs from mmdet's predict ({', '.join(failed)}: see the report "
                           f"{report_path(path)}); the model is in {path}", "report it with the .json report attached")
+    if int8_path is not None:
+        report["int8"] = int8_section(cfg, path, int8_path, calibration_images=calibration_images, images=images,
+                                      repeats=repeats)
+        write_report_naming_int8(report, report_path(path), int8_path)
     return report
 
 

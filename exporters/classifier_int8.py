@@ -13,7 +13,6 @@ one thread with the speed-up, measured in the same process.
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import tempfile
 from collections import Counter
@@ -29,10 +28,10 @@ import torch
 from dmc.api import CompiledNetwork, load_dataset
 from dmc.data import DATASETS, image_side
 from dmc.errors import InvalidInputError, SettingError
-from dmc.exporters.int8 import compare_latency_ms, quantize_int8
-from dmc.exporters.latency import cpu_model, ort_session
+from dmc.exporters.int8 import compare_latency_ms, quantize_int8, write_report_naming_int8
+from dmc.exporters.latency import cpu_has_vnni, cpu_model, ort_session
 from dmc.exporters.onnx import export_onnx, report_path
-from dmc.io import atomic_write, atomic_write_text
+from dmc.io import atomic_write
 from dmc.train.config import default_recipe
 
 CALIBRATION_IMAGES = 300
@@ -103,13 +102,9 @@ def export_onnx_int8(network: CompiledNetwork, path: str | Path, calibration: st
                      "int8_top1": int8_top1, "drop": fp32_top1 - int8_top1,
                      "agreement": float(np.mean(fp32_predicted == int8_predicted))},
         "latency_ms": {**latency, "runtime": f"onnxruntime {ort.__version__} CPU", "cpu": cpu_model(),
-                       "vnni": _has_vnni()},
+                       "vnni": cpu_has_vnni()},
     }
-    try:
-        atomic_write_text(report_path(path), json.dumps(report, indent=2) + "\n")
-    except BaseException:
-        int8_path.unlink(missing_ok=True)
-        raise
+    write_report_naming_int8(report, report_path(path), int8_path)
     return report
 
 
@@ -217,11 +212,3 @@ def _quantized_ops(path: Path) -> dict[str, int]:
     """The ops of the int8 model: QuantizeLinear and DequantizeLinear, and the float ops between them."""
     model = onnx.load(str(path), load_external_data=False)
     return dict(sorted(Counter(node.op_type for node in model.graph.node).items()))
-
-
-def _has_vnni() -> bool | None:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return None
-    return bool(re.search(r"\b(avx512_vnni|avx_vnni|amx_int8)\b", flags))

@@ -13,7 +13,7 @@ import contextlib
 import json
 import logging
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from onnxruntime.quantization import CalibrationDataReader
 
 from dmc.errors import DmcError, InvalidInputError, SettingError
 from dmc.exporters.latency import interleaved_times_ms, ort_session
-from dmc.io import atomic_write
+from dmc.io import atomic_write, atomic_write_text
 from dmc.latency import Timing
 
 SETTINGS: dict[str, Any] = {
@@ -60,7 +60,9 @@ class _Feeds(CalibrationDataReader):
         feed = next(self.feeds, None)
         if feed is None:
             return None
-        return {name: np.ascontiguousarray(value, dtype=np.float32) for name, value in feed.items()}
+        # images as float32; other inputs (a detector's int64 image sizes) as they are
+        return {name: np.ascontiguousarray(value, dtype=np.float32 if np.issubdtype(value.dtype, np.floating)
+                                           else value.dtype) for name, value in feed.items()}
 
 
 def _pre_process(source: Path, target: Path) -> str:
@@ -85,16 +87,21 @@ def _pre_process(source: Path, target: Path) -> str:
     return "quant_pre_process without the symbolic shape inference, which could not follow the graph"
 
 
-def quantize_int8(fp32_path: str | Path, out_path: str | Path,
-                  calibration: Iterable[dict[str, np.ndarray]]) -> Path:
+def quantize_int8(fp32_path: str | Path, out_path: str | Path, calibration: Iterable[dict[str, np.ndarray]], *,
+                  op_types: Sequence[str] | None = None) -> Path:
     """Quantizes the ONNX model at ``fp32_path`` to int8 at ``out_path`` (written atomically) with onnxruntime's
     static quantization, QDQ format, as :data:`SETTINGS` says, calibrating activation ranges on ``calibration``:
     feeds ``{input name: float32 NCHW batch}``, preprocessed as the model's inputs are. The model's metadata is kept
-    and ``dmc.quantization`` (the settings, as JSON) added. Raises :class:`InvalidInputError` when ``calibration``
-    yields nothing, :class:`DmcError` when onnxruntime cannot quantize the model."""
+    and ``dmc.quantization`` (the settings, as JSON) added. ``op_types``: quantize only nodes of these op types
+    (onnxruntime's ``op_types_to_quantize``; its ranges are calibrated for them only), recorded in the settings as
+    ``op_types``; the default (None) quantizes every op onnxruntime can. Raises :class:`InvalidInputError` when
+    ``calibration`` yields nothing, :class:`DmcError` when onnxruntime cannot quantize the model."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     fp32_path, out_path = Path(fp32_path), Path(out_path)
+    if op_types is not None and (isinstance(op_types, str) or not op_types):
+        raise SettingError(f"{{op_types}} must name at least one op type (a list), got {op_types!r}",
+                           "leave {op_types} out to quantize every op onnxruntime can")
     feeds = iter(calibration)
     first = next(feeds, None)
     if first is None:
@@ -110,14 +117,16 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path,
                 quantize_static(str(source), str(quantized), _Feeds(_chain(first, feeds)),
                                 quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=False,
                                 activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                                calibrate_method=CalibrationMethod.MinMax)
+                                calibrate_method=CalibrationMethod.MinMax,
+                                op_types_to_quantize=list(op_types) if op_types is not None else None)
         except DmcError:
             raise
         except Exception as exc:
             raise DmcError(f"onnxruntime {ort.__version__} could not quantize {fp32_path}: {type(exc).__name__}: "
                            f"{_first_line(exc)}", "report it with the fp32 model attached") from None
         model = onnx.load(str(quantized))
-        settings = {**SETTINGS, "pre_process": pre_process,
+        chosen = {"op_types": list(op_types)} if op_types is not None else {}
+        settings = {**SETTINGS, **chosen, "pre_process": pre_process,
                     "onnxruntime": ort.__version__, "quantizer_warnings": warnings}
         _set_metadata(model, "dmc.quantization", json.dumps(settings))
         atomic_write(out_path, lambda tmp: onnx.save(model, str(tmp)))
@@ -176,3 +185,12 @@ def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
+
+def write_report_naming_int8(report: dict[str, Any], report_file: Path, int8_path: Path) -> None:
+    """Writes an export's report (atomically) once its int8 model at ``int8_path`` is in place, and removes that
+    model if the report cannot be written: an int8 model never lies beside a report that does not name it."""
+    try:
+        atomic_write_text(report_file, json.dumps(report, indent=2) + "\n")
+    except BaseException:
+        int8_path.unlink(missing_ok=True)
+        raise

@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import platform
 import random
+import re
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -75,6 +76,16 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine() or "unknown"
+
+
+def cpu_has_vnni() -> bool | None:
+    """Whether the CPU has VNNI (int8 dot products: what onnxruntime's int8 kernels are fast with); None where
+    /proc/cpuinfo cannot be read."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    return bool(re.search(r"\b(avx512_vnni|avx_vnni|amx_int8)\b", flags))
 
 
 def ort_session(path: str | Path, threads: int):

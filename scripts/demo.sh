@@ -34,7 +34,7 @@ filtered() {
 
 # detector SOURCE CONFIG WORK_DIR EPOCHS: a RetinaNet config for the backbone SOURCE on the detection demo set,
 # trained with its log in WORK_DIR-train.log and only its per-epoch mAP lines shown, then the whole detector
-# exported as WORK_DIR.onnx and checked against mmdet (both pipelines below).
+# exported as WORK_DIR.onnx (and int8, WORK_DIR.int8.onnx) and checked against mmdet (both pipelines below).
 detector() {
     local source=$1 config=$2 work_dir=$3 epochs=$4
     dmc detect config "$source" -o "$config" --data-root "$out/digits-coco" \
@@ -42,7 +42,7 @@ detector() {
         --train-img train/ --val-img val/ --image-scale 128,128 --batch-size 8 --neck-channels 64 --head-convs 2 \
         --warmup-iters 30 --num-workers 0 --no-flip --epochs "$epochs" --work-dir "$work_dir"
     filtered "$work_dir-train.log" "Epoch\(val\).*bbox_mAP:|done:" dmc detect train "$config"
-    dmc detect export "$config" "$work_dir/epoch_$epochs.pth" --onnx "$work_dir.onnx"
+    dmc detect export "$config" "$work_dir/epoch_$epochs.pth" --onnx "$work_dir.onnx" --int8
 }
 
 small=(--dataset digits --epochs 3 --channels 8 --layers 5 --batch-size 64 --seed 0)

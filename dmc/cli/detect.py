@@ -124,13 +124,21 @@ def export(
                                                                "predict on the test images, mAP both ways, latency."),
     images: int = typer.Option(None, min=1, help="Check on at most this many test images [all]."),
     repeats: int = typer.Option(10, min=1, help="Timed runs per runtime at batch 1."),
+    int8: bool = typer.Option(False, "--int8", help="Also write an int8 model (onnxruntime static quantization, QDQ, "
+                                                   "the convolutions only) calibrated on the config's training "
+                                                   "images, with both models' mAP and latency in the report."),
+    int8_out: Path = typer.Option(None, "--int8-out", help="Where --int8 writes the int8 model [OUT.int8.onnx, "
+                                                           "e.g. det.int8.onnx]."),
+    calibration_images: int = typer.Option(None, min=1, max=100_000,
+                                           help="Training images --int8 calibrates on [300, or all if fewer]."),
 ) -> None:
     """Export the whole detector (backbone, FPN, head, box decoding, NMS) as one ONNX model and prove onnxruntime
-    gives mmdet's detections."""
+    gives mmdet's detections; with --int8 also an int8 model of it, measured against it."""
     from dmc.detection.onnx_export import export_detector
     from dmc.exporters.onnx import report_path
 
-    report = export_detector(config, checkpoint, onnx, opset=opset, check=check, images=images, repeats=repeats)
+    report = export_detector(config, checkpoint, onnx, opset=opset, check=check, images=images, repeats=repeats,
+                             int8=int8, int8_out=int8_out, calibration_images=calibration_images)
     k = report["postprocessing"]["max_per_img"]
     typer.echo(f"wrote {onnx} (opset {report['opset']}): inputs input [batch, 3, height, width], image_size "
                f"[batch, 2]; outputs dets [batch, {k}, 5], labels [batch, {k}]")
@@ -145,7 +153,19 @@ def export(
         typer.echo(f"bbox mAP: mmdet {_score(maps['mmdet'])}, onnxruntime {_score(maps['onnxruntime'])}; latency at "
                    f"batch 1, {threads}, median of {timing['repeats']}: onnxruntime {timing['onnxruntime_ms']:.2f} ms, "
                    f"PyTorch (mmdet predict) {timing['pytorch_ms']:.2f} ms")
+    if "int8" in report:
+        typer.echo(_int8_line(report["int8"]))
     typer.echo(f"report: {report_path(onnx)}")
+
+
+def _int8_line(section: dict) -> str:
+    maps, latency = section["map"], section["latency_ms"]
+    drop = "" if maps["drop"] is None else f" (drop {maps['drop']:+.3f})"
+    return (f"int8: wrote {section['model']} (convolutions quantized, calibrated on {section['calibration']['images']} "
+            f"training images); bbox mAP on {maps['images']} test images {_score(maps['fp32'])} fp32 -> "
+            f"{_score(maps['int8'])} int8{drop}; latency at batch 1, {latency['threads']} thread"
+            f"{'s' if latency['threads'] > 1 else ''}: "
+            f"{latency['fp32']['median_ms']:.2f} -> {latency['int8']['median_ms']:.2f} ms ({latency['speedup']:.2f}x)")
 
 
 def _score(value: float | None) -> str:

@@ -156,6 +156,11 @@ DARTS_TEXT = ("Genotype(normal=[('sep_conv_3x3', 0), ('skip_connect', 1)], norma
 DEEP = 100_000
 
 
+def _detect_export(b: Bad) -> list[str]:
+    """`dmc detect export` of a config and checkpoint that the int8 options' refusals come before reading."""
+    return ["detect", "export", b.file("c.py", RETINANET_STUB), str(b.copy("net.pt")), "--onnx", str(b.tmp / "d.onnx")]
+
+
 def _zip_of_text() -> bytes:
     buffer = BytesIO()
     with zipfile.ZipFile(buffer, "w") as z:
@@ -447,6 +452,24 @@ CASES: dict[str, tuple] = {
     "detect: export a truncated checkpoint": case(lambda b: ["detect", "export", b.file("c.py", RETINANET_STUB),
                                                              b.truncated("net.pt"), "--onnx", str(b.tmp / "d.onnx")],
                                                   "net.pt: corrupt or unreadable checkpoint", 2, NEEDS_MM),
+    "detect: export --int8 with --no-check": case(lambda b: [*_detect_export(b), "--int8", "--no-check"],
+                                                  "the int8 model against the fp32 one on the test images, which "
+                                                  "--no-check skips", 2, NEEDS_MM),
+    "detect: export --int8-out without --int8": case(lambda b: [*_detect_export(b), "--int8-out",
+                                                                str(b.tmp / "q.onnx")],
+                                                     "--int8-out applies to the int8 model", 2, NEEDS_MM),
+    "detect: export --calibration-images without --int8": case(lambda b: [*_detect_export(b), "--calibration-images",
+                                                                          "5"],
+                                                               "--calibration-images applies to the int8 model", 2,
+                                                               NEEDS_MM),
+    "detect: export --calibration-images 0": case(lambda b: [*_detect_export(b), "--int8", "--calibration-images",
+                                                             "0"], "'--calibration-images'", 2, NEEDS_MM),
+    "detect: export --int8-out over the fp32 model": case(lambda b: [*_detect_export(b), "--int8", "--int8-out",
+                                                                     str(b.tmp / "d.onnx")],
+                                                          "d.onnx, written by the same export", 2, NEEDS_MM),
+    "detect: export --int8-out over the report": case(lambda b: [*_detect_export(b), "--int8", "--int8-out",
+                                                                 str(b.tmp / "d.onnx.json")],
+                                                      "d.onnx.json, written by the same export", 2, NEEDS_MM),
     # ------------------------------------------------------------------------------- ablation, benchmarks
     "ablate: seeds not integers": case(lambda b: ["ablate", "tiny", OUT, str(b.tmp / "grid"), "--seeds", "a"],
                                        "--seeds 'a' is not a comma-separated list of integers"),
