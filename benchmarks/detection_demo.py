@@ -29,7 +29,7 @@ def demo_config(source: str, data: Path, work: Path, epochs: int, lr: float = 0.
                           image_scale=(128, 128), epochs=epochs, milestones=(epochs * 3 // 4,), batch_size=8,
                           lr=lr, warmup_iters=30, flip=False, neck_channels=64, head_convs=2, num_workers=0,
                           work_dir=str(work), **overrides)
-    return write_retinanet_config(source, work / "retinanet_dmc.py", cfg)
+    return write_retinanet_config(source, work.parent / f"retinanet_{work.name}.py", cfg)  # not in its work_dir
 
 
 def main() -> None:
