@@ -16,10 +16,8 @@ the export's check computes onnxruntime's, and both are timed at batch 1 on one 
 from __future__ import annotations
 
 import itertools
-import json
 import shutil
 import tempfile
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -42,7 +40,7 @@ from dmc.detection.onnx_check import (
 from dmc.detection.onnx_inputs import build_dataset, feeds, preprocessed_batches, preprocessed_samples
 from dmc.errors import InvalidInputError, SettingError
 from dmc.exporters.classifier_int8 import default_int8_path
-from dmc.exporters.int8 import compare_latency_ms, quantize_int8
+from dmc.exporters.int8 import compare_latency_ms, op_counts, quantization_settings, quantize_int8
 from dmc.exporters.latency import cpu_has_vnni, cpu_model, ort_session
 from dmc.exporters.onnx import report_path
 from dmc.io import atomic_write
@@ -109,9 +107,8 @@ def int8_section(cfg: Config, fp32_path: str | Path, int8_path: str | Path, *,
     calibration = _Counted(itertools.chain([first], batches))
     with tempfile.TemporaryDirectory(prefix="dmc-int8-") as work:
         quantized = quantize_int8(fp32_path, Path(work) / "int8.onnx", calibration, op_types=OP_TYPES)
-        onnx.checker.check_model(str(quantized), full_check=True)
         model = onnx.load(str(quantized))
-        settings = json.loads({p.key: p.value for p in model.metadata_props}["dmc.quantization"])
+        settings = quantization_settings(model)
         evaluation, first_feed = _evaluate_both(cfg, fp32_path, quantized, images)
         latency = compare_latency_ms(fp32_path, quantized, first_feed, threads, repeats)
         atomic_write(int8_path, lambda tmp: shutil.copyfile(quantized, tmp))
@@ -223,4 +220,4 @@ def _quantized(model: onnx.ModelProto) -> dict[str, Any]:
             "float": "everything else: the post-processing (sigmoid, anchors, box decoding, TopK, gathers, "
                      "NonMaxSuppression) and the other ops run in float32",
             "float_ops_reading_dequantized_values": float_inputs,
-            "ops": dict(sorted(Counter(node.op_type for node in model.graph.node).items()))}
+            "ops": op_counts(model)}
