@@ -66,7 +66,7 @@ from dmc.detection.onnx_nms import ONNX_TRANSLATIONS
 from dmc.errors import InvalidInputError, NamedSettingsError, SettingError
 from dmc.exporters.int8 import write_report_naming_int8
 from dmc.exporters.latency import ort_session
-from dmc.exporters.onnx import ParityError, report_path, supported_opsets
+from dmc.exporters.onnx import ParityError, check_opset, default_opset, exported_model, report_path
 from dmc.io import atomic_write, atomic_write_text
 from dmc.outputs import refuse_overwriting_inputs
 from dmc.version import __version__
@@ -115,10 +115,6 @@ def _example(model: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.randn(2, 3, height, width), torch.tensor([[height, width], [height - 7, width - 9]])
 
 
-def _default_opset(model: onnx.ModelProto) -> int:
-    return next(i.version for i in model.opset_import if i.domain in ("", "ai.onnx"))
-
-
 def _export(graph: DetectorGraph, cfg: Config, tmp: Path, opset: int | None) -> onnx.ModelProto:
     """Exports ``graph`` into ``tmp`` with the metadata; returns the model."""
     batch = torch.export.Dim("batch", min=1, max=4096)
@@ -129,13 +125,8 @@ def _export(graph: DetectorGraph, cfg: Config, tmp: Path, opset: int | None) -> 
         torch.onnx.export(graph, _example(graph.model), str(raw), dynamo=True, input_names=list(INPUTS),
                           output_names=list(OUTPUTS), dynamic_shapes=dynamic, opset_version=opset,
                           custom_translation_table=ONNX_TRANSLATIONS, verbose=False)
-    model = onnx.load(str(raw))
-    if opset is not None and _default_opset(model) != opset:
-        raise NamedSettingsError(f"the exporter wrote opset {_default_opset(model)} instead of the requested "
-                                 f"{opset}", "leave {opset} at the default, or choose another opset")
+    model = exported_model(raw, opset, _metadata(cfg, graph))
     _name_dims(model)
-    for key, value in _metadata(cfg, graph).items():
-        model.metadata_props.append(onnx.StringStringEntryProto(key=key, value=value))
     onnx.save(model, str(tmp))
     return model
 
@@ -153,10 +144,7 @@ def _name_dims(model: onnx.ModelProto) -> None:
 
 
 def _check_arguments(opset: int | None, images: int | None, repeats: int) -> None:
-    opsets = supported_opsets()
-    if opset is not None and opset not in opsets:
-        raise InvalidInputError(f"opset {opset} is not supported by the exporter",
-                                f"choose an opset from {opsets.start} to {opsets.stop - 1}, or leave it at the default")
+    check_opset(opset)
     if images is not None and images < 1:
         raise NamedSettingsError(f"images={images}: the check needs at least 1 image",
                                  "pass {images} 1 or more, or leave it out to check every test image")
@@ -202,7 +190,7 @@ def export_detector(config: str | Path | Config, checkpoint: str | Path, out_pat
         tmp = Path(work) / "model.onnx"
         exported = _export(graph, cfg, tmp, opset)
         report: dict[str, Any] = {
-            "model": str(path), "dmc_version": __version__, "opset": _default_opset(exported),
+            "model": str(path), "dmc_version": __version__, "opset": default_opset(exported),
             "config": str(cfg.filename or config), "checkpoint": str(checkpoint),
             "inputs": INPUTS, "outputs": OUTPUTS, "postprocessing": _postprocessing(graph), "passed": None,
         }

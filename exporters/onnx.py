@@ -69,15 +69,33 @@ def report_path(path: str | Path) -> Path:
     return path.with_name(path.name + ".json")
 
 
-def _default_opset(model: onnx.ModelProto) -> int:
+def default_opset(model: onnx.ModelProto) -> int:
+    """The model's opset of the default (ai.onnx) domain."""
     return next(i.version for i in model.opset_import if i.domain in ("", "ai.onnx"))
 
 
-def _check_arguments(opset: int | None, runs: int) -> None:
+def check_opset(opset: int | None) -> None:
+    """Refuses an opset the exporter does not write (None: the exporter's default)."""
     opsets = supported_opsets()
     if opset is not None and opset not in opsets:
         raise InvalidInputError(f"opset {opset} is not supported by the exporter",
                                 f"choose an opset from {opsets.start} to {opsets.stop - 1}, or leave it at the default")
+
+
+def exported_model(raw: Path, opset: int | None, metadata: dict[str, str]) -> onnx.ModelProto:
+    """The model the exporter wrote to ``raw``, refused unless it has the requested ``opset`` (the exporter can
+    silently keep a higher one), with ``metadata`` added to its ``metadata_props``."""
+    model = onnx.load(str(raw))
+    if opset is not None and default_opset(model) != opset:
+        raise NamedSettingsError(f"the exporter wrote opset {default_opset(model)} instead of the requested "
+                                 f"{opset}", "leave {opset} at the default, or choose another opset")
+    for key, value in metadata.items():
+        model.metadata_props.append(onnx.StringStringEntryProto(key=key, value=value))
+    return model
+
+
+def _check_arguments(opset: int | None, runs: int) -> None:
+    check_opset(opset)
     if runs < 1:
         raise SettingError(f"runs={runs}: the parity check needs at least 1 random input per batch size",
                            "pass {runs} 1 or more, or {check=False} to skip the check")
@@ -168,18 +186,13 @@ def export_onnx(network: CompiledNetwork, path: str | Path, *, input_size: int |
             torch.onnx.export(module, (example,), str(raw), dynamo=True, input_names=["input"],
                               output_names=outputs, dynamic_shapes=dynamic_shapes, opset_version=opset,
                               verbose=False)
-            model = onnx.load(str(raw))
-        if opset is not None and _default_opset(model) != opset:
-            raise NamedSettingsError(f"the exporter wrote opset {_default_opset(model)} instead of the requested "
-                                     f"{opset}", "leave {opset} at the default, or choose another opset")
-        for key, value in _metadata(network, size, mean, std, outputs).items():
-            model.metadata_props.append(onnx.StringStringEntryProto(key=key, value=value))
+            model = exported_model(raw, opset, _metadata(network, size, mean, std, outputs))
         onnx.save(model, str(tmp))
 
     atomic_write(path, write)
     model = onnx.load(str(path))
     report: dict[str, Any] = {
-        "model": str(path), "dmc_version": __version__, "opset": _default_opset(model),
+        "model": str(path), "dmc_version": __version__, "opset": default_opset(model),
         "input": {"name": "input", "shape": ["batch" if dynamic_batch else shape[0], *shape[1:]]},
         "outputs": outputs, "parity": None, "tolerance": tolerance, "passed": None,
     }
